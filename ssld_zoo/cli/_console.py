@@ -1,0 +1,13 @@
+"""Shared rich console for the CLI (rich output lives only under ssld_zoo/cli/)."""
+from __future__ import annotations
+
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def console_error(e: BaseException) -> None:
+    # KeyError wraps its message in quotes; show the text itself.
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True)

@@ -1,0 +1,202 @@
+"""Names -> architecture builders and weight cards.
+
+Two registries, both keyed by PaddleClas's model names in lower case:
+
+* architectures (``resnet50_vd``): a builder function registered with :func:`register_model`
+  in the family's file under ``ssld_zoo/models/``;
+* weights (``resnet50_vd`` = PaddleClas's baseline weights, ``resnet50_vd_ssld`` = the SSLD
+  weights): a :class:`WeightCard` registered with :func:`register_weights`, carrying the source
+  URLs, checksum, published accuracy and eval transform, as torchvision's weight enums do.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch.nn as nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Where the published numbers come from (PaddlePaddle/PaddleClas, commit d178931).
+SSLD_DOC = "PaddleClas docs/zh_CN/training/advanced/ssld.md"
+PADDLE_BASE = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    """The evaluation preprocessing a weight was published with (PaddleClas's eval config)."""
+
+    input_size: int = 224
+    resize: int = 256
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def build(self):
+        """A torchvision transform: PIL image or uint8 tensor -> normalised float tensor."""
+        from torchvision.transforms import v2 as T
+        import torch
+
+        modes = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
+        return T.Compose([
+            T.ToImage(),
+            T.Resize(self.resize, interpolation=modes[self.interpolation], antialias=True),
+            T.CenterCrop(self.input_size),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(self.mean, self.std),
+        ])
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One stage output of a backbone: its channels, its stride to the input, and the
+    dotted name of the sub-module that produces it (the same name PaddleClas uses)."""
+
+    channels: int
+    reduction: int
+    module: str
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered architecture: the builder and the PaddleClas class it equals."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    paddle_name: str
+    family: str
+    # Input size for the PaddleClas parity test; the giant teachers use a smaller one.
+    parity_size: int = 224
+
+
+@dataclass(frozen=True)
+class WeightCard:
+    """Everything known about one set of published weights (a "model card").
+
+    ``top1`` is the published ImageNet-1k top-1 of these weights; for an SSLD weight
+    ``baseline_top1`` is that of the same architecture trained normally, so that the card
+    states what SSLD gained. ``key_format`` says how the file names its tensors.
+    """
+
+    name: str
+    arch: str
+    urls: tuple[str, ...]
+    top1: float | None
+    top1_source: str
+    baseline_top1: float | None = None
+    teacher: str | None = None
+    sha256: str | None = None
+    transform: EvalTransform = field(default_factory=EvalTransform)
+    key_format: str = "paddle"  # "paddle" | "torch"
+    license: str = "Apache-2.0"
+    num_classes: int = 1000
+    description: str = ""
+
+    @property
+    def file_name(self) -> str:
+        return self.urls[0].rsplit("/", 1)[-1].split("?")[0]
+
+    @property
+    def is_ssld(self) -> bool:
+        return "_ssld" in self.name
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["file_name"] = self.file_name
+        return d
+
+
+_ARCHS: dict[str, Architecture] = {}
+_WEIGHTS: dict[str, WeightCard] = {}
+
+
+def register_model(paddle_name: str, parity_size: int = 224):
+    """Decorator registering a builder under its function name (timm's style)."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = fn.__name__
+        if name in _ARCHS:
+            raise ValueError(f"architecture {name!r} is registered twice")
+        family = fn.__module__.rsplit(".", 1)[-1]
+        _ARCHS[name] = Architecture(name, fn, paddle_name, family, parity_size)
+        return fn
+
+    return wrap
+
+
+def register_weights(*cards: WeightCard) -> None:
+    """Register weight cards; each must name a registered architecture."""
+    for card in cards:
+        if card.arch not in _ARCHS:
+            raise ValueError(f"weights {card.name!r} name unknown architecture {card.arch!r}")
+        if card.name in _WEIGHTS:
+            raise ValueError(f"weights {card.name!r} are registered twice")
+        if card.name in _ARCHS and card.name != card.arch:
+            raise ValueError(f"weights {card.name!r} shadow another architecture")
+        _WEIGHTS[card.name] = card
+
+
+def _ensure_loaded() -> None:
+    # Importing the models package runs every family's registrations.
+    import ssld_zoo.models  # noqa: F401
+
+
+def all_names() -> list[str]:
+    _ensure_loaded()
+    return sorted(set(_ARCHS) | set(_WEIGHTS))
+
+
+def _unknown(name: str, kind: str = "model") -> KeyError:
+    close = difflib.get_close_matches(name.lower(), all_names(), n=5, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return KeyError(f"unknown {kind} {name!r}.{hint} `ssld-zoo list` shows all registered names.")
+
+
+def get_arch(name: str) -> Architecture:
+    """The architecture behind a model or weight name."""
+    _ensure_loaded()
+    if name in _ARCHS:
+        return _ARCHS[name]
+    if name in _WEIGHTS:
+        return _ARCHS[_WEIGHTS[name].arch]
+    raise _unknown(name)
+
+
+def get_weights(name: str) -> WeightCard | None:
+    """The weight card of a name: ``resnet50_vd_ssld`` its own, ``resnet50_vd`` the baseline's.
+    None when the architecture has no published weights."""
+    _ensure_loaded()
+    if name in _WEIGHTS:
+        return _WEIGHTS[name]
+    if name in _ARCHS:
+        return None
+    raise _unknown(name)
+
+
+def list_architectures() -> list[str]:
+    _ensure_loaded()
+    return sorted(_ARCHS)
+
+
+def list_weights() -> list[WeightCard]:
+    _ensure_loaded()
+    return [_WEIGHTS[k] for k in sorted(_WEIGHTS)]
+
+
+def list_models(pattern: str | None = None, pretrained: bool | None = None) -> list[str]:
+    """Every name :func:`ssld_zoo.load` accepts, optionally filtered.
+
+    Args:
+        pattern: shell-style pattern (``'*_ssld'``, ``'resnet*'``), case-insensitive.
+        pretrained: True keeps names with published weights, False those without.
+    """
+    names: Iterable[str] = all_names()
+    if pattern is not None:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern.lower())]
+    if pretrained is not None:
+        names = [n for n in names if (n in _WEIGHTS) == pretrained]
+    return list(names)

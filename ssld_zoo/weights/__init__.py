@@ -1,0 +1,1 @@
+"""Reading, converting, downloading and caching weights."""
