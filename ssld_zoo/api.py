@@ -118,14 +118,18 @@ def model_info(name: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=None)
 def complexity(arch_name: str, input_size: int = 224) -> dict[str, float]:
-    """Parameters (millions) and GMACs of an architecture at ``input_size``."""
+    """Parameters (millions) and GMACs of an architecture at ``input_size``.
+
+    Runs on the meta device: shapes only, so even the 800M-parameter teachers cost nothing."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = get_arch(arch_name).builder().eval()
+    with torch.device("meta"):
+        model = get_arch(arch_name).builder().eval()
+        x = torch.zeros(1, 3, input_size, input_size)
     params = sum(p.numel() for p in model.parameters())
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.zeros(1, 3, input_size, input_size))
+        model(x)
     # FlopCounterMode counts a multiply-add as 2 FLOPs.
     return {"params_m": params / 1e6, "gmacs": counter.get_total_flops() / 2e9,
             "input_size": input_size}

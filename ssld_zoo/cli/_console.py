@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -10,4 +11,4 @@ err_console = Console(stderr=True)
 def console_error(e: BaseException) -> None:
     # KeyError wraps its message in quotes; show the text itself.
     msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(str(msg))}", highlight=False)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["paddle_to_torch", "check_state_dict", "StateDictMismatch", "best_matching_arch"]
+__all__ = ["paddle_to_torch", "torch_to_paddle", "check_state_dict", "StateDictMismatch", "best_matching_arch"]
 
 
 class StateDictMismatch(ValueError):
@@ -45,6 +45,25 @@ def paddle_to_torch(paddle_state: Mapping[str, np.ndarray], model: nn.Module,
             t = t.t().contiguous()
         out[tkey] = t
     check_state_dict(out, model, source)
+    return out
+
+
+def torch_to_paddle(model: nn.Module) -> dict[str, np.ndarray]:
+    """The inverse mapping: ``model``'s tensors under PaddleClas's names and layouts, ready for
+    :func:`~ssld_zoo.weights.pdparams.write_pdparams` (Paddle can then ``set_state_dict`` it)."""
+    linear = _linear_weight_keys(model)
+    out: dict[str, np.ndarray] = {}
+    for key, t in model.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        arr = t.detach().cpu().numpy()
+        if key in linear:
+            arr = arr.T
+        if key.endswith(".running_mean"):
+            key = key[: -len("running_mean")] + "_mean"
+        elif key.endswith(".running_var"):
+            key = key[: -len("running_var")] + "_variance"
+        out[key] = np.ascontiguousarray(arr)
     return out
 
 

@@ -1,0 +1,29 @@
+# ssld-zoo: `make demo` sets up and runs the main job; `make test` sets up and runs the tests.
+# Everything installs into .venv/ (and the PaddleClas reference into .venv-paddle/).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: setup demo test paddle-env openmmlab zoo-md bench
+
+# Re-run the install whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# PaddlePaddle 3.3.1 + PaddleClas 2.6.0, in their own venv: the reference of the parity tests.
+paddle-env:
+	bash tests/parity/setup_paddle_env.sh
+
+demo: setup
+	$(VENV)/bin/ssld-zoo list
+	$(VENV)/bin/ssld-zoo info resnet50_vd_ssld
+
+test: setup paddle-env
+	$(PY) -m pytest
+
+zoo-md: setup
+	$(PY) -m ssld_zoo.model_zoo_md > MODEL_ZOO.md

@@ -1,0 +1,47 @@
+"""``ssld-zoo predict NAME IMAGE... [--weights FILE] [--topk 5]``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.table import Table
+
+from ssld_zoo.cli._console import console
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify images with a zoo model")
+    p.add_argument("name", help="model or weight name, e.g. resnet50_vd_ssld")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--weights", help="weights file to use instead of the published ones")
+    p.add_argument("--topk", type=int, default=5)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from PIL import Image
+
+    import ssld_zoo
+
+    model = ssld_zoo.load(args.name, weights=args.weights)
+    card = model.pretrained_cfg
+    transform = (card.transform.build() if card is not None else ssld_zoo.transforms(args.name))
+    names = ssld_zoo.class_names() if model.num_classes == 1000 else None
+    for path in args.images:
+        try:
+            image = Image.open(path).convert("RGB")
+        except (OSError, ValueError) as e:
+            raise ValueError(f"cannot read image {path}: {e}") from e
+        with torch.no_grad():
+            probs = model(transform(image).unsqueeze(0)).softmax(-1)[0]
+        top = probs.topk(min(args.topk, probs.numel()))
+        table = Table(title=f"{path}  ({args.name})")
+        table.add_column("rank", justify="right")
+        table.add_column("class", justify="right")
+        table.add_column("name")
+        table.add_column("prob", justify="right")
+        for rank, (p, i) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
+            table.add_row(str(rank), str(i), names[i] if names else "-", f"{p:.4f}")
+        console.print(table)
+    return 0
