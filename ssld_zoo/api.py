@@ -45,17 +45,27 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
     weights, or None.
     """
     arch = get_arch(name)
-    model = arch.builder(**kwargs)
-    model.arch_name = arch.name
     card: WeightCard | None = None
-    if weights is not None:
-        card = _load_into(model, weights)
-    elif pretrained:
+    if weights is None and pretrained:
         card = get_weights(name)
         if card is None:
             raise ValueError(f"{name!r} has no published weights: use pretrained=False, or "
                              f"weights=PATH. Names with weights: ssld-zoo list {name}*")
-        model.load_state_dict(_registered_state(card, model), strict=False)
+    if weights is None and not pretrained:
+        model = arch.builder(**kwargs)
+        model.arch_name = arch.name
+    else:
+        # Weights replace every parameter: build on the meta device (no random init, the
+        # slow part of building) and adopt the loaded tensors.
+        with torch.device("meta"):
+            model = arch.builder(**kwargs)
+        model.arch_name = arch.name
+        if weights is not None:
+            state, card = _state_for(model, weights)
+        else:
+            state = _registered_state(card, model)
+        model = _adopt(model, state, lambda: arch.builder(**kwargs))
+        model.arch_name = arch.name
     model.pretrained_cfg = card
     model.eval()
     if num_classes is not None and num_classes != model.num_classes:
@@ -66,16 +76,33 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
     return model
 
 
-def _load_into(model: nn.Module, weights: str | os.PathLike) -> WeightCard | None:
-    """Load a file or registered weight name into ``model``; return the card if registered."""
+def _state_for(model: nn.Module, weights: str | os.PathLike
+               ) -> tuple[dict[str, torch.Tensor], WeightCard | None]:
+    """The checked tensors of a file or registered weight name, and its card if any."""
     text = os.fspath(weights)
     if not os.path.exists(text) and text in _registered_names():
         card = get_weights(text)
-        model.load_state_dict(_registered_state(card, model), strict=False)
-        return card
-    state, card = load_state_file(Path(text), model)
-    model.load_state_dict(state, strict=False)  # strictness was checked, bar num_batches_tracked
-    return card
+        return _registered_state(card, model), card
+    return load_state_file(Path(text), model)
+
+
+def _adopt(model: nn.Module, state: dict[str, torch.Tensor], rebuild) -> nn.Module:
+    """Give a meta-device ``model`` the (already checked) tensors of ``state``.
+
+    Only BatchNorm's ``num_batches_tracked`` may be absent from a file (Paddle has no such
+    counter): it starts at zero. A model with other buffers computed at construction
+    (non-persistent ones) is rebuilt normally instead, so nothing is left uninitialised.
+    """
+    model.load_state_dict(state, strict=False, assign=True)
+    for module in model.modules():
+        for key, buf in module._buffers.items():
+            if buf is not None and buf.is_meta:
+                if key != "num_batches_tracked":
+                    model = rebuild()
+                    model.load_state_dict(state, strict=False)
+                    return model
+                module._buffers[key] = torch.zeros((), dtype=torch.long)
+    return model
 
 
 def _registered_names() -> set[str]:
