@@ -168,7 +168,7 @@ def resnet200_vd(**kwargs) -> ResNetVd:
 
 
 _LEGENDARY = PADDLE_BASE + "legendary_models/"
-_RESNET_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/ResNet_and_vd.md"
+_RESNET_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/ResNet.md"
 _WSL_TEACHER = "resnext101_32x16d_wsl"
 
 register_weights(

@@ -1,0 +1,148 @@
+"""CPU inference speed: ssld-zoo vs timm's implementation of the same architecture vs PaddleClas.
+
+    .venv/bin/python benchmarks/inference_speed.py [--models resnet50_vd,...] [--threads 1]
+                                                   [--batch 1] [--iters 20] [--no-paddle]
+
+All columns are measured side by side in one run, same batch, same thread count, float32,
+eval mode, ``torch.inference_mode``. PaddleClas runs in its own process from the reference venv
+(``make paddle-env``) through ``tests/parity/paddle_reference.py --bench``. Also times
+``ssld_zoo.load(name)`` from the converted-weights cache. timm is optional (``pip install timm``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import ssld_zoo  # noqa: E402
+from ssld_zoo.registry import get_arch  # noqa: E402
+
+# zoo architecture -> timm model of the same architecture (None: timm has no equivalent)
+TIMM_TWIN = {
+    "resnet18_vd": "resnet18d", "resnet34_vd": "resnet34d", "resnet50_vd": "resnet50d",
+    "resnet101_vd": "resnet101d", "resnet152_vd": "resnet152d", "resnet200_vd": "resnet200d",
+    "mobilenetv1": "mobilenetv1_100", "mobilenetv2": "mobilenetv2_100",
+    "mobilenetv3_large_x1_0": "mobilenetv3_large_100",
+    "mobilenetv3_small_x1_0": "mobilenetv3_small_100",
+    "res2net50_vd_26w_4s": "res2net50d", "hrnet_w18_c": "hrnet_w18", "hrnet_w48_c": "hrnet_w48",
+    "ghostnet_x1_0": "ghostnet_100", "ghostnet_x1_3": "ghostnet_130",
+    "pplcnet_x1_0": "lcnet_100", "pplcnet_x0_5": "lcnet_050",
+    "pphgnet_tiny": "hgnet_tiny", "pphgnet_small": "hgnet_small",
+    "pphgnetv2_b0": "hgnetv2_b0", "pphgnetv2_b4": "hgnetv2_b4",
+    "nextvit_small_224": None,
+}
+DEFAULT = ["resnet50_vd", "resnet34_vd", "mobilenetv3_large_x1_0", "mobilenetv1", "mobilenetv2",
+           "res2net50_vd_26w_4s", "hrnet_w18_c", "ghostnet_x1_3", "pplcnet_x1_0",
+           "pphgnet_tiny", "pphgnetv2_b0"]
+PADDLE_PY = Path(os.environ.get("SSLD_ZOO_PADDLE_PYTHON", ROOT / ".venv-paddle/bin/python"))
+
+
+def time_torch(model: torch.nn.Module, x: torch.Tensor, iters: int) -> float:
+    """Median milliseconds of one forward."""
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for _ in range(3):
+            model(x)
+        for _ in range(iters):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def time_paddle(paddle_name: str, size: int, batch: int, threads: int, iters: int) -> float | None:
+    if not PADDLE_PY.exists():
+        return None
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = [str(PADDLE_PY), str(ROOT / "tests/parity/paddle_reference.py"), "--model", paddle_name,
+           "--bench", str(iters), "--size", str(size), "--batch", str(batch),
+           "--threads", str(threads)]
+    with tempfile.TemporaryDirectory() as out:
+        res = subprocess.run(cmd + ["--out", out], capture_output=True, text=True, env=env)
+    for line in res.stdout.splitlines():
+        if line.startswith("median_ms="):
+            return float(line.split("=", 1)[1])
+    print(f"paddle bench of {paddle_name} failed:\n{res.stderr[-2000:]}", file=sys.stderr)
+    return None
+
+
+def time_cached_load(name: str) -> float:
+    """Seconds of ``ssld_zoo.load(name)`` when the converted weights are already cached."""
+    from safetensors.torch import save_file
+
+    from ssld_zoo.registry import get_weights
+    from ssld_zoo.weights import hub
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["SSLD_ZOO_HOME"] = home
+        path = hub.converted_path(get_weights(name))
+        path.parent.mkdir(parents=True)
+        save_file(ssld_zoo.load(get_weights(name).arch, pretrained=False).state_dict(), str(path))
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            ssld_zoo.load(name)
+            times.append(time.perf_counter() - t)
+        del os.environ["SSLD_ZOO_HOME"]
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--models", default=",".join(DEFAULT))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--no-paddle", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    try:
+        import timm
+    except ImportError:
+        timm = None
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"CPU inference, float32, batch {args.batch}, {args.threads} thread(s), "
+                        f"{args.size}px, median of {args.iters} (torch {torch.__version__})")
+    for col in ("model", "ssld-zoo ms", "img/s", "timm twin", "timm ms", "zoo/timm speed",
+                "PaddleClas ms", "zoo/Paddle speed"):
+        table.add_column(col, justify="left" if col in ("model", "timm twin") else "right")
+    names = [n for n in args.models.split(",") if n]
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    for name in names:
+        try:
+            arch = get_arch(name)
+        except KeyError:
+            print(f"skipping {name}: not registered", file=sys.stderr)
+            continue
+        zoo_ms = time_torch(ssld_zoo.load(name, pretrained=False), x, args.iters)
+        twin = TIMM_TWIN.get(name)
+        timm_ms = (time_torch(timm.create_model(twin, pretrained=False), x, args.iters)
+                   if timm is not None and twin else None)
+        pd_ms = None if args.no_paddle else time_paddle(arch.paddle_name, args.size, args.batch,
+                                                         args.threads, args.iters)
+        fmt = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
+        table.add_row(name, fmt(zoo_ms), fmt(1e3 * args.batch / zoo_ms), twin or "-",
+                      fmt(timm_ms), fmt(timm_ms / zoo_ms if timm_ms else None, "{:.2f}x"),
+                      fmt(pd_ms), fmt(pd_ms / zoo_ms if pd_ms else None, "{:.2f}x"))
+    Console(width=160).print(table)
+    if "resnet50_vd" in names:
+        print(f"ssld_zoo.load('resnet50_vd_ssld') from the converted cache: "
+              f"{time_cached_load('resnet50_vd_ssld') * 1e3:.0f} ms (median of 5)")
+
+
+if __name__ == "__main__":
+    main()
