@@ -7,6 +7,8 @@ stage (stage 1 too, also for the basic-block depths). Module names equal PaddleC
 """
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn as nn
 
@@ -135,6 +137,36 @@ class ResNetVd(Backbone):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.fc = new_linear(nn.Linear(self.feature_info[-1].channels, 1), num_classes)
+
+
+_LEGACY_BLOCK = re.compile(r"bb_(\d+)_(\d+)\.")
+
+
+def checkpoint_filter_fn(state: dict) -> dict:
+    """Map PaddleClas 2.0/2.1 ResNet_vd names onto 2.6's (= ours); other files pass unchanged.
+
+    The old model (``ppcls/arch/backbone/model_zoo/resnet_vd.py``, the SSLD docs' old links) is
+    the same network under other names: stem ``conv1_{1,2,3}``, blocks ``bb_<stage>_<i>``,
+    ``_conv``/``_batch_norm`` inside each conv, head ``out``.
+    """
+    if not any(k.startswith(("conv1_1.", "bb_0_0.")) for k in state):
+        return state
+    per_stage: dict[int, int] = {}
+    for key in state:
+        m = _LEGACY_BLOCK.match(key)
+        if m:
+            stage, i = int(m.group(1)), int(m.group(2))
+            per_stage[stage] = max(per_stage.get(stage, 0), i + 1)
+    first = {s: sum(per_stage[t] for t in sorted(per_stage) if t < s) for s in per_stage}
+    out = {}
+    for key, value in state.items():
+        new = re.sub(r"^conv1_(\d)\.", lambda m: f"stem.{int(m.group(1)) - 1}.", key)
+        new = _LEGACY_BLOCK.sub(
+            lambda m: f"blocks.{first[int(m.group(1))] + int(m.group(2))}.", new, count=1)
+        new = new.replace("._conv.", ".conv.").replace("._batch_norm.", ".bn.")
+        new = re.sub(r"^out\.", "fc.", new)
+        out[new] = value
+    return out
 
 
 @register_model("ResNet18_vd")
