@@ -121,7 +121,7 @@ def _registered_state(card: WeightCard, model: nn.Module) -> dict[str, torch.Ten
         state = load_file(str(converted))
         check_state_dict(state, model, str(converted))
         return state
-    raw = hub.download(card.urls, card.file_name, card.sha256)
+    raw = hub.download(card.urls, card.sha256)
     state, _ = load_state_file(raw, model)
     hub.atomic_write(converted, lambda tmp: save_file(
         {k: v.contiguous() for k, v in state.items()}, str(tmp),

@@ -98,7 +98,9 @@ class WeightCard:
 
     @property
     def file_name(self) -> str:
-        return self.urls[0].rsplit("/", 1)[-1].split("?")[0]
+        """The cached file name of the first URL (a Google Drive URL names it in its fragment)."""
+        from ssld_zoo.weights.hub import file_name_for
+        return file_name_for(self.urls[0])
 
     @property
     def is_ssld(self) -> bool:
