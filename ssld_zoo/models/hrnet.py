@@ -1,0 +1,341 @@
+"""HRNet for classification (Wang et al. 2019, "HRNet_W*_C") and SE_HRNet, as PaddleClas 2.6.0
+builds them.
+
+``ppcls/arch/backbone/legendary_models/hrnet.py``. Four parallel branches of widths W, 2W, 4W,
+8W at strides 4, 8, 16, 32, exchanging information after every module: a higher-resolution
+branch reaches a lower one through chained stride-2 3x3 conv-BNs (ReLU between them, none after
+the last), a lower one reaches a higher one through a 1x1 conv-BN and *nearest* upsampling; the
+sum is ReLU'd. Stages 2/3/4 hold 1/4/3 modules of four BasicBlocks per branch. The classification
+head turns each branch into 128/256/512/1024 channels with a bottleneck, merges them from high to
+low resolution with stride-2 3x3 conv-BNs, then 1x1 conv to 2048, average-pools and applies ``fc``.
+
+SE_HRNet puts a squeeze-excite on every residual block: two Linear layers (reduction 16, plain
+floor), ReLU between, a real sigmoid gate.
+
+``forward_features`` gives the four branch outputs of the last stage (``st4``), which are what
+dense-prediction heads use; the head's ``last_cls`` bottlenecks are not returned.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
+                               register_model, register_weights)
+
+__all__ = ["HRNet"]
+
+
+class ConvBNLayer(nn.Module):
+    """conv (no bias) -> BN -> [ReLU]."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, act: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, bias=False)
+        self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
+        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class SELayer(nn.Module):
+    """Squeeze-excite with Linear layers: pool -> fc (C -> C//16) -> ReLU -> fc -> sigmoid."""
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        mid = int(channels / reduction)  # PaddleClas: int(num_channels / reduction_ratio)
+        self.fc_squeeze = nn.Linear(channels, mid)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc_excitation = nn.Linear(mid, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.mean(x, dim=(2, 3))
+        s = torch.sigmoid(self.fc_excitation(self.relu(self.fc_squeeze(s))))
+        return x * s[:, :, None, None]
+
+
+class BottleneckBlock(nn.Module):
+    """1x1 -> 3x3 -> 1x1 (x4 channels), [SE], plus a 1x1 conv-BN shortcut when ``downsample``."""
+
+    def __init__(self, in_ch: int, width: int, has_se: bool, downsample: bool):
+        super().__init__()
+        self.conv1 = ConvBNLayer(in_ch, width, 1)
+        self.conv2 = ConvBNLayer(width, width, 3)
+        self.conv3 = ConvBNLayer(width, width * 4, 1, act=False)
+        self.conv_down = ConvBNLayer(in_ch, width * 4, 1, act=False) if downsample else None
+        self.se = SELayer(width * 4) if has_se else None
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv3(self.conv2(self.conv1(x)))
+        if self.se is not None:
+            y = self.se(y)
+        short = x if self.conv_down is None else self.conv_down(x)
+        return self.relu(y + short)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BNs, [SE], identity shortcut, ReLU."""
+
+    def __init__(self, channels: int, has_se: bool):
+        super().__init__()
+        self.conv1 = ConvBNLayer(channels, channels, 3)
+        self.conv2 = ConvBNLayer(channels, channels, 3, act=False)
+        self.se = SELayer(channels) if has_se else None
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(self.conv1(x))
+        if self.se is not None:
+            y = self.se(y)
+        return self.relu(y + x)
+
+
+class FuseLayers(nn.Module):
+    """Exchange between branches: output i = ReLU(sum over j of branch j resampled to i).
+
+    ``residual_func_list`` is flat, in PaddleClas's order: for each output i, for each input
+    j != i, either one 1x1 conv (j > i, then upsampled) or i - j stride-2 3x3 convs (j < i)."""
+
+    def __init__(self, channels: list[int]):
+        super().__init__()
+        self.channels = list(channels)
+        layers = []
+        for i, out_ch in enumerate(channels):
+            for j, in_ch in enumerate(channels):
+                if j > i:
+                    layers.append(ConvBNLayer(in_ch, out_ch, 1, act=False))
+                elif j < i:
+                    for k in range(i - j):
+                        last = k == i - j - 1
+                        # Intermediate steps keep branch j's width and are ReLU'd.
+                        layers.append(ConvBNLayer(in_ch, out_ch if last else in_ch, 3, 2,
+                                                  act=not last))
+        self.residual_func_list = nn.ModuleList(layers)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        funcs = iter(self.residual_func_list)
+        for i in range(len(self.channels)):
+            y = x[i]
+            for j in range(len(self.channels)):
+                if j > i:
+                    xj = F.interpolate(next(funcs)(x[j]), scale_factor=float(2 ** (j - i)),
+                                       mode="nearest")
+                    y = y + xj  # out of place: x[i] is read again for the other outputs
+                elif j < i:
+                    xj = x[j]
+                    for _ in range(i - j):
+                        xj = next(funcs)(xj)
+                    y = y + xj
+            out.append(self.relu(y))
+        return out
+
+
+class HighResolutionModule(nn.Module):
+    """Four BasicBlocks on every branch, then :class:`FuseLayers`."""
+
+    def __init__(self, channels: list[int], has_se: bool):
+        super().__init__()
+        self.basic_block_list = nn.ModuleList(
+            nn.Sequential(*[BasicBlock(c, has_se) for _ in range(4)]) for c in channels)
+        self.fuse_func = FuseLayers(channels)
+
+    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self.fuse_func([blocks(xi) for blocks, xi in zip(self.basic_block_list, x)])
+
+
+class Stage(nn.Module):
+    """``num_modules`` :class:`HighResolutionModule` in a row; list of branches in and out."""
+
+    def __init__(self, num_modules: int, channels: list[int], has_se: bool):
+        super().__init__()
+        self.stage_func_list = nn.ModuleList(
+            HighResolutionModule(channels, has_se) for _ in range(num_modules))
+
+    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
+        for module in self.stage_func_list:
+            x = module(x)
+        return x
+
+
+class LastClsOut(nn.Module):
+    """One downsampling bottleneck per branch (widths 32/64/128/256 -> x4 channels)."""
+
+    def __init__(self, channels: list[int], has_se: bool, widths: tuple[int, ...]):
+        super().__init__()
+        self.func_list = nn.ModuleList(
+            BottleneckBlock(c, w, has_se, downsample=True) for c, w in zip(channels, widths))
+
+    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [f(xi) for f, xi in zip(self.func_list, x)]
+
+
+class HRNet(Backbone):
+    """HRNet_W<width>_C. ``forward_features`` returns the four branches of ``st4`` (channels
+    W, 2W, 4W, 8W at strides 4, 8, 16, 32).
+
+    ``feature_info[i].module`` is ``"st4#i"``: sub-module ``st4`` returns the list of branches
+    and ``#i`` picks branch i of it (in PaddleClas too, which has the same ``st4``).
+
+    The branches only line up when every stride-2 step halves exactly: the input's height and
+    width must be multiples of 32 (or 1-3 pixels less, which round up to the same sizes);
+    PaddleClas has the same limit.
+    """
+
+    head_names = ("last_cls", "cls_head_conv_list", "conv_last", "fc")
+    # Parity tests must not feed it an odd size (see above).
+    fixed_input_size = True
+
+    def __init__(self, width: int = 18, has_se: bool = False, num_classes: int = 1000,
+                 in_chans: int = 3):
+        super().__init__()
+        self.width = width
+        self.has_se = has_se
+        self.num_classes = num_classes
+        channels = [width, width * 2, width * 4, width * 8]
+        self.conv_layer1_1 = ConvBNLayer(in_chans, 64, 3, 2)
+        self.conv_layer1_2 = ConvBNLayer(64, 64, 3, 2)
+        self.layer1 = nn.Sequential(*[
+            BottleneckBlock(64 if i == 0 else 256, 64, has_se, downsample=(i == 0))
+            for i in range(4)])
+        self.conv_tr1_1 = ConvBNLayer(256, width, 3)
+        self.conv_tr1_2 = ConvBNLayer(256, width * 2, 3, 2)
+        self.st2 = Stage(1, channels[:2], has_se)
+        self.conv_tr2 = ConvBNLayer(width * 2, width * 4, 3, 2)
+        self.st3 = Stage(4, channels[:3], has_se)
+        self.conv_tr3 = ConvBNLayer(width * 4, width * 8, 3, 2)
+        self.st4 = Stage(3, channels, has_se)
+        self.feature_info = [FeatureInfo(c, 4 * 2 ** i, f"st4#{i}")
+                             for i, c in enumerate(channels)]
+
+        head_widths = (32, 64, 128, 256)
+        self.last_cls = LastClsOut(channels, has_se, head_widths)
+        self.cls_head_conv_list = nn.ModuleList(
+            ConvBNLayer(w * 4, out, 3, 2)
+            for w, out in zip(head_widths[:3], (256, 512, 1024)))
+        self.conv_last = ConvBNLayer(1024, 2048, 1)
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(2048, num_classes) if num_classes else nn.Identity()
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        _check_input_size(x)
+        x = self.layer1(self.conv_layer1_2(self.conv_layer1_1(x)))
+        xs = self.st2([self.conv_tr1_1(x), self.conv_tr1_2(x)])
+        xs = self.st3([*xs, self.conv_tr2(xs[-1])])
+        return self.st4([*xs, self.conv_tr3(xs[-1])])
+
+    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
+        xs = self.last_cls(features)
+        y = xs[0]
+        for conv, xi in zip(self.cls_head_conv_list, xs[1:]):
+            y = xi + conv(y)
+        y = self.avg_pool(self.conv_last(y))
+        return self.fc(torch.flatten(y, 1))
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.fc = new_linear(nn.Linear(2048, 1), num_classes)
+
+
+def _check_input_size(x: torch.Tensor) -> None:
+    # Stride-2 convs give ceil(n / 2); the stride-4 branch must be 8x the stride-32 one.
+    for n in x.shape[-2:]:
+        if -(-n // 4) != 8 * -(-n // 32):
+            raise ValueError(f"HRNet needs input height and width that are multiples of 32 "
+                             f"(e.g. 224), got {tuple(x.shape[-2:])}: the branches' "
+                             f"resolutions would not line up for the fusion layers")
+
+
+def _hrnet(width: int, has_se: bool = False, **kwargs) -> HRNet:
+    return HRNet(width, has_se=has_se, **kwargs)
+
+
+@register_model("HRNet_W18_C")
+def hrnet_w18_c(**kwargs) -> HRNet:
+    """HRNet_W18_C (21.3 M parameters)."""
+    return _hrnet(18, **kwargs)
+
+
+@register_model("HRNet_W30_C")
+def hrnet_w30_c(**kwargs) -> HRNet:
+    """HRNet_W30_C (37.7 M parameters)."""
+    return _hrnet(30, **kwargs)
+
+
+@register_model("HRNet_W32_C")
+def hrnet_w32_c(**kwargs) -> HRNet:
+    """HRNet_W32_C (41.2 M parameters)."""
+    return _hrnet(32, **kwargs)
+
+
+@register_model("HRNet_W40_C")
+def hrnet_w40_c(**kwargs) -> HRNet:
+    """HRNet_W40_C (57.6 M parameters)."""
+    return _hrnet(40, **kwargs)
+
+
+@register_model("HRNet_W44_C")
+def hrnet_w44_c(**kwargs) -> HRNet:
+    """HRNet_W44_C (67.1 M parameters)."""
+    return _hrnet(44, **kwargs)
+
+
+@register_model("HRNet_W48_C")
+def hrnet_w48_c(**kwargs) -> HRNet:
+    """HRNet_W48_C (77.5 M parameters)."""
+    return _hrnet(48, **kwargs)
+
+
+@register_model("HRNet_W64_C")
+def hrnet_w64_c(**kwargs) -> HRNet:
+    """HRNet_W64_C (128.1 M parameters)."""
+    return _hrnet(64, **kwargs)
+
+
+@register_model("SE_HRNet_W64_C")
+def se_hrnet_w64_c(**kwargs) -> HRNet:
+    """SE_HRNet_W64_C: HRNet_W64_C with squeeze-excite in every block (129.0 M parameters)."""
+    return _hrnet(64, has_se=True, **kwargs)
+
+
+_LEGENDARY = PADDLE_BASE + "legendary_models/"
+# Per-model numbers: top-1 column of the HRNet table (0.769 ... 0.847).
+_HRNET_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/HRNet.md"
+_NO_TEACHER = "SSLD student; PaddleClas does not document its teacher."
+
+
+def _card(arch: str, paddle: str, top1: float | None, source: str, ssld: bool = False,
+          baseline: float | None = None, note: str = "") -> WeightCard:
+    suffix = "_ssld" if ssld else ""
+    return WeightCard(f"{arch}{suffix}", arch,
+                      (f"{_LEGENDARY}{paddle}{suffix}_pretrained.pdparams",),
+                      top1=top1, top1_source=source, baseline_top1=baseline, teacher=None,
+                      description=" ".join(filter(None, [_NO_TEACHER if ssld else "", note])))
+
+
+register_weights(
+    # SSLD_DOC: HRNet_W18_C 76.9 -> 81.6, HRNet_W48_C 79.0 -> 83.6, SE_HRNet_W64_C - -> 84.7.
+    # (SSLD_DOC's download link for HRNet_W18_C_ssld is broken - ".../legendary_models/
+    # _ssld_pretrained.pdparams" - the file is at the name PaddleClas's loader builds.)
+    _card("hrnet_w18_c", "HRNet_W18_C", 76.9, SSLD_DOC),
+    _card("hrnet_w18_c", "HRNet_W18_C", 81.6, SSLD_DOC, ssld=True, baseline=76.9),
+    _card("hrnet_w30_c", "HRNet_W30_C", 78.0, _HRNET_DOC),
+    _card("hrnet_w32_c", "HRNet_W32_C", 78.3, _HRNET_DOC),
+    _card("hrnet_w40_c", "HRNet_W40_C", 78.8, _HRNET_DOC),
+    _card("hrnet_w44_c", "HRNet_W44_C", 79.0, _HRNET_DOC),
+    _card("hrnet_w48_c", "HRNet_W48_C", 79.0, SSLD_DOC),
+    _card("hrnet_w48_c", "HRNet_W48_C", 83.6, SSLD_DOC, ssld=True, baseline=79.0),
+    _card("hrnet_w64_c", "HRNet_W64_C", 79.3, _HRNET_DOC),
+    # No plain SE_HRNet_W64_C weights are published (and PaddleClas 2.6.0's MODEL_URLS lacks
+    # the entry altogether), so the SSLD card has no baseline.
+    _card("se_hrnet_w64_c", "SE_HRNet_W64_C", 84.7, SSLD_DOC, ssld=True,
+          note="No non-SSLD SE_HRNet_W64_C weights are published."),
+)

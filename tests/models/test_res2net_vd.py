@@ -1,0 +1,194 @@
+"""Res2Net_vd: registration, PaddleClas key names, shapes, features, and the block's data flow.
+
+Numerical equality with PaddleClas is the job of ``tests/parity``; these tests pin down what can
+be checked without Paddle, fast.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import ssld_zoo
+from ssld_zoo.models.res2net_vd import BottleneckBlock, Res2NetVd
+from ssld_zoo.registry import get_arch, get_weights
+
+ARCHS = {
+    "res2net50_vd_26w_4s": ("Res2Net50_vd_26w_4s", 437, (3, 4, 6, 3)),
+    "res2net101_vd_26w_4s": ("Res2Net101_vd_26w_4s", 862, (3, 4, 23, 3)),
+    "res2net200_vd_26w_4s": ("Res2Net200_vd_26w_4s", 1687, (3, 12, 48, 3)),
+}
+KEYS_DIR = Path(os.environ.get(
+    "SSLD_ZOO_PADDLE_KEYS",
+    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "paddle_keys"))
+
+
+def paddle_style_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    """The model's state dict as PaddleClas names and lays it out (BN stats, Linear [in, out])."""
+    linear = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    out = {}
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        shape = tuple(v.shape)[::-1] if k in linear else tuple(v.shape)
+        k = k.replace(".running_mean", "._mean").replace(".running_var", "._variance")
+        out[k] = shape
+    return out
+
+
+def read_key_file(path: Path) -> dict[str, tuple[int, ...]]:
+    keys = {}
+    for line in path.read_text().splitlines():
+        name, shape, _dtype = line.split()
+        keys[name] = tuple(int(s) for s in shape.strip("[]").split(",") if s)
+    return keys
+
+
+def meta_model(name: str) -> torch.nn.Module:
+    with torch.device("meta"):
+        return get_arch(name).builder()
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_registered_with_paddle_name_and_weights(name):
+    paddle_name, _, _ = ARCHS[name]
+    assert get_arch(name).paddle_name == paddle_name
+    assert get_arch(name).family == "res2net_vd"
+    base, ssld = get_weights(name), get_weights(f"{name}_ssld")
+    assert base.urls[0].endswith(f"/dygraph/{paddle_name}_pretrained.pdparams")
+    assert ssld.urls[0].endswith(f"/dygraph/{paddle_name}_ssld_pretrained.pdparams")
+    assert "legendary_models" not in ssld.urls[0]  # an old "model_zoo" model
+    assert ssld.is_ssld and ssld.baseline_top1 == base.top1 and ssld.top1 > base.top1
+    assert ssld.teacher is None and "teacher" in ssld.description  # undocumented, said so
+
+
+def test_published_numbers():
+    got = {n: (get_weights(n).top1, get_weights(f"{n}_ssld").top1) for n in ARCHS}
+    assert got == {"res2net50_vd_26w_4s": (79.8, 83.1), "res2net101_vd_26w_4s": (80.6, 83.9),
+                   "res2net200_vd_26w_4s": (81.2, 85.1)}
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_state_dict_has_paddleclas_names(name):
+    _, n_keys, depths = ARCHS[name]
+    keys = paddle_style_shapes(meta_model(name))
+    assert len(keys) == n_keys
+    # Old static-graph names: deep models number stage 3 as res4a, res4b1, res4b2, ...
+    last3 = f"bb_2_{depths[2] - 1}"
+    letter = f"res4b{depths[2] - 1}" if name != "res2net50_vd_26w_4s" else "res4f"
+    assert keys[f"{last3}.{letter}_branch2b_3._conv.weight"] == (104, 104, 3, 3)
+    assert keys["bb_0_0.short._conv.weight"] == (256, 64, 1, 1)
+    assert "bb_0_1.short._conv.weight" not in keys
+    assert keys["out.weight"] == (2048, 1000)
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_keys_and_shapes_equal_paddleclas_dump(name):
+    path = KEYS_DIR / f"{ARCHS[name][0]}.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} not present (reference key dumps live outside the repo)")
+    expected = read_key_file(path)
+    got = paddle_style_shapes(meta_model(name))
+    assert list(got) == list(expected)  # same names in the same order
+    assert got == expected
+
+
+def test_forward_shapes_and_feature_info():
+    model = ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False).eval()
+    x = torch.randn(2, 3, 96, 64)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        logits = model.forward_head(feats)
+        assert torch.equal(model(x), logits)
+    assert logits.shape == (2, 1000)
+    assert [f.channels for f in model.feature_info] == [256, 512, 1024, 2048]
+    assert [f.reduction for f in model.feature_info] == [4, 8, 16, 32]
+    assert [f.module for f in model.feature_info] == ["bb_0_2", "bb_1_3", "bb_2_5", "bb_3_2"]
+    for f, info in zip(feats, model.feature_info):
+        assert f.shape == (2, info.channels, 96 // info.reduction, 64 // info.reduction)
+        assert isinstance(model.get_submodule(info.module), BottleneckBlock)
+
+
+def test_feature_info_module_produces_the_feature():
+    model = Res2NetVd(50, num_classes=10).eval()
+    seen = {}
+    for info in model.feature_info:
+        model.get_submodule(info.module).register_forward_hook(
+            lambda m, i, o, name=info.module: seen.__setitem__(name, o))
+    with torch.no_grad():
+        feats = model.forward_features(torch.randn(1, 3, 64, 64))
+    for f, info in zip(feats, model.feature_info):
+        assert torch.equal(seen[info.module], f)
+
+
+def test_features_only_out_indices_and_odd_input():
+    fp = ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False, features_only=True,
+                       out_indices=(1, -1))
+    assert fp.model.out is None  # the classifier is dropped
+    assert [(f.channels, f.reduction) for f in fp.feature_info] == [(512, 8), (2048, 32)]
+    with torch.no_grad():
+        outs = fp(torch.randn(1, 3, 67, 67))  # odd: ceil-mode shortcut pooling
+    assert [tuple(o.shape) for o in outs] == [(1, 512, 9, 9), (1, 2048, 3, 3)]
+    with pytest.raises(ValueError, match="out of range"):
+        ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False, features_only=True,
+                      out_indices=(4,))
+
+
+def test_num_classes_and_in_chans():
+    m = ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False, num_classes=7)
+    assert m.get_classifier().out_features == 7 and m.num_classes == 7
+    with torch.no_grad():
+        assert m(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+    m.reset_classifier(0)
+    with torch.no_grad():
+        assert m(torch.randn(1, 3, 64, 64)).shape == (1, 2048)
+    gray = Res2NetVd(50, in_chans=1, num_classes=3).eval()
+    assert gray.conv1_1._conv.weight.shape == (32, 1, 3, 3)
+    with torch.no_grad():
+        assert gray(torch.randn(1, 1, 64, 64)).shape == (1, 3)
+    with pytest.raises(ValueError, match="depth 34"):
+        Res2NetVd(34)
+
+
+def _probe_block(stride: int) -> BottleneckBlock:
+    """A block whose every conv is the identity and BN a no-op, so its data flow is visible."""
+    # As in the real model: only the stride-1 first block of stage 1 projects without pooling.
+    blk = BottleneckBlock(8, 8, 8, stride=stride, scales=4, project=True,
+                          first_block=(stride == 1), name="res2a").eval()
+    with torch.no_grad():
+        for m in blk.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eps = 0.0
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.zero_()
+                k = m.kernel_size[0] // 2
+                for c in range(m.out_channels):
+                    m.weight[c, c, k, k] = 1.0
+    return blk
+
+
+def test_stride1_block_is_hierarchical_and_passes_last_split():
+    blk = _probe_block(1)
+    x = torch.rand(1, 8, 6, 6)  # positive: the ReLUs pass everything through
+    with torch.no_grad():
+        y = blk(x)
+    s = x.split(2, dim=1)
+    # y = relu(concat(y1, y1 + x2, y1 + x2 + x3, x4) + shortcut(x)) with y1 = x1.
+    mid = torch.cat([s[0], s[0] + s[1], s[0] + s[1] + s[2], s[3]], dim=1)
+    torch.testing.assert_close(y, mid + x)
+
+
+def test_stride2_block_convolves_splits_independently_and_pools_last():
+    blk = _probe_block(2)
+    x = torch.rand(1, 8, 5, 5)
+    with torch.no_grad():
+        y = blk(x)
+    s = x.split(2, dim=1)
+    sub = [t[:, :, ::2, ::2] for t in s[:3]]  # identity 3x3 conv with stride 2
+    # Padding excluded: the corner output averages 4 real pixels, not 4 of 9.
+    last = torch.nn.functional.avg_pool2d(s[3], 3, 2, 1, count_include_pad=False)
+    short = torch.nn.functional.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False)
+    torch.testing.assert_close(y, torch.cat([*sub, last], dim=1) + short)
+    torch.testing.assert_close(last[0, 0, 0, 0], s[3][0, 0, :2, :2].mean())
