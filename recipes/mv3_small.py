@@ -1,0 +1,18 @@
+"""SSLD stage 1: MobileNetV3_small_x1_0 from ResNet50_vd_ssld (68.2 -> 71.3).
+
+Hyper-parameters: PaddleClas docs/en/advanced_tutorials/distillation/distillation_en.md:
+360 epochs, global batch 5760, lr 3.65625 (cosine, warm-up), weight decay 1e-05, no label
+smoothing, student from scratch, 224 px; MobileNet-family students learn from ResNet50_vd_ssld (82.4) (PaddleClas docs/zh_CN/training/advanced/ssld.md).
+Published top-1 after stage 1: 70.11; after stage 2 (mv3_small_stage2.py): 71.3.
+The loss is SSLD's symmetric KL (PaddleClas ppcls/loss/dmlloss.py), without labels.
+"""
+_base_ = ["./_base_/datasets/imagenet_5m.py", "./_base_/schedules/ssld_360e.py",
+          "./_base_/default_runtime.py"]
+
+description = "MobileNetV3_small_x1_0 from ResNet50_vd_ssld (68.2 -> 71.3)"
+teacher = dict(name="resnet50_vd_ssld", pretrained=True, bn_mode="eval")
+student = dict(name="mobilenetv3_small_x1_0", pretrained=False)
+loss = dict(type="SymmetricKL")
+hard_label_weight = 0.0
+data = dict(batch_size=5760)
+optimizer = dict(lr=3.65625, weight_decay=1e-05)

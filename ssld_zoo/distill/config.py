@@ -1,0 +1,196 @@
+"""Recipes: mmengine Python config files, their schema, defaults, validation and lookup.
+
+A recipe sets a few top-level variables (``teacher``, ``student``, ``loss``, ``data``,
+``optimizer``, ``schedule``, ``runtime``, ``export``, ``description``); ``_base_`` files in
+``recipes/_base_/`` hold datasets, schedules and runtime defaults. Anything the recipe leaves out
+takes the default below. Every key is checked: a misspelt one is an error listing the valid ones,
+rather than a silently ignored setting.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from ssld_zoo.registry import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["DEFAULTS", "RecipeError", "load_recipe", "validate_recipe", "resolve_recipe",
+           "recipe_dirs", "list_recipes"]
+
+DEFAULTS: dict[str, Any] = {
+    "description": "",
+    # None: train the student on labels only (needs hard_label_weight > 0).
+    "teacher": {"name": None, "weights": None, "pretrained": True, "num_classes": None,
+                "bn_mode": "eval", "kwargs": {}},
+    "student": {"name": None, "weights": None, "pretrained": False, "num_classes": None,
+                "bn_mode": "train", "kwargs": {}},
+    "loss": {"type": "SymmetricKL"},
+    "loss_weight": 1.0,
+    "hard_label_weight": 0.0,
+    "data": {
+        "labeled_roots": [], "unlabeled_roots": [], "val_root": None, "classes": None,
+        "batch_size": 256,          # GLOBAL batch, split evenly over the processes
+        "val_batch_size": None,     # per process; default: the per-process train batch
+        "num_workers": 4,
+        "input_size": 224, "resize": None, "scale": (0.08, 1.0), "ratio": (3 / 4, 4 / 3),
+        "hflip": 0.5, "auto_augment": None, "interpolation": "bilinear",
+        # dict(input_size=, resize=, interpolation=); None: the zoo card's eval transform
+        "eval_transform": None,
+        "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
+    },
+    "optimizer": {"type": "SGD", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
+                  "nesterov": False},
+    "schedule": {"epochs": 100, "warmup_epochs": 0, "warmup_start_factor": 0.01,
+                 "eta_min": 0.0},
+    "runtime": {
+        "seed": 0, "deterministic": False,
+        "amp": "auto",              # auto | bf16 | fp16 | none (auto: bf16/fp16 on GPU, fp32 on CPU)
+        "channels_last": "auto",    # auto (on with CUDA) | True | False
+        "compile": False,           # torch.compile the train step (mmengine's cfg.compile)
+        "ema": None,                # None | dict(momentum=2e-4, begin_iter=0)
+        "sync_bn": False,           # SyncBatchNorm for the student under DDP (GPU only)
+        "checkpoint_interval": 1, "max_keep_ckpts": 3, "val_interval": 1,
+        "log_interval": 50, "tensorboard": True,
+    },
+    "export": {"name": None, "description": None},
+}
+_FREE_SECTIONS = {"loss", "optimizer"}  # their keys are checked by the loss / torch optimiser
+_NULLABLE_SECTIONS = {"teacher"}
+_AMP = ("auto", "bf16", "fp16", "none")
+
+
+class RecipeError(ValueError):
+    """A recipe key or value is invalid; the message names it and what is valid."""
+
+
+def _as_dict(cfg: Any) -> dict:
+    return cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+
+
+def validate_recipe(cfg: Any, source: str = "recipe") -> dict:
+    """Check every key of ``cfg`` against :data:`DEFAULTS` and return the full recipe (defaults
+    filled in, plain dicts). Raises :class:`RecipeError` naming unknown keys and the valid ones."""
+    cfg = _as_dict(cfg)
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise RecipeError(f"{source}: unknown key(s) {', '.join(unknown)}; valid top-level keys: "
+                          f"{', '.join(sorted(DEFAULTS))}")
+    out: dict[str, Any] = {}
+    for key, default in DEFAULTS.items():
+        value = cfg.get(key, copy.deepcopy(default))
+        if isinstance(default, dict):
+            if value is None and key in _NULLABLE_SECTIONS:
+                out[key] = None
+                continue
+            if isinstance(value, str) and key in ("teacher", "student", "loss"):
+                value = {"type" if key == "loss" else "name": value}
+            if not isinstance(value, dict):
+                raise RecipeError(f"{source}: {key} must be a dict, got {value!r}")
+            value = _as_dict(value)
+            if key not in _FREE_SECTIONS:
+                bad = sorted(set(value) - set(default))
+                if bad:
+                    raise RecipeError(f"{source}: unknown key(s) {', '.join(f'{key}.{b}' for b in bad)}; "
+                                      f"valid keys of {key}: {', '.join(sorted(default))}")
+            merged = copy.deepcopy(default) if key not in _FREE_SECTIONS else {}
+            merged.update(value)
+            value = merged
+        out[key] = value
+    _check_values(out, source)
+    return out
+
+
+def _check_values(r: dict, source: str) -> None:
+    if not r["student"].get("name"):
+        raise RecipeError(f"{source}: student.name is required (a zoo architecture, e.g. "
+                          f"'resnet50_vd'; see `ssld-zoo list`)")
+    if r["teacher"] is not None and not r["teacher"].get("name"):
+        raise RecipeError(f"{source}: teacher.name is required (or teacher=None for "
+                          f"label-only training)")
+    if r["teacher"] is None and r["hard_label_weight"] <= 0:
+        raise RecipeError(f"{source}: teacher=None trains on labels only, so "
+                          f"hard_label_weight must be > 0")
+    d = r["data"]
+    for k in ("labeled_roots", "unlabeled_roots"):
+        if isinstance(d[k], (str, os.PathLike)):
+            d[k] = [d[k]]
+        d[k] = [str(p) for p in d[k]]
+    if not d["labeled_roots"] and not d["unlabeled_roots"]:
+        raise RecipeError(f"{source}: no training data: set data.labeled_roots and/or "
+                          f"data.unlabeled_roots (e.g. --cfg-options "
+                          f"data.labeled_roots=\"['/data/imagenet/train']\")")
+    if (r["hard_label_weight"] > 0 or r["teacher"] is None) and not d["labeled_roots"]:
+        raise RecipeError(f"{source}: hard-label training needs data.labeled_roots")
+    if r["runtime"]["amp"] not in _AMP:
+        raise RecipeError(f"{source}: runtime.amp={r['runtime']['amp']!r}; expected one of {_AMP}")
+    s = r["schedule"]
+    if not (isinstance(s["epochs"], int) and s["epochs"] > 0):
+        raise RecipeError(f"{source}: schedule.epochs must be a positive integer")
+    if not 0 <= s["warmup_epochs"] < s["epochs"]:
+        raise RecipeError(f"{source}: schedule.warmup_epochs={s['warmup_epochs']} must be in "
+                          f"[0, epochs={s['epochs']})")
+    ema = r["runtime"]["ema"]
+    if ema is not None and (not isinstance(ema, dict) or set(ema) - {"momentum", "begin_iter"}):
+        raise RecipeError(f"{source}: runtime.ema must be None or dict(momentum=, begin_iter=)")
+
+
+def recipe_dirs() -> list[Path]:
+    """Where recipe names are looked up: ``$SSLD_ZOO_RECIPES`` (os.pathsep-separated folders),
+    then the repository's ``recipes/``."""
+    dirs = [Path(p) for p in os.environ.get("SSLD_ZOO_RECIPES", "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parents[2] / "recipes")
+    return [d for d in dirs if d.is_dir()]
+
+
+def _recipe_files() -> Iterable[Path]:
+    seen = set()
+    for d in recipe_dirs():
+        for f in sorted(d.glob("*.py")):
+            if f.stem not in seen and not f.name.startswith("_"):
+                seen.add(f.stem)
+                yield f
+
+
+def resolve_recipe(name_or_path: str | os.PathLike) -> Path:
+    """A recipe file from a path or a name (``r50d`` -> ``recipes/r50d.py``)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    stem = p.name[:-3] if p.name.endswith(".py") else p.name
+    for f in _recipe_files():
+        if f.stem == stem:
+            return f
+    names = ", ".join(f.stem for f in _recipe_files()) or "(none found)"
+    raise FileNotFoundError(f"recipe {str(name_or_path)!r} is neither a file nor a known recipe; "
+                            f"known recipes: {names}")
+
+
+def load_recipe(name_or_path: str | os.PathLike, cfg_options: dict | None = None) -> dict:
+    """Read a recipe (with its ``_base_`` files), apply ``--cfg-options``-style overrides
+    (``{"data.labeled_roots": [...]}``) and validate it. Returns the full recipe dict, with
+    ``_path`` set to the file it came from."""
+    from mmengine.config import Config
+    path = resolve_recipe(name_or_path)
+    try:
+        cfg = Config.fromfile(str(path), lazy_import=False)
+    except Exception as e:
+        raise RecipeError(f"{path}: cannot be read as an mmengine config ({e})") from e
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    recipe = validate_recipe(cfg, str(path))
+    recipe["_path"] = str(path)
+    return recipe
+
+
+def list_recipes() -> list[tuple[str, str, Path]]:
+    """``(name, one-line description, path)`` of every recipe found by :func:`recipe_dirs`."""
+    from mmengine.config import Config
+    out = []
+    for f in _recipe_files():
+        try:
+            desc = str(Config.fromfile(str(f), lazy_import=False).get("description", ""))
+        except Exception as e:  # a broken recipe is listed with its error, not hidden
+            desc = f"(cannot be read: {e})"
+        out.append((f.stem, desc.strip().splitlines()[0] if desc.strip() else "", f))
+    return out

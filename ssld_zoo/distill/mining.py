@@ -1,0 +1,151 @@
+"""Mine an unlabeled pool with a teacher: keep the top-K most confident images per class.
+
+As SSLD built "ImageNet_5M" (PaddleClas docs/zh_CN/training/advanced/ssld.md): score every
+ImageNet-22k image with the teacher, keep the top-k per ImageNet-1k class. The output list
+(``path<TAB>class<TAB>confidence``, best first within each class) is directly usable as an
+unlabeled root of a recipe.
+
+Scores are appended to ``<out>.scores.tsv`` as batches finish, so an interrupted run resumes
+where it stopped; the final list is written atomically at the end.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ssld_zoo.distill.data import build_eval_transform, read_image, scan_unlabeled
+from ssld_zoo.weights.hub import atomic_write
+
+__all__ = ["mine", "MiningResult", "scores_path", "read_scores"]
+
+
+@dataclass
+class MiningResult:
+    out: Path
+    scored: int          # images scored in this call
+    reused: int          # scores found from an earlier, interrupted call
+    unreadable: int
+    selected: int
+    per_class: dict[int, int]
+
+
+def scores_path(out: str | os.PathLike) -> Path:
+    """Where the running scores of ``mine(out=...)`` are kept (for resuming)."""
+    return Path(str(out) + ".scores.tsv")
+
+
+def read_scores(path: Path) -> dict[str, tuple[int, float]]:
+    """``{image path: (class, confidence)}`` from a scores file (class -1: unreadable)."""
+    scores: dict[str, tuple[int, float]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3:  # a line cut by a kill has fewer columns: re-score that image
+                scores[parts[0]] = (int(parts[1]), float(parts[2]))
+    return scores
+
+
+class _Pool(Dataset):
+    def __init__(self, paths: Sequence[str], transform: Callable):
+        self.paths, self.transform = list(paths), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        img = read_image(self.paths[i])
+        if img is None:
+            return None, i
+        return self.transform(img), i
+
+
+def _collate(batch):
+    good = [(x, i) for x, i in batch if x is not None]
+    bad = [i for x, i in batch if x is None]
+    x = torch.stack([g[0] for g in good]) if good else None
+    return x, [g[1] for g in good], bad
+
+
+def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
+         out: str | os.PathLike, *, min_conf: float = 0.0, weights: str | None = None,
+         batch_size: int = 64, num_workers: int = 2, device: str | None = None,
+         transform: dict | None = None, progress: Callable[[int, int], None] | None = None,
+         model: torch.nn.Module | None = None) -> MiningResult:
+    """Score ``pool`` (folders or list files) with ``teacher`` and write the top ``per_class``
+    images of each predicted class with confidence >= ``min_conf`` to ``out``.
+
+    Args:
+        teacher: zoo name (its published weights), or architecture name with ``weights``.
+        transform: ``dict(input_size=, resize=, interpolation=, mean=, std=)`` overriding the
+            teacher card's eval transform.
+        progress: called as ``progress(done, total)`` after each batch.
+        model: an already built teacher (tests, or callers that have one).
+    """
+    from ssld_zoo.api import load
+    from ssld_zoo.registry import EvalTransform, get_weights
+
+    if per_class <= 0:
+        raise ValueError(f"per_class must be positive, got {per_class}")
+    if not 0.0 <= min_conf <= 1.0:
+        raise ValueError(f"min_conf must be in [0, 1], got {min_conf}")
+    roots = [pool] if isinstance(pool, (str, os.PathLike)) else list(pool)
+    paths = [p for r in roots for p in scan_unlabeled(r)]
+    out = Path(out)
+    spath = scores_path(out)
+    scores = read_scores(spath)
+    reused = sum(1 for p in paths if p in scores)
+    todo = [p for p in paths if p not in scores]
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if model is None:
+        model = load(teacher, weights=weights) if weights else load(teacher)
+    model = model.to(dev).eval()
+    card = getattr(model, "pretrained_cfg", None)
+    if card is None and weights is None:
+        card = get_weights(teacher)
+    tf = (card.transform if card is not None else EvalTransform()).__dict__.copy()
+    tf.update(transform or {})
+    mean = torch.tensor(tf["mean"], device=dev).view(1, -1, 1, 1)
+    std = torch.tensor(tf["std"], device=dev).view(1, -1, 1, 1)
+    loader = DataLoader(_Pool(todo, build_eval_transform(tf["input_size"], tf["resize"],
+                                                         tf["interpolation"])),
+                        batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
+    spath.parent.mkdir(parents=True, exist_ok=True)
+    done, unreadable = reused, 0
+    with open(spath, "a") as f, torch.no_grad():
+        for x, idx, bad in loader:
+            lines = [f"{todo[i]}\t-1\t0\n" for i in bad]
+            unreadable += len(bad)
+            if x is not None:
+                x = (x.to(dev).float() / 255.0 - mean) / std
+                conf, cls = model(x).float().softmax(-1).max(-1)
+                for i, c, p in zip(idx, cls.tolist(), conf.tolist()):
+                    text = f"{p:.8f}"
+                    # Rank by the value as written, so a resumed run selects the same images.
+                    scores[todo[i]] = (c, float(text))
+                    lines.append(f"{todo[i]}\t{c}\t{text}\n")
+            f.writelines(lines)
+            f.flush()  # a kill loses at most the batch in flight
+            done += len(idx) + len(bad)
+            if progress:
+                progress(done, len(paths))
+
+    by_class: dict[int, list[tuple[float, str]]] = {}
+    for p in paths:
+        c, conf = scores.get(p, (-1, 0.0))
+        if c >= 0 and conf >= min_conf:
+            by_class.setdefault(c, []).append((conf, p))
+    lines = ["# ssld-zoo mine: path<TAB>class<TAB>teacher confidence "
+             f"(teacher {teacher}, top {per_class} per class, min_conf {min_conf})\n"]
+    per: dict[int, int] = {}
+    for c in sorted(by_class):
+        best = sorted(by_class[c], key=lambda t: (-t[0], t[1]))[:per_class]
+        per[c] = len(best)
+        lines += [f"{p}\t{c}\t{conf:.8f}\n" for conf, p in best]
+    atomic_write(out, lambda tmp: Path(tmp).write_text("".join(lines)))
+    return MiningResult(out, len(todo), reused, unreadable, sum(per.values()), per)

@@ -1,0 +1,180 @@
+"""The engine end to end on a few real CIFAR-10 images: train, evaluate, export -> load,
+unreadable images, NaN loss, resume after SIGKILL, DDP with 2 CPU processes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from tests.distill.conftest import TINY_ARCH, tiny_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _recipe_file(path: Path, recipe: dict) -> Path:
+    """Write a recipe dict as an mmengine Python config (what users write)."""
+    body = "".join(f"{k} = {v!r}\n" for k, v in recipe.items() if not k.startswith("_"))
+    path.write_text(body)
+    return path
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+    return load_file(str(path))
+
+
+def test_distill_trains_evaluates_and_exports_a_loadable_student(tiny_tree, tmp_path):
+    import ssld_zoo
+    from ssld_zoo.distill.runner import run_distill
+    recipe = tiny_recipe(tiny_tree)
+    res = run_distill(recipe, tmp_path / "wd", log_level="WARNING")
+    # metrics of the student each epoch, of the teacher once
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    assert all(0 <= h["top1"] <= 100 and h["top1"] <= h["top5"] for h in res.history)
+    assert set(res.teacher_metrics) == {"top1", "top5"}
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in res.history)
+    assert (tmp_path / "wd" / "epoch_2.pth").is_file()
+    # export: safetensors + card; loads through the public API with the card attached
+    path = res.export_path
+    assert path.suffix == ".safetensors" and path.is_file()
+    card = json.loads(path.with_suffix(".safetensors.json").read_text())
+    assert card["arch"] == TINY_ARCH and card["teacher"] == TINY_ARCH
+    assert card["top1"] == pytest.approx(res.metrics["top1"])
+    assert card["transform"]["input_size"] == 32
+    assert card["training"]["data"]["num_labeled"] == 30
+    from ssld_zoo.distill.distiller import build_zoo_model
+    model = build_zoo_model(TINY_ARCH, weights=str(path))  # 10 classes, from the card
+    assert model.pretrained_cfg.name == card["name"]
+    assert model.pretrained_cfg.transform.input_size == 32
+    saved = _state(path)
+    for k, v in model.state_dict().items():
+        if k in saved:
+            assert torch.equal(v, saved[k]), k
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_export_loads_through_the_public_api(tmp_path):
+    """A 1000-class export (what the paper recipes produce) -> ssld_zoo.load(arch, weights=)."""
+    import ssld_zoo
+    from ssld_zoo.distill.export import export_student
+    src = ssld_zoo.load(TINY_ARCH, pretrained=False)
+    path = export_student(src.state_dict(), tmp_path / "mine.safetensors", name="mine_ssld",
+                          arch=TINY_ARCH, num_classes=1000, top1=12.5, top1_source="test",
+                          teacher="resnet50_vd_ssld", description="a test export",
+                          transform=dict(input_size=224, resize=256, interpolation="bilinear",
+                                         mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
+    model = ssld_zoo.load(TINY_ARCH, weights=path)
+    card = model.pretrained_cfg
+    assert (card.name, card.arch, card.top1, card.teacher) == ("mine_ssld", TINY_ARCH, 12.5,
+                                                              "resnet50_vd_ssld")
+    assert card.transform.mean == (0.5, 0.5, 0.5) and card.key_format == "torch"
+    for k, v in src.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_unreadable_image_is_skipped_and_counted(tiny_tree, tmp_path, caplog):
+    from ssld_zoo.distill.runner import run_distill
+    recipe = tiny_recipe(tiny_tree, schedule=dict(epochs=1), data=dict(val_root=None))
+    with caplog.at_level("WARNING", logger="ssld_zoo.distill"):
+        res = run_distill(recipe, tmp_path / "wd", log_level="WARNING", export=False)
+    assert "zz_broken.jpg" in caplog.text
+    assert res.history and torch.isfinite(torch.tensor(res.history[0]["loss"]))
+
+
+def test_nan_loss_stops_before_the_step_and_keeps_the_checkpoint(tiny_tree, tmp_path):
+    from ssld_zoo.distill.distiller import NonFiniteLossError
+    from ssld_zoo.distill.losses import LOSSES, register_loss
+    from ssld_zoo.distill.runner import build_runner
+
+    @register_loss
+    class NaNOnCall(nn.Module):  # finite for the first epoch (5 steps), NaN afterwards
+        calls = 0
+
+        def forward(self, s, t, labels=None):
+            NaNOnCall.calls += 1
+            loss = ((s - t) ** 2).mean()
+            return loss * float("nan") if NaNOnCall.calls > 5 else loss
+
+    try:
+        recipe = tiny_recipe(tiny_tree, loss=dict(type="NaNOnCall"), data=dict(val_root=None))
+        runner, _ = build_runner(recipe, tmp_path / "wd", log_level="WARNING")
+        with pytest.raises(NonFiniteLossError, match="nan.*checkpoints written so far are intact"):
+            runner.train()
+        student = runner.model.student.state_dict()
+        assert all(torch.isfinite(v).all() for v in student.values() if v.is_floating_point())
+        ckpt = torch.load(tmp_path / "wd" / "epoch_1.pth", weights_only=True)
+        assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values()
+                   if v.is_floating_point())
+        assert not (tmp_path / "wd" / "epoch_2.pth").exists()
+    finally:
+        LOSSES.pop("NaNOnCall", None)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ssld_zoo.cli.main", *args]
+
+
+def _env() -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    return env
+
+
+def test_resume_after_sigkill_reaches_the_same_weights(tiny_tree, tmp_path):
+    recipe = _recipe_file(tmp_path / "tiny_resume.py", tiny_recipe(
+        tiny_tree, schedule=dict(epochs=3), data=dict(val_root=None)))
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(_cli("distill", str(recipe), "--work-dir", str(ref), "--no-progress"),
+                   check=True, env=_env(), capture_output=True, timeout=600)
+    proc = subprocess.Popen(_cli("distill", str(recipe), "--work-dir", str(killed),
+                                 "--no-progress"), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        last = killed / "last_checkpoint"
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            if last.is_file() and "epoch_1.pth" in last.read_text():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert not list(killed.glob(f"{TINY_ARCH}_*.safetensors")), "killed run must not export"
+    subprocess.run(_cli("distill", str(recipe), "--work-dir", str(killed), "--resume",
+                        "--no-progress"), check=True, env=_env(), capture_output=True,
+                   timeout=600)
+    a = _state(next(ref.glob("*.safetensors")))
+    b = _state(next(killed.glob("*.safetensors")))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_ddp_two_cpu_processes_match_one_process(tiny_tree, tmp_path):
+    # Student BatchNorm frozen: per-process batch statistics (no SyncBN on CPU) would
+    # otherwise legitimately differ from one process's; everything else must match.
+    r = tiny_recipe(tiny_tree, student=dict(bn_mode="eval"),
+                    data=dict(unlabeled_roots=[], val_root=None))
+    recipe = _recipe_file(tmp_path / "tiny_ddp.py", r)
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run(_cli("distill", str(recipe), "--work-dir", str(one), "--no-progress"),
+                   check=True, env=_env(), capture_output=True, timeout=600)
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc-per-node", "2", "-m", "ssld_zoo.cli.main", "distill",
+                          str(recipe), "--work-dir", str(two), "--launcher", "pytorch",
+                          "--no-progress"], env=_env(), capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = _state(next(one.glob("*.safetensors")))
+    b = _state(next(two.glob("*.safetensors")))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
