@@ -157,9 +157,9 @@ def finetune(name: str, data: str | Path, weights: str | None = "ssld",
     cfg = cfg or TransferConfig()
     torch.manual_seed(cfg.seed)
     data = Path(data)
-    train, val, classes = _datasets(data, cfg.image_size, cfg)
-    arch = get_arch(name).name
+    arch = get_arch(name).name  # names first: cheap, and before scanning thousands of files
     resolved = resolve_weights(name, weights)
+    train, val, classes = _datasets(data, cfg.image_size, cfg)
     model = (ssld_zoo.load(arch, weights=resolved) if resolved is not None
              else ssld_zoo.load(arch, pretrained=False))
     model.reset_classifier(len(classes))
