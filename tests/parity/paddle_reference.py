@@ -133,11 +133,12 @@ def randomize(model, seed: int, size: int) -> dict[str, int]:
     1. BN weight U(0.5, 1.5), bias N(0, 0.2); any other float parameter whose elements are all
        equal (zero biases, LayerNorm ones, layer scales) gets N(0, 0.05 * max(1, |c|)) noise.
     2. BN running statistics are calibrated: one train-mode forward with momentum 0 of a
-       calibration batch N(0.3, 0.7^2), distributed unlike the test inputs, so that a port
-       which normalised with batch statistics at eval time would be caught. Every layer's
-       activations are then well scaled and the logits depend on the input.
+       calibration batch of 6 noise images with random per-image, per-channel offset and
+       contrast, distributed unlike the test inputs, so that a port which normalised with
+       batch statistics at eval time would be caught. Every layer's activations are then well
+       scaled and the logits depend on the input.
     3. Then perturbed so they are not exact batch statistics: mean += N(0, 0.1) * std,
-       variance *= U(0.8, 1.25) (stays positive).
+       variance = max(variance, 1e-3) * U(0.8, 1.25) (positive).
     """
     import paddle
 
@@ -168,7 +169,12 @@ def randomize(model, seed: int, size: int) -> dict[str, int]:
         momenta = [bn._momentum for bn in bns]
         for bn in bns:
             bn._momentum = 0.0  # running stat = this batch's statistic
-        calib = rng.normal(0.3, 0.7, (4, 3, size, size)).astype(np.float32)
+        # Each image and channel gets its own offset and contrast: with i.i.d. pixels every
+        # image would pool to the same vector, and a BN after global pooling (GhostNet's
+        # head) would calibrate to a ~0 variance and blow the logits up to 1e5.
+        shift = rng.normal(0.3, 0.5, (6, 3, 1, 1))
+        scale = rng.uniform(0.3, 1.2, (6, 3, 1, 1))
+        calib = (shift + scale * rng.standard_normal((6, 3, size, size))).astype(np.float32)
         model.train()
         with paddle.no_grad():
             model(paddle.to_tensor(calib))
@@ -180,7 +186,8 @@ def randomize(model, seed: int, size: int) -> dict[str, int]:
         for bn in bns:
             mean, var = bn._mean.numpy(), bn._variance.numpy()
             put(bn._mean, mean + rng.normal(0.0, 0.1, mean.shape) * np.sqrt(var))
-            put(bn._variance, var * rng.uniform(0.8, 1.25, var.shape))
+            # The floor keeps a near-constant channel from amplifying noise 1000-fold.
+            put(bn._variance, np.maximum(var, 1e-3) * rng.uniform(0.8, 1.25, var.shape))
     return {"batchnorm": len(bns), "constant_params": constant}
 
 

@@ -9,7 +9,8 @@ loads that file strictly (``ssld_zoo.load(name, pretrained=False, weights=...)``
 
 Relative error of a tensor = max|ours - paddle| / max|paddle| (over the whole tensor: a scale-free
 sup-norm error that does not blow up on near-zero elements). Limits: 1e-6 in float64 (a correct
-port reaches ~1e-12; anything larger is a real difference, not rounding) and 1e-4 in float32.
+port reaches ~1e-9 or better; anything larger is a real difference, not rounding) and 1e-4 in
+float32, or 3x Paddle's own float32-vs-float64 error where that is larger (see ``tolerance``).
 The top-5 classes must be the same, except where two of Paddle's logits tie within that tolerance.
 
 Input sizes: the random batch is ``parity_size + 3`` (odd: exercises ceil-mode pooling and
@@ -51,6 +52,22 @@ def relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
     scale = float(np.max(np.abs(ref)))
     diff = float(np.max(np.abs(ours.astype(np.float64) - ref.astype(np.float64))))
     return diff / scale if scale > 0 else diff
+
+
+def tolerance(case: "ParityCase", key: str, tag: str) -> float:
+    """The limit for ``key`` (``logits_random``, ``feat__blocks.3``) in precision ``tag``.
+
+    float64: ``TOL['fp64']``. float32: ``TOL['fp32']``, or 3x Paddle's own float32 error
+    (its fp32 output against its fp64 output) when that is larger: in very deep and wide
+    models (the WSL teachers) float32 rounding alone exceeds 1e-4 in late stages, and a port
+    cannot agree with Paddle more closely than Paddle agrees with exact arithmetic. The float64
+    comparison, which has no such slack, is what proves the port.
+    """
+    if tag == "fp64":
+        return TOL["fp64"]
+    lo = case.paddle[key.replace("<tag>", "fp32")]
+    hi = case.paddle[key.replace("<tag>", "fp64")]
+    return max(TOL["fp32"], 3 * relative_error(lo, hi))
 
 
 def assert_same_top5(ours: np.ndarray, ref: np.ndarray, tol: float, what: str) -> None:
@@ -183,10 +200,10 @@ def _check_logits(case: ParityCase, key: str) -> None:
         name = f"logits_{key}_{tag}"
         ours, ref = case.torch[name], case.paddle[name]
         assert ours.shape == ref.shape, f"{name}: shape {ours.shape} != Paddle's {ref.shape}"
-        err = relative_error(ours, ref)
-        assert err <= TOL[tag], (f"{case.arch} {name}: relative error {err:.3e} > {TOL[tag]:.0e} "
-                                 f"(max|paddle| {np.max(np.abs(ref)):.3e})")
-        assert_same_top5(ours, ref, TOL[tag], f"{case.arch} {name}")
+        err, tol = relative_error(ours, ref), tolerance(case, f"logits_{key}_<tag>", tag)
+        assert err <= tol, (f"{case.arch} {name}: relative error {err:.3e} > {tol:.1e} "
+                            f"(max|paddle| {np.max(np.abs(ref)):.3e})")
+        assert_same_top5(ours, ref, tol, f"{case.arch} {name}")
 
 
 def test_logits_random_batch(case: ParityCase, record_property) -> None:
@@ -220,10 +237,11 @@ def test_stage_features(case: ParityCase) -> None:
             if ours.shape != ref.shape:
                 bad.append(f"{key}: shape {ours.shape} != Paddle's {ref.shape}")
                 continue
-            err = relative_error(ours, ref)
-            report.append(f"  {tag} {name:<24} {tuple(ref.shape)} rel err {err:.3e}")
-            if err > TOL[tag]:
-                bad.append(f"{key}: relative error {err:.3e} > {TOL[tag]:.0e}")
+            err, tol = relative_error(ours, ref), tolerance(case, f"feat_<tag>__{name}", tag)
+            report.append(f"  {tag} {name:<24} {tuple(ref.shape)} rel err {err:.3e} "
+                          f"(limit {tol:.1e})")
+            if err > tol:
+                bad.append(f"{key}: relative error {err:.3e} > {tol:.1e}")
     assert not bad, f"{case.arch} stage outputs differ from Paddle's:\n" + "\n".join(
         bad + ["all stages:"] + report)
 
