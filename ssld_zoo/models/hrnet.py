@@ -35,10 +35,12 @@ class ConvBNLayer(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, bias=False)
         self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+        # A flag, not an activation module: one module call less on a very hot path.
+        self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        x = self.bn(self.conv(x))
+        return F.relu(x, inplace=True) if self.act else x
 
 
 class SELayer(nn.Module):
@@ -73,8 +75,9 @@ class BottleneckBlock(nn.Module):
         y = self.conv3(self.conv2(self.conv1(x)))
         if self.se is not None:
             y = self.se(y)
-        short = x if self.conv_down is None else self.conv_down(x)
-        return self.relu(y + short)
+        # y is a fresh BN/SE output that backward does not need: adding in place is safe.
+        y += x if self.conv_down is None else self.conv_down(x)
+        return self.relu(y)
 
 
 class BasicBlock(nn.Module):
@@ -91,7 +94,8 @@ class BasicBlock(nn.Module):
         y = self.conv2(self.conv1(x))
         if self.se is not None:
             y = self.se(y)
-        return self.relu(y + x)
+        y += x
+        return self.relu(y)
 
 
 class FuseLayers(nn.Module):
@@ -121,17 +125,23 @@ class FuseLayers(nn.Module):
         out = []
         funcs = iter(self.residual_func_list)
         for i in range(len(self.channels)):
-            y = x[i]
+            y: torch.Tensor | None = None
             for j in range(len(self.channels)):
                 if j > i:
                     xj = F.interpolate(next(funcs)(x[j]), scale_factor=float(2 ** (j - i)),
                                        mode="nearest")
-                    y = y + xj  # out of place: x[i] is read again for the other outputs
                 elif j < i:
                     xj = x[j]
                     for _ in range(i - j):
                         xj = next(funcs)(xj)
-                    y = y + xj
+                else:
+                    continue
+                # The first sum is a new tensor (x[i] is read again for the other outputs);
+                # later ones add into it in place.
+                if y is None:
+                    y = x[i] + xj
+                else:
+                    y += xj
             out.append(self.relu(y))
         return out
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ssld_zoo.models._base import Backbone, new_linear
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
@@ -48,13 +49,14 @@ class ConvBNLayer(nn.Module):
                             if vd_pool else None)
         self._conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, bias=False)
         self._batch_norm = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.relu = nn.ReLU(inplace=True) if act else None
+        # A flag, not an activation module: one module call less on a very hot path.
+        self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._pool2d_avg is not None:
             x = self._pool2d_avg(x)
         x = self._batch_norm(self._conv(x))
-        return self.relu(x) if self.relu is not None else x
+        return F.relu(x, inplace=True) if self.act else x
 
 
 class BottleneckBlock(nn.Module):
@@ -91,8 +93,8 @@ class BottleneckBlock(nn.Module):
             ys.append(conv(xs[s]) if s == 0 or self.stride != 1 else conv(xs[s] + ys[-1]))
         ys.append(xs[-1] if self.pool2d_avg is None else self.pool2d_avg(xs[-1]))
         y = self.conv2(torch.cat(ys, dim=1))
-        short = x if self.short is None else self.short(x)
-        return self.relu(y + short)
+        y += x if self.short is None else self.short(x)  # y is BN's fresh output: safe in place
+        return self.relu(y)
 
 
 def _block_name(depth: int, stage: int, i: int) -> str:

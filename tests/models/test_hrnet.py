@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import ssld_zoo
-from ssld_zoo.models.hrnet import HRNet, FuseLayers, SELayer
+from ssld_zoo.models.hrnet import FuseLayers, HRNet, SELayer
 from ssld_zoo.registry import get_arch, get_weights
 
 WIDTHS = {"hrnet_w18_c": 18, "hrnet_w30_c": 30, "hrnet_w32_c": 32, "hrnet_w40_c": 40,
@@ -218,3 +218,14 @@ def test_fusion_uses_nearest_upsampling_and_strided_paths():
     expect_lo = lo.clone()
     expect_lo[:, :2] += hi[:, :, ::2, ::2]
     torch.testing.assert_close(out_lo, torch.relu(expect_lo))
+
+
+def test_trains_in_place_ops_keep_autograd_valid():
+    """Blocks and fusion add into fresh tensors in place; gradients must still flow everywhere."""
+    model = HRNet(18, has_se=True, num_classes=4).train()
+    loss = model(torch.randn(2, 3, 64, 64)).logsumexp(1).sum()
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    # A fusion path from the lowest to the highest resolution is part of the graph.
+    assert grads["st4.stage_func_list.2.fuse_func.residual_func_list.2.conv.weight"].abs().sum() > 0

@@ -192,3 +192,13 @@ def test_stride2_block_convolves_splits_independently_and_pools_last():
     short = torch.nn.functional.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False)
     torch.testing.assert_close(y, torch.cat([*sub, last], dim=1) + short)
     torch.testing.assert_close(last[0, 0, 0, 0], s[3][0, 0, :2, :2].mean())
+
+
+def test_trains_in_place_ops_keep_autograd_valid():
+    """The blocks add into fresh BN outputs in place; gradients must still flow everywhere."""
+    model = Res2NetVd(50, num_classes=4).train()
+    loss = model(torch.randn(2, 3, 64, 64)).logsumexp(1).sum()
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all()
+               for p in model.parameters())
+    assert model.bb_0_0.res2a_branch2b_3._conv.weight.grad.abs().sum() > 0
