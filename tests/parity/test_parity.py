@@ -255,7 +255,10 @@ def test_reference_is_meaningful(case: ParityCase) -> None:
     for key in case.inputs:
         lo, hi = case.paddle[f"logits_{key}_fp32"], case.paddle[f"logits_{key}_fp64"]
         assert np.all(np.isfinite(hi)), f"{key}: non-finite Paddle logits"
-        assert relative_error(lo, hi) <= TOL["fp32"], f"{key}: Paddle fp32 vs fp64 disagree"
+        # Exploding activations (a BN calibrated to ~0 variance gave 1e5-sized logits) make
+        # float32 meaningless; deep nets legitimately reach a few 1e-4 (ResNet200_vd: 2.4e-4).
+        assert np.max(np.abs(hi)) < 1e3, f"{key}: exploding logits {np.max(np.abs(hi)):.3e}"
+        assert relative_error(lo, hi) <= 1e-3, f"{key}: Paddle's fp32 is far from its fp64"
         assert np.std(hi, axis=1).min() > 1e-3 * np.max(np.abs(hi)), f"{key}: flat logits"
     r = case.paddle["logits_random_fp64"]
     assert relative_error(r[0], r[1]) > 1e-3, "both random inputs gave the same logits"
