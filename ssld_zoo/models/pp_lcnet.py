@@ -55,7 +55,8 @@ def create_act(name: str) -> nn.Module:
     acts = {"hardswish": nn.Hardswish, "relu": nn.ReLU, "relu6": nn.ReLU6}
     if name not in acts:
         raise ValueError(f"activation {name!r} is not supported; expected one of {sorted(acts)}")
-    return acts[name]()
+    # In place: every activation here follows a BN or conv whose output nothing else reads.
+    return acts[name](inplace=True)
 
 
 class PaddleHardsigmoid(nn.Module):

@@ -39,10 +39,11 @@ _NET_CONFIG = (
 def _create_act(name: str) -> nn.Module:
     # PaddleClas also accepts "prelu", which has weights of its own: not ported.
     acts = {"relu": nn.ReLU, "hardswish": nn.Hardswish, "relu6": nn.ReLU6,
-            "leaky_relu": lambda: nn.LeakyReLU(0.1)}
+            "leaky_relu": lambda inplace: nn.LeakyReLU(0.1, inplace=inplace)}
     if name not in acts:
         raise ValueError(f"activation {name!r} is not supported; expected one of {sorted(acts)}")
-    return acts[name]()
+    # In place: every activation here follows a BN, conv or sum whose output nothing else reads.
+    return acts[name](inplace=True)
 
 
 class ConvBNLayer(nn.Module):
