@@ -37,6 +37,8 @@ TIMM_TWIN = {
     "res2net50_vd_26w_4s": "res2net50d", "hrnet_w18_c": "hrnet_w18", "hrnet_w48_c": "hrnet_w48",
     "ghostnet_x1_0": "ghostnet_100", "ghostnet_x1_3": "ghostnet_130",
     "pplcnet_x1_0": "lcnet_100", "pplcnet_x0_5": "lcnet_050",
+    "pplcnetv2_small": "lcnetv2_small", "pplcnetv2_base": "lcnetv2_base",
+    "pplcnetv2_large": "lcnetv2_large",
     "pphgnet_tiny": "hgnet_tiny", "pphgnet_small": "hgnet_small",
     "pphgnetv2_b0": "hgnetv2_b0", "pphgnetv2_b4": "hgnetv2_b4",
     "nextvit_small_224": None,
