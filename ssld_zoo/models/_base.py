@@ -25,6 +25,8 @@ class Backbone(nn.Module):
     feature_info: list[FeatureInfo]
     head_names: tuple[str, ...] = ()
     num_classes: int
+    # True where the architecture only runs at its native input size.
+    fixed_input_size: bool = False
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         raise NotImplementedError

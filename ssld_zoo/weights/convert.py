@@ -7,6 +7,7 @@ ignores missing and unexpected keys, so a converter must be strict itself.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
@@ -96,22 +97,29 @@ def check_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module,
     raise StateDictMismatch("\n".join(lines))
 
 
+@lru_cache(maxsize=None)
+def _arch_shapes(name: str) -> dict[str, torch.Size]:
+    from ssld_zoo.registry import get_arch
+
+    with torch.device("meta"):
+        return _expected(get_arch(name).builder())
+
+
 def best_matching_arch(state: Mapping[str, object], exclude: str | None = None) -> str | None:
     """The registered architecture whose state dict has exactly these keys and shapes, if any.
 
     Used to tell a user which model a file they passed to the wrong architecture belongs to.
     Candidates are built on the meta device (no memory, no init), so this stays cheap.
     """
-    from ssld_zoo.registry import get_arch, list_architectures
+    from ssld_zoo.registry import list_architectures
 
     shapes = {_rename(k): tuple(getattr(v, "shape", ())) for k, v in state.items()
               if not k.endswith("num_batches_tracked")}
     for name in list_architectures():
         if name == exclude:
             continue
-        with torch.device("meta"):
-            exp = _expected(get_arch(name).builder())
-        if set(exp) == set(shapes) and all(
+        exp = _arch_shapes(name)
+        if len(exp) == len(shapes) and set(exp) == set(shapes) and all(
                 shapes[k] in (tuple(s), tuple(s)[::-1]) for k, s in exp.items()):
             return name
     return None
