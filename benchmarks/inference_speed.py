@@ -5,7 +5,8 @@
 
 All columns are measured side by side in one run, same batch, same thread count, float32,
 eval mode, ``torch.inference_mode``. PaddleClas runs in its own process from the reference venv
-(``make paddle-env``) through ``tests/parity/paddle_reference.py --bench``. Also times
+(``make paddle-env``) through ``tests/parity/paddle_reference.py --bench`` (batch 1, one thread:
+its column is empty for other settings). Also times
 ``ssld_zoo.load(name)`` from the converted-weights cache. timm is optional (``pip install timm``).
 """
 from __future__ import annotations
@@ -63,18 +64,19 @@ def time_torch(model: torch.nn.Module, x: torch.Tensor, iters: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def time_paddle(paddle_name: str, size: int, batch: int, threads: int, iters: int) -> float | None:
+def time_paddle(paddle_name: str, size: int, iters: int) -> float | None:
+    """Median ms of PaddleClas's model (batch 1, one thread) in the reference venv."""
+    import json
+
     if not PADDLE_PY.exists():
         return None
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [str(PADDLE_PY), str(ROOT / "tests/parity/paddle_reference.py"), "--model", paddle_name,
-           "--bench", str(iters), "--size", str(size), "--batch", str(batch),
-           "--threads", str(threads)]
-    with tempfile.TemporaryDirectory() as out:
-        res = subprocess.run(cmd + ["--out", out], capture_output=True, text=True, env=env)
+           "--bench", str(iters), "--size", str(size)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in res.stdout.splitlines():
-        if line.startswith("median_ms="):
-            return float(line.split("=", 1)[1])
+        if line.startswith("{") and "median_ms" in line:
+            return float(json.loads(line)["median_ms"])
     print(f"paddle bench of {paddle_name} failed:\n{res.stderr[-2000:]}", file=sys.stderr)
     return None
 
@@ -134,8 +136,9 @@ def main() -> None:
         twin = TIMM_TWIN.get(name)
         timm_ms = (time_torch(timm.create_model(twin, pretrained=False), x, args.iters)
                    if timm is not None and twin else None)
-        pd_ms = None if args.no_paddle else time_paddle(arch.paddle_name, args.size, args.batch,
-                                                         args.threads, args.iters)
+        # paddle_reference.py --bench measures batch 1 on one thread only.
+        paddle_ok = not args.no_paddle and args.batch == 1 and args.threads == 1
+        pd_ms = time_paddle(arch.paddle_name, args.size, args.iters) if paddle_ok else None
         fmt = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
         table.add_row(name, fmt(zoo_ms), fmt(1e3 * args.batch / zoo_ms), twin or "-",
                       fmt(timm_ms), fmt(timm_ms / zoo_ms if timm_ms else None, "{:.2f}x"),
