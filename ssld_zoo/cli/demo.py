@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a few epochs only (tests the pipeline; accuracies are not meaningful)")
     p.add_argument("--teacher", help="teacher architecture (default: resnet18_vd)")
-    p.add_argument("--student", help="student architecture (default: mobilenetv3_small_x0_35)")
+    p.add_argument("--student", help="student architecture (default: mobilenetv1_x0_25)")
     p.add_argument("--labeled-per-class", type=int, help="labeled digits per class (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)

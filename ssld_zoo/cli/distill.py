@@ -62,7 +62,7 @@ class RichProgressHook(Hook):
             return
         info = ""
         if outputs and "loss" in outputs:
-            info = f"loss {float(outputs['loss']):.4f}"
+            info = f"loss {float(outputs['loss'].detach()):.4f}"
         self.progress.update(self.task, advance=1, info=info)
 
     def after_train_epoch(self, runner) -> None:

@@ -189,6 +189,11 @@ class DistillDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    @property
+    def metainfo(self) -> dict:
+        """mmengine's dataset meta (class names), shown by its evaluator and visualizer."""
+        return {"classes": tuple(self.classes)}
+
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, int] | None:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         path, label = self.samples[index]

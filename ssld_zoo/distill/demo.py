@@ -30,11 +30,11 @@ class DemoConfig:
     """Sizes of the demo. ``quick()`` is the shortened mode of the tests."""
 
     teacher: str = "resnet18_vd"
-    student: str = "mobilenetv3_small_x0_35"
+    student: str = "mobilenetv1_x0_25"
     input_size: int = 32
     test_size: int = 400
     labeled_per_class: int = 10
-    teacher_epochs: int = 8
+    teacher_epochs: int = 5
     baseline_epochs: int = 60
     ssld_epochs: int = 12
     batch_size: int = 64
@@ -45,7 +45,7 @@ class DemoConfig:
 
     @classmethod
     def quick(cls) -> "DemoConfig":
-        return cls(teacher_epochs=2, baseline_epochs=4, ssld_epochs=2, val_points=1)
+        return cls(teacher_epochs=1, baseline_epochs=2, ssld_epochs=1, val_points=1)
 
 
 @dataclass
@@ -153,7 +153,7 @@ def run_demo(work_dir: str | Path, cfg: DemoConfig | None = None,
     def train(name: str, recipe: dict, labels: int, images: int, arch: str) -> DemoArm:
         say(name)
         t = time.perf_counter()
-        res = run_distill(recipe, work_dir / name, extra_hooks=hooks(name), log_level="WARNING")
+        res = run_distill(recipe, work_dir / name, extra_hooks=hooks(name), log_level="ERROR")
         arm = DemoArm(name, arch, labels, images, res.metrics.get("top1", float("nan")),
                       time.perf_counter() - t, res.history, res.export_path)
         arms.append(arm)
