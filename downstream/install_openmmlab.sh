@@ -108,17 +108,30 @@ else
 fi
 
 log "mmengine, mmdet, mmsegmentation and their dependencies"
+# Never let a dependency move the venv's torch, torchvision or numpy: pin them as they are.
+constraints="$(mktemp)"
+"$py" - >"$constraints" <<'EOF'
+import importlib.metadata as md
+for dist in ("torch", "torchvision", "numpy"):
+    try:
+        print(f"{dist}=={md.version(dist)}")
+    except md.PackageNotFoundError:
+        pass
+EOF
 # mmcv's own requirements (it was installed --no-deps) plus the libraries; setuptools stays <81.
-"${pip[@]}" install "setuptools>=77,<81" "mmengine==$MMENGINE_VERSION" "mmdet==$MMDET_VERSION" \
+"${pip[@]}" install -c "$constraints" "setuptools>=77,<81" "mmengine==$MMENGINE_VERSION" "mmdet==$MMDET_VERSION" \
     "mmsegmentation==$MMSEG_VERSION" addict packaging pillow pyyaml yapf opencv-python \
     ftfy regex pycocotools
 log "openmim $OPENMIM_VERSION (without openxlab)"
+# (pip then warns that openmim's opendatalab is missing: expected, mim train/test never use it.)
 "${pip[@]}" install --no-deps "openmim==$OPENMIM_VERSION"
-"${pip[@]}" install click colorama model-index pandas requests rich tabulate
+"${pip[@]}" install -c "$constraints" click colorama model-index pandas requests rich tabulate
+rm -f "$constraints"
 
 "$py" - <<'EOF'
-import mmcv, mmcv.ops, mmdet, mmengine, mmseg, mim
+import importlib.metadata as md
+import mmcv, mmcv.ops, mmdet, mmengine, mmseg, mim  # noqa: F401  (mmcv.ops: the compiled ops)
 print(f"mmcv {mmcv.__version__} (ops ok), mmengine {mmengine.__version__}, "
-      f"mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, openmim {mim.__version__}")
+      f"mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, openmim {md.version('openmim')}")
 EOF
 log "done"
