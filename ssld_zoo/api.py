@@ -17,7 +17,7 @@ import torch.nn as nn
 from ssld_zoo.models._base import FeaturePyramid
 from ssld_zoo.registry import EvalTransform, WeightCard, get_arch, get_weights
 from ssld_zoo.weights import hub
-from ssld_zoo.weights.files import load_state_file
+from ssld_zoo.weights.files import load_state_file, sidecar_card
 
 __all__ = ["load", "model_info", "transforms", "class_names"]
 
@@ -51,6 +51,11 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
         if card is None:
             raise ValueError(f"{name!r} has no published weights: use pretrained=False, or "
                              f"weights=PATH. Names with weights: ssld-zoo list {name}*")
+    if weights is not None and os.path.isfile(weights):
+        # An exported student (say a 10-class digits model) says its head size in its card.
+        side = sidecar_card(Path(weights))
+        if side is not None and side.num_classes != 1000:
+            kwargs.setdefault("num_classes", side.num_classes)
     if weights is None and not pretrained:
         model = arch.builder(**kwargs)
         model.arch_name = arch.name

@@ -26,8 +26,8 @@ def _row_value(v: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if os.path.exists(args.name):
-        from ssld_zoo.weights.files import _sidecar_card
-        card = _sidecar_card(Path(args.name))
+        from ssld_zoo.weights.files import sidecar_card
+        card = sidecar_card(Path(args.name))
         if card is None:
             raise FileNotFoundError(f"{args.name} has no model card ({args.name}.json)")
         info = {"name": card.name, "architecture": card.arch, "weights": card.to_dict()}

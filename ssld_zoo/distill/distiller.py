@@ -52,44 +52,12 @@ class DistillPreprocessor(BaseDataPreprocessor):
 
 def build_zoo_model(name: str, weights: str | None = None, pretrained: bool = False,
                     num_classes: int | None = None, **kwargs: Any) -> nn.Module:
-    """A zoo model by name, from scratch, from its published weights or from a weights file.
-
-    A weights file whose classifier is not 1000-way (an export of a 10-class run, say) is
-    loaded into the architecture built with that many classes: the sidecar card's
-    ``num_classes`` says how many."""
+    """A zoo model by name, from scratch, from its published weights or from a weights file
+    (an exported student's card tells :func:`ssld_zoo.load` its number of classes)."""
     from ssld_zoo.api import load
     if weights is not None:
-        n = _file_num_classes(weights)
-        if n is not None and n != 1000:
-            return _load_with_classes(name, weights, n, num_classes, **kwargs)
         return load(name, weights=weights, num_classes=num_classes, **kwargs)
     return load(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
-
-
-def _file_num_classes(weights: str) -> int | None:
-    import json
-    from pathlib import Path
-    side = Path(str(weights) + ".json")
-    if Path(weights).is_file() and side.is_file():
-        return json.loads(side.read_text()).get("num_classes")
-    return None
-
-
-def _load_with_classes(name: str, weights: str, n: int, num_classes: int | None,
-                       **kwargs: Any) -> nn.Module:
-    from pathlib import Path
-    from ssld_zoo.registry import get_arch
-    from ssld_zoo.weights.files import load_state_file
-    arch = get_arch(name)
-    model = arch.builder(num_classes=n, **kwargs)
-    model.arch_name = arch.name
-    state, card = load_state_file(Path(weights), model)  # strict shape/key check
-    model.load_state_dict(state, strict=False)
-    model.pretrained_cfg = card
-    model.eval()
-    if num_classes is not None and num_classes != n:
-        model.reset_classifier(num_classes)
-    return model
 
 
 def _set_bn_eval(module: nn.Module) -> None:

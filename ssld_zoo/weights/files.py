@@ -18,7 +18,7 @@ from ssld_zoo.weights.convert import (StateDictMismatch, best_matching_arch, che
                                       paddle_to_torch)
 from ssld_zoo.weights.pdparams import read_pdparams
 
-__all__ = ["load_state_file", "read_raw_state", "SUFFIXES"]
+__all__ = ["load_state_file", "read_raw_state", "sidecar_card", "SUFFIXES"]
 
 SUFFIXES = (".pdparams", ".pth", ".pt", ".safetensors")
 
@@ -77,10 +77,10 @@ def load_state_file(path: Path, model: nn.Module) -> tuple[dict[str, torch.Tenso
         hint = (f"\nThe file fits the registered architecture {fits!r}: "
                 f"ssld_zoo.load({fits!r}, weights={str(path)!r})") if fits else ""
         raise StateDictMismatch(f"{e}{hint}") from None
-    return state, _sidecar_card(path)
+    return state, sidecar_card(path)
 
 
-def _sidecar_card(path: Path) -> WeightCard | None:
+def sidecar_card(path: Path) -> WeightCard | None:
     """A model card JSON written beside exported weights (``<file>.json``), if present."""
     side = path.with_suffix(path.suffix + ".json")
     if not side.is_file():
