@@ -18,12 +18,20 @@ setup: $(VENV)/.installed
 paddle-env:
 	bash tests/parity/setup_paddle_env.sh
 
-demo: setup
-	$(VENV)/bin/ssld-zoo list
-	$(VENV)/bin/ssld-zoo info resnet50_vd_ssld
+# MMCV (built from source once, wheel cached), MMEngine, MMDetection, MMSegmentation, mim.
+openmmlab: setup
+	bash downstream/install_openmmlab.sh $(VENV)
 
-test: setup paddle-env
+# The main job: label-free SSLD on scikit-learn's bundled digits, CPU, no network.
+demo: setup
+	$(VENV)/bin/ssld-zoo demo
+
+test: setup paddle-env openmmlab
 	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/inference_speed.py
 
 zoo-md: setup
 	$(PY) -m ssld_zoo.model_zoo_md > MODEL_ZOO.md

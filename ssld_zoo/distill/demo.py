@@ -42,6 +42,9 @@ class DemoConfig:
     lr: float = 0.1
     seed: int = 0
     val_points: int = 6   # validations per run (for the plot)
+    # These models are tiny: one intra-op thread is as fast, and a second one spin-waits badly
+    # whenever another process shares the cores (measured 10-50x slower on a 2-core machine).
+    threads: int = 1
 
     @classmethod
     def quick(cls) -> "DemoConfig":
@@ -142,7 +145,17 @@ def run_demo(work_dir: str | Path, cfg: DemoConfig | None = None,
     """Run the three trainings in ``work_dir`` and return their top-1 on the held-back digits."""
     from ssld_zoo.distill.runner import run_distill
     cfg = cfg or DemoConfig()
-    work_dir = Path(work_dir)
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _run_demo(Path(work_dir), cfg, on_stage, plot, extra_hooks)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_demo(work_dir: Path, cfg: DemoConfig, on_stage, plot: bool, extra_hooks) -> DemoResult:
+    from ssld_zoo.distill.runner import run_distill
     t0 = time.perf_counter()
     data = prepare_digits(work_dir / "data", cfg)
     roots, counts = data["roots"], data["counts"]
