@@ -57,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
             shutil.copyfile(res.plot_path, plot)
     table = Table(title=f"SSLD on scikit-learn digits: top-1 on {cfg.test_size} held-back "
                         f"digits{' (quick mode)' if args.quick else ''}")
-    for col, just in (("model", "left"), ("architecture", "left"), ("labels used", "right"),
-                      ("training images", "right"), ("top-1 %", "right"), ("time s", "right")):
-        table.add_column(col, justify=just)
+    for col, just in (("model", "left"), ("architecture", "left"), ("labels", "right"),
+                      ("images", "right"), ("top-1 %", "right"), ("time s", "right")):
+        # Row names and architectures stay on one line, also in an 80-column terminal.
+        table.add_column(col, justify=just, no_wrap=col in ("model", "architecture"))
     names = {"teacher": "teacher", "baseline": "student, supervised (baseline)",
              "ssld": "student, SSLD label-free"}
     for a in res.arms:
