@@ -123,7 +123,7 @@ def _batchnorms(model):
             and isinstance(getattr(layer, "_variance", None), paddle.Tensor)]
 
 
-def randomize(model, seed: int, size: int) -> dict[str, int]:
+def randomize(model, seed: int, size: int, photo: np.ndarray | None = None) -> dict[str, int]:
     """Make a randomly initialised model a meaningful parity subject.
 
     Random init leaves BN at weight 1, bias 0, mean 0, variance 1 (identities a port could get
@@ -175,6 +175,15 @@ def randomize(model, seed: int, size: int) -> dict[str, int]:
         shift = rng.normal(0.3, 0.5, (6, 3, 1, 1))
         scale = rng.uniform(0.3, 1.2, (6, 3, 1, 1))
         calib = (shift + scale * rng.standard_normal((6, 3, size, size))).astype(np.float32)
+        if photo is not None:
+            # The photo joins the calibration batch: a BN after global pooling (GhostNet's
+            # head) calibrated on noise alone normalises a real photo's pooled features to
+            # 1e4-sized logits, and float32 then says nothing.
+            # It and three variants (flipped, brightened, shifted) so photo-like inputs have
+            # a spread of their own in every channel.
+            p = _fit(photo, size)
+            views = [p, p[..., ::-1], 0.8 * p + 0.2, np.roll(p, size // 4, axis=-1)]
+            calib = np.concatenate([calib] + [v.astype(np.float32) for v in views])
         model.train()
         with paddle.no_grad():
             model(paddle.to_tensor(calib))
@@ -189,6 +198,18 @@ def randomize(model, seed: int, size: int) -> dict[str, int]:
             # The floor keeps a near-constant channel from amplifying noise 1000-fold.
             put(bn._variance, np.maximum(var, 1e-3) * rng.uniform(0.8, 1.25, var.shape))
     return {"batchnorm": len(bns), "constant_params": constant}
+
+
+def _fit(x: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad or centre-crop an NCHW array to ``size`` x ``size``."""
+    h, w = x.shape[-2:]
+    if h < size or w < size:
+        ph, pw = max(size - h, 0), max(size - w, 0)
+        x = np.pad(x, ((0, 0), (0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)),
+                   mode="reflect")
+        h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top:top + size, left:left + size]
 
 
 def load_photo(path: Path, size: int) -> np.ndarray:
@@ -282,15 +303,14 @@ def run_parity(args: argparse.Namespace) -> None:
     paddle.seed(args.seed)
     backbone = import_ppcls()
     model = build(backbone, args.model)
-    counts = randomize(model, args.seed, args.size)
-    args.out.mkdir(parents=True, exist_ok=True)
-    paddle.save(model.state_dict(), str(args.out / "model.pdparams"))
-    t_build = time.perf_counter() - t0
-
     rng = np.random.default_rng(args.seed)
     inputs = {"random": rng.standard_normal((2, 3, args.size, args.size))}
     if args.image is not None:
         inputs["image"] = load_photo(args.image, args.image_size or args.size)
+    counts = randomize(model, args.seed, args.size, inputs.get("image"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    paddle.save(model.state_dict(), str(args.out / "model.pdparams"))
+    t_build = time.perf_counter() - t0
     np.savez(args.out / "inputs.npz", **inputs)
 
     names = [n for n in args.features.split(",") if n]
