@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-pytest.importorskip("sklearn", reason="the demo needs scikit-learn (its bundled digits)")
 
 
 def test_demo_quick_mode_runs_the_three_trainings(tmp_path, capsys):

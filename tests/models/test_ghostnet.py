@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import ssld_zoo
+from tests.conftest import unavailable
 from ssld_zoo.models.ghostnet import GhostModule, SEBlock, make_divisible
 from ssld_zoo.registry import SSLD_DOC, get_arch, get_weights, list_models
 
@@ -87,7 +88,7 @@ def test_ssld_card():
 def test_keys_and_shapes_equal_paddleclas_dump():
     path = KEYS_DIR / "GhostNet_x1_3.txt"
     if not path.is_file():
-        pytest.skip(f"{path} not present (reference key dumps live outside the repo)")
+        unavailable(f"{path} not present (reference key dumps live outside the repo)")
     expected = read_key_file(path)
     got = paddle_style_shapes(meta_model("ghostnet_x1_3"))
     assert list(got) == list(expected)  # same names in the same order
