@@ -14,39 +14,12 @@ import torch
 
 import ssld_zoo
 from tests.conftest import unavailable
+from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
 from ssld_zoo.models.ghostnet import GhostModule, SEBlock, make_divisible
 from ssld_zoo.registry import SSLD_DOC, get_arch, get_weights, list_models
 
-KEYS_DIR = Path(os.environ.get(
-    "SSLD_ZOO_PADDLE_KEYS",
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "paddle_keys"))
 BASE = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 SCALES = {"ghostnet_x0_5": 0.5, "ghostnet_x1_0": 1.0, "ghostnet_x1_3": 1.3}
-
-
-def paddle_style_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    """The state dict as PaddleClas names and lays it out (BN stats, Linear [in, out])."""
-    linear = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    out = {}
-    for k, v in model.state_dict().items():
-        if k.endswith("num_batches_tracked"):
-            continue
-        shape = tuple(v.shape)[::-1] if k in linear else tuple(v.shape)
-        out[k.replace(".running_mean", "._mean").replace(".running_var", "._variance")] = shape
-    return out
-
-
-def read_key_file(path: Path) -> dict[str, tuple[int, ...]]:
-    keys = {}
-    for line in path.read_text().splitlines():
-        name, shape, _dtype = line.split()
-        keys[name] = tuple(int(s) for s in shape.strip("[]").split(",") if s)
-    return keys
-
-
-def meta_model(name: str, **kwargs) -> torch.nn.Module:
-    with torch.device("meta"):
-        return get_arch(name).builder(**kwargs)
 
 
 # ---------------------------------------------------------------- registry and weight cards

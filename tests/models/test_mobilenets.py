@@ -14,14 +14,12 @@ import torch
 
 import ssld_zoo
 from tests.conftest import unavailable
+from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
 from ssld_zoo.models import mobilenet_v1, mobilenet_v2, mobilenet_v3
 from ssld_zoo.models.mobilenet_v3 import (DownscaleInInferDropout, Hardsigmoid, ResidualUnit,
                                           make_divisible)
 from ssld_zoo.registry import get_arch, get_weights, list_architectures
 
-KEYS_DIR = Path(os.environ.get(
-    "SSLD_ZOO_PADDLE_KEYS",
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "paddle_keys"))
 
 V1 = {"mobilenetv1_x0_25": 0.25, "mobilenetv1_x0_5": 0.5, "mobilenetv1_x0_75": 0.75,
       "mobilenetv1": 1.0}
@@ -37,31 +35,6 @@ KEY_DUMPS = {"mobilenetv1": "MobileNetV1", "mobilenetv2": "MobileNetV2",
              "mobilenetv3_large_x1_0": "MobileNetV3_large_x1_0",
              "mobilenetv3_small_x1_0": "MobileNetV3_small_x1_0",
              "mobilenetv3_small_x0_35": "MobileNetV3_small_x0_35"}
-
-
-def paddle_style_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    """The model's state dict as PaddleClas names and lays it out (BN stats, Linear [in, out])."""
-    linear = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    out = {}
-    for k, v in model.state_dict().items():
-        if k.endswith("num_batches_tracked"):
-            continue
-        shape = tuple(v.shape)[::-1] if k in linear else tuple(v.shape)
-        out[k.replace(".running_mean", "._mean").replace(".running_var", "._variance")] = shape
-    return out
-
-
-def read_key_file(path: Path) -> dict[str, tuple[int, ...]]:
-    keys = {}
-    for line in path.read_text().splitlines():
-        name, shape, _dtype = line.split()
-        keys[name] = tuple(int(s) for s in shape.strip("[]").split(",") if s)
-    return keys
-
-
-def meta_model(name: str, **kwargs) -> torch.nn.Module:
-    with torch.device("meta"):
-        return get_arch(name).builder(**kwargs)
 
 
 # ---------------------------------------------------------------- registry and weight cards

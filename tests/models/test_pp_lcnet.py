@@ -16,13 +16,11 @@ import torch.nn.functional as F
 
 import ssld_zoo
 from tests.conftest import unavailable
+from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
 from ssld_zoo.models.pp_lcnet import DownscaleInInferDropout, PaddleHardsigmoid, make_divisible
 from ssld_zoo.models.pp_lcnet_v2 import RepDepthwiseSeparable
 from ssld_zoo.registry import SSLD_DOC, get_arch, get_weights, list_models
 
-KEYS_DIR = Path(os.environ.get(
-    "SSLD_ZOO_PADDLE_KEYS",
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "paddle_keys"))
 LEGENDARY = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/"
 V1 = {"pplcnet_x0_25": 0.25, "pplcnet_x0_35": 0.35, "pplcnet_x0_5": 0.5, "pplcnet_x0_75": 0.75,
       "pplcnet_x1_0": 1.0, "pplcnet_x1_5": 1.5, "pplcnet_x2_0": 2.0, "pplcnet_x2_5": 2.5}
@@ -31,31 +29,6 @@ V2 = {"pplcnetv2_small": (0.75, [2, 2, 4, 2]), "pplcnetv2_base": (1.0, [2, 2, 6,
 KEY_DUMPS = {"pplcnet_x0_25": "PPLCNet_x0_25", "pplcnet_x0_5": "PPLCNet_x0_5",
              "pplcnet_x1_0": "PPLCNet_x1_0", "pplcnet_x2_5": "PPLCNet_x2_5",
              "pplcnetv2_base": "PPLCNetV2_base"}
-
-
-def paddle_style_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    """The state dict as PaddleClas names and lays it out (BN stats, Linear [in, out])."""
-    linear = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    out = {}
-    for k, v in model.state_dict().items():
-        if k.endswith("num_batches_tracked"):
-            continue
-        shape = tuple(v.shape)[::-1] if k in linear else tuple(v.shape)
-        out[k.replace(".running_mean", "._mean").replace(".running_var", "._variance")] = shape
-    return out
-
-
-def read_key_file(path: Path) -> dict[str, tuple[int, ...]]:
-    keys = {}
-    for line in path.read_text().splitlines():
-        name, shape, _dtype = line.split()
-        keys[name] = tuple(int(s) for s in shape.strip("[]").split(",") if s)
-    return keys
-
-
-def meta_model(name: str, **kwargs) -> torch.nn.Module:
-    with torch.device("meta"):
-        return get_arch(name).builder(**kwargs)
 
 
 def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -13,6 +13,7 @@ import torch
 
 import ssld_zoo
 from tests.conftest import unavailable
+from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
 from ssld_zoo.models.res2net_vd import BottleneckBlock, Res2NetVd
 from ssld_zoo.registry import get_arch, get_weights
 
@@ -21,35 +22,6 @@ ARCHS = {
     "res2net101_vd_26w_4s": ("Res2Net101_vd_26w_4s", 862, (3, 4, 23, 3)),
     "res2net200_vd_26w_4s": ("Res2Net200_vd_26w_4s", 1687, (3, 12, 48, 3)),
 }
-KEYS_DIR = Path(os.environ.get(
-    "SSLD_ZOO_PADDLE_KEYS",
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "paddle_keys"))
-
-
-def paddle_style_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    """The model's state dict as PaddleClas names and lays it out (BN stats, Linear [in, out])."""
-    linear = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    out = {}
-    for k, v in model.state_dict().items():
-        if k.endswith("num_batches_tracked"):
-            continue
-        shape = tuple(v.shape)[::-1] if k in linear else tuple(v.shape)
-        k = k.replace(".running_mean", "._mean").replace(".running_var", "._variance")
-        out[k] = shape
-    return out
-
-
-def read_key_file(path: Path) -> dict[str, tuple[int, ...]]:
-    keys = {}
-    for line in path.read_text().splitlines():
-        name, shape, _dtype = line.split()
-        keys[name] = tuple(int(s) for s in shape.strip("[]").split(",") if s)
-    return keys
-
-
-def meta_model(name: str) -> torch.nn.Module:
-    with torch.device("meta"):
-        return get_arch(name).builder()
 
 
 @pytest.mark.parametrize("name", ARCHS)
