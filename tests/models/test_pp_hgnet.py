@@ -14,32 +14,11 @@ import torch
 import ssld_zoo
 from ssld_zoo.models.pp_hgnet import DownscaleInInferDropout
 from ssld_zoo.models.pp_hgnet_v2 import StemBlock
+from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
 from ssld_zoo.registry import get_arch, get_weights, list_architectures
-from ssld_zoo.weights.convert import _rename
 
 V1 = ["pphgnet_tiny", "pphgnet_small", "pphgnet_base"]
 V2 = [f"pphgnetv2_b{i}" for i in range(7)]
-REPO = Path(__file__).resolve().parents[2]
-
-
-def paddle_keys_dir() -> Path:
-    return Path(os.environ.get("SSLD_ZOO_PADDLE_KEYS",
-                               REPO.parent / "shared" / "reference" / "paddle_keys"))
-
-
-def read_paddle_keys(path: Path) -> dict[str, tuple[int, ...]]:
-    """``name [d0,d1,...] dtype`` lines -> {torch name: shape as Paddle stores it}."""
-    keys = {}
-    for line in path.read_text().splitlines():
-        name, shape, _dtype = line.split()
-        keys[_rename(name)] = tuple(int(d) for d in shape.strip("[]").split(",") if d)
-    return keys
-
-
-def torch_shapes_as_paddle(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    linear = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    return {k: tuple(v.shape)[::-1] if k in linear else tuple(v.shape)
-            for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
 
 
 def test_every_variant_is_registered():
@@ -51,12 +30,10 @@ def test_every_variant_is_registered():
 
 @pytest.mark.parametrize("name", V1 + V2)
 def test_keys_and_shapes_equal_paddleclas(name, resource_unavailable):
-    ref = paddle_keys_dir() / f"{get_arch(name).paddle_name}.txt"
+    ref = KEYS_DIR / f"{get_arch(name).paddle_name}.txt"
     if not ref.is_file():
         resource_unavailable(f"PaddleClas key listing {ref} not found: set SSLD_ZOO_PADDLE_KEYS")
-    with torch.device("meta"):
-        model = get_arch(name).builder()
-    assert torch_shapes_as_paddle(model) == read_paddle_keys(ref)
+    assert paddle_style_shapes(meta_model(name)) == read_key_file(ref)
 
 
 @pytest.mark.parametrize("name", ["pphgnet_tiny", "pphgnetv2_b0"])
