@@ -36,6 +36,9 @@ if [[ ! -x "$py" ]]; then
     echo "install_openmmlab: no Python at $py (pass the venv as the first argument or set SSLD_ZOO_VENV)" >&2
     exit 2
 fi
+# Absolute: the mmcv build below runs pip from inside the unpacked source tree.
+venv="$(cd "$venv" && pwd)"
+py="$venv/bin/python"
 pip=("$py" -m pip --disable-pip-version-check -q)
 cache_root="${SSLD_ZOO_HOME:-$HOME/.cache/ssld_zoo}/wheels"
 start=$SECONDS

@@ -94,7 +94,7 @@ def add_parser(subparsers) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", help="recipe file or name (`ssld-zoo recipes` lists them)")
     p.add_argument("--work-dir", help="checkpoints, logs and the exported student "
-                                      "(default: work_dirs/<recipe>)")
+                                      "(default: work_dirs/<recipe name>)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                    metavar="KEY=VALUE", help="override recipe values, e.g. "
                    "data.labeled_roots=\"['/data/train']\" schedule.epochs=10")
@@ -111,12 +111,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from ssld_zoo.cli._console import console, err_console
-    from ssld_zoo.distill.config import load_recipe
+    from ssld_zoo.distill.config import load_recipe, recipe_name
     from ssld_zoo.distill.distiller import NonFiniteLossError
     from ssld_zoo.distill.runner import run_distill
 
     recipe = load_recipe(args.recipe, args.cfg_options)
-    work_dir = Path(args.work_dir or Path("work_dirs") / Path(recipe["_path"]).stem)
+    work_dir = Path(args.work_dir or Path("work_dirs") / recipe_name(recipe["_path"]))
     hooks = [] if args.no_progress else [RichProgressHook()]
     try:
         result = run_distill(recipe, work_dir, launcher=args.launcher, resume=args.resume,

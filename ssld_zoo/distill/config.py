@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from ssld_zoo.registry import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["DEFAULTS", "RecipeError", "load_recipe", "validate_recipe", "resolve_recipe",
-           "recipe_dirs", "list_recipes"]
+           "recipe_dirs", "recipe_name", "list_recipes"]
 
 DEFAULTS: dict[str, Any] = {
     "description": "",
@@ -143,27 +143,46 @@ def recipe_dirs() -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def _recipe_files() -> Iterable[Path]:
+def _recipe_files() -> Iterable[tuple[str, Path]]:
+    """``(name, path)`` of every recipe: ``recipes/r50d.py`` is ``r50d``, and a recipe in a
+    sub-folder, ``recipes/cifar10/teacher.py``, is ``cifar10/teacher``. Files and folders whose
+    name starts with ``_`` (``_base_``) are building blocks, not recipes."""
     seen = set()
     for d in recipe_dirs():
-        for f in sorted(d.glob("*.py")):
-            if f.stem not in seen and not f.name.startswith("_"):
-                seen.add(f.stem)
-                yield f
+        files = sorted(d.glob("*.py")) + sorted(
+            f for f in d.glob("*/*.py") if not f.parent.name.startswith("_"))
+        for f in files:
+            name = f.relative_to(d).with_suffix("").as_posix()
+            if name not in seen and not f.name.startswith("_"):
+                seen.add(name)
+                yield name, f
 
 
 def resolve_recipe(name_or_path: str | os.PathLike) -> Path:
-    """A recipe file from a path or a name (``r50d`` -> ``recipes/r50d.py``)."""
+    """A recipe file from a path or a name (``r50d`` -> ``recipes/r50d.py``,
+    ``cifar10/ssld`` -> ``recipes/cifar10/ssld.py``)."""
     p = Path(name_or_path)
     if p.is_file():
         return p
-    stem = p.name[:-3] if p.name.endswith(".py") else p.name
-    for f in _recipe_files():
-        if f.stem == stem:
+    name = p.as_posix()[:-3] if p.as_posix().endswith(".py") else p.as_posix()
+    for known, f in _recipe_files():
+        if known == name:
             return f
-    names = ", ".join(f.stem for f in _recipe_files()) or "(none found)"
+    names = ", ".join(n for n, _ in _recipe_files()) or "(none found)"
     raise FileNotFoundError(f"recipe {str(name_or_path)!r} is neither a file nor a known recipe; "
                             f"known recipes: {names}")
+
+
+def recipe_name(path: str | os.PathLike) -> str:
+    """The name a recipe file is listed under (``recipes/cifar10/ssld.py`` -> ``cifar10/ssld``);
+    the file stem for a file outside :func:`recipe_dirs`."""
+    p = Path(path).resolve()
+    for d in recipe_dirs():
+        try:
+            return p.relative_to(d.resolve()).with_suffix("").as_posix()
+        except ValueError:
+            continue
+    return p.stem
 
 
 def load_recipe(name_or_path: str | os.PathLike, cfg_options: dict | None = None) -> dict:
@@ -187,10 +206,10 @@ def list_recipes() -> list[tuple[str, str, Path]]:
     """``(name, one-line description, path)`` of every recipe found by :func:`recipe_dirs`."""
     from mmengine.config import Config
     out = []
-    for f in _recipe_files():
+    for name, f in _recipe_files():
         try:
             desc = str(Config.fromfile(str(f), lazy_import=False).get("description", ""))
         except Exception as e:  # a broken recipe is listed with its error, not hidden
             desc = f"(cannot be read: {e})"
-        out.append((f.stem, desc.strip().splitlines()[0] if desc.strip() else "", f))
+        out.append((name, desc.strip().splitlines()[0] if desc.strip() else "", f))
     return out

@@ -10,6 +10,8 @@ log-probabilities of 1,000 classes in bf16 lose the small terms that distillatio
 * ``KL``: Hinton et al. 2015, KL(t||s) at temperature T, scaled by T^2.
 * ``JSD``: the true Jensen-Shannon divergence, (KL(s||m) + KL(t||m)) / 2 with m = (s + t) / 2.
 * ``SoftTargetCE``: cross-entropy against the teacher's probabilities (PP-HGNetV2's SSLD configs).
+* ``PseudoLabelCE``: cross-entropy against the teacher's arg-max (hard pseudo-labels): what is
+  left of distillation when the dark knowledge is thrown away (the ablations' "hard labels").
 * ``DKD``: decoupled KD (Zhao et al. 2022); the target class is the label when given, else the
   teacher's arg-max, so that it too runs label-free.
 * ``DIST``: Huang et al. 2022, inter- and intra-class Pearson correlation of probabilities.
@@ -22,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["LOSSES", "register_loss", "build_loss", "SymmetricKL", "KL", "JSD", "SoftTargetCE",
-           "DKD", "DIST"]
+           "PseudoLabelCE", "DKD", "DIST"]
 
 LOSSES: dict[str, type[nn.Module]] = {}
 
@@ -123,6 +125,17 @@ class SoftTargetCE(nn.Module):
         T = self.temperature
         p_t = (teacher / T).softmax(-1)
         return -(p_t * F.log_softmax(student / T, -1)).sum(-1).mean() * T * T
+
+
+@register_loss
+class PseudoLabelCE(nn.Module):
+    """``mean_n -log softmax(s)[argmax t]``: cross-entropy on the teacher's hard decision, with
+    no human label (``labels`` is ignored)."""
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        student, teacher = _f32(student, teacher)
+        return F.cross_entropy(student, teacher.argmax(-1))
 
 
 @register_loss

@@ -22,7 +22,8 @@ def kl(p, q):
 
 
 def test_registry_has_the_losses():
-    assert {"SymmetricKL", "KL", "JSD", "SoftTargetCE", "DKD", "DIST"} <= set(LOSSES)
+    assert {"SymmetricKL", "KL", "JSD", "SoftTargetCE", "PseudoLabelCE", "DKD",
+            "DIST"} <= set(LOSSES)
 
 
 def test_symmetric_kl_matches_paddle_dmlloss_formula():
@@ -74,6 +75,15 @@ def test_soft_target_ce():
     want = sum(-sum(a * math.log(b) for a, b in zip(softmax(t), softmax(s)))
                for s, t in zip(S.tolist(), T.tolist())) / len(S)
     assert build_loss("SoftTargetCE")(S, T).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_pseudo_label_ce_uses_the_teacher_argmax_not_the_labels():
+    # Teacher arg-max: class 1 in row 0, class 0 in row 1.
+    want = -(math.log(softmax(S[0].tolist())[1]) + math.log(softmax(S[1].tolist())[0])) / 2
+    loss = build_loss("PseudoLabelCE")
+    assert loss(S, T).item() == pytest.approx(want, rel=1e-6)
+    # Ground-truth labels, when given, change nothing: the loss is label-free.
+    assert loss(S, T, torch.tensor([2, 2])).item() == pytest.approx(want, rel=1e-6)
 
 
 def test_dkd_by_hand():

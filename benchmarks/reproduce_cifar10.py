@@ -1,0 +1,269 @@
+"""SSLD's claims, reproduced on real data on a CPU: CIFAR-10 (../shared/data/cifar10).
+
+    .venv/bin/python benchmarks/reproduce_cifar10.py [--data DIR] [--work-dir work_dirs/cifar10]
+        [--jobs 2] [--arms a,b,c] [--force] [--plot docs/images/reproduction_cifar10.png]
+        [--cfg-options KEY=VALUE ...]
+
+Runs the recipes of ``recipes/cifar10/`` with ``ssld-zoo distill``, one process per arm:
+
+* the teacher (ResNet18_vd) with labels on train (10k images);
+* (a) the student (MobileNetV1_x0.5) with labels on train: the baseline;
+* (b) the same student, SSLD without labels on train;
+* (c) SSLD without labels on train + unlabeled (15k images);
+* (d) a loss ablation on (c)'s data: KL at T=4, soft-target CE, the teacher's hard labels.
+
+Then prints the table of docs/reproduction.md (also written to ``<work-dir>/results.md`` and
+``results.json``), checks the targets (b >= a + 2 and c >= b + 1 points top-1 on val) and saves
+a plot. The teacher runs alone on every core; the student arms then run ``--jobs`` at a time,
+each on ``cores // jobs`` intra-op threads (these networks are too small for one process to keep
+two cores busy). An arm whose export already exists in the work dir is read, not re-run
+(``--force`` re-runs). ``--cfg-options`` goes to every arm (the tests shrink the runs with it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class Arm:
+    key: str
+    recipe: str        # under recipes/
+    label: str
+    data: str          # what it trains on
+    loss: str
+    unlabeled: bool    # reads the unlabeled folder
+    needs_teacher: bool
+
+
+ARMS = [
+    Arm("teacher", "cifar10/teacher", "teacher ResNet18_vd", "train, labels", "CE", False, False),
+    Arm("a", "cifar10/supervised", "(a) supervised", "train, labels", "CE", False, False),
+    Arm("b", "cifar10/ssld", "(b) SSLD", "train, no labels", "symmetric KL", False, True),
+    Arm("c", "cifar10/ssld_unlabeled", "(c) SSLD + unlabeled", "train + unlabeled, no labels",
+        "symmetric KL", True, True),
+    Arm("kl", "cifar10/ablation_kl", "(d) KL, T=4", "train + unlabeled, no labels",
+        "KL (T=4)", True, True),
+    Arm("soft_ce", "cifar10/ablation_soft_ce", "(d) soft-target CE",
+        "train + unlabeled, no labels", "soft-target CE", True, True),
+    Arm("hard", "cifar10/ablation_hard", "(d) teacher's hard labels",
+        "train + unlabeled, no labels", "CE on teacher arg-max", True, True),
+]
+TEACHER_EXPORT = "cifar10_teacher.safetensors"
+
+
+def default_data() -> Path:
+    base = os.environ.get("SSLD_ZOO_TEST_DATA", str(ROOT.parent / "shared" / "data"))
+    return Path(base) / "cifar10"
+
+
+def arm_command(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
+    """The ``ssld-zoo distill`` command of one arm (an argv list: no shell involved)."""
+    opts = [f"data.labeled_roots=['{data / 'train'}']", f"data.val_root={data / 'val'}"]
+    if arm.unlabeled:
+        opts.append(f"data.unlabeled_roots=['{data / 'unlabeled'}']")
+    if arm.needs_teacher:
+        opts.append(f"teacher.weights={work / 'teacher' / TEACHER_EXPORT}")
+    return [sys.executable, "-m", "ssld_zoo.cli.main", "distill",
+            str(ROOT / "recipes" / f"{arm.recipe}.py"), "--work-dir", str(work / arm.key),
+            "--no-progress", "--cfg-options", *opts, *extra]
+
+
+def card_of(work: Path, arm: Arm) -> Path | None:
+    cards = sorted((work / arm.key).glob("*.safetensors.json"))
+    return cards[0] if cards else None
+
+
+def run_arms(arms: list[Arm], data: Path, work: Path, jobs: int, threads: int,
+             extra: list[str]) -> dict[str, float]:
+    """Run ``arms`` ``jobs`` at a time; returns wall seconds per arm. Fails naming the log."""
+    pending, running, seconds = list(arms), {}, {}
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    failed = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            arm = pending.pop(0)
+            (work / arm.key).mkdir(parents=True, exist_ok=True)
+            log = open(work / f"{arm.key}.log", "w")
+            cmd = arm_command(arm, data, work, extra)
+            print(f"[{time.strftime('%H:%M:%S')}] start {arm.key} ({threads} thread(s)): "
+                  f"{' '.join(cmd[1:])}", flush=True)
+            running[arm.key] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                                 env=env, cwd=ROOT), log, time.perf_counter())
+        time.sleep(1.0)
+        for key, (proc, log, t0) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            seconds[key] = time.perf_counter() - t0
+            del running[key]
+            state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+            print(f"[{time.strftime('%H:%M:%S')}] {key} {state} in {seconds[key] / 60:.1f} min "
+                  f"(log: {work / f'{key}.log'})", flush=True)
+            if proc.returncode:
+                failed.append(key)
+    if failed:
+        raise SystemExit(f"arm(s) {', '.join(failed)} failed; see their logs in {work}")
+    return seconds
+
+
+def collect(arms: list[Arm], work: Path, seconds: dict[str, float]) -> list[dict]:
+    rows = []
+    for arm in arms:
+        path = card_of(work, arm)
+        if path is None:
+            continue
+        card = json.loads(path.read_text())
+        tr = card.get("training", {})
+        m = tr.get("metrics", {})
+        saved = work / f"{arm.key}.seconds"  # wall time of the run that made the export
+        if arm.key in seconds:
+            saved.write_text(f"{seconds[arm.key]:.1f}\n")
+        secs = float(saved.read_text()) if saved.is_file() else float("nan")
+        d = tr.get("data", {})
+        rows.append(dict(
+            key=arm.key, label=arm.label, recipe=f"recipes/{arm.recipe}.py", data=arm.data,
+            loss=arm.loss, arch=card.get("arch"), images=d.get("num_images"),
+            labels_used=d.get("num_labeled") if tr.get("hard_label_weight", 0) > 0 else 0,
+            epochs=tr.get("schedule", {}).get("epochs"), top1=m.get("top1"), top5=m.get("top5"),
+            teacher_top1=tr.get("teacher_metrics", {}).get("top1"), minutes=secs / 60,
+            history=[h for h in tr.get("history", []) if "top1" in h]))
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    base = next((r["top1"] for r in rows if r["key"] == "a"), None)
+    out = ["| arm | student | trained on | loss | images | labels | top-1 | top-5 | vs (a) "
+           "| minutes |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        delta = "" if base is None or r["key"] in ("a", "teacher") else \
+            f"{r['top1'] - base:+.2f}"
+        out.append(f"| {r['label']} | {r['arch']} | {r['data']} | {r['loss']} | {r['images']:,} "
+                   f"| {r['labels_used']:,} | {r['top1']:.2f} | {r['top5']:.2f} | {delta} "
+                   f"| {r['minutes']:.1f} |")
+    return "\n".join(out) + "\n"
+
+
+def targets(rows: list[dict]) -> list[tuple[str, float, float, bool]]:
+    top = {r["key"]: r["top1"] for r in rows}
+    out = []
+    if "a" in top and "b" in top:
+        out.append(("(b) SSLD - (a) supervised", top["b"] - top["a"], 2.0,
+                    top["b"] - top["a"] >= 2.0))
+    if "b" in top and "c" in top:
+        out.append(("(c) SSLD + unlabeled - (b) SSLD", top["c"] - top["b"], 1.0,
+                    top["c"] - top["b"] >= 1.0))
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors = {"teacher": "#7f7f7f", "a": "#d62728", "b": "#1f77b4", "c": "#2ca02c"}
+    vals = [r["top1"] for r in rows]
+    bars = ax1.barh([r["label"] for r in rows][::-1], vals[::-1],
+                    color=[colors.get(r["key"], "#9467bd") for r in rows][::-1])
+    for b, v in zip(bars, vals[::-1]):
+        ax1.text(v + 0.3, b.get_y() + b.get_height() / 2, f"{v:.1f}", va="center", fontsize=8)
+    lo = min(vals) - 8
+    ax1.set_xlim(max(0, lo), max(vals) + 4)
+    ax1.set_xlabel("top-1 on CIFAR-10 val, 5,000 images (%)")
+    ax1.set_title("SSLD on CIFAR-10 (CPU, recipes/cifar10)")
+    ax1.tick_params(axis="y", labelsize=8)
+    for r in rows:
+        if r["history"]:
+            ax2.plot([h["epoch"] for h in r["history"]], [h["top1"] for h in r["history"]],
+                     "o-", ms=3, color=colors.get(r["key"]), label=r["label"],
+                     alpha=1.0 if r["key"] in colors else 0.5)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("val top-1 (%)")
+    ax2.set_title("validation during training")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n", 1)[1])
+    p.add_argument("--data", type=Path, default=default_data(),
+                   help="CIFAR-10 root with train/, val/, unlabeled/ (default: %(default)s)")
+    p.add_argument("--work-dir", type=Path, default=ROOT / "work_dirs" / "cifar10")
+    p.add_argument("--jobs", type=int, default=2, help="student arms run at once")
+    p.add_argument("--arms", default=",".join(a.key for a in ARMS),
+                   help="subset of: " + ", ".join(a.key for a in ARMS))
+    p.add_argument("--force", action="store_true", help="re-run arms already exported")
+    p.add_argument("--plot", type=Path, default=None,
+                   help="PNG to write (default: <work-dir>/reproduction_cifar10.png)")
+    p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="passed to every arm's ssld-zoo distill")
+    args = p.parse_args(argv)
+
+    for split in ("train", "val", "unlabeled"):
+        if not (args.data / split).is_dir():
+            raise SystemExit(f"{args.data / split} is not a folder: --data must hold CIFAR-10's "
+                             f"train/, val/ and unlabeled/ (see ../shared/data/README.md)")
+    by_key = {a.key: a for a in ARMS}
+    wanted = [k for k in args.arms.split(",") if k]
+    unknown = sorted(set(wanted) - set(by_key))
+    if unknown:
+        raise SystemExit(f"unknown arm(s) {', '.join(unknown)}; valid: {', '.join(by_key)}")
+    arms = [by_key[k] for k in by_key if k in wanted]
+    work = args.work_dir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    extra = args.cfg_options  # appended to each arm's own --cfg-options (later keys win)
+    todo = [a for a in arms if args.force or card_of(work, a) is None]
+    if any(a.needs_teacher for a in todo) and by_key["teacher"] not in todo and \
+            not (work / "teacher" / TEACHER_EXPORT).is_file():
+        todo.insert(0, by_key["teacher"])
+    cores = os.cpu_count() or 1
+    t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds: dict[str, float] = {}
+    if by_key["teacher"] in todo:
+        seconds.update(run_arms([by_key["teacher"]], args.data, work, 1, cores, extra))
+    students = [a for a in todo if a.key != "teacher"]
+    if students:
+        jobs = max(1, min(args.jobs, len(students)))
+        seconds.update(run_arms(students, args.data, work, jobs, max(1, cores // jobs), extra))
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter() - t0
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+
+    rows = collect(arms, work, seconds)
+    table = markdown(rows)
+    checks = targets(rows)
+    lines = [f"- {name}: {got:+.2f} points (target >= +{want:.0f}): "
+             f"{'met' if ok else 'NOT met'}" for name, got, want, ok in checks]
+    summary = (f"This run: {len(seconds)} arm(s) trained in {wall / 60:.1f} min wall, "
+               f"{cpu / 60:.1f} CPU-min ({cores} cores); " +
+               ("teacher top-1 on val as the SSLD arms measured it: "
+                f"{rows[-1]['teacher_top1']:.2f}" if rows and rows[-1]["teacher_top1"] else ""))
+    print("\n" + table + "\n" + "\n".join(lines) + "\n\n" + summary)
+    (work / "results.md").write_text(table + "\n" + "\n".join(lines) + "\n\n" + summary + "\n")
+    (work / "results.json").write_text(json.dumps(dict(rows=rows, wall_s=wall, cpu_s=cpu,
+                                                       targets=checks), indent=1) + "\n")
+    if rows:
+        plot(rows, args.plot or work / "reproduction_cifar10.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

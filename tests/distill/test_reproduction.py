@@ -1,0 +1,112 @@
+"""The CIFAR-10 reproduction: its recipes differ only where the arms mean to, and the driver
+(benchmarks/reproduce_cifar10.py) runs them end to end, resumes and reports the targets."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ssld_zoo.distill.config import list_recipes, load_recipe, recipe_name, resolve_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _driver():
+    spec = importlib.util.spec_from_file_location("reproduce_cifar10",
+                                                  REPO / "benchmarks" / "reproduce_cifar10.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_cifar10_recipe_is_an_arm_of_the_driver_and_listed():
+    files = {f.stem for f in (REPO / "recipes" / "cifar10").glob("*.py")}
+    arms = {a.recipe.split("/")[1] for a in _driver().ARMS}
+    assert files == arms
+    listed = {name for name, desc, _ in list_recipes() if desc}
+    assert {f"cifar10/{s}" for s in files} <= listed
+
+
+def test_nested_recipe_names_resolve_and_name_the_default_work_dir():
+    path = resolve_recipe("cifar10/ssld")
+    assert path == REPO / "recipes" / "cifar10" / "ssld.py"
+    assert resolve_recipe("cifar10/ssld.py") == path
+    assert recipe_name(path) == "cifar10/ssld"
+    assert recipe_name(REPO / "recipes" / "r50d.py") == "r50d"
+    with pytest.raises(FileNotFoundError, match="cifar10/ssld_unlabeled"):
+        resolve_recipe("cifar10/nope")
+
+
+def test_arms_differ_only_in_teacher_loss_and_data():
+    r = {a.key: load_recipe(a.recipe) for a in _driver().ARMS}
+    students = {k: v for k, v in r.items() if k != "teacher"}
+    for key, rec in students.items():
+        # Same student, schedule, optimiser, augmentation, evaluation and seed in every arm.
+        for section in ("student", "schedule", "optimizer", "runtime"):
+            assert rec[section] == r["a"][section], (key, section)
+        same = {k: v for k, v in rec["data"].items() if k != "unlabeled_roots"}
+        assert same == {k: v for k, v in r["a"]["data"].items() if k != "unlabeled_roots"}, key
+    assert r["a"]["teacher"] is None and r["a"]["hard_label_weight"] == 1.0
+    for key in ("b", "c", "kl", "soft_ce", "hard"):
+        # No human label in any distillation arm; all learn from the same teacher export.
+        assert r[key]["hard_label_weight"] == 0.0, key
+        assert r[key]["teacher"] == r["b"]["teacher"], key
+        assert r[key]["teacher"]["weights"].endswith("teacher/cifar10_teacher.safetensors")
+    assert r["b"]["data"]["unlabeled_roots"] == []
+    for key in ("c", "kl", "soft_ce", "hard"):
+        assert r[key]["data"]["unlabeled_roots"] == ["../shared/data/cifar10/unlabeled"], key
+    assert [r[k]["loss"]["type"] for k in ("c", "kl", "soft_ce", "hard")] == \
+        ["SymmetricKL", "KL", "SoftTargetCE", "PseudoLabelCE"]
+    assert r["teacher"]["student"]["name"] == r["b"]["teacher"]["name"]
+    assert r["teacher"]["export"]["name"] + ".safetensors" == _driver().TEACHER_EXPORT
+
+
+@pytest.fixture()
+def small_cifar(cifar10: Path, tmp_path: Path) -> Path:
+    """train: 4 per class, val: 2 per class, unlabeled: 20 (symlinks to the real images)."""
+    root = tmp_path / "cifar"
+    for split, n in (("train", 4), ("val", 2)):
+        for cls in sorted(os.listdir(cifar10 / split)):
+            (root / split / cls).mkdir(parents=True)
+            for f in sorted(os.listdir(cifar10 / split / cls))[:n]:
+                (root / split / cls / f).symlink_to(cifar10 / split / cls / f)
+    (root / "unlabeled").mkdir()
+    for f in sorted(os.listdir(cifar10 / "unlabeled"))[:20]:
+        (root / "unlabeled" / f).symlink_to(cifar10 / "unlabeled" / f)
+    return root
+
+
+def test_driver_runs_the_arms_and_resumes(small_cifar: Path, tmp_path: Path, capsys):
+    drv = _driver()
+    work = tmp_path / "work"
+    opts = ["schedule.epochs=1", "schedule.warmup_epochs=0", "data.batch_size=16",
+            "runtime.val_interval=1"]
+    # Asking for (c) alone trains the teacher it needs first.
+    assert drv.main(["--data", str(small_cifar), "--work-dir", str(work), "--arms", "a,c",
+                     "--jobs", "2", "--cfg-options", *opts]) == 0
+    out = capsys.readouterr().out
+    res = json.loads((work / "results.json").read_text())
+    assert [r["key"] for r in res["rows"]] == ["a", "c"]
+    a, c = res["rows"]
+    assert (a["images"], a["labels_used"]) == (40, 40)
+    assert (c["images"], c["labels_used"]) == (60, 0)     # train + unlabeled, no label read
+    assert c["teacher_top1"] is not None and 0 <= c["top1"] <= 100
+    assert (work / "teacher" / drv.TEACHER_EXPORT).is_file()
+    assert (work / "reproduction_cifar10.png").stat().st_size > 10_000
+    assert "| (c) SSLD + unlabeled | mobilenetv1_x0_5 |" in out
+    assert "3 arm(s) trained" in out
+    # Second call: everything is exported already, nothing is trained again.
+    assert drv.main(["--data", str(small_cifar), "--work-dir", str(work), "--arms", "a,c"]) == 0
+    assert "0 arm(s) trained" in capsys.readouterr().out
+    assert json.loads((work / "results.json").read_text())["rows"] == res["rows"]
+
+
+def test_driver_rejects_bad_arms_and_data(small_cifar: Path, tmp_path: Path):
+    drv = _driver()
+    with pytest.raises(SystemExit, match="unknown arm.*zz.*valid: teacher, a, b"):
+        drv.main(["--data", str(small_cifar), "--arms", "a,zz"])
+    with pytest.raises(SystemExit, match=f"{tmp_path / 'nowhere' / 'train'} is not a folder"):
+        drv.main(["--data", str(tmp_path / "nowhere")])
