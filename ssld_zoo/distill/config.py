@@ -47,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
         "seed": 0, "deterministic": False,
         "amp": "auto",              # auto | bf16 | fp16 | none (auto: bf16/fp16 on GPU, fp32 on CPU)
         "channels_last": "auto",    # auto (on with CUDA) | True | False
-        "compile": False,           # torch.compile the train step (mmengine's cfg.compile)
+        "compile": False,           # True or torch.compile kwargs: compile the train step (mmengine cfg.compile)
         "ema": None,                # None | dict(momentum=2e-4, begin_iter=0)
         "sync_bn": False,           # SyncBatchNorm for the student under DDP (GPU only)
         "checkpoint_interval": 1, "max_keep_ckpts": 3, "val_interval": 1,

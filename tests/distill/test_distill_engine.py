@@ -178,3 +178,42 @@ def test_ddp_two_cpu_processes_match_one_process(tiny_tree, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_runtime_options_channels_last_ema_compile_train_bn_randaugment(tiny_tree, tmp_path):
+    """The GPU-oriented options run on CPU too: channels_last, EMA export, torch.compile of the
+    train step (dynamo's eager backend: graph capture without a C++ build), a train-mode-BN
+    teacher, and RandAugment."""
+    from safetensors.torch import load_file
+    from ssld_zoo.distill.checkpoint import mmengine_safe_globals
+    from ssld_zoo.distill.runner import build_runner, export_from_runner, DistillResult
+    recipe = tiny_recipe(tiny_tree, schedule=dict(epochs=1), teacher=dict(bn_mode="train"),
+                         data=dict(auto_augment="rand-m7-n2"),
+                         runtime=dict(channels_last=True, ema=dict(momentum=0.5),
+                                      compile=dict(backend="eager")))
+    runner, history = build_runner(recipe, tmp_path / "wd", log_level="WARNING")
+    teacher = runner.model.teacher
+    t_weights = {k: v.detach().clone() for k, v in teacher.named_parameters()}
+    t_mean = {k: v.clone() for k, v in teacher.state_dict().items() if "running_mean" in k}
+    runner.train()
+    assert hasattr(runner.model.train_step, "_torchdynamo_orig_callable")  # compiled
+    for name, p in runner.model.student.named_parameters():
+        if p.ndim == 4:
+            assert p.is_contiguous(memory_format=torch.channels_last), name
+    after = teacher.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in t_weights.items())      # frozen ...
+    assert any(not torch.equal(after[k], v) for k, v in t_mean.items())     # ... batch-stat BN
+    # Export writes the EMA weights, which the checkpoint also holds; they differ from the
+    # raw student's (momentum 0.5 after several steps).
+    res = DistillResult(tmp_path / "wd", None, {}, {}, history.history)
+    exported = load_file(str(export_from_runner(runner, recipe, res)))
+    with mmengine_safe_globals():
+        ckpt = torch.load(tmp_path / "wd" / "epoch_1.pth", weights_only=True)
+    ema = ckpt["ema_student"]
+    student = {k[len("student."):]: v for k, v in ckpt["state_dict"].items()
+               if k.startswith("student.")}
+    assert exported.keys() == ema.keys()
+    assert all(torch.equal(exported[k], ema[k].contiguous()) for k in ema)
+    assert any(not torch.equal(ema[k], student[k]) for k in ema if "running" not in k)
+    card = json.loads((tmp_path / "wd").glob("*.safetensors.json").__next__().read_text())
+    assert card["training"]["ema"] is True
