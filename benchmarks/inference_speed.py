@@ -4,7 +4,9 @@
                                                    [--batch 1] [--iters 20] [--no-paddle]
 
 All columns are measured side by side in one run, same batch, same thread count, float32,
-eval mode, ``torch.inference_mode``. PaddleClas runs in its own process from the reference venv
+eval mode, ``torch.inference_mode``; the zoo and timm models alternate forward by forward and,
+where timm's twin holds the same tensors, run with the same (timm-initialised) weights (see
+``share_weights``: random-init values alone moved ResNet_vd's ratio by 10%). PaddleClas runs in its own process from the reference venv
 (``make paddle-env``) through ``tests/parity/paddle_reference.py --bench`` (batch 1, one thread:
 its column is empty for other settings). Also times
 ``ssld_zoo.load(name)`` from the converted-weights cache. timm is optional (``pip install timm``).
@@ -50,18 +52,40 @@ DEFAULT = ["resnet50_vd", "resnet34_vd", "mobilenetv3_large_x1_0", "mobilenetv1"
 PADDLE_PY = Path(os.environ.get("SSLD_ZOO_PADDLE_PYTHON", ROOT / ".venv-paddle/bin/python"))
 
 
-def time_torch(model: torch.nn.Module, x: torch.Tensor, iters: int) -> float:
-    """Median milliseconds of one forward."""
-    model.eval()
-    times = []
+def time_torch(models: list[torch.nn.Module], x: torch.Tensor, iters: int) -> list[float]:
+    """Median milliseconds of one forward of each model, measured interleaved (one forward of
+    each in turn, ``iters`` rounds) so that drift in clock speed or machine load hits all alike."""
+    for m in models:
+        m.eval()
+    times: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
         for _ in range(3):
-            model(x)
+            for m in models:
+                m(x)
         for _ in range(iters):
-            t = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+            for m, t_list in zip(models, times):
+                t = time.perf_counter()
+                m(x)
+                t_list.append(time.perf_counter() - t)
+    return [statistics.median(t) * 1e3 for t in times]
+
+
+def share_weights(src: torch.nn.Module, dst: torch.nn.Module) -> bool:
+    """Load ``src``'s tensors into ``dst`` when both hold the same tensors in the same order
+    (the same architecture under other names); return whether they did.
+
+    Timing needs this: the zoo's default (PyTorch) initialisation, in eval mode with fresh
+    BatchNorm statistics, shrinks activations into float32's denormal range, which CPUs compute
+    slowly (resnet50_vd ran 7-11% slower than timm's resnet50d for that reason alone: with each
+    other's weights the two swap places, and with denormals flushed they tie). Trained weights
+    keep activations in range; timm's initialisation does too, so both models get timm's."""
+    s = [(k, v) for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")]
+    d = [k for k in dst.state_dict() if not k.endswith("num_batches_tracked")]
+    dst_state = dst.state_dict()
+    if len(s) != len(d) or any(v.shape != dst_state[k].shape for (_, v), k in zip(s, d)):
+        return False
+    dst.load_state_dict({k: v for (_, v), k in zip(s, d)}, strict=False)
+    return True
 
 
 def time_paddle(paddle_name: str, size: int, iters: int) -> float | None:
@@ -132,15 +156,19 @@ def main() -> None:
         except KeyError:
             print(f"skipping {name}: not registered", file=sys.stderr)
             continue
-        zoo_ms = time_torch(ssld_zoo.load(name, pretrained=False), x, args.iters)
         twin = TIMM_TWIN.get(name)
-        timm_ms = (time_torch(timm.create_model(twin, pretrained=False), x, args.iters)
-                   if timm is not None and twin else None)
+        models = [ssld_zoo.load(name, pretrained=False)]
+        shared = False
+        if timm is not None and twin:
+            models.append(timm.create_model(twin, pretrained=False))
+            shared = share_weights(models[1], models[0])
+        zoo_ms, timm_ms = (time_torch(models, x, args.iters) + [None])[:2]
         # paddle_reference.py --bench measures batch 1 on one thread only.
         paddle_ok = not args.no_paddle and args.batch == 1 and args.threads == 1
         pd_ms = time_paddle(arch.paddle_name, args.size, args.iters) if paddle_ok else None
         fmt = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
-        table.add_row(name, fmt(zoo_ms), fmt(1e3 * args.batch / zoo_ms), twin or "-",
+        table.add_row(name, fmt(zoo_ms), fmt(1e3 * args.batch / zoo_ms),
+                      (twin + (" (same weights)" if shared else "")) if twin else "-",
                       fmt(timm_ms), fmt(timm_ms / zoo_ms if timm_ms else None, "{:.2f}x"),
                       fmt(pd_ms), fmt(pd_ms / zoo_ms if pd_ms else None, "{:.2f}x"))
     Console(width=160).print(table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _driver():
-    spec = importlib.util.spec_from_file_location("reproduce_cifar10",
-                                                  REPO / "benchmarks" / "reproduce_cifar10.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """benchmarks/reproduce_cifar10.py as a module (benchmarks/ is not a package)."""
+    name = "reproduce_cifar10"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, REPO / "benchmarks" / "reproduce_cifar10.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod  # dataclasses look their module up there
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
 
 
 def test_every_cifar10_recipe_is_an_arm_of_the_driver_and_listed():
@@ -44,18 +49,27 @@ def test_arms_differ_only_in_teacher_loss_and_data():
     r = {a.key: load_recipe(a.recipe) for a in _driver().ARMS}
     students = {k: v for k, v in r.items() if k != "teacher"}
     for key, rec in students.items():
-        # Same student, schedule, optimiser, augmentation, evaluation and seed in every arm.
+        # Same student, schedule, optimiser, augmentation, evaluation and seed in every arm,
+        # but for (b'), which is (b) with (c)'s number of steps.
         for section in ("student", "schedule", "optimizer", "runtime"):
-            assert rec[section] == r["a"][section], (key, section)
+            if (key, section) != ("b_steps", "schedule"):
+                assert rec[section] == r["a"][section], (key, section)
         same = {k: v for k, v in rec["data"].items() if k != "unlabeled_roots"}
         assert same == {k: v for k, v in r["a"]["data"].items() if k != "unlabeled_roots"}, key
     assert r["a"]["teacher"] is None and r["a"]["hard_label_weight"] == 1.0
-    for key in ("b", "c", "kl", "soft_ce", "hard"):
+    for key in ("b", "b_steps", "c", "kl", "soft_ce", "hard"):
         # No human label in any distillation arm; all learn from the same teacher export.
         assert r[key]["hard_label_weight"] == 0.0, key
         assert r[key]["teacher"] == r["b"]["teacher"], key
         assert r[key]["teacher"]["weights"].endswith("teacher/cifar10_teacher.safetensors")
-    assert r["b"]["data"]["unlabeled_roots"] == []
+    assert r["b"]["data"]["unlabeled_roots"] == r["b_steps"]["data"]["unlabeled_roots"] == []
+    # (b') takes as many optimiser steps on 10k images as (c) on 15k.
+    per_epoch = {k: (10_000 if k == "b_steps" else 15_000) // r[k]["data"]["batch_size"]
+                 for k in ("b_steps", "c")}
+    assert per_epoch["b_steps"] * r["b_steps"]["schedule"]["epochs"] == \
+        per_epoch["c"] * r["c"]["schedule"]["epochs"]
+    assert {k: v for k, v in r["b_steps"]["schedule"].items() if k != "epochs"} == \
+        {k: v for k, v in r["b"]["schedule"].items() if k != "epochs"}
     for key in ("c", "kl", "soft_ce", "hard"):
         assert r[key]["data"]["unlabeled_roots"] == ["../shared/data/cifar10/unlabeled"], key
     assert [r[k]["loss"]["type"] for k in ("c", "kl", "soft_ce", "hard")] == \
