@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -78,49 +77,36 @@ def test_arms_differ_only_in_teacher_loss_and_data():
     assert r["teacher"]["export"]["name"] + ".safetensors" == _driver().TEACHER_EXPORT
 
 
-@pytest.fixture()
-def small_cifar(cifar10: Path, tmp_path: Path) -> Path:
-    """train: 4 per class, val: 2 per class, unlabeled: 20 (symlinks to the real images)."""
-    root = tmp_path / "cifar"
-    for split, n in (("train", 4), ("val", 2)):
-        for cls in sorted(os.listdir(cifar10 / split)):
-            (root / split / cls).mkdir(parents=True)
-            for f in sorted(os.listdir(cifar10 / split / cls))[:n]:
-                (root / split / cls / f).symlink_to(cifar10 / split / cls / f)
-    (root / "unlabeled").mkdir()
-    for f in sorted(os.listdir(cifar10 / "unlabeled"))[:20]:
-        (root / "unlabeled" / f).symlink_to(cifar10 / "unlabeled" / f)
-    return root
-
-
-def test_driver_runs_the_arms_and_resumes(small_cifar: Path, tmp_path: Path, capsys):
+def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
     drv = _driver()
+    data = tiny_tree["train"].parent  # train 3 per class, val 1, unlabeled 10 + 1 broken
     work = tmp_path / "work"
-    opts = ["schedule.epochs=1", "schedule.warmup_epochs=0", "data.batch_size=16",
+    opts = ["schedule.epochs=1", "schedule.warmup_epochs=0", "data.batch_size=8",
             "runtime.val_interval=1"]
     # Asking for (c) alone trains the teacher it needs first.
-    assert drv.main(["--data", str(small_cifar), "--work-dir", str(work), "--arms", "a,c",
+    assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms", "a,c",
                      "--jobs", "2", "--cfg-options", *opts]) == 0
     out = capsys.readouterr().out
     res = json.loads((work / "results.json").read_text())
     assert [r["key"] for r in res["rows"]] == ["a", "c"]
     a, c = res["rows"]
-    assert (a["images"], a["labels_used"]) == (40, 40)
-    assert (c["images"], c["labels_used"]) == (60, 0)     # train + unlabeled, no label read
+    assert (a["images"], a["labels_used"]) == (30, 30)
+    assert (c["images"], c["labels_used"]) == (41, 0)     # train + unlabeled, no label read
     assert c["teacher_top1"] is not None and 0 <= c["top1"] <= 100
     assert (work / "teacher" / drv.TEACHER_EXPORT).is_file()
     assert (work / "reproduction_cifar10.png").stat().st_size > 10_000
     assert "| (c) SSLD + unlabeled | mobilenetv1_x0_5 |" in out
     assert "3 arm(s) trained" in out
     # Second call: everything is exported already, nothing is trained again.
-    assert drv.main(["--data", str(small_cifar), "--work-dir", str(work), "--arms", "a,c"]) == 0
+    assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms", "a,c"]) == 0
     assert "0 arm(s) trained" in capsys.readouterr().out
     assert json.loads((work / "results.json").read_text())["rows"] == res["rows"]
 
 
-def test_driver_rejects_bad_arms_and_data(small_cifar: Path, tmp_path: Path):
+def test_driver_rejects_bad_arms_and_data(tiny_tree, tmp_path: Path):
     drv = _driver()
+    data = tiny_tree["train"].parent
     with pytest.raises(SystemExit, match="unknown arm.*zz.*valid: teacher, a, b"):
-        drv.main(["--data", str(small_cifar), "--arms", "a,zz"])
+        drv.main(["--data", str(data), "--arms", "a,zz"])
     with pytest.raises(SystemExit, match=f"{tmp_path / 'nowhere' / 'train'} is not a folder"):
         drv.main(["--data", str(tmp_path / "nowhere")])
