@@ -125,9 +125,9 @@ def bare(root: Path, args) -> float:
 
 def main() -> None:
     # Both loops use randomly initialised models; an untrained teacher in eval mode shrinks its
-    # activations into float32's denormal range, which the CPU computes many times slower, and
-    # by how much depends on the draw (one run measured the bare loop 27% *slower* than the
-    # engine for that reason alone). Trained weights stay in range: flush denormals to zero.
+    # activations towards float32's denormal range, which the CPU computes slowly, by an amount
+    # that depends on each loop's draw (one run without this measured the bare loop 27% slower
+    # than the engine). Trained weights stay in range: flush denormals to zero in both.
     torch.set_flush_denormal(True)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", default="resnet18_vd")

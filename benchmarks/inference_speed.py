@@ -6,7 +6,7 @@
 All columns are measured side by side in one run, same batch, same thread count, float32,
 eval mode, ``torch.inference_mode``; the zoo and timm models alternate forward by forward and,
 where timm's twin holds the same tensors, run with the same (timm-initialised) weights (see
-``share_weights``: random-init values alone moved ResNet_vd's ratio by 10%). PaddleClas runs in its own process from the reference venv
+``share_weights``). PaddleClas runs in its own process from the reference venv
 (``make paddle-env``) through ``tests/parity/paddle_reference.py --bench`` (batch 1, one thread:
 its column is empty for other settings). Also times
 ``ssld_zoo.load(name)`` from the converted-weights cache. timm is optional (``pip install timm``).
@@ -74,11 +74,11 @@ def share_weights(src: torch.nn.Module, dst: torch.nn.Module) -> bool:
     """Load ``src``'s tensors into ``dst`` when both hold the same tensors in the same order
     (the same architecture under other names); return whether they did.
 
-    Timing needs this: the zoo's default (PyTorch) initialisation, in eval mode with fresh
-    BatchNorm statistics, shrinks activations into float32's denormal range, which CPUs compute
-    slowly (resnet50_vd ran 7-11% slower than timm's resnet50d for that reason alone: with each
-    other's weights the two swap places, and with denormals flushed they tie). Trained weights
-    keep activations in range; timm's initialisation does too, so both models get timm's."""
+    Random weights are values too: the zoo's default (PyTorch) initialisation, in eval mode with
+    fresh BatchNorm statistics, shrinks activations towards float32's denormal range, which CPUs
+    compute slowly. With the same weights in both models, only the code differs (see
+    ``benchmarks/weights_vs_code.py``); timm's initialisation keeps activations in range, as
+    trained weights do, so both models get timm's."""
     s = [(k, v) for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")]
     d = [k for k in dst.state_dict() if not k.endswith("num_batches_tracked")]
     dst_state = dst.state_dict()
