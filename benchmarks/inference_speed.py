@@ -80,8 +80,8 @@ def share_weights(src: torch.nn.Module, dst: torch.nn.Module) -> bool:
     ``benchmarks/weights_vs_code.py``); timm's initialisation keeps activations in range, as
     trained weights do, so both models get timm's."""
     s = [(k, v) for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")]
-    d = [k for k in dst.state_dict() if not k.endswith("num_batches_tracked")]
     dst_state = dst.state_dict()
+    d = [k for k in dst_state if not k.endswith("num_batches_tracked")]
     if len(s) != len(d) or any(v.shape != dst_state[k].shape for (_, v), k in zip(s, d)):
         return False
     dst.load_state_dict({k: v for (_, v), k in zip(s, d)}, strict=False)

@@ -23,6 +23,7 @@ two cores busy). An arm whose export already exists in the work dir is read, not
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -43,24 +44,35 @@ class Arm:
     label: str
     data: str          # what it trains on
     loss: str
-    unlabeled: bool    # reads the unlabeled folder
-    needs_teacher: bool
+
+    @functools.cached_property
+    def _recipe(self) -> dict:
+        from ssld_zoo.distill.config import load_recipe
+        return load_recipe(self.recipe)
+
+    @property
+    def unlabeled(self) -> bool:
+        """The recipe reads the unlabeled folder."""
+        return bool(self._recipe["data"]["unlabeled_roots"])
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self._recipe["teacher"] is not None
 
 
 ARMS = [
-    Arm("teacher", "cifar10/teacher", "teacher ResNet18_vd", "train, labels", "CE", False, False),
-    Arm("a", "cifar10/supervised", "(a) supervised", "train, labels", "CE", False, False),
-    Arm("b", "cifar10/ssld", "(b) SSLD", "train, no labels", "symmetric KL", False, True),
+    Arm("teacher", "cifar10/teacher", "teacher ResNet18_vd", "train, labels", "CE"),
+    Arm("a", "cifar10/supervised", "(a) supervised", "train, labels", "CE"),
+    Arm("b", "cifar10/ssld", "(b) SSLD", "train, no labels", "symmetric KL"),
     Arm("b_steps", "cifar10/ssld_equal_steps", "(b') SSLD, as many steps as (c)",
-        "train, no labels", "symmetric KL", False, True),
+        "train, no labels", "symmetric KL"),
     Arm("c", "cifar10/ssld_unlabeled", "(c) SSLD + unlabeled", "train + unlabeled, no labels",
-        "symmetric KL", True, True),
-    Arm("kl", "cifar10/ablation_kl", "(d) KL, T=4", "train + unlabeled, no labels",
-        "KL (T=4)", True, True),
+        "symmetric KL"),
+    Arm("kl", "cifar10/ablation_kl", "(d) KL, T=4", "train + unlabeled, no labels", "KL (T=4)"),
     Arm("soft_ce", "cifar10/ablation_soft_ce", "(d) soft-target CE",
-        "train + unlabeled, no labels", "soft-target CE", True, True),
+        "train + unlabeled, no labels", "soft-target CE"),
     Arm("hard", "cifar10/ablation_hard", "(d) teacher's hard labels",
-        "train + unlabeled, no labels", "CE on teacher arg-max", True, True),
+        "train + unlabeled, no labels", "CE on teacher arg-max"),
 ]
 TEACHER_EXPORT = "cifar10_teacher.safetensors"
 
@@ -89,7 +101,8 @@ def card_of(work: Path, arm: Arm) -> Path | None:
 
 def run_arms(arms: list[Arm], data: Path, work: Path, jobs: int, threads: int,
              extra: list[str]) -> dict[str, float]:
-    """Run ``arms`` ``jobs`` at a time; returns wall seconds per arm. Fails naming the log."""
+    """Run ``arms`` ``jobs`` at a time; returns wall seconds per arm (also kept in
+    ``<work>/<arm>.seconds`` beside the export, for later reads). Fails naming the log."""
     pending, running, seconds = list(arms), {}, {}
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -111,6 +124,8 @@ def run_arms(arms: list[Arm], data: Path, work: Path, jobs: int, threads: int,
             log.close()
             seconds[key] = time.perf_counter() - t0
             del running[key]
+            if proc.returncode == 0:
+                (work / f"{key}.seconds").write_text(f"{seconds[key]:.1f}\n")
             state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
             print(f"[{time.strftime('%H:%M:%S')}] {key} {state} in {seconds[key] / 60:.1f} min "
                   f"(log: {work / f'{key}.log'})", flush=True)
@@ -121,7 +136,7 @@ def run_arms(arms: list[Arm], data: Path, work: Path, jobs: int, threads: int,
     return seconds
 
 
-def collect(arms: list[Arm], work: Path, seconds: dict[str, float]) -> list[dict]:
+def collect(arms: list[Arm], work: Path) -> list[dict]:
     rows = []
     for arm in arms:
         path = card_of(work, arm)
@@ -131,8 +146,6 @@ def collect(arms: list[Arm], work: Path, seconds: dict[str, float]) -> list[dict
         tr = card.get("training", {})
         m = tr.get("metrics", {})
         saved = work / f"{arm.key}.seconds"  # wall time of the run that made the export
-        if arm.key in seconds:
-            saved.write_text(f"{seconds[arm.key]:.1f}\n")
         secs = float(saved.read_text()) if saved.is_file() else float("nan")
         d = tr.get("data", {})
         rows.append(dict(
@@ -254,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
 
-    rows = collect(arms, work, seconds)
+    rows = collect(arms, work)
     table = markdown(rows)
     checks = targets(rows)
     lines = [f"- {name}: {got:+.2f} points (target >= +{want:.0f}): "

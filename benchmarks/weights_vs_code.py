@@ -4,21 +4,19 @@ with the other's weights, timed interleaved; then again with denormals flushed t
     .venv/bin/python benchmarks/weights_vs_code.py [--model resnet50_vd] [--iters 15]
 
 (CPU, batch 1, one thread, 224 px, float32, eval mode; needs timm.) This is how the 0.89x of
-resnet50_vd against timm's resnet50d turned out to be random-init denormals, not the port.
+resnet50_vd against timm's resnet50d turned out not to be the port's code (docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference_speed import TIMM_TWIN, share_weights  # noqa: E402
+from inference_speed import TIMM_TWIN, share_weights, time_torch  # noqa: E402
 
 
 def main() -> None:
@@ -44,21 +42,9 @@ def main() -> None:
     with torch.inference_mode():
         same = (zoo_timm_w(x) - twin(x)).abs().max().item()
 
-    def bench() -> list[float]:
-        times: list[list[float]] = [[] for _ in models]
-        with torch.inference_mode():
-            for m in models.values():
-                m(x)
-            for _ in range(args.iters):
-                for m, t in zip(models.values(), times):
-                    t0 = time.perf_counter()
-                    m(x)
-                    t.append(time.perf_counter() - t0)
-        return [statistics.median(t) * 1e3 for t in times]
-
-    plain = bench()
+    plain = time_torch(list(models.values()), x, args.iters)
     torch.set_flush_denormal(True)
-    flushed = bench()
+    flushed = time_torch(list(models.values()), x, args.iters)
     table = Table(title=f"{args.model} vs timm {TIMM_TWIN[args.model]}: CPU, batch 1, 1 thread, "
                         f"median ms of {args.iters} (same weights -> max |logit diff| {same:.1e})")
     for c in ("code, weights", "ms", "ms, denormals flushed"):

@@ -215,5 +215,5 @@ def test_runtime_options_channels_last_ema_compile_train_bn_randaugment(tiny_tre
     assert exported.keys() == ema.keys()
     assert all(torch.equal(exported[k], ema[k].contiguous()) for k in ema)
     assert any(not torch.equal(ema[k], student[k]) for k in ema if "running" not in k)
-    card = json.loads((tmp_path / "wd").glob("*.safetensors.json").__next__().read_text())
+    card = json.loads(next((tmp_path / "wd").glob("*.safetensors.json")).read_text())
     assert card["training"]["ema"] is True
