@@ -9,16 +9,17 @@ Runs the recipes of ``recipes/cifar10/`` with ``ssld-zoo distill``, one process 
 * the teacher (ResNet18_vd) with labels on train (10k images);
 * (a) the student (MobileNetV1_x0.5) with labels on train: the baseline;
 * (b) the same student, SSLD without labels on train;
-* (b') as (b) for 45 epochs: as many steps as (c) takes, the control of (c) - (b);
-* (c) SSLD without labels on train + unlabeled (15k images);
+* (c) SSLD without labels on train + unlabeled (15k images), in as many steps as (a) and (b);
 * (d) a loss ablation on (c)'s data: KL at T=4, soft-target CE, the teacher's hard labels.
 
 Then prints the table of docs/reproduction.md (also written to ``<work-dir>/results.md`` and
 ``results.json``), checks the targets (b >= a + 2 and c >= b + 1 points top-1 on val) and saves
 a plot. The teacher runs alone on every core; the student arms then run ``--jobs`` at a time,
 each on ``cores // jobs`` intra-op threads (these networks are too small for one process to keep
-two cores busy). An arm whose export already exists in the work dir is read, not re-run
-(``--force`` re-runs). ``--cfg-options`` goes to every arm (the tests shrink the runs with it).
+two cores busy). An arm whose export in the work dir was made by the arm's current recipe (its
+model card records the config) is read, not re-run; a stale one, or one older than the teacher
+it learnt from, is re-run (``--force`` re-runs all). ``--cfg-options`` goes to every arm (the
+tests shrink the runs with it).
 """
 from __future__ import annotations
 
@@ -64,8 +65,6 @@ ARMS = [
     Arm("teacher", "cifar10/teacher", "teacher ResNet18_vd", "train, labels", "CE"),
     Arm("a", "cifar10/supervised", "(a) supervised", "train, labels", "CE"),
     Arm("b", "cifar10/ssld", "(b) SSLD", "train, no labels", "symmetric KL"),
-    Arm("b_steps", "cifar10/ssld_equal_steps", "(b') SSLD, as many steps as (c)",
-        "train, no labels", "symmetric KL"),
     Arm("c", "cifar10/ssld_unlabeled", "(c) SSLD + unlabeled", "train + unlabeled, no labels",
         "symmetric KL"),
     Arm("kl", "cifar10/ablation_kl", "(d) KL, T=4", "train + unlabeled, no labels", "KL (T=4)"),
@@ -82,21 +81,57 @@ def default_data() -> Path:
     return Path(base) / "cifar10"
 
 
-def arm_command(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
-    """The ``ssld-zoo distill`` command of one arm (an argv list: no shell involved)."""
+def arm_options(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
+    """The ``--cfg-options`` of one arm: the data roots and teacher of this run, then ``extra``."""
     opts = [f"data.labeled_roots=['{data / 'train'}']", f"data.val_root={data / 'val'}"]
     if arm.unlabeled:
         opts.append(f"data.unlabeled_roots=['{data / 'unlabeled'}']")
     if arm.needs_teacher:
         opts.append(f"teacher.weights={work / 'teacher' / TEACHER_EXPORT}")
+    return opts + list(extra)
+
+
+def arm_command(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
+    """The ``ssld-zoo distill`` command of one arm (an argv list: no shell involved)."""
     return [sys.executable, "-m", "ssld_zoo.cli.main", "distill",
             str(ROOT / "recipes" / f"{arm.recipe}.py"), "--work-dir", str(work / arm.key),
-            "--no-progress", "--cfg-options", *opts, *extra]
+            "--no-progress", "--cfg-options", *arm_options(arm, data, work, extra)]
 
 
 def card_of(work: Path, arm: Arm) -> Path | None:
     cards = sorted((work / arm.key).glob("*.safetensors.json"))
     return cards[0] if cards else None
+
+
+# What a model card records of the recipe that made it (see ssld_zoo/distill/runner.py).
+CARD_SECTIONS = ("teacher", "student", "loss", "hard_label_weight", "data", "schedule",
+                 "optimizer", "seed")
+
+
+def stale_sections(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
+    """The sections of ``arm``'s recipe (with this run's options) that its exported card does
+    not match: [] when the export is current, ``["export"]`` when there is none."""
+    from mmengine.config import DictAction
+    from ssld_zoo.distill.config import load_recipe
+    path = card_of(work, arm)
+    if path is None:
+        return ["export"]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--o", nargs="+", action=DictAction, default={})
+    recipe = load_recipe(arm.recipe, parser.parse_args(
+        ["--o", *arm_options(arm, data, work, extra)]).o)
+    want = {**{k: recipe[k] for k in CARD_SECTIONS[:-1]}, "seed": recipe["runtime"]["seed"]}
+    have = json.loads(path.read_text()).get("training", {})
+    norm = lambda v: json.loads(json.dumps(v, default=str))  # tuples as lists, as in the card
+    out = []
+    for key in CARD_SECTIONS:
+        got, exp = have.get(key), norm(want[key])
+        if key == "data" and isinstance(got, dict):
+            # The card adds image counts, and resolves classes=None to the folders' names.
+            got = {k: (None if k == "classes" and exp[k] is None else got.get(k)) for k in exp}
+        if got != exp:
+            out.append(key)
+    return out
 
 
 def run_arms(arms: list[Arm], data: Path, work: Path, jobs: int, threads: int,
@@ -177,10 +212,9 @@ def targets(rows: list[dict]) -> list[tuple[str, float, float, bool]]:
     if "a" in top and "b" in top:
         out.append(("(b) SSLD - (a) supervised", top["b"] - top["a"], 2.0,
                     top["b"] - top["a"] >= 2.0))
-    for b, name in (("b", "(b) SSLD"), ("b_steps", "(b') SSLD with (c)'s step count")):
-        if b in top and "c" in top:
-            out.append((f"(c) SSLD + unlabeled - {name}", top["c"] - top[b], 1.0,
-                        top["c"] - top[b] >= 1.0))
+    if "b" in top and "c" in top:
+        out.append(("(c) SSLD + unlabeled - (b) SSLD", top["c"] - top["b"], 1.0,
+                    top["c"] - top["b"] >= 1.0))
     return out
 
 
@@ -217,6 +251,31 @@ def plot(rows: list[dict], path: Path) -> None:
     tmp.replace(path)
 
 
+def plan(arms: list[Arm], teacher: Arm, data: Path, work: Path, extra: list[str],
+         force: bool) -> list[Arm]:
+    """The arms to train, in order: those asked for without a current export; the teacher first
+    when an arm asked for learns from it and its export is missing or stale, and then every arm
+    asked for that learns from it (a new teacher makes their exports stale too)."""
+    todo = []
+    for arm in arms:
+        stale = ["--force"] if force else stale_sections(arm, data, work, extra)
+        teacher_file = work / "teacher" / TEACHER_EXPORT
+        if not stale and arm.needs_teacher and (not teacher_file.is_file() or
+                                                teacher_file.stat().st_mtime >
+                                                card_of(work, arm).stat().st_mtime):
+            stale = ["the teacher"]
+        if stale:
+            todo.append(arm)
+            if stale != ["export"]:
+                print(f"{arm.key}: re-run ({', '.join(stale)} changed)", flush=True)
+    if teacher not in arms and any(a.needs_teacher for a in arms) and \
+            stale_sections(teacher, data, work, extra):
+        todo.insert(0, teacher)
+    if teacher in todo:
+        todo = [teacher] + [a for a in arms if a is not teacher and (a.needs_teacher or a in todo)]
+    return todo
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -229,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="intra-op threads of each student arm (default: cores // jobs)")
     p.add_argument("--arms", default=",".join(a.key for a in ARMS),
                    help="subset of: " + ", ".join(a.key for a in ARMS))
-    p.add_argument("--force", action="store_true", help="re-run arms already exported")
+    p.add_argument("--force", action="store_true", help="re-run arms even if exported")
     p.add_argument("--plot", type=Path, default=None,
                    help="PNG to write (default: <work-dir>/reproduction_cifar10.png)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
@@ -249,10 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     extra = args.cfg_options  # appended to each arm's own --cfg-options (later keys win)
-    todo = [a for a in arms if args.force or card_of(work, a) is None]
-    if any(a.needs_teacher for a in todo) and by_key["teacher"] not in todo and \
-            not (work / "teacher" / TEACHER_EXPORT).is_file():
-        todo.insert(0, by_key["teacher"])
+    todo = plan(arms, by_key["teacher"], args.data, work, extra, args.force)
     cores = os.cpu_count() or 1
     t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds: dict[str, float] = {}

@@ -10,6 +10,11 @@ description = "CIFAR-10 reproduction: the ResNet18_vd teacher, 40 epochs with la
 teacher = None
 student = dict(name="resnet18_vd", pretrained=False, num_classes=10)
 hard_label_weight = 1.0
+# Heavier augmentation than the students' (RandAugment, crops down to a quarter of the image):
+# with the students' mild crops the teacher fits its 10,000 training images (train loss 0.29,
+# 91% top-1 on their crops vs 71% on val's), so on those images its predictions are little more
+# than the labels and label-free SSLD on train has nothing to add to supervised training.
+data = dict(scale=(0.25, 1.0), auto_augment="rand-m9-n2")
 schedule = dict(epochs=40)
 runtime = dict(val_interval=4)
 export = dict(name="cifar10_teacher")

@@ -291,11 +291,13 @@ def export_from_runner(runner: Runner, recipe: dict, result: DistillResult) -> P
     training = {
         "recipe": recipe.get("_path"), "teacher": t, "student": s, "loss": recipe["loss"],
         "hard_label_weight": recipe["hard_label_weight"],
-        "data": {"labeled_roots": d["labeled_roots"], "unlabeled_roots": d["unlabeled_roots"],
-                 "val_root": d["val_root"], "num_images": len(runner.train_dataloader.dataset),
+        # The whole data section (roots, batch, augmentation), so that the card alone says how
+        # the student was trained and a driver can tell a stale export from a current one.
+        "data": {**d, "num_images": len(runner.train_dataloader.dataset),
                  "num_labeled": runner.train_dataloader.dataset.num_labeled,
                  "classes": runner.train_dataloader.dataset.classes or None},
         "schedule": recipe["schedule"], "optimizer": recipe["optimizer"],
+        "seed": recipe["runtime"]["seed"],
         "metrics": result.metrics, "teacher_metrics": result.teacher_metrics,
         "history": result.history, "ema": bool(ema),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -47,28 +48,27 @@ def test_nested_recipe_names_resolve_and_name_the_default_work_dir():
 def test_arms_differ_only_in_teacher_loss_and_data():
     r = {a.key: load_recipe(a.recipe) for a in _driver().ARMS}
     students = {k: v for k, v in r.items() if k != "teacher"}
+    images = {k: 10_000 + (5_000 if v["data"]["unlabeled_roots"] else 0)
+              for k, v in students.items()}
     for key, rec in students.items():
-        # Same student, schedule, optimiser, augmentation, evaluation and seed in every arm,
-        # but for (b'), which is (b) with (c)'s number of steps.
-        for section in ("student", "schedule", "optimizer", "runtime"):
-            if (key, section) != ("b_steps", "schedule"):
-                assert rec[section] == r["a"][section], (key, section)
+        # Same student, optimiser, schedule shape, augmentation, evaluation and seed everywhere.
+        for section in ("student", "optimizer", "runtime"):
+            assert rec[section] == r["a"][section], (key, section)
+        assert {k: v for k, v in rec["schedule"].items() if k != "epochs"} == \
+            {k: v for k, v in r["a"]["schedule"].items() if k != "epochs"}, key
         same = {k: v for k, v in rec["data"].items() if k != "unlabeled_roots"}
         assert same == {k: v for k, v in r["a"]["data"].items() if k != "unlabeled_roots"}, key
+        # ... and as many optimiser steps (full batches: the loader drops the last one), so
+        # the arms with the unlabeled images train on more images, not for longer.
+        steps = images[key] // rec["data"]["batch_size"] * rec["schedule"]["epochs"]
+        assert steps == 78 * 30, key
     assert r["a"]["teacher"] is None and r["a"]["hard_label_weight"] == 1.0
-    for key in ("b", "b_steps", "c", "kl", "soft_ce", "hard"):
+    for key in ("b", "c", "kl", "soft_ce", "hard"):
         # No human label in any distillation arm; all learn from the same teacher export.
         assert r[key]["hard_label_weight"] == 0.0, key
         assert r[key]["teacher"] == r["b"]["teacher"], key
         assert r[key]["teacher"]["weights"].endswith("teacher/cifar10_teacher.safetensors")
-    assert r["b"]["data"]["unlabeled_roots"] == r["b_steps"]["data"]["unlabeled_roots"] == []
-    # (b') takes as many optimiser steps on 10k images as (c) on 15k.
-    per_epoch = {k: (10_000 if k == "b_steps" else 15_000) // r[k]["data"]["batch_size"]
-                 for k in ("b_steps", "c")}
-    assert per_epoch["b_steps"] * r["b_steps"]["schedule"]["epochs"] == \
-        per_epoch["c"] * r["c"]["schedule"]["epochs"]
-    assert {k: v for k, v in r["b_steps"]["schedule"].items() if k != "epochs"} == \
-        {k: v for k, v in r["b"]["schedule"].items() if k != "epochs"}
+    assert r["a"]["data"]["unlabeled_roots"] == r["b"]["data"]["unlabeled_roots"] == []
     for key in ("c", "kl", "soft_ce", "hard"):
         assert r[key]["data"]["unlabeled_roots"] == ["../shared/data/cifar10/unlabeled"], key
     assert [r[k]["loss"]["type"] for k in ("c", "kl", "soft_ce", "hard")] == \
@@ -98,9 +98,27 @@ def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
     assert "| (c) SSLD + unlabeled | mobilenetv1_x0_5 |" in out
     assert "3 arm(s) trained" in out
     # Second call: everything is exported already, nothing is trained again.
-    assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms", "a,c"]) == 0
+    assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms", "a,c",
+                     "--cfg-options", *opts]) == 0
     assert "0 arm(s) trained" in capsys.readouterr().out
     assert json.loads((work / "results.json").read_text())["rows"] == res["rows"]
+
+    # An export made by another config is stale: the card records the recipe, so a changed
+    # option re-runs the arms it reaches (here the teacher too, and (c) after it) ...
+    arms = {a.key: a for a in drv.ARMS}
+    teacher, a_arm, c_arm = arms["teacher"], arms["a"], arms["c"]
+    assert drv.plan([a_arm, c_arm], teacher, data, work, opts, force=False) == []
+    assert drv.stale_sections(a_arm, data, work, opts + ["optimizer.lr=0.05"]) == ["optimizer"]
+    assert drv.stale_sections(c_arm, data, work, opts + ["data.hflip=0.0"]) == ["data"]
+    assert drv.plan([a_arm, c_arm], teacher, data, work, opts + ["data.hflip=0.0"],
+                    force=False) == [teacher, a_arm, c_arm]
+    # ... and so does a teacher newer than the students that learnt from it.
+    t_file = work / "teacher" / drv.TEACHER_EXPORT
+    os.utime(t_file, (t_file.stat().st_atime, t_file.stat().st_mtime + 60))
+    assert drv.plan([a_arm, c_arm], teacher, data, work, opts, force=False) == [c_arm]
+    # Old runs without a card are re-run, not read.
+    (drv.card_of(work, a_arm)).unlink()
+    assert drv.stale_sections(a_arm, data, work, opts) == ["export"]
 
 
 def test_driver_rejects_bad_arms_and_data(tiny_tree, tmp_path: Path):
@@ -110,3 +128,47 @@ def test_driver_rejects_bad_arms_and_data(tiny_tree, tmp_path: Path):
         drv.main(["--data", str(data), "--arms", "a,zz"])
     with pytest.raises(SystemExit, match=f"{tmp_path / 'nowhere' / 'train'} is not a folder"):
         drv.main(["--data", str(tmp_path / "nowhere")])
+
+
+def _teacher_fit():
+    name = "teacher_fit"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / "teacher_fit.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules[name] = mod
+    return sys.modules[name]
+
+
+def test_teacher_fit_statistics_by_hand():
+    import math
+
+    import torch
+
+    class Fixed(torch.nn.Module):  # the same logits for every image
+        def forward(self, x):
+            return torch.log(torch.tensor([[0.7, 0.2, 0.1]])).expand(len(x), 3)
+
+    batch = {"inputs": torch.zeros(4, 3, 2, 2, dtype=torch.uint8),
+             "labels": torch.tensor([0, 0, 1, -1])}  # the unlabeled one is left out of top-1
+    s = _teacher_fit().crop_stats(Fixed(), batch, torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1))
+    assert s["top1"] == pytest.approx(200 / 3)
+    assert s["confidence"] == pytest.approx(0.7)
+    assert s["entropy"] == pytest.approx(-sum(p * math.log(p) for p in (0.7, 0.2, 0.1)))
+
+
+def test_teacher_fit_runs_on_real_crops(tiny_tree, tmp_path: Path, capsys):
+    import ssld_zoo
+    from ssld_zoo.distill.export import export_student
+    weights = export_student(
+        ssld_zoo.load("mobilenetv1_x0_25", pretrained=False, num_classes=10).state_dict(),
+        tmp_path / "teacher.safetensors", name="t", arch="mobilenetv1_x0_25", num_classes=10,
+        transform=dict(input_size=32, resize=32))
+    assert _teacher_fit().main([str(weights), "--arch", "mobilenetv1_x0_25", "--data",
+                                str(tiny_tree["train"].parent), "--images", "8"]) == 0
+    out = capsys.readouterr().out
+    for split in ("train", "unlabeled", "val"):
+        assert f"│ {split} " in out
+    with pytest.raises(SystemExit, match="nope.safetensors: no such weights file"):
+        _teacher_fit().main([str(tmp_path / "nope.safetensors"), "--data",
+                             str(tiny_tree["train"].parent)])
