@@ -10,6 +10,7 @@ Runs the recipes of ``recipes/cifar10/`` with ``ssld-zoo distill``, one process 
 * (a) the student (MobileNetV1_x0.5) with labels on train: the baseline;
 * (b) the same student, SSLD without labels on train;
 * (c) SSLD without labels on train + unlabeled (15k images), in as many steps as (a) and (b);
+* (c+) the same for as many epochs as (b): the paper's comparison, 1.5x the steps;
 * (d) a loss ablation on (c)'s data: KL at T=4, soft-target CE, the teacher's hard labels.
 
 Then prints the table of docs/reproduction.md (also written to ``<work-dir>/results.md`` and
@@ -65,8 +66,10 @@ ARMS = [
     Arm("teacher", "cifar10/teacher", "teacher ResNet18_vd", "train, labels", "CE"),
     Arm("a", "cifar10/supervised", "(a) supervised", "train, labels", "CE"),
     Arm("b", "cifar10/ssld", "(b) SSLD", "train, no labels", "symmetric KL"),
-    Arm("c", "cifar10/ssld_unlabeled", "(c) SSLD + unlabeled", "train + unlabeled, no labels",
-        "symmetric KL"),
+    Arm("c", "cifar10/ssld_unlabeled", "(c) SSLD + unlabeled, (b)'s steps",
+        "train + unlabeled, no labels", "symmetric KL"),
+    Arm("c_epochs", "cifar10/ssld_unlabeled_equal_epochs", "(c+) SSLD + unlabeled, (b)'s epochs",
+        "train + unlabeled, no labels", "symmetric KL"),
     Arm("kl", "cifar10/ablation_kl", "(d) KL, T=4", "train + unlabeled, no labels", "KL (T=4)"),
     Arm("soft_ce", "cifar10/ablation_soft_ce", "(d) soft-target CE",
         "train + unlabeled, no labels", "soft-target CE"),
@@ -187,7 +190,11 @@ def collect(arms: list[Arm], work: Path) -> list[dict]:
             key=arm.key, label=arm.label, recipe=f"recipes/{arm.recipe}.py", data=arm.data,
             loss=arm.loss, arch=card.get("arch"), images=d.get("num_images"),
             labels_used=d.get("num_labeled") if tr.get("hard_label_weight", 0) > 0 else 0,
-            epochs=tr.get("schedule", {}).get("epochs"), top1=m.get("top1"), top5=m.get("top5"),
+            epochs=tr.get("schedule", {}).get("epochs"),
+            # optimiser steps: full batches only (the train loader drops the last one)
+            steps=d.get("num_images", 0) // d.get("batch_size", 1) *
+            tr.get("schedule", {}).get("epochs", 0) if d.get("batch_size") else None,
+            top1=m.get("top1"), top5=m.get("top5"),
             teacher_top1=tr.get("teacher_metrics", {}).get("top1"), minutes=secs / 60,
             history=[h for h in tr.get("history", []) if "top1" in h]))
     return rows
@@ -195,14 +202,15 @@ def collect(arms: list[Arm], work: Path) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     base = next((r["top1"] for r in rows if r["key"] == "a"), None)
-    out = ["| arm | student | trained on | loss | images | labels | top-1 | top-5 | vs (a) "
-           "| minutes |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| arm | student | trained on | loss | images | labels | steps | top-1 | top-5 "
+           "| vs (a) | minutes |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         delta = "" if base is None or r["key"] in ("a", "teacher") else \
             f"{r['top1'] - base:+.2f}"
+        steps = "?" if r["steps"] is None else f"{r['steps']:,}"  # cards older than v2
         out.append(f"| {r['label']} | {r['arch']} | {r['data']} | {r['loss']} | {r['images']:,} "
-                   f"| {r['labels_used']:,} | {r['top1']:.2f} | {r['top5']:.2f} | {delta} "
-                   f"| {r['minutes']:.1f} |")
+                   f"| {r['labels_used']:,} | {steps} | {r['top1']:.2f} | {r['top5']:.2f} "
+                   f"| {delta} | {r['minutes']:.1f} |")
     return "\n".join(out) + "\n"
 
 
@@ -212,9 +220,10 @@ def targets(rows: list[dict]) -> list[tuple[str, float, float, bool]]:
     if "a" in top and "b" in top:
         out.append(("(b) SSLD - (a) supervised", top["b"] - top["a"], 2.0,
                     top["b"] - top["a"] >= 2.0))
-    if "b" in top and "c" in top:
-        out.append(("(c) SSLD + unlabeled - (b) SSLD", top["c"] - top["b"], 1.0,
-                    top["c"] - top["b"] >= 1.0))
+    for c, name in (("c_epochs", "(c+) SSLD + unlabeled, (b)'s epochs"),
+                    ("c", "(c) SSLD + unlabeled, (b)'s steps")):
+        if "b" in top and c in top:
+            out.append((f"{name} - (b) SSLD", top[c] - top["b"], 1.0, top[c] - top["b"] >= 1.0))
     return out
 
 
@@ -223,7 +232,8 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    colors = {"teacher": "#7f7f7f", "a": "#d62728", "b": "#1f77b4", "c": "#2ca02c"}
+    colors = {"teacher": "#7f7f7f", "a": "#d62728", "b": "#1f77b4", "c": "#2ca02c",
+              "c_epochs": "#98df8a"}
     vals = [r["top1"] for r in rows]
     bars = ax1.barh([r["label"] for r in rows][::-1], vals[::-1],
                     color=[colors.get(r["key"], "#9467bd") for r in rows][::-1])
@@ -236,10 +246,12 @@ def plot(rows: list[dict], path: Path) -> None:
     ax1.tick_params(axis="y", labelsize=8)
     for r in rows:
         if r["history"]:
-            ax2.plot([h["epoch"] for h in r["history"]], [h["top1"] for h in r["history"]],
+            per_epoch = r["steps"] / r["epochs"]  # steps per epoch: the arms differ in both
+            ax2.plot([h["epoch"] * per_epoch for h in r["history"]],
+                     [h["top1"] for h in r["history"]],
                      "o-", ms=3, color=colors.get(r["key"]), label=r["label"],
                      alpha=1.0 if r["key"] in colors else 0.5)
-    ax2.set_xlabel("epoch")
+    ax2.set_xlabel("optimiser step")
     ax2.set_ylabel("val top-1 (%)")
     ax2.set_title("validation during training")
     ax2.legend(fontsize=7)

@@ -59,17 +59,22 @@ def test_arms_differ_only_in_teacher_loss_and_data():
         same = {k: v for k, v in rec["data"].items() if k != "unlabeled_roots"}
         assert same == {k: v for k, v in r["a"]["data"].items() if k != "unlabeled_roots"}, key
         # ... and as many optimiser steps (full batches: the loader drops the last one), so
-        # the arms with the unlabeled images train on more images, not for longer.
+        # the arms with the unlabeled images train on more images, not for longer; but for (c+),
+        # which keeps (b)'s epochs (the paper's comparison) and so takes 1.5x the steps.
         steps = images[key] // rec["data"]["batch_size"] * rec["schedule"]["epochs"]
-        assert steps == 78 * 30, key
+        assert steps == (117 * 30 if key == "c_epochs" else 78 * 30), key
+    assert r["c_epochs"]["schedule"]["epochs"] == r["b"]["schedule"]["epochs"]
+    assert {k: v for k, v in r["c_epochs"].items() if k not in ("schedule", "export", "description",
+                                                               "_path")} == \
+        {k: v for k, v in r["c"].items() if k not in ("schedule", "export", "description", "_path")}
     assert r["a"]["teacher"] is None and r["a"]["hard_label_weight"] == 1.0
-    for key in ("b", "c", "kl", "soft_ce", "hard"):
+    for key in ("b", "c", "c_epochs", "kl", "soft_ce", "hard"):
         # No human label in any distillation arm; all learn from the same teacher export.
         assert r[key]["hard_label_weight"] == 0.0, key
         assert r[key]["teacher"] == r["b"]["teacher"], key
         assert r[key]["teacher"]["weights"].endswith("teacher/cifar10_teacher.safetensors")
     assert r["a"]["data"]["unlabeled_roots"] == r["b"]["data"]["unlabeled_roots"] == []
-    for key in ("c", "kl", "soft_ce", "hard"):
+    for key in ("c", "c_epochs", "kl", "soft_ce", "hard"):
         assert r[key]["data"]["unlabeled_roots"] == ["../shared/data/cifar10/unlabeled"], key
     assert [r[k]["loss"]["type"] for k in ("c", "kl", "soft_ce", "hard")] == \
         ["SymmetricKL", "KL", "SoftTargetCE", "PseudoLabelCE"]
@@ -92,10 +97,11 @@ def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
     a, c = res["rows"]
     assert (a["images"], a["labels_used"]) == (30, 30)
     assert (c["images"], c["labels_used"]) == (41, 0)     # train + unlabeled, no label read
+    assert (a["steps"], c["steps"]) == (30 // 8, 41 // 8)  # 1 epoch of full batches of 8
     assert c["teacher_top1"] is not None and 0 <= c["top1"] <= 100
     assert (work / "teacher" / drv.TEACHER_EXPORT).is_file()
     assert (work / "reproduction_cifar10.png").stat().st_size > 10_000
-    assert "| (c) SSLD + unlabeled | mobilenetv1_x0_5 |" in out
+    assert "| (c) SSLD + unlabeled, (b)'s steps | mobilenetv1_x0_5 |" in out
     assert "3 arm(s) trained" in out
     # Second call: everything is exported already, nothing is trained again.
     assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms", "a,c",
