@@ -14,9 +14,9 @@ Runs the recipes of ``recipes/cifar10/`` with ``ssld-zoo distill``, one process 
 * (d) a loss ablation on (c)'s data: KL at T=4, soft-target CE, the teacher's hard labels.
 
 Then prints the table of docs/reproduction.md (also written to ``<work-dir>/results.md`` and
-``results.json``), checks the targets (b >= a + 2 and c >= b + 1 points top-1 on val) and saves
-a plot. The teacher runs alone on every core; the student arms then run ``--jobs`` at a time,
-each on ``cores // jobs`` intra-op threads (these networks are too small for one process to keep
+``results.json``), checks the targets (b >= a + 2, and c+ and c >= b + 1 points top-1 on val)
+and saves a plot. The teacher runs alone on every core; the student arms then run ``--jobs`` at
+a time, each on ``cores // jobs`` intra-op threads (these networks are too small for one process to keep
 two cores busy). An arm whose export in the work dir was made by the arm's current recipe (its
 model card records the config) is read, not re-run; a stale one, or one older than the teacher
 it learnt from, is re-run (``--force`` re-runs all). ``--cfg-options`` goes to every arm (the
@@ -192,8 +192,8 @@ def collect(arms: list[Arm], work: Path) -> list[dict]:
             labels_used=d.get("num_labeled") if tr.get("hard_label_weight", 0) > 0 else 0,
             epochs=tr.get("schedule", {}).get("epochs"),
             # optimiser steps: full batches only (the train loader drops the last one)
-            steps=d.get("num_images", 0) // d.get("batch_size", 1) *
-            tr.get("schedule", {}).get("epochs", 0) if d.get("batch_size") else None,
+            steps=(d["num_images"] // d["batch_size"] * tr["schedule"]["epochs"]
+                   if d.get("batch_size") else None),
             top1=m.get("top1"), top5=m.get("top5"),
             teacher_top1=tr.get("teacher_metrics", {}).get("top1"), minutes=secs / 60,
             history=[h for h in tr.get("history", []) if "top1" in h]))
@@ -245,7 +245,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax1.set_title("SSLD on CIFAR-10 (CPU, recipes/cifar10)")
     ax1.tick_params(axis="y", labelsize=8)
     for r in rows:
-        if r["history"]:
+        if r["history"] and r["steps"]:
             per_epoch = r["steps"] / r["epochs"]  # steps per epoch: the arms differ in both
             ax2.plot([h["epoch"] * per_epoch for h in r["history"]],
                      [h["top1"] for h in r["history"]],
@@ -268,10 +268,12 @@ def plan(arms: list[Arm], teacher: Arm, data: Path, work: Path, extra: list[str]
     """The arms to train, in order: those asked for without a current export; the teacher first
     when an arm asked for learns from it and its export is missing or stale, and then every arm
     asked for that learns from it (a new teacher makes their exports stale too)."""
-    todo = []
+    todo, teacher_file = [], work / "teacher" / TEACHER_EXPORT
     for arm in arms:
-        stale = ["--force"] if force else stale_sections(arm, data, work, extra)
-        teacher_file = work / "teacher" / TEACHER_EXPORT
+        if force:
+            todo.append(arm)
+            continue
+        stale = stale_sections(arm, data, work, extra)
         if not stale and arm.needs_teacher and (not teacher_file.is_file() or
                                                 teacher_file.stat().st_mtime >
                                                 card_of(work, arm).stat().st_mtime):
