@@ -8,8 +8,8 @@ A teacher that has fitted its own training images (top-1 and confidence on their
 validation's) predicts little more than their labels there, so label-free distillation on those
 images teaches the student about what supervised training would; on images it never saw (the
 unlabeled split) its predictions carry more. Each split is seen through the training transform
-of ``--recipe`` (the crops a student distils on), epoch 1, the first ``--images`` images
-(evenly spaced). CPU or GPU; prints one row per teacher and split.
+of ``--recipe`` (the crops a student distils on, epoch 1), on ``--images`` images spread evenly
+over the split. CPU or GPU; prints one row per teacher and split.
 """
 from __future__ import annotations
 
