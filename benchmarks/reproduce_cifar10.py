@@ -15,12 +15,12 @@ Runs the recipes of ``recipes/cifar10/`` with ``ssld-zoo distill``, one process 
 
 Then prints the table of docs/reproduction.md (also written to ``<work-dir>/results.md`` and
 ``results.json``), checks the targets (b >= a + 2, and c+ and c >= b + 1 points top-1 on val)
-and saves a plot. The teacher runs alone on every core; the student arms then run ``--jobs`` at
-a time, each on ``cores // jobs`` intra-op threads (these networks are too small for one process to keep
-two cores busy). An arm whose export in the work dir was made by the arm's current recipe (its
-model card records the config) is read, not re-run; a stale one, or one older than the teacher
-it learnt from, is re-run (``--force`` re-runs all). ``--cfg-options`` goes to every arm (the
-tests shrink the runs with it).
+and saves a plot. The teacher runs alone on every core; the student arms then run ``--jobs`` at a
+time, each on ``cores // jobs`` intra-op threads (these networks are too small for one process to
+keep two cores busy). An arm whose export in the work dir was made by the arm's current recipe (its
+model card records the config) is read, not re-run; a stale one, or one older than the teacher it
+learnt from, is re-run (``--force`` re-runs all). ``--cfg-options`` goes to every arm (the tests
+shrink the runs with it).
 """
 from __future__ import annotations
 
@@ -106,16 +106,12 @@ def card_of(work: Path, arm: Arm) -> Path | None:
     return cards[0] if cards else None
 
 
-# What a model card records of the recipe that made it (see ssld_zoo/distill/runner.py).
-CARD_SECTIONS = ("teacher", "student", "loss", "hard_label_weight", "data", "schedule",
-                 "optimizer", "seed")
-
-
 def stale_sections(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
     """The sections of ``arm``'s recipe (with this run's options) that its exported card does
     not match: [] when the export is current, ``["export"]`` when there is none."""
     from mmengine.config import DictAction
     from ssld_zoo.distill.config import load_recipe
+    from ssld_zoo.distill.runner import recipe_record
     path = card_of(work, arm)
     if path is None:
         return ["export"]
@@ -123,12 +119,12 @@ def stale_sections(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[s
     parser.add_argument("--o", nargs="+", action=DictAction, default={})
     recipe = load_recipe(arm.recipe, parser.parse_args(
         ["--o", *arm_options(arm, data, work, extra)]).o)
-    want = {**{k: recipe[k] for k in CARD_SECTIONS[:-1]}, "seed": recipe["runtime"]["seed"]}
+    # Through JSON, as the card went: tuples become lists.
+    want = json.loads(json.dumps(recipe_record(recipe), default=str))
     have = json.loads(path.read_text()).get("training", {})
-    norm = lambda v: json.loads(json.dumps(v, default=str))  # tuples as lists, as in the card
     out = []
-    for key in CARD_SECTIONS:
-        got, exp = have.get(key), norm(want[key])
+    for key, exp in want.items():
+        got = have.get(key)
         if key == "data" and isinstance(got, dict):
             # The card adds image counts, and resolves classes=None to the folders' names.
             got = {k: (None if k == "classes" and exp[k] is None else got.get(k)) for k in exp}

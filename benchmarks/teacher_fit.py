@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import ssld_zoo
     from ssld_zoo.distill.config import load_recipe
-    from ssld_zoo.distill.data import DistillDataset, build_train_transform, collate
+    from ssld_zoo.distill.data import DistillDataset, collate
+    from ssld_zoo.distill.runner import train_transform_of
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("weights", nargs="+", type=Path,
@@ -54,9 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=2000, help="images per split")
     args = p.parse_args(argv)
 
-    d = load_recipe(args.recipe)["data"]
-    transform = build_train_transform(d["input_size"], d["scale"], d["ratio"], d["hflip"],
-                                      d["auto_augment"], d["interpolation"], d["resize"])
+    recipe = load_recipe(args.recipe)
+    d, transform = recipe["data"], train_transform_of(recipe)
     mean = torch.tensor(d["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(d["std"]).view(1, -1, 1, 1)
     splits = {"train": dict(labeled_roots=[args.data / "train"]),
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
               "val": dict(labeled_roots=[args.data / "val"])}
     batches = {}
     for name, roots in splits.items():
-        ds = DistillDataset(transform=transform, seed=0, **roots)
+        ds = DistillDataset(transform=transform, seed=recipe["runtime"]["seed"], **roots)
         step = max(1, len(ds) // args.images)
         batches[name] = collate([ds[(1, i)] for i in range(0, len(ds), step)][:args.images])
 

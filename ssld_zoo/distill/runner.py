@@ -12,7 +12,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from mmengine.hooks import Hook
@@ -27,7 +27,7 @@ from ssld_zoo.distill.hooks import EpochSeedHook, StudentEMAHook, TeacherOnceHoo
 from ssld_zoo.distill.metrics import DistillAccuracy
 
 __all__ = ["SSLDRunner", "build_runner", "run_distill", "DistillResult", "HistoryHook",
-           "world_size_from_env", "eval_transform_of"]
+           "world_size_from_env", "eval_transform_of", "train_transform_of", "recipe_record"]
 
 MODELS.register_module(name="SSLDDistiller", module=Distiller, force=True)
 
@@ -100,6 +100,22 @@ def world_size_from_env(launcher: str) -> int:
     raise ValueError(f"launcher {launcher!r}: expected one of none, pytorch, slurm")
 
 
+def train_transform_of(recipe: dict) -> Callable:
+    """The training transform of a run (PIL image -> uint8 tensor), from its ``data`` section."""
+    d = recipe["data"]
+    return build_train_transform(d["input_size"], d["scale"], d["ratio"], d["hflip"],
+                                 d["auto_augment"], d["interpolation"], d["resize"])
+
+
+def recipe_record(recipe: dict) -> dict[str, Any]:
+    """What an exported student's card keeps of the recipe that trained it (under ``training``):
+    enough to tell which recipe made an export (``benchmarks/reproduce_cifar10.py`` does)."""
+    return {"teacher": recipe["teacher"], "student": recipe["student"], "loss": recipe["loss"],
+            "hard_label_weight": recipe["hard_label_weight"], "data": dict(recipe["data"]),
+            "schedule": recipe["schedule"], "optimizer": recipe["optimizer"],
+            "seed": recipe["runtime"]["seed"]}
+
+
 def eval_transform_of(recipe: dict) -> dict[str, Any]:
     """The evaluation transform of a run: ``data.eval_transform``, else the card of the teacher's
     (or student's) published weights, else the zoo default; plus the recipe's mean/std."""
@@ -166,9 +182,7 @@ def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "non
     channels_last = cuda if rt["channels_last"] == "auto" else bool(rt["channels_last"])
 
     # Datasets first: a missing root fails here, before any process group or model exists.
-    train_tf = build_train_transform(d["input_size"], d["scale"], d["ratio"], d["hflip"],
-                                     d["auto_augment"], d["interpolation"], d["resize"])
-    train_set = DistillDataset(d["labeled_roots"], d["unlabeled_roots"], train_tf,
+    train_set = DistillDataset(d["labeled_roots"], d["unlabeled_roots"], train_transform_of(r),
                                seed=rt["seed"], classes=d["classes"])
     eval_tf = eval_transform_of(r)
     val_set = None
@@ -288,16 +302,14 @@ def export_from_runner(runner: Runner, recipe: dict, result: DistillResult) -> P
     teacher = None if t is None else (t.get("weights") or t["name"])
     desc = recipe["export"]["description"] or recipe["description"] or \
         f"{arch} distilled from {teacher} by ssld-zoo ({stem})"
+    record = recipe_record(recipe)
     training = {
-        "recipe": recipe.get("_path"), "teacher": t, "student": s, "loss": recipe["loss"],
-        "hard_label_weight": recipe["hard_label_weight"],
+        "recipe": recipe.get("_path"), **record,
         # The whole data section (roots, batch, augmentation), so that the card alone says how
-        # the student was trained and a driver can tell a stale export from a current one.
-        "data": {**d, "num_images": len(runner.train_dataloader.dataset),
+        # the student was trained, plus what the dataset resolved (counts, class names).
+        "data": {**record["data"], "num_images": len(runner.train_dataloader.dataset),
                  "num_labeled": runner.train_dataloader.dataset.num_labeled,
                  "classes": runner.train_dataloader.dataset.classes or None},
-        "schedule": recipe["schedule"], "optimizer": recipe["optimizer"],
-        "seed": recipe["runtime"]["seed"],
         "metrics": result.metrics, "teacher_metrics": result.teacher_metrics,
         "history": result.history, "ema": bool(ema),
     }
