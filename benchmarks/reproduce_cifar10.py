@@ -11,7 +11,10 @@ Runs the recipes of ``recipes/cifar10/`` with ``ssld-zoo distill``, one process 
 * (b) the same student, SSLD without labels on train;
 * (c) SSLD without labels on train + unlabeled (15k images), in as many steps as (a) and (b);
 * (c+) the same for as many epochs as (b): the paper's comparison, 1.5x the steps;
-* (d) a loss ablation on (c)'s data: KL at T=4, soft-target CE, the teacher's hard labels.
+* (d) a loss ablation on (c)'s data: KL at T=4, soft-target CE, the teacher's hard labels;
+* fast distillation: (b) with the teacher's BatchNorm left unfolded (the online teacher as it
+  was), and (b) from a teacher cache (``ssld-zoo label``, built once by this script: 32 views
+  of each image, top-5) using its first N = 1, 4, 16 or 32 views.
 
 Then prints the table of docs/reproduction.md (also written to ``<work-dir>/results.md`` and
 ``results.json``), checks the targets (b >= a + 2, and c+ and c >= b + 1 points top-1 on val)
@@ -29,6 +32,7 @@ import functools
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +50,7 @@ class Arm:
     label: str
     data: str          # what it trains on
     loss: str
+    options: tuple[str, ...] = ()  # --cfg-options of this arm (before the run's own)
 
     @functools.cached_property
     def _recipe(self) -> dict:
@@ -61,6 +66,11 @@ class Arm:
     def needs_teacher(self) -> bool:
         return self._recipe["teacher"] is not None
 
+    @property
+    def needs_cache(self) -> bool:
+        """The arm trains from the teacher cache (built by :func:`build_cache`)."""
+        return self._recipe["teacher_cache"] is not None
+
 
 ARMS = [
     Arm("teacher", "cifar10/teacher", "teacher ResNet18_vd", "train, labels", "CE"),
@@ -75,8 +85,14 @@ ARMS = [
         "train + unlabeled, no labels", "soft-target CE"),
     Arm("hard", "cifar10/ablation_hard", "(d) teacher's hard labels",
         "train + unlabeled, no labels", "CE on teacher arg-max"),
+    Arm("b_unfolded", "cifar10/ssld", "(b) SSLD, teacher BatchNorm unfolded",
+        "train, no labels", "symmetric KL", ("teacher.fold_bn=False",)),
+    *(Arm(f"cached_{n}", "cifar10/ssld_cached", f"(b) SSLD from the cache, N={n}",
+          "train, no labels", "symmetric KL", (f"teacher_cache.views={n}",))
+      for n in (1, 4, 16, 32)),
 ]
 TEACHER_EXPORT = "cifar10_teacher.safetensors"
+CACHE_RECIPE, CACHE_VIEWS, CACHE_TOPK = "cifar10/ssld_cached", 32, 5
 
 
 def default_data() -> Path:
@@ -91,7 +107,34 @@ def arm_options(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]
         opts.append(f"data.unlabeled_roots=['{data / 'unlabeled'}']")
     if arm.needs_teacher:
         opts.append(f"teacher.weights={work / 'teacher' / TEACHER_EXPORT}")
-    return opts + list(extra)
+    if arm.needs_cache:
+        opts.append(f"teacher_cache.path={work / 'teacher_cache'}")
+    return opts + list(arm.options) + list(extra)
+
+
+def build_cache(data: Path, work: Path, extra: list[str]) -> float:
+    """Build (or finish, or just check) the teacher cache of the cached arms with
+    ``ssld-zoo label``; returns its wall seconds (also kept in ``<work>/teacher_cache.seconds``
+    when it built anything)."""
+    arm = next(a for a in ARMS if a.needs_cache)
+    opts = [o for o in arm_options(arm, data, work, extra) if not o.startswith("teacher_cache.")]
+    cmd = [sys.executable, "-m", "ssld_zoo.cli.main", "label",
+           str(ROOT / "recipes" / f"{CACHE_RECIPE}.py"), "--views", str(CACHE_VIEWS),
+           "--topk", str(CACHE_TOPK), "--out", str(work / "teacher_cache"),
+           "--cfg-options", *opts]
+    print(f"[{time.strftime('%H:%M:%S')}] label: {' '.join(cmd[1:])}", flush=True)
+    manifest = work / "teacher_cache" / "manifest.json"
+    was_complete = manifest.is_file() and json.loads(manifest.read_text()).get("complete")
+    t0 = time.perf_counter()
+    with open(work / "teacher_cache.log", "w") as log:
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    if code:
+        raise SystemExit(f"ssld-zoo label failed (exit {code}); see {work / 'teacher_cache.log'}")
+    if not was_complete:
+        (work / "teacher_cache.seconds").write_text(f"{seconds:.1f}\n")
+    print(f"[{time.strftime('%H:%M:%S')}] label done in {seconds / 60:.1f} min", flush=True)
+    return seconds
 
 
 def arm_command(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
@@ -325,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     if by_key["teacher"] in todo:
         seconds.update(run_arms([by_key["teacher"]], args.data, work, 1, cores, extra))
     students = [a for a in todo if a.key != "teacher"]
+    if any(a.needs_cache for a in students):
+        if by_key["teacher"] in todo:  # a cache of the old teacher is refused: start afresh
+            shutil.rmtree(work / "teacher_cache", ignore_errors=True)
+        build_cache(args.data, work, extra)
     if students:
         jobs = max(1, min(args.jobs, len(students)))
         threads = args.threads or max(1, cores // jobs)

@@ -21,6 +21,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda if available)")
+    p.add_argument("--cache", help="a teacher cache (`ssld-zoo label`) built over the pool with "
+                                   "this teacher: reuse its scores, do not run the teacher")
     p.set_defaults(func=run)
 
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         task = bar.add_task("score", total=None)
         res = mine(args.teacher, args.pool, args.per_class, args.out, min_conf=args.min_conf,
                    weights=args.weights, batch_size=args.batch_size,
-                   num_workers=args.num_workers, device=args.device,
+                   num_workers=args.num_workers, device=args.device, cache=args.cache,
                    progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"scored {res.scored} images ({res.reused} reused from an earlier run, "
                   f"{res.unreadable} unreadable); wrote {res.selected} images in "

@@ -22,7 +22,13 @@ DEFAULTS: dict[str, Any] = {
     "description": "",
     # None: train the student on labels only (needs hard_label_weight > 0).
     "teacher": {"name": None, "weights": None, "pretrained": True, "num_classes": None,
-                "bn_mode": "eval", "kwargs": {}},
+                "bn_mode": "eval", "kwargs": {},
+                # the fast online teacher (see ssld_zoo/distill/teacher.py and
+                # benchmarks/teacher_speed.py): auto = bf16 on a GPU that has it, else fp32
+                "precision": "auto", "fold_bn": True, "compile": False},
+    # dict(path=, crops_per_image=1, views=None): train from a cache that `ssld-zoo label`
+    # built instead of running the teacher (see ssld_zoo/distill/cache/)
+    "teacher_cache": {"path": None, "crops_per_image": 1, "views": None},
     "student": {"name": None, "weights": None, "pretrained": False, "num_classes": None,
                 "bn_mode": "train", "kwargs": {}},
     "loss": {"type": "SymmetricKL"},
@@ -38,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
         # dict(input_size=, resize=, interpolation=); None: the zoo card's eval transform
         "eval_transform": None,
         "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
+        # dict(mixup_alpha=, cutmix_alpha=, prob=, switch_prob=): mix each batch before both
+        # models see it ("function matching"; see ssld_zoo/distill/mixing.py)
+        "mix": None,
     },
     "optimizer": {"type": "SGD", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
                   "nesterov": False},
@@ -56,7 +65,8 @@ DEFAULTS: dict[str, Any] = {
     "export": {"name": None, "description": None},
 }
 _FREE_SECTIONS = {"loss", "optimizer"}  # their keys are checked by the loss / torch optimiser
-_NULLABLE_SECTIONS = {"teacher"}
+_NULLABLE_SECTIONS = {"teacher", "teacher_cache"}
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _AMP = ("auto", "bf16", "fp16", "none")
 
 
@@ -83,8 +93,10 @@ def validate_recipe(cfg: Any, source: str = "recipe") -> dict:
             if value is None and key in _NULLABLE_SECTIONS:
                 out[key] = None
                 continue
-            if isinstance(value, str) and key in ("teacher", "student", "loss"):
-                value = {"type" if key == "loss" else "name": value}
+            if isinstance(value, (str, os.PathLike)) and key in ("teacher", "student", "loss",
+                                                                 "teacher_cache"):
+                value = {"loss": "type", "teacher_cache": "path"}.get(key, "name")
+                value = {value: str(cfg[key])}
             if not isinstance(value, dict):
                 raise RecipeError(f"{source}: {key} must be a dict, got {value!r}")
             value = _as_dict(value)
@@ -97,6 +109,8 @@ def validate_recipe(cfg: Any, source: str = "recipe") -> dict:
             merged.update(value)
             value = merged
         out[key] = value
+    if out["teacher_cache"] is not None and out["teacher_cache"]["path"] is None:
+        out["teacher_cache"] = None
     _check_values(out, source)
     return out
 
@@ -130,6 +144,32 @@ def _check_values(r: dict, source: str) -> None:
     if not 0 <= s["warmup_epochs"] < s["epochs"]:
         raise RecipeError(f"{source}: schedule.warmup_epochs={s['warmup_epochs']} must be in "
                           f"[0, epochs={s['epochs']})")
+    t = r["teacher"]
+    if t is not None and t["precision"] not in _PRECISIONS:
+        raise RecipeError(f"{source}: teacher.precision={t['precision']!r}; expected one of "
+                          f"{_PRECISIONS}")
+    c = r["teacher_cache"]
+    if c is not None:
+        if t is None:
+            raise RecipeError(f"{source}: teacher_cache needs the teacher it was built from "
+                              f"(teacher=None)")
+        for k in ("crops_per_image", "views"):
+            if c[k] is not None and not (isinstance(c[k], int) and c[k] >= 1):
+                raise RecipeError(f"{source}: teacher_cache.{k}={c[k]!r}: expected an integer "
+                                  f">= 1")
+        if d["batch_size"] % c["crops_per_image"]:
+            raise RecipeError(f"{source}: data.batch_size={d['batch_size']} (views per step) "
+                              f"is not a multiple of teacher_cache.crops_per_image="
+                              f"{c['crops_per_image']}")
+    if d["mix"] is not None:
+        from ssld_zoo.distill.mixing import BatchMix
+        if not isinstance(d["mix"], dict):
+            raise RecipeError(f"{source}: data.mix must be None or dict(mixup_alpha=, "
+                              f"cutmix_alpha=, prob=, switch_prob=), got {d['mix']!r}")
+        try:
+            BatchMix(**d["mix"])
+        except (TypeError, ValueError) as e:
+            raise RecipeError(f"{source}: data.mix: {e}") from e
     ema = r["runtime"]["ema"]
     if ema is not None and (not isinstance(ema, dict) or set(ema) - {"momentum", "begin_iter"}):
         raise RecipeError(f"{source}: runtime.ema must be None or dict(momentum=, begin_iter=)")

@@ -25,8 +25,8 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = ["IMG_EXTENSIONS", "scan_image_folder", "scan_unlabeled", "DistillDataset",
-           "build_train_transform", "build_eval_transform", "collate", "sample_seed",
-           "EpochIndexSampler"]
+           "TrainViewTransform", "build_train_transform", "build_eval_transform", "collate",
+           "sample_seed", "seeded", "read_image", "EpochIndexSampler"]
 
 log = logging.getLogger("ssld_zoo.distill")
 
@@ -97,37 +97,95 @@ def _modes(name: str):
     return getattr(T.InterpolationMode, name.upper())
 
 
+class TrainViewTransform:
+    """The training augmentation as one object whose random draws can be recorded and replayed.
+
+    PIL image -> uint8 CHW tensor: optional short-side resize, RandomResizedCrop, horizontal
+    flip, optional AutoAugment/RandAugment. It draws from torch's global CPU generator in the
+    same order as the torchvision ``Compose`` it replaces (crop, flip, auto-augment), so seeding
+    that generator fixes the view. :meth:`view` also returns the crop box (normalised to the
+    image it was cut from) and the flip: the teacher cache stores them with each view and
+    checks them when it replays the view from its seed.
+    """
+
+    def __init__(self, input_size: int = 224, scale: Sequence[float] = (0.08, 1.0),
+                 ratio: Sequence[float] = (3 / 4, 4 / 3), hflip: float = 0.5,
+                 auto_augment: str | None = None, interpolation: str = "bilinear",
+                 resize: int | None = None):
+        from torchvision.transforms import v2 as T
+        mode = _modes(interpolation)
+        self.settings = {"input_size": int(input_size), "scale": [float(v) for v in scale],
+                         "ratio": [float(v) for v in ratio], "hflip": float(hflip),
+                         "auto_augment": auto_augment, "interpolation": interpolation,
+                         "resize": resize}
+        self.resize = T.Resize(resize, interpolation=mode, antialias=True) if resize else None
+        self.crop = T.RandomResizedCrop(input_size, scale=tuple(scale), ratio=tuple(ratio),
+                                        interpolation=mode, antialias=True)
+        self.hflip = float(hflip)
+        self.auto_augment = None
+        if auto_augment:
+            if auto_augment == "imagenet":
+                self.auto_augment = T.AutoAugment(T.AutoAugmentPolicy.IMAGENET,
+                                                  interpolation=mode)
+            elif auto_augment.startswith("rand-"):
+                kw = {p[0]: int(p[1:]) for p in auto_augment.split("-")[1:]}
+                self.auto_augment = T.RandAugment(num_ops=kw.get("n", 2),
+                                                  magnitude=kw.get("m", 9), interpolation=mode)
+            else:
+                raise ValueError(f"auto_augment {auto_augment!r}: expected None, 'imagenet' or "
+                                 f"'rand-m<M>-n<N>'")
+
+    def view(self, img) -> tuple[torch.Tensor, tuple[float, float, float, float], bool]:
+        """``(uint8 tensor, (top, left, height, width) / image size, flipped)`` of one view."""
+        from torchvision.transforms.v2 import functional as TF
+        if self.resize is not None:
+            img = self.resize(img)
+        width, height = img.size
+        params = self.crop.make_params([img])
+        box = (params["top"] / height, params["left"] / width, params["height"] / height,
+               params["width"] / width)
+        img = self.crop.transform(img, params)
+        flip = bool(self.hflip) and bool(torch.rand(1) < self.hflip)
+        if flip:
+            img = TF.horizontal_flip(img)
+        if self.auto_augment is not None:
+            img = self.auto_augment(img)
+        return TF.pil_to_tensor(img), box, flip
+
+    def __call__(self, img) -> torch.Tensor:
+        return self.view(img)[0]
+
+    def __repr__(self) -> str:
+        return f"TrainViewTransform({', '.join(f'{k}={v!r}' for k, v in self.settings.items())})"
+
+
 def build_train_transform(input_size: int = 224, scale: Sequence[float] = (0.08, 1.0),
                           ratio: Sequence[float] = (3 / 4, 4 / 3), hflip: float = 0.5,
                           auto_augment: str | None = None, interpolation: str = "bilinear",
-                          resize: int | None = None) -> Callable:
+                          resize: int | None = None) -> TrainViewTransform:
     """PIL image -> uint8 CHW tensor: RandomResizedCrop, flip, optional AutoAugment/RandAugment.
 
     ``auto_augment``: None, ``"imagenet"`` (AutoAugment's ImageNet policy, as ResNet50_vd_ssld_v2)
     or ``"rand-m{M}-n{N}"`` (RandAugment, e.g. ``"rand-m7-n2"`` as PP-HGNetV2's SSLD recipe).
     ``resize``: first resize the short side to this (small images such as the digits demo).
     """
-    from torchvision.transforms import v2 as T
-    mode = _modes(interpolation)
-    ops: list = []
-    if resize:
-        ops.append(T.Resize(resize, interpolation=mode, antialias=True))
-    ops.append(T.RandomResizedCrop(input_size, scale=tuple(scale), ratio=tuple(ratio),
-                                   interpolation=mode, antialias=True))
-    if hflip:
-        ops.append(T.RandomHorizontalFlip(hflip))
-    if auto_augment:
-        if auto_augment == "imagenet":
-            ops.append(T.AutoAugment(T.AutoAugmentPolicy.IMAGENET, interpolation=mode))
-        elif auto_augment.startswith("rand-"):
-            kw = {p[0]: int(p[1:]) for p in auto_augment.split("-")[1:]}
-            ops.append(T.RandAugment(num_ops=kw.get("n", 2), magnitude=kw.get("m", 9),
-                                     interpolation=mode))
-        else:
-            raise ValueError(f"auto_augment {auto_augment!r}: expected None, 'imagenet' or "
-                             f"'rand-m<M>-n<N>'")
-    ops.append(T.PILToTensor())
-    return T.Compose(ops)
+    return TrainViewTransform(input_size, scale, ratio, hflip, auto_augment, interpolation,
+                              resize)
+
+
+def seeded(seed: int):
+    """A context in which torch's global CPU generator is seeded with ``seed``; the caller's
+    random state is restored after (torchvision's random transforms draw from that generator).
+    Only the CPU generator: torch.manual_seed also queues a CUDA seed, and on a CUDA build
+    without an initialised GPU that records a stack trace, half the cost of a 32 px sample."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def _ctx():
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            yield
+    return _ctx()
 
 
 def build_eval_transform(input_size: int = 224, resize: int = 256,
@@ -203,12 +261,7 @@ class DistillDataset(Dataset):
         if self.transform is None:
             from torchvision.transforms.v2 import functional as TF
             return TF.pil_to_tensor(img), label, index
-        # torchvision's random transforms draw from torch's global CPU generator: seed it from
-        # (seed, epoch, index) inside a fork so the caller's random state is left untouched.
-        # Only the CPU generator: torch.manual_seed also queues a CUDA seed, and on a CUDA build
-        # without an initialised GPU that records a stack trace, half the cost of a 32 px sample.
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
+        with seeded(sample_seed(self.seed, epoch, index)):
             x = self.transform(img)
         return x, label, index
 

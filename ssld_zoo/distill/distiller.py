@@ -2,7 +2,9 @@
 
 ``Distiller(teacher=..., student=..., loss=...)`` runs the teacher without autograd on every
 batch and trains the student to match it. With ``teacher=None`` it trains the student on labels
-alone (the supervised baselines of the demo and of the reproduction use the same engine).
+alone (the supervised baselines of the demo and of the reproduction use the same engine). With
+``teacher_cache`` the teacher's outputs come with the batch, read from a cache
+(:mod:`ssld_zoo.distill.cache`), and no teacher is built at all.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor, BaseModel
 
+from ssld_zoo.distill.cache.format import dense_probs, log_probs
 from ssld_zoo.distill.losses import build_loss
 from ssld_zoo.registry import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["Distiller", "DistillPreprocessor", "NonFiniteLossError", "build_zoo_model"]
+__all__ = ["Distiller", "DistillPreprocessor", "NonFiniteLossError", "build_zoo_model",
+           "build_teacher_model"]
 
 _BN_MODES = ("train", "eval")
 
@@ -60,6 +64,19 @@ def build_zoo_model(name: str, weights: str | None = None, pretrained: bool = Fa
     return load(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
 
 
+# Keys of a recipe's teacher section that configure how it runs, not which model it is.
+_TEACHER_RUN_KEYS = ("kwargs", "bn_mode", "precision", "fold_bn", "compile")
+
+
+def build_teacher_model(teacher: dict) -> nn.Module:
+    """The frozen (no gradients, eval mode) zoo model a recipe's teacher section names."""
+    teacher = dict(teacher)
+    teacher.setdefault("pretrained", True)
+    t = build_zoo_model(**{k: v for k, v in teacher.items() if k not in _TEACHER_RUN_KEYS},
+                        **teacher.get("kwargs", {}))
+    return t.eval().requires_grad_(False)
+
+
 def _set_bn_eval(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -82,12 +99,20 @@ class Distiller(BaseModel):
         hard_label_weight: weight of cross-entropy on labeled samples (label -1 = unlabeled);
             0 by default: SSLD needs no labels.
         data_preprocessor: a :class:`DistillPreprocessor` or its config.
+        teacher_cache: ``dict(kind=, num_classes=)`` of the cache the batches' teacher outputs
+            (``teacher_ids``, ``teacher_probs``) come from; the teacher is then not built.
+        mix: ``dict(mixup_alpha=, cutmix_alpha=, prob=, switch_prob=)``: mix each batch before
+            both models see it; cached teacher outputs are mixed in the same proportions.
+
+    The online teacher runs as an :class:`~ssld_zoo.distill.teacher.OnlineTeacher`
+    (``precision``, ``fold_bn`` and ``compile`` of the teacher section).
     """
 
     def __init__(self, student: dict, teacher: dict | None = None,
                  loss: dict | str = "SymmetricKL", loss_weight: float = 1.0,
                  hard_label_weight: float = 0.0,
-                 data_preprocessor: dict | nn.Module | None = None):
+                 data_preprocessor: dict | nn.Module | None = None,
+                 teacher_cache: dict | None = None, mix: dict | None = None):
         if isinstance(data_preprocessor, dict):
             data_preprocessor = DistillPreprocessor(**data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor or DistillPreprocessor())
@@ -100,27 +125,35 @@ class Distiller(BaseModel):
         if teacher is None and hard_label_weight <= 0:
             raise ValueError("without a teacher the only loss is hard-label cross-entropy: "
                              "set hard_label_weight > 0 (or give a teacher)")
+        channels_last = bool(getattr(self.data_preprocessor, "channels_last", False))
         self.teacher: nn.Module | None = None
-        if teacher is not None:
-            teacher.setdefault("pretrained", True)
-            t = build_zoo_model(**{k: v for k, v in teacher.items() if k != "kwargs"},
-                                **teacher.get("kwargs", {}))
-            for p in t.parameters():
-                p.requires_grad_(False)
-            self.teacher = t
+        self.cache = dict(teacher_cache) if teacher_cache else None
+        teacher_classes = self.cache["num_classes"] if self.cache else None
+        if teacher is not None and self.cache is None:
+            from ssld_zoo.distill.teacher import OnlineTeacher
+            model = build_teacher_model(teacher)
+            teacher_classes = model.num_classes
+            self.teacher = OnlineTeacher(model, precision=teacher.get("precision", "auto"),
+                                         fold_bn=teacher.get("fold_bn", True),
+                                         channels_last=channels_last,
+                                         compile=teacher.get("compile", False),
+                                         bn_mode=self.teacher_bn)
         s_cfg = {k: v for k, v in student.items() if k != "kwargs"}
-        if s_cfg.get("num_classes") is None and self.teacher is not None:
+        if s_cfg.get("num_classes") is None and teacher_classes is not None:
             # The student predicts the teacher's classes unless told otherwise.
-            s_cfg["num_classes"] = self.teacher.num_classes
+            s_cfg["num_classes"] = teacher_classes
         self.student = build_zoo_model(**s_cfg, **student.get("kwargs", {}))
-        if self.teacher is not None and self.student.num_classes != self.teacher.num_classes:
+        if teacher_classes is not None and self.student.num_classes != teacher_classes:
             raise ValueError(f"student has {self.student.num_classes} classes but the teacher "
-                             f"{self.teacher.num_classes}: they must predict the same classes")
-        if getattr(self.data_preprocessor, "channels_last", False):
+                             f"{teacher_classes}: they must predict the same classes")
+        if channels_last:
             self.student.to(memory_format=torch.channels_last)
-            if self.teacher is not None:
-                self.teacher.to(memory_format=torch.channels_last)
-        self.criterion = build_loss(loss) if self.teacher is not None else None
+        self.has_teacher = teacher is not None
+        self.criterion = build_loss(loss) if self.has_teacher else None
+        self.mix = None
+        if mix:
+            from ssld_zoo.distill.mixing import BatchMix
+            self.mix = BatchMix(**mix)
         self.loss_weight = float(loss_weight)
         self.hard_label_weight = float(hard_label_weight)
         self.eval_teacher = self.teacher is not None  # evaluate the teacher on the first val
@@ -136,25 +169,33 @@ class Distiller(BaseModel):
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None,
                 indices: torch.Tensor | None = None, skipped: int = 0,
-                mode: str = "tensor") -> Any:
+                teacher_ids: torch.Tensor | None = None,
+                teacher_probs: torch.Tensor | None = None, mode: str = "tensor") -> Any:
         if mode == "loss":
-            return self.loss(inputs, labels, skipped)
+            return self.loss(inputs, labels, skipped, teacher_ids, teacher_probs)
         if mode == "predict":
             return self.predict(inputs, labels)
         return self.student(inputs)
 
-    def loss(self, inputs: torch.Tensor, labels: torch.Tensor | None,
-             skipped: int = 0) -> dict[str, torch.Tensor]:
+    def loss(self, inputs: torch.Tensor, labels: torch.Tensor | None, skipped: int = 0,
+             teacher_ids: torch.Tensor | None = None,
+             teacher_probs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training losses of one batch (mmengine sums the entries whose key holds 'loss')."""
         self.skipped_images += int(skipped)
+        perm, lam = None, 1.0
+        if self.mix is not None:
+            inputs, perm, lam = self.mix(inputs)
         logits = self.student(inputs)
         losses: dict[str, torch.Tensor] = {}
-        if self.teacher is not None:
-            with torch.no_grad():
-                target = self.teacher(inputs)
+        if self.has_teacher:
+            target = self._teacher_target(inputs, teacher_ids, teacher_probs, perm, lam)
             losses["loss_kd"] = self.loss_weight * self.criterion(logits, target, labels)
         if self.hard_label_weight > 0:
-            losses["loss_ce"] = self.hard_label_weight * _labeled_ce(logits, labels)
+            ce = _labeled_ce(logits, labels)
+            if perm is not None and lam < 1.0:
+                ce = lam * ce + (1 - lam) * _labeled_ce(logits, None if labels is None
+                                                        else labels[perm])
+            losses["loss_ce"] = self.hard_label_weight * ce
         total = sum(losses.values())
         if not torch.isfinite(total.detach()):
             raise NonFiniteLossError(
@@ -164,6 +205,22 @@ class Distiller(BaseModel):
         # Logged, not optimised (mmengine only adds up keys holding 'loss').
         losses["skipped_images"] = torch.tensor(float(self.skipped_images), device=logits.device)
         return losses
+
+    def _teacher_target(self, inputs: torch.Tensor, ids: torch.Tensor | None,
+                        probs: torch.Tensor | None, perm: torch.Tensor | None,
+                        lam: float) -> torch.Tensor:
+        """Teacher logits (float32) for the batch: online on the (mixed) images, or rebuilt
+        from the cached outputs (log-probabilities, mixed linearly like the images)."""
+        if self.cache is None:
+            return self.teacher(inputs)
+        if ids is None or probs is None:
+            raise ValueError("this Distiller trains from a teacher cache, but the batch has no "
+                             "teacher_ids/teacher_probs (use the cache's data loader)")
+        p = dense_probs(ids, probs, self.cache["num_classes"], self.cache["kind"])
+        if perm is not None and lam < 1.0:
+            from ssld_zoo.distill.mixing import mix_probs
+            p = mix_probs(p, perm, lam)
+        return log_probs(p)
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, labels: torch.Tensor | None) -> list[dict]:

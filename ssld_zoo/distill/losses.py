@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "register_loss", "build_loss", "SymmetricKL", "KL", "JSD", "SoftTargetCE",
+__all__ = ["LOSSES", "register_loss", "build_loss", "linear_in_teacher", "SymmetricKL", "KL", "JSD", "SoftTargetCE",
            "PseudoLabelCE", "DKD", "DIST"]
 
 LOSSES: dict[str, type[nn.Module]] = {}
@@ -48,6 +48,14 @@ def build_loss(cfg: dict | str) -> nn.Module:
         raise KeyError(f"loss {name}: unknown parameter(s) {', '.join(bad)}; "
                        f"valid: {', '.join(params) or '(none)'}")
     return cls(**cfg)
+
+
+def linear_in_teacher(cfg: dict | str) -> bool:
+    """Whether a loss's gradient is linear in the teacher's probabilities (KL and soft-target
+    cross-entropy at temperature 1): only those stay unbiased when the teacher's distribution is
+    replaced by an unbiased sample of it (a ``sampled`` teacher cache)."""
+    cfg = {"type": cfg} if isinstance(cfg, str) else dict(cfg)
+    return cfg.get("type") in ("KL", "SoftTargetCE") and cfg.get("temperature", 1.0) == 1.0
 
 
 def _f32(*xs: torch.Tensor) -> list[torch.Tensor]:

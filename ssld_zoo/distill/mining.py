@@ -75,7 +75,8 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
          out: str | os.PathLike, *, min_conf: float = 0.0, weights: str | None = None,
          batch_size: int = 64, num_workers: int = 2, device: str | None = None,
          transform: dict | None = None, progress: Callable[[int, int], None] | None = None,
-         model: torch.nn.Module | None = None) -> MiningResult:
+         model: torch.nn.Module | None = None,
+         cache: str | os.PathLike | None = None) -> MiningResult:
     """Score ``pool`` (folders or list files) with ``teacher`` and write the top ``per_class``
     images of each predicted class with confidence >= ``min_conf`` to ``out``.
 
@@ -85,6 +86,9 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
             teacher card's eval transform.
         progress: called as ``progress(done, total)`` after each batch.
         model: an already built teacher (tests, or callers that have one).
+        cache: a teacher cache (``ssld-zoo label``) built over the pool with this teacher: its
+            scores (the teacher's mean prediction over the cached views) are used and the
+            teacher is not run. Every pool image must be in it.
     """
     from ssld_zoo.api import load
     from ssld_zoo.registry import EvalTransform, get_weights
@@ -98,8 +102,12 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
     out = Path(out)
     spath = scores_path(out)
     scores = read_scores(spath)
+    if cache is not None:
+        scores.update(_cache_scores(cache, teacher, paths))
     reused = sum(1 for p in paths if p in scores)
     todo = [p for p in paths if p not in scores]
+    if not todo:
+        return _select(paths, scores, teacher, per_class, min_conf, out, 0, reused, 0)
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if model is None:
@@ -135,6 +143,30 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
             if progress:
                 progress(done, len(paths))
 
+    return _select(paths, scores, teacher, per_class, min_conf, out, len(todo), reused,
+                   unreadable)
+
+
+def _cache_scores(cache: str | os.PathLike, teacher: str,
+                  paths: Sequence[str]) -> dict[str, tuple[int, float]]:
+    """The pool's scores from a teacher cache, checked to come from ``teacher``."""
+    from ssld_zoo.distill.cache import CacheMismatchError, TeacherCache
+    tc = TeacherCache(cache)
+    built = tc.spec.teacher["name"]
+    if built != teacher:
+        raise CacheMismatchError(f"{tc.root}: built with teacher {built!r}, not {teacher!r}")
+    scores = tc.scores()
+    missing = [p for p in paths if p not in scores]
+    if missing:
+        raise CacheMismatchError(f"{tc.root}: {len(missing)} of the {len(paths)} pool images "
+                                 f"are not in the cache (first: {missing[0]})")
+    return {p: scores[p] for p in paths}
+
+
+def _select(paths: Sequence[str], scores: dict[str, tuple[int, float]], teacher: str,
+            per_class: int, min_conf: float, out: Path, scored: int, reused: int,
+            unreadable: int) -> MiningResult:
+    """Write the top ``per_class`` images of each class to ``out``."""
     by_class: dict[int, list[tuple[float, str]]] = {}
     for p in paths:
         c, conf = scores.get(p, (-1, 0.0))
@@ -148,4 +180,4 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
         per[c] = len(best)
         lines += [f"{p}\t{c}\t{conf:.8f}\n" for conf, p in best]
     atomic_write(out, lambda tmp: Path(tmp).write_text("".join(lines)))
-    return MiningResult(out, len(todo), reused, unreadable, sum(per.values()), per)
+    return MiningResult(out, scored, reused, unreadable, sum(per.values()), per)

@@ -19,6 +19,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import MODELS
 from mmengine.runner import Runner
 
+from ssld_zoo.distill.cache.dataset import CachedViewDataset, collate_cached
 from ssld_zoo.distill.checkpoint import SafeCheckpointHook, mmengine_safe_globals
 from ssld_zoo.distill.data import (DistillDataset, build_eval_transform, build_train_transform,
                                    collate)
@@ -27,7 +28,8 @@ from ssld_zoo.distill.hooks import EpochSeedHook, StudentEMAHook, TeacherOnceHoo
 from ssld_zoo.distill.metrics import DistillAccuracy
 
 __all__ = ["SSLDRunner", "build_runner", "run_distill", "DistillResult", "HistoryHook",
-           "world_size_from_env", "eval_transform_of", "train_transform_of", "recipe_record"]
+           "world_size_from_env", "eval_transform_of", "train_transform_of", "recipe_record",
+           "open_teacher_cache"]
 
 MODELS.register_module(name="SSLDDistiller", module=Distiller, force=True)
 
@@ -110,7 +112,8 @@ def train_transform_of(recipe: dict) -> Callable:
 def recipe_record(recipe: dict) -> dict[str, Any]:
     """What an exported student's card keeps of the recipe that trained it (under ``training``):
     enough to tell which recipe made an export (``benchmarks/reproduce_cifar10.py`` does)."""
-    return {"teacher": recipe["teacher"], "student": recipe["student"], "loss": recipe["loss"],
+    return {"teacher": recipe["teacher"], "teacher_cache": recipe["teacher_cache"],
+            "student": recipe["student"], "loss": recipe["loss"],
             "hard_label_weight": recipe["hard_label_weight"], "data": dict(recipe["data"]),
             "schedule": recipe["schedule"], "optimizer": recipe["optimizer"],
             "seed": recipe["runtime"]["seed"]}
@@ -138,6 +141,36 @@ def eval_transform_of(recipe: dict) -> dict[str, Any]:
         tf.update(d["eval_transform"])
     tf["mean"], tf["std"] = tuple(d["mean"]), tuple(d["std"])
     return tf
+
+
+def open_teacher_cache(recipe: dict, images: DistillDataset
+                       ) -> tuple[CachedViewDataset, dict[str, Any]]:
+    """The training set of a recipe with ``teacher_cache``, and what the Distiller needs to know
+    of the cache. Refuses a cache built for another teacher, transform, normalisation or
+    images, or one whose kind does not suit the loss, naming what differs."""
+    from ssld_zoo.distill.cache import CacheMismatchError, TeacherCache, teacher_fingerprint
+    from ssld_zoo.distill.losses import linear_in_teacher
+    c = recipe["teacher_cache"]
+    cache = TeacherCache(c["path"])
+    spec = cache.spec
+    ident, _ = teacher_fingerprint(recipe)
+    diff = [f"teacher.{k}: {spec.teacher.get(k)!r} in the cache, {v!r} in the recipe"
+            for k, v in ident.items() if spec.teacher.get(k) != v]
+    d = recipe["data"]
+    for k in ("mean", "std"):
+        if tuple(spec.__dict__[k]) != tuple(float(v) for v in d[k]):
+            diff.append(f"data.{k}: {spec.__dict__[k]} in the cache, {tuple(d[k])} in the recipe")
+    if diff:
+        raise CacheMismatchError(f"{cache.root}: built for another teacher or input "
+                                 f"normalisation ({'; '.join(diff)})")
+    if spec.kind == "sampled" and not linear_in_teacher(recipe["loss"]):
+        raise CacheMismatchError(
+            f"{cache.root}: a 'sampled' cache is zero on the classes not drawn, which only "
+            f"losses linear in the teacher's probabilities tolerate (KL or SoftTargetCE at "
+            f"temperature 1); loss={recipe['loss']}: build a 'topk' cache or change the loss")
+    dataset = CachedViewDataset(images, cache, train_transform_of(recipe),
+                                crops_per_image=c["crops_per_image"], views=c["views"])
+    return dataset, {"kind": spec.kind, "num_classes": spec.num_classes}
 
 
 def _amp_dtype(amp: str) -> str | None:
@@ -184,6 +217,11 @@ def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "non
     # Datasets first: a missing root fails here, before any process group or model exists.
     train_set = DistillDataset(d["labeled_roots"], d["unlabeled_roots"], train_transform_of(r),
                                seed=rt["seed"], classes=d["classes"])
+    train_collate, cache_info = collate, None
+    if r["teacher_cache"] is not None:
+        train_set, cache_info = open_teacher_cache(r, train_set)
+        train_collate = collate_cached
+        per_rank //= r["teacher_cache"]["crops_per_image"]  # images per step; views stay B
     eval_tf = eval_transform_of(r)
     val_set = None
     if d["val_root"]:
@@ -196,10 +234,10 @@ def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "non
                          pin_memory=cuda, collate_fn=collate)
     train_loader = dict(dataset=train_set, batch_size=per_rank, drop_last=True,
                         sampler=dict(type="SSLDEpochIndexSampler", shuffle=True),
-                        **loader_common)
+                        **{**loader_common, "collate_fn": train_collate})
     history = HistoryHook()
     hooks: list[Hook] = [EpochSeedHook(rt["seed"]), SafeCheckpointHook(), history]
-    if r["teacher"] is not None:
+    if r["teacher"] is not None and cache_info is None:
         hooks.append(TeacherOnceHook())
     ema_hook = None
     if rt["ema"]:
@@ -211,7 +249,8 @@ def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "non
                  loss=r["loss"], loss_weight=r["loss_weight"],
                  hard_label_weight=r["hard_label_weight"],
                  data_preprocessor=dict(mean=tuple(d["mean"]), std=tuple(d["std"]),
-                                        channels_last=channels_last))
+                                        channels_last=channels_last),
+                 teacher_cache=cache_info, mix=d["mix"])
     amp = _amp_dtype(rt["amp"])
     optim_wrapper: dict[str, Any] = dict(type="OptimWrapper", optimizer=dict(r["optimizer"]))
     if amp:

@@ -1,0 +1,323 @@
+"""Build a teacher cache: run a recipe's teacher once over every image it trains on.
+
+``build_teacher_cache(recipe, out, views=N, topk=K)`` is what ``ssld-zoo label`` calls. Each
+image is decoded once and cut into N views by the recipe's own train transform, view ``v`` of
+image ``i`` drawn under the seed ``sample_seed(seed, v, i)``: the crop an online run of the same
+recipe sees at epoch ``v``. The teacher (the fast online teacher: BatchNorm folded, inference
+mode) scores the views in batches; each shard of ``shard_size`` images is written to a temporary
+file and renamed, then marked done, so a killed build resumes at the first unfinished shard.
+Under ``torchrun`` rank r builds shards r, r + W, ... and rank 0 finishes the manifest.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from ssld_zoo.distill.cache.format import (FORMAT_VERSION, IMAGES, KINDS, MANIFEST, SCORES,
+                                           CacheMismatchError, CacheSpec, images_digest,
+                                           record_dtype, shard_name)
+from ssld_zoo.distill.data import DistillDataset, read_image, sample_seed, seeded
+from ssld_zoo.weights.hub import atomic_write
+
+__all__ = ["build_teacher_cache", "BuildResult", "teacher_fingerprint", "cache_spec"]
+
+
+@dataclass
+class BuildResult:
+    root: Path
+    spec: CacheSpec
+    built_shards: int        # shards written by this call (this rank)
+    reused_shards: int       # shards found done from an earlier, interrupted call
+    images: int              # images scored by this call (this rank)
+    seconds: float
+    bytes: int               # size of the whole cache on disk (rank 0 after the build)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+def state_dict_sha256(model: torch.nn.Module) -> str:
+    """sha256 over a model's state dict (names, dtypes, shapes, values)."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _teacher_section(recipe: dict) -> dict:
+    t = recipe["teacher"]
+    if t is None:
+        raise ValueError(f"{recipe.get('_path', 'recipe')}: teacher=None: a teacher cache needs a "
+                         f"teacher")
+    return t
+
+
+def teacher_fingerprint(recipe: dict) -> tuple[dict, torch.nn.Module]:
+    """``(identity, model)``: the teacher a recipe names, built (CPU, eval mode), and what a cache
+    records of it: its name, weights and the sha256 of its state dict."""
+    from ssld_zoo.distill.distiller import build_teacher_model
+    t = _teacher_section(recipe)
+    # A randomly initialised teacher (tests, benchmarks) is the same on every call.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(recipe["runtime"]["seed"]))
+        model = build_teacher_model(t)
+    ident = {"name": t["name"], "weights": t.get("weights"), "pretrained": t.get("pretrained"),
+             "num_classes": model.num_classes, "bn_mode": t.get("bn_mode", "eval"),
+             "weights_sha256": state_dict_sha256(model)}
+    return ident, model
+
+
+def cache_spec(recipe: dict, samples, teacher_ident: dict, transform_settings: dict, *,
+               views: int, topk: int, kind: str, shard_size: int) -> CacheSpec:
+    """The :class:`CacheSpec` of a cache of ``recipe`` over ``samples``."""
+    d = recipe["data"]
+    return CacheSpec(teacher=teacher_ident, transform=dict(transform_settings),
+                     seed=int(recipe["runtime"]["seed"]), views=int(views), topk=int(topk),
+                     kind=kind, num_classes=int(teacher_ident["num_classes"]),
+                     num_images=len(samples), images_sha256=images_digest(samples),
+                     shard_size=int(shard_size), mean=tuple(float(v) for v in d["mean"]),
+                     std=tuple(float(v) for v in d["std"]))
+
+
+class _Views(Dataset):
+    """Image ``i`` of a shard -> its N views (decoded once), boxes, flips and seeds."""
+
+    def __init__(self, paths, rows, transform, seed: int, views: int):
+        self.paths, self.rows, self.transform = paths, rows, transform
+        self.seed, self.views = seed, views
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k: int):
+        row = self.rows[k]
+        img = read_image(self.paths[row])
+        if img is None:
+            return row, None
+        out, boxes, flips, seeds = [], [], [], []
+        for v in range(self.views):
+            s = sample_seed(self.seed, v, row)
+            with seeded(s):
+                x, box, flip = self.transform.view(img)
+            out.append(x)
+            boxes.append(box)
+            flips.append(flip)
+            seeds.append(s)
+        return row, (torch.stack(out), boxes, flips, seeds)
+
+
+def _first(batch):
+    return batch
+
+
+def _spec_diff(old: dict, new: dict) -> list[str]:
+    return [f"{k}: {old.get(k)!r} in the cache, {v!r} now" for k, v in new.items()
+            if old.get(k) != v]
+
+
+def _targets(logits: torch.Tensor, topk: int, kind: str, gen: torch.Generator):
+    """Compact teacher output of each row: ``(ids, probs, dense probabilities)``."""
+    p = logits.float().softmax(-1)
+    if kind == "topk":
+        probs, ids = p.topk(topk, dim=-1)
+    else:  # Sparse Logit Sampling: topk draws with replacement, kept as distinct ids + frequency
+        draws = torch.multinomial(p.cpu(), topk, replacement=True, generator=gen).to(p.device)
+        counts = torch.zeros_like(p).scatter_add_(1, draws, torch.ones_like(draws, dtype=p.dtype))
+        # at most min(K, C) distinct classes; the other slots hold frequency 0
+        freq, ids = counts.topk(min(topk, p.shape[-1]), dim=-1)
+        pad = topk - ids.shape[-1]
+        if pad:
+            ids = F.pad(ids, (0, pad))
+            freq = F.pad(freq, (0, pad))
+        probs = freq / topk
+    return ids, probs, p
+
+
+def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, topk: int,
+                        kind: str = "topk", batch_size: int | None = None,
+                        shard_size: int = 4096, device: str | None = None,
+                        num_workers: int | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> BuildResult:
+    """Run the recipe's teacher over its images, ``views`` views each, into the cache ``out``.
+
+    Args:
+        recipe: a validated recipe (:func:`~ssld_zoo.distill.config.load_recipe`).
+        views: augmented views per image (N); topk: classes kept per view (K).
+        kind: ``"topk"`` or ``"sampled"`` (see :mod:`~ssld_zoo.distill.cache.format`).
+        batch_size: views per teacher forward (default: the recipe's per-process batch).
+        shard_size: images per shard file (the unit of resuming and of parallel work).
+        progress: ``progress(done, total)`` after each batch of images (this rank's share).
+
+    A cache folder holding a build for other settings is refused, naming what differs.
+    """
+    from ssld_zoo.distill.runner import train_transform_of
+    from ssld_zoo.distill.teacher import OnlineTeacher
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}: expected one of {KINDS}")
+    if views < 1 or topk < 1 or shard_size < 1:
+        raise ValueError(f"views={views}, topk={topk}, shard_size={shard_size}: each must be >= 1")
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    dist = None
+    if world > 1:
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")  # only barriers: gloo works on CPU and GPU jobs
+    root = Path(out)
+    d = recipe["data"]
+    images = DistillDataset(d["labeled_roots"], d["unlabeled_roots"], None,
+                            seed=recipe["runtime"]["seed"], classes=d["classes"])
+    transform = train_transform_of(recipe)
+    ident, model = teacher_fingerprint(recipe)
+    if kind == "topk" and topk > model.num_classes:
+        raise ValueError(f"topk={topk} exceeds the teacher's {model.num_classes} classes")
+    spec = cache_spec(recipe, images.samples, ident, transform.settings, views=views,
+                      topk=topk, kind=kind, shard_size=shard_size)
+
+    manifest_path = root / MANIFEST
+    if manifest_path.is_file():
+        old = json.loads(manifest_path.read_text()).get("spec", {})
+        diff = _spec_diff(old, spec.to_json())
+        if diff:
+            raise CacheMismatchError(f"{root}: holds a teacher cache built with other settings ("
+                                     + "; ".join(diff) + "): use another folder, or delete this one")
+    elif rank == 0:
+        root.mkdir(parents=True, exist_ok=True)
+        text = "".join(f"{p}\t{label}\n" for p, label in images.samples)
+        atomic_write(root / IMAGES, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        _write_manifest(root, spec, complete=False)
+    if dist is not None:
+        dist.barrier()
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    t = recipe["teacher"]
+    teacher = OnlineTeacher(model.to(dev), precision=t.get("precision", "auto"),
+                            fold_bn=t.get("fold_bn", True), channels_last=dev.type == "cuda",
+                            bn_mode=t.get("bn_mode", "eval"))
+    mean = torch.tensor(spec.mean, device=dev).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, device=dev).view(1, -1, 1, 1)
+    per_forward = int(batch_size or max(1, d["batch_size"] // world))
+    workers = d["num_workers"] if num_workers is None else num_workers
+    dtype = record_dtype(views, topk, spec.num_classes)
+    mine = [s for s in range(spec.num_shards) if s % world == rank]
+    todo = [s for s in mine if not _shard_done(root, s, spec)]
+    total = sum(spec.shard_rows(s)[1] for s in todo)
+    done = 0
+    t0 = time.perf_counter()
+    paths = [p for p, _ in images.samples]
+    for s in todo:
+        start, count = spec.shard_rows(s)
+        rec = np.zeros(count, dtype=dtype)
+        loader = DataLoader(_Views(paths, range(start, start + count), transform, spec.seed,
+                                   views),
+                            batch_size=max(1, per_forward // views), num_workers=workers,
+                            collate_fn=_first)
+        gen = torch.Generator().manual_seed(sample_seed(spec.seed, s, 0, stream=3))
+        for batch in loader:
+            good = [(row, item) for row, item in batch if item is not None]
+            if good:
+                x = torch.cat([item[0] for _, item in good]).to(dev, non_blocking=True)
+                x = (x.float().div_(255) - mean) / std
+                logits = torch.cat([teacher(chunk) for chunk in x.split(per_forward)])
+                ids, probs, p = _targets(logits, topk, kind, gen)
+                ids = ids.view(len(good), views, topk).cpu().numpy()
+                probs = probs.view(len(good), views, topk).cpu().numpy()
+                conf, cls = p.view(len(good), views, -1).mean(1).max(-1)
+                at = np.array([row - start for row, _ in good])
+                rec["ok"][at] = 1
+                rec["seed"][at] = np.array([item[3] for _, item in good], dtype=np.uint64)
+                rec["box"][at] = np.array([item[1] for _, item in good], dtype=np.float32)
+                rec["flip"][at] = np.array([item[2] for _, item in good], dtype=np.uint8)
+                rec["ids"][at] = ids
+                rec["probs"][at] = probs
+                rec["pred"][at] = cls.cpu().numpy()
+                rec["conf"][at] = conf.float().cpu().numpy()
+            done += len(batch)
+            if progress:
+                progress(done, total)
+        _write_shard(root, s, rec)
+    seconds = time.perf_counter() - t0
+    if dist is not None:
+        dist.barrier()
+    size = 0
+    if rank == 0:
+        size = _finish(root, spec, paths)
+    return BuildResult(root, spec, len(todo), len(mine) - len(todo), total, seconds, size)
+
+
+def _write_manifest(root: Path, spec: CacheSpec, complete: bool, **extra) -> None:
+    import ssld_zoo
+    m = {"format_version": FORMAT_VERSION, "complete": complete, "spec": spec.to_json(),
+         "ssld_zoo_version": getattr(ssld_zoo, "__version__", None),
+         "torch_version": torch.__version__, **extra}
+    text = json.dumps(m, indent=2) + "\n"
+    atomic_write(root / MANIFEST, lambda tmp: Path(tmp).write_text(text))
+
+
+def _marker(root: Path, s: int) -> Path:
+    return root / (shard_name(s)[:-4] + ".json")
+
+
+def _shard_done(root: Path, s: int, spec: CacheSpec) -> bool:
+    f, marker = root / shard_name(s), _marker(root, s)
+    if not (f.is_file() and marker.is_file()):
+        return False
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return info.get("bytes") == f.stat().st_size and info.get("rows") == spec.shard_rows(s)[1]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_shard(root: Path, s: int, rec: np.ndarray) -> None:
+    f = root / shard_name(s)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a name
+            np.save(fh, rec, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+    atomic_write(f, write)
+    info = {"rows": len(rec), "bytes": f.stat().st_size, "sha256": _sha256(f)}
+    atomic_write(_marker(root, s), lambda tmp: Path(tmp).write_text(json.dumps(info) + "\n"))
+
+
+def _finish(root: Path, spec: CacheSpec, paths: list[str]) -> int:
+    """Check every shard, write the mining scores and mark the manifest complete."""
+    from ssld_zoo.distill.cache.format import TeacherCache  # noqa: F401  (documents the reader)
+    shards, lines = [], []
+    for s in range(spec.num_shards):
+        if not _shard_done(root, s, spec):
+            raise RuntimeError(f"{root / shard_name(s)}: shard {s} was not finished by any rank")
+        shards.append({"file": shard_name(s), **json.loads(_marker(root, s).read_text())})
+        rec = np.load(root / shard_name(s), mmap_mode="r")
+        start = spec.shard_rows(s)[0]
+        for k in range(len(rec)):
+            ok = bool(rec["ok"][k])
+            lines.append(f"{paths[start + k]}\t{int(rec['pred'][k]) if ok else -1}\t"
+                         f"{float(rec['conf'][k]) if ok else 0.0:.8f}\n")
+    atomic_write(root / SCORES, lambda tmp: Path(tmp).write_text("".join(lines),
+                                                                   encoding="utf-8"))
+    size = sum((root / x["file"]).stat().st_size for x in shards)
+    _write_manifest(root, spec, complete=True, shards=shards, bytes=size,
+                    bytes_per_view=size / max(1, spec.num_images * spec.views))
+    return size

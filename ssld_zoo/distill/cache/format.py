@@ -1,0 +1,246 @@
+"""The on-disk format of a teacher cache, and the checks that a cache fits a recipe.
+
+A cache is a folder::
+
+    manifest.json      settings (teacher and its weights hash, transform, views, top-k, kind,
+                       image list hash, format version) and, once complete, the shard list
+    images.tsv         path<TAB>label of every image, in cache order
+    shard_00000.npy    one record per image (numpy structured array, memory-mappable)
+    shard_00000.json   written after its shard: rows, bytes and sha256 (a shard without it is
+                       redone by a resumed build)
+    scores.tsv         path<TAB>class<TAB>confidence per image, as ``ssld-zoo mine`` writes them
+
+A record holds, for each of the ``views`` augmented views of its image: the seed that replays
+the view exactly (the recipe's train transform run under that seed), the crop box normalised to
+the image size and the flip (checked on replay), and the teacher's output in a compact form:
+``ids`` (int16, or int32 beyond 32,767 classes) and ``probs`` (float16), ``topk`` entries each.
+
+* ``kind="topk"`` (default): the ``topk`` most probable classes and their probabilities; the
+  rest of the mass is spread evenly over the other classes when the target is rebuilt (FKD's
+  "marginal smoothing"). Works with every loss, SSLD's symmetric KL included.
+* ``kind="sampled"``: ``topk`` classes drawn from the teacher's distribution with replacement,
+  stored as distinct ids with their frequencies (Sparse Logit Sampling, arXiv 2503.16870):
+  an unbiased estimate of the teacher's distribution, but zero on the classes not drawn, so
+  only losses linear in the teacher's probabilities may use it (see ``losses.LINEAR_IN_TEACHER``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["FORMAT_VERSION", "KINDS", "CacheError", "CacheMismatchError", "CacheSpec",
+           "record_dtype", "images_digest", "shard_name", "read_manifest", "TeacherCache",
+           "dense_probs", "log_probs", "dense_log_probs"]
+
+FORMAT_VERSION = 1
+KINDS = ("topk", "sampled")
+MANIFEST = "manifest.json"
+IMAGES = "images.tsv"
+SCORES = "scores.tsv"
+# A rebuilt target's log-probability for a class of zero mass: finite, so that 0 * log 0 terms
+# of the losses stay 0 instead of NaN, and far below any real log-probability.
+LOG_ZERO = -1e4
+
+
+class CacheError(RuntimeError):
+    """A teacher cache is missing, incomplete or damaged; the message names the file."""
+
+
+class CacheMismatchError(CacheError):
+    """A teacher cache was built for other settings than the recipe's; the message names them."""
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """Everything a cache's content depends on (what ``manifest.json`` records up front)."""
+
+    teacher: dict[str, Any]          # recipe's teacher section + weights_sha256
+    transform: dict[str, Any]        # TrainViewTransform.settings
+    seed: int
+    views: int
+    topk: int
+    kind: str
+    num_classes: int
+    num_images: int
+    images_sha256: str
+    shard_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "CacheSpec":
+        fields = {k: d[k] for k in cls.__dataclass_fields__}
+        fields["mean"], fields["std"] = tuple(fields["mean"]), tuple(fields["std"])
+        return cls(**fields)
+
+    @property
+    def num_shards(self) -> int:
+        return (self.num_images + self.shard_size - 1) // self.shard_size
+
+    def shard_rows(self, shard: int) -> tuple[int, int]:
+        """``(first image, number of images)`` of a shard."""
+        start = shard * self.shard_size
+        return start, min(self.shard_size, self.num_images - start)
+
+
+def record_dtype(views: int, topk: int, num_classes: int) -> np.dtype:
+    """The numpy record of one image (little-endian, fixed size)."""
+    ids = "<i2" if num_classes <= np.iinfo(np.int16).max else "<i4"
+    return np.dtype([("ok", "u1"), ("seed", "<u8", (views,)), ("box", "<f4", (views, 4)),
+                     ("flip", "u1", (views,)), ("ids", ids, (views, topk)),
+                     ("probs", "<f2", (views, topk)),
+                     # the teacher's mean prediction over the views: the mining score
+                     ("pred", "<i4"), ("conf", "<f4")])
+
+
+def images_digest(samples: Sequence[tuple[str, int]]) -> str:
+    """sha256 of the image list (paths in order; labels are the recipe's business)."""
+    h = hashlib.sha256()
+    for path, _ in samples:
+        h.update(os.fsencode(path) + b"\n")
+    return h.hexdigest()
+
+
+def shard_name(i: int) -> str:
+    return f"shard_{i:05d}.npy"
+
+
+def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of the cache at ``root`` (CacheError naming the file when it is unusable)."""
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise CacheError(f"{path}: no teacher cache here (build one with `ssld-zoo label RECIPE "
+                         f"--out {root}`)")
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CacheError(f"{path}: not a readable teacher-cache manifest ({e})") from e
+    if not isinstance(m, dict) or m.get("format_version") != FORMAT_VERSION:
+        raise CacheError(f"{path}: format_version {m.get('format_version') if isinstance(m, dict) else None!r}, "
+                         f"this ssld-zoo reads version {FORMAT_VERSION}: rebuild the cache")
+    return m
+
+
+def _shard_bytes(dtype: np.dtype, rows: int) -> int:
+    """Size of a shard file as ``np.save`` writes it (header + rows)."""
+    import io
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                               "fortran_order": False, "shape": (rows,)})
+    return buf.tell() + dtype.itemsize * rows
+
+
+class TeacherCache:
+    """A complete teacher cache opened for reading (shards memory-mapped on first use).
+
+    ``TeacherCache(root)`` checks that the manifest is complete and that every shard is present
+    with its recorded size; a missing or truncated shard is an error naming it, never skipped.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        m = read_manifest(self.root)
+        if not m.get("complete"):
+            raise CacheError(f"{self.root / MANIFEST}: the build of this cache has not finished "
+                             f"(run `ssld-zoo label` again with the same settings to resume it)")
+        self.spec = CacheSpec.from_json(m["spec"])
+        self.manifest = m
+        self.dtype = record_dtype(self.spec.views, self.spec.topk, self.spec.num_classes)
+        for i in range(self.spec.num_shards):
+            f = self.root / shard_name(i)
+            want = _shard_bytes(self.dtype, self.spec.shard_rows(i)[1])
+            if not f.is_file():
+                raise CacheError(f"{f}: shard {i} of {self.spec.num_shards} is missing")
+            if f.stat().st_size != want:
+                raise CacheError(f"{f}: shard {i} holds {f.stat().st_size} bytes, expected "
+                                 f"{want}: it is truncated or damaged (rebuild it: delete it and "
+                                 f"its .json, then run `ssld-zoo label` again)")
+        self._shards: dict[int, np.ndarray] = {}
+        self._paths: list[str] | None = None
+        self._index: dict[str, int] | None = None
+
+    @property
+    def paths(self) -> list[str]:
+        """The cached image paths, in cache order."""
+        if self._paths is None:
+            lines = (self.root / IMAGES).read_text(encoding="utf-8").splitlines()
+            self._paths = [line.split("\t")[0] for line in lines]
+            if len(self._paths) != self.spec.num_images:
+                raise CacheError(f"{self.root / IMAGES}: {len(self._paths)} images listed, the "
+                                 f"manifest says {self.spec.num_images}")
+        return self._paths
+
+    def index_of(self, path: str) -> int | None:
+        """The cache row of an image path (None when the image is not cached)."""
+        if self._index is None:
+            self._index = {p: i for i, p in enumerate(self.paths)}
+        return self._index.get(path)
+
+    def record(self, row: int) -> np.void:
+        """The record of cache row ``row`` (a numpy structured scalar)."""
+        shard, offset = divmod(row, self.spec.shard_size)
+        arr = self._shards.get(shard)
+        if arr is None:
+            f = self.root / shard_name(shard)
+            try:
+                arr = np.load(f, mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise CacheError(f"{f}: cannot be read as shard {shard} ({e})") from e
+            if arr.dtype != self.dtype:
+                raise CacheError(f"{f}: records of dtype {arr.dtype}, expected {self.dtype}")
+            self._shards[shard] = arr
+        return arr[offset]
+
+    def scores(self) -> dict[str, tuple[int, float]]:
+        """``{path: (class, confidence)}``: the teacher's mean prediction over the cached views
+        of each image (class -1 for an image the build could not read)."""
+        from ssld_zoo.distill.mining import read_scores
+        return read_scores(self.root / SCORES)
+
+    def __getstate__(self) -> dict:
+        # Data-loader workers re-open the memory maps themselves.
+        state = dict(self.__dict__)
+        state["_shards"] = {}
+        return state
+
+
+def dense_probs(ids: torch.Tensor, probs: torch.Tensor, num_classes: int,
+                kind: str = "topk") -> torch.Tensor:
+    """Rebuild ``(N, num_classes)`` float32 teacher probabilities from cached ``(N, K)`` ids and
+    probabilities. ``topk``: the mass the top-k leave is spread evenly over the other classes.
+    ``sampled``: the stored frequencies renormalised to sum 1 (zero elsewhere)."""
+    if kind not in KINDS:
+        raise ValueError(f"cache kind {kind!r}: expected one of {KINDS}")
+    probs = probs.float().clamp_min(0)
+    ids = ids.long()
+    n, k = ids.shape
+    if kind == "sampled":
+        dense = torch.zeros(n, num_classes, device=probs.device)
+        dense.scatter_add_(1, ids, probs)
+        return dense / dense.sum(-1, keepdim=True).clamp_min(1e-12)
+    rest = (1 - probs.sum(-1, keepdim=True)).clamp_min(0)
+    dense = (rest / max(num_classes - k, 1)).expand(n, num_classes).clone()
+    return dense.scatter_(1, ids, probs)
+
+
+def log_probs(p: torch.Tensor) -> torch.Tensor:
+    """``log p`` with :data:`LOG_ZERO` where p is 0. The losses take it as teacher logits:
+    ``softmax(log p) = p``, and at temperature T, ``softmax(log p / T)`` is the teacher's own
+    softmax at T wherever p is exact."""
+    return torch.where(p > 0, p.clamp_min(1e-30).log(), torch.full_like(p, LOG_ZERO))
+
+
+def dense_log_probs(ids: torch.Tensor, probs: torch.Tensor, num_classes: int,
+                    kind: str = "topk") -> torch.Tensor:
+    """:func:`log_probs` of :func:`dense_probs`: cached outputs as teacher logits."""
+    return log_probs(dense_probs(ids, probs, num_classes, kind))
