@@ -5,10 +5,11 @@ cache's one-time build cost and its bytes per image.
 
     python benchmarks/distill_speed.py [--teacher resnet50_vd] [--student mobilenetv3_small_x1_0]
         [--size 224] [--batch 16] [--iters 6] [--repeats 2] [--views 8] [--topk 10]
-        [--crops 4] [--precision fp32] [--compile] [--json out.json]
+        [--crops 4] [--precision fp32,bf16] [--compile] [--json out.json]
 
 On a GPU, the paper's pair: ``--teacher resnext101_32x16d_wsl --student resnet50_vd
---batch 128 --precision bf16``.
+--batch 128 --precision bf16``. bf16 on a CPU pays only where the CPU has native bf16
+(AVX512-BF16 or AMX); elsewhere it is slower than fp32.
 
 Every configuration is a real ``ssld-zoo distill`` run (the mmengine runner, the recipe's data
 loader and augmentation), timed on the same images, student and batch, after ``--warmup``
@@ -119,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", type=int, default=8, help="views stored per image (N)")
     p.add_argument("--topk", type=int, default=10)
     p.add_argument("--crops", type=int, default=4, help="views cut per decode in (d) (m)")
-    p.add_argument("--precision", default="fp32", help="fast teacher's precision in (c)")
+    p.add_argument("--precision", default="fp32,bf16",
+                   help="fast teacher's precision(s) in (c), comma-separated; the first also "
+                        "builds the cache")
     p.add_argument("--compile", action="store_true", help="torch.compile the teacher in (c)")
     p.add_argument("--channels-last", default="auto", help="runtime.channels_last of all runs")
     p.add_argument("--json", help="also write the results here")
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         root = _image_root(tmp)
         n_images = sum(1 for _ in root.rglob("*.jpg"))
         # The one-time cost: the fast teacher over every image, N views each.
-        fast = dict(precision=args.precision, fold_bn=True, compile=args.compile and
+        fast = dict(precision=args.precision.split(",")[0], fold_bn=True, compile=args.compile and
                     dict(mode="max-autotune-no-cudagraphs") or False)
         t0 = time.perf_counter()
         built = build_teacher_cache(recipe(root, args, teacher=fast), tmp / "cache",
@@ -144,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         configs = {
             "(a) supervised student, no teacher": dict(teacher=None),
             "(b) online teacher as before (fp32, BN unfolded)":
-                dict(teacher=dict(precision="fp32", fold_bn=False)),
-            f"(c) fast online teacher (BN folded, {args.precision}"
-            f"{', compiled' if args.compile else ''})": dict(teacher=fast),
+                dict(teacher=dict(precision="fp32", fold_bn=False, channels_last=False)),
+            **{f"(c) fast online teacher (BN folded, channels_last, {prec}"
+               f"{', compiled' if args.compile else ''})": dict(teacher={**fast,
+                                                                       "precision": prec})
+               for prec in args.precision.split(",")},
             f"(d) from the cache ({args.crops} views per decode)":
                 dict(teacher=fast, cache=dict(path=str(tmp / "cache"),
                                               crops_per_image=args.crops)),

@@ -86,7 +86,8 @@ ARMS = [
     Arm("hard", "cifar10/ablation_hard", "(d) teacher's hard labels",
         "train + unlabeled, no labels", "CE on teacher arg-max"),
     Arm("b_unfolded", "cifar10/ssld", "(b) SSLD, teacher BatchNorm unfolded",
-        "train, no labels", "symmetric KL", ("teacher.fold_bn=False",)),
+        "train, no labels", "symmetric KL",
+        ("teacher.fold_bn=False", "teacher.channels_last=False")),
     *(Arm(f"cached_{n}", "cifar10/ssld_cached", f"(b) SSLD from the cache, N={n}",
           "train, no labels", "symmetric KL", (f"teacher_cache.views={n}",))
       for n in (1, 4, 16, 32)),
@@ -263,7 +264,23 @@ def targets(rows: list[dict]) -> list[tuple[str, float, float, bool]]:
                     ("c", "(c) SSLD + unlabeled, (b)'s steps")):
         if "b" in top and c in top:
             out.append((f"{name} - (b) SSLD", top[c] - top["b"], 1.0, top[c] - top["b"] >= 1.0))
+    ref = "b" if "b" in top else "b_unfolded"
+    for k in sorted((k for k in top if k.startswith("cached_")), key=lambda k: int(k[7:])):
+        if ref in top:
+            d = top[k] - top[ref]
+            out.append((f"(b) from the cache, N={k[7:]} - (b) online", d, -0.5, d >= -0.5))
     return out
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure to ``path`` atomically (temp file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -294,12 +311,70 @@ def plot(rows: list[dict], path: Path) -> None:
     ax2.set_ylabel("val top-1 (%)")
     ax2.set_title("validation during training")
     ax2.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
+
+
+FAST_ARMS = ("b_unfolded", "b", "cached_1", "cached_4", "cached_16", "cached_32")
+
+
+def cache_minutes(work: Path) -> float | None:
+    """Wall minutes of the teacher cache's build, when this work dir built one."""
+    f = work / "teacher_cache.seconds"
+    return float(f.read_text()) / 60 if f.is_file() else None
+
+
+def fast_markdown(rows: list[dict], build_min: float | None) -> str:
+    """The fast-distillation table: online, fast online and cached (b), top-1 and minutes."""
+    by = {r["key"]: r for r in rows}
+    keys = [k for k in FAST_ARMS if k in by]
+    if not keys:
+        return ""
+    ref = by.get("b_unfolded", by.get("b"))
+    out = ["| arm | views (N) | top-1 | vs online | training minutes | + cache build |",
+           "|---|---|---|---|---|---|"]
+    for k in keys:
+        r = by[k]
+        n = k.split("_")[1] if k.startswith("cached_") else "online"
+        build = f"{build_min:.1f}" if k.startswith("cached_") and build_min else ""
+        out.append(f"| {r['label']} | {n} | {r['top1']:.2f} | {r['top1'] - ref['top1']:+.2f} "
+                   f"| {r['minutes']:.1f} | {build} |")
+    return "\n".join(out) + "\n"
+
+
+def plot_fast(rows: list[dict], build_min: float | None, path: Path) -> None:
+    """Val top-1 against wall-clock minutes (the cache's build counted at the start of every
+    cached arm), and final top-1 against the number of stored views N."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    by = {r["key"]: r for r in rows}
+    if not any(k in by for k in FAST_ARMS):
+        return
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for k in FAST_ARMS:
+        r = by.get(k)
+        if r is None or not r["history"]:
+            continue
+        start = (build_min or 0.0) if k.startswith("cached_") else 0.0
+        # validation epochs spread evenly over the arm's wall time (each epoch costs the same)
+        t = [start + r["minutes"] * h["epoch"] / r["epochs"] for h in r["history"]]
+        ax1.plot(t, [h["top1"] for h in r["history"]], "o-", ms=3, label=r["label"])
+    ax1.set_xlabel("wall-clock minutes (2-core CPU; cached arms start after the build)")
+    ax1.set_ylabel("val top-1 (%)")
+    ax1.set_title("fast distillation on CIFAR-10: top-1 against time")
+    ax1.legend(fontsize=7)
+    cached = sorted((int(k.split("_")[1]), by[k]["top1"]) for k in by if k.startswith("cached_"))
+    if cached:
+        ax2.plot([n for n, _ in cached], [v for _, v in cached], "o-", label="from the cache")
+        ax2.set_xscale("log", base=2)
+    for k, style in (("b", "--"), ("b_unfolded", ":")):
+        if k in by:
+            ax2.axhline(by[k]["top1"], ls=style, color="gray", label=by[k]["label"])
+    ax2.set_xlabel("stored views per image N (top-5 each)")
+    ax2.set_ylabel("final val top-1 (%)")
+    ax2.set_title("top-1 against N, equal steps")
+    ax2.legend(fontsize=7)
+    save_figure(fig, path)
 
 
 def plan(arms: list[Arm], teacher: Arm, data: Path, work: Path, extra: list[str],
@@ -382,8 +457,12 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = collect(arms, work)
     table = markdown(rows)
+    build_min = cache_minutes(work)
+    fast = fast_markdown(rows, build_min)
+    if fast:
+        table += "\n" + fast
     checks = targets(rows)
-    lines = [f"- {name}: {got:+.2f} points (target >= +{want:.0f}): "
+    lines = [f"- {name}: {got:+.2f} points (target >= {want:+.1f}): "
              f"{'met' if ok else 'NOT met'}" for name, got, want, ok in checks]
     teacher_top1 = next((r["teacher_top1"] for r in rows if r["teacher_top1"]), None)
     summary = (f"This run: {len(seconds)} arm(s) trained in {wall / 60:.1f} min wall, "
@@ -395,7 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     (work / "results.json").write_text(json.dumps(dict(rows=rows, wall_s=wall, cpu_s=cpu,
                                                        targets=checks), indent=1) + "\n")
     if rows:
-        plot(rows, args.plot or work / "reproduction_cifar10.png")
+        out = args.plot or work / "reproduction_cifar10.png"
+        plot(rows, out)
+        plot_fast(rows, build_min, out.with_name(out.stem + "_fast.png"))
     return 0
 
 

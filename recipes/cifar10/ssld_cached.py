@@ -1,18 +1,18 @@
 """CIFAR-10 reproduction, arm (b) from a teacher cache: ssld.py without running the teacher.
 
-Build the cache once (the teacher on 64 stored views of each train image, top-5 of its 10
+Build the cache once (the teacher on 32 stored views of each train image, top-5 of its 10
 classes kept per view), then train from it:
 
-    ssld-zoo label cifar10/ssld_cached --views 64 --topk 5
+    ssld-zoo label cifar10/ssld_cached --views 32 --topk 5
     ssld-zoo distill cifar10/ssld_cached
 
 View v of an image is the crop ssld.py trains on at epoch v, so with one view per image per
-epoch and 64 >= 30 stored views this run sees exactly (b)'s crops: only the compression of the
+epoch and 32 >= 30 stored views this run sees exactly (b)'s crops: only the compression of the
 teacher's output differs. ``--cfg-options teacher_cache.views=N`` uses the first N views
 (benchmarks/reproduce_cifar10.py's cache arms).
 """
 _base_ = ["./ssld.py"]
 
-description = "CIFAR-10 reproduction (b) from a teacher cache (64 views, top-5): no teacher forward in training"
+description = "CIFAR-10 reproduction (b) from a teacher cache (32 views, top-5): no teacher forward in training"
 teacher_cache = dict(path="work_dirs/cifar10/teacher_cache", crops_per_image=1, views=None)
 export = dict(name="cifar10_ssld_cached")

@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
                 "bn_mode": "eval", "kwargs": {},
                 # the fast online teacher (see ssld_zoo/distill/teacher.py and
                 # benchmarks/teacher_speed.py): auto = bf16 on a GPU that has it, else fp32
-                "precision": "auto", "fold_bn": True, "compile": False},
+                "precision": "auto", "fold_bn": True, "channels_last": True, "compile": False},
     # dict(path=, crops_per_image=1, views=None): train from a cache that `ssld-zoo label`
     # built instead of running the teacher (see ssld_zoo/distill/cache/)
     "teacher_cache": {"path": None, "crops_per_image": 1, "views": None},

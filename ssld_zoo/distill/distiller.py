@@ -65,7 +65,7 @@ def build_zoo_model(name: str, weights: str | None = None, pretrained: bool = Fa
 
 
 # Keys of a recipe's teacher section that configure how it runs, not which model it is.
-_TEACHER_RUN_KEYS = ("kwargs", "bn_mode", "precision", "fold_bn", "compile")
+_TEACHER_RUN_KEYS = ("kwargs", "bn_mode", "precision", "fold_bn", "channels_last", "compile")
 
 
 def build_teacher_model(teacher: dict) -> nn.Module:
@@ -105,7 +105,7 @@ class Distiller(BaseModel):
             both models see it; cached teacher outputs are mixed in the same proportions.
 
     The online teacher runs as an :class:`~ssld_zoo.distill.teacher.OnlineTeacher`
-    (``precision``, ``fold_bn`` and ``compile`` of the teacher section).
+    (``precision``, ``fold_bn``, ``channels_last`` and ``compile`` of the teacher section).
     """
 
     def __init__(self, student: dict, teacher: dict | None = None,
@@ -135,7 +135,7 @@ class Distiller(BaseModel):
             teacher_classes = model.num_classes
             self.teacher = OnlineTeacher(model, precision=teacher.get("precision", "auto"),
                                          fold_bn=teacher.get("fold_bn", True),
-                                         channels_last=channels_last,
+                                         channels_last=teacher.get("channels_last", True),
                                          compile=teacher.get("compile", False),
                                          bn_mode=self.teacher_bn)
         s_cfg = {k: v for k, v in student.items() if k != "kwargs"}

@@ -149,13 +149,13 @@ def open_teacher_cache(recipe: dict, images: DistillDataset
     of the cache. Refuses a cache built for another teacher, transform, normalisation or
     images, or one whose kind does not suit the loss, naming what differs."""
     from ssld_zoo.distill.cache import CacheMismatchError, TeacherCache, teacher_fingerprint
+    from ssld_zoo.distill.cache.format import teacher_diff
     from ssld_zoo.distill.losses import linear_in_teacher
     c = recipe["teacher_cache"]
     cache = TeacherCache(c["path"])
     spec = cache.spec
     ident, _ = teacher_fingerprint(recipe)
-    diff = [f"teacher.{k}: {spec.teacher.get(k)!r} in the cache, {v!r} in the recipe"
-            for k, v in ident.items() if spec.teacher.get(k) != v]
+    diff = teacher_diff(spec.teacher, ident)
     d = recipe["data"]
     for k in ("mean", "std"):
         if tuple(spec.__dict__[k]) != tuple(float(v) for v in d[k]):

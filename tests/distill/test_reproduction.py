@@ -127,6 +127,28 @@ def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
     assert drv.stale_sections(a_arm, data, work, opts) == ["export"]
 
 
+def test_driver_builds_the_cache_once_for_the_cached_arms(tiny_tree, tmp_path: Path, capsys):
+    drv = _driver()
+    data = tiny_tree["train"].parent
+    work = tmp_path / "work"
+    opts = ["schedule.epochs=1", "schedule.warmup_epochs=0", "data.batch_size=8",
+            "runtime.val_interval=1"]
+    assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms",
+                     "b,cached_1,cached_4", "--cfg-options", *opts]) == 0
+    out = capsys.readouterr().out
+    m = json.loads((work / "teacher_cache" / "manifest.json").read_text())
+    assert m["complete"] and m["spec"]["views"] == drv.CACHE_VIEWS
+    assert m["spec"]["num_images"] == 30  # (b)'s images: train only
+    cards = {k: json.loads(drv.card_of(work, a).read_text())["training"]
+             for k, a in {a.key: a for a in drv.ARMS}.items() if k in ("cached_1", "cached_4")}
+    assert cards["cached_1"]["teacher_cache"]["views"] == 1
+    assert cards["cached_4"]["teacher_cache"]["views"] == 4
+    assert "| (b) SSLD from the cache, N=4 | 4 |" in out
+    assert "(b) from the cache, N=1 - (b) online" in out
+    assert (work / "reproduction_cifar10_fast.png").stat().st_size > 10_000
+    assert drv.cache_minutes(work) > 0
+
+
 def test_driver_rejects_bad_arms_and_data(tiny_tree, tmp_path: Path):
     drv = _driver()
     data = tiny_tree["train"].parent

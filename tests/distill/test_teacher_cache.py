@@ -200,6 +200,15 @@ def test_training_refuses_a_cache_that_does_not_match_the_recipe(built, tiny_tre
             recipe[k] = {**recipe[k], **v} if isinstance(v, dict) else v
         with pytest.raises(CacheMismatchError, match=msg):
             build_runner(recipe, tmp_path / "wd", log_level="WARNING")
+    # the same weights under another path are the same teacher (the content hash decides)
+    import shutil
+    moved = tmp_path / "moved" / "teacher.safetensors"
+    moved.parent.mkdir()
+    shutil.copy(teacher_weights, moved)
+    shutil.copy(teacher_weights + ".json", str(moved) + ".json")
+    recipe = _cached(tiny_tree, teacher_weights, root)
+    recipe["teacher"]["weights"] = str(moved)
+    build_runner(recipe, tmp_path / "wd_moved", log_level="WARNING")
     with pytest.raises(CacheMismatchError, match="stores 6 views"):
         build_runner(_cached(tiny_tree, teacher_weights, root, views=7), tmp_path / "wd",
                      log_level="WARNING")

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ssld_zoo.distill.cache.format import (FORMAT_VERSION, IMAGES, KINDS, MANIFEST, SCORES,
                                            CacheMismatchError, CacheSpec, images_digest,
-                                           record_dtype, shard_name)
+                                           record_dtype, shard_name, teacher_diff)
 from ssld_zoo.distill.data import DistillDataset, read_image, sample_seed, seeded
 from ssld_zoo.weights.hub import atomic_write
 
@@ -124,8 +124,9 @@ def _first(batch):
 
 
 def _spec_diff(old: dict, new: dict) -> list[str]:
-    return [f"{k}: {old.get(k)!r} in the cache, {v!r} now" for k, v in new.items()
-            if old.get(k) != v]
+    out = teacher_diff(old.get("teacher", {}), new["teacher"])
+    return out + [f"{k}: {old.get(k)!r} in the cache, {v!r} now" for k, v in new.items()
+                  if k != "teacher" and old.get(k) != v]
 
 
 def _targets(logits: torch.Tensor, topk: int, kind: str, gen: torch.Generator):
@@ -204,7 +205,7 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     t = recipe["teacher"]
     teacher = OnlineTeacher(model.to(dev), precision=t.get("precision", "auto"),
-                            fold_bn=t.get("fold_bn", True), channels_last=dev.type == "cuda",
+                            fold_bn=t.get("fold_bn", True), channels_last=t.get("channels_last", True),
                             bn_mode=t.get("bn_mode", "eval"))
     mean = torch.tensor(spec.mean, device=dev).view(1, -1, 1, 1)
     std = torch.tensor(spec.std, device=dev).view(1, -1, 1, 1)

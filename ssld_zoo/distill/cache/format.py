@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["FORMAT_VERSION", "KINDS", "CacheError", "CacheMismatchError", "CacheSpec",
+__all__ = ["teacher_diff", "FORMAT_VERSION", "KINDS", "CacheError", "CacheMismatchError", "CacheSpec",
            "record_dtype", "images_digest", "shard_name", "read_manifest", "TeacherCache",
            "dense_probs", "log_probs", "dense_log_probs"]
 
@@ -212,6 +212,17 @@ class TeacherCache:
         state = dict(self.__dict__)
         state["_shards"] = {}
         return state
+
+
+def teacher_diff(cached: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between the teacher a cache recorded and the one a recipe names. The
+    weights' content hash decides: the same weights under another path (a moved work folder,
+    an absolute path instead of a relative one) are the same teacher."""
+    same_weights = cached.get("weights_sha256") == now.get("weights_sha256")
+    where = ("weights", "pretrained")  # how the weights were found, not what they are
+    return [f"teacher.{k}: {cached.get(k)!r} in the cache, {v!r} in the recipe"
+            for k, v in now.items()
+            if cached.get(k) != v and not (same_weights and k in where)]
 
 
 def dense_probs(ids: torch.Tensor, probs: torch.Tensor, num_classes: int,
