@@ -35,7 +35,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["teacher_diff", "FORMAT_VERSION", "KINDS", "CacheError", "CacheMismatchError", "CacheSpec",
+__all__ = ["teacher_diff", "FORMAT_VERSION", "KINDS", "CacheError", "CacheMismatchError",
+           "CacheSpec",
            "record_dtype", "images_digest", "shard_name", "read_manifest", "TeacherCache",
            "dense_probs", "log_probs", "dense_log_probs"]
 
