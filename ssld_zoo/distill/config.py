@@ -66,7 +66,6 @@ DEFAULTS: dict[str, Any] = {
 }
 _FREE_SECTIONS = {"loss", "optimizer"}  # their keys are checked by the loss / torch optimiser
 _NULLABLE_SECTIONS = {"teacher", "teacher_cache"}
-_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _AMP = ("auto", "bf16", "fp16", "none")
 
 
@@ -145,9 +144,10 @@ def _check_values(r: dict, source: str) -> None:
         raise RecipeError(f"{source}: schedule.warmup_epochs={s['warmup_epochs']} must be in "
                           f"[0, epochs={s['epochs']})")
     t = r["teacher"]
-    if t is not None and t["precision"] not in _PRECISIONS:
+    from ssld_zoo.distill.teacher import PRECISIONS
+    if t is not None and t["precision"] not in PRECISIONS:
         raise RecipeError(f"{source}: teacher.precision={t['precision']!r}; expected one of "
-                          f"{_PRECISIONS}")
+                          f"{PRECISIONS}")
     c = r["teacher_cache"]
     if c is not None:
         if t is None:

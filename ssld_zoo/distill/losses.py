@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "register_loss", "build_loss", "linear_in_teacher", "SymmetricKL", "KL", "JSD", "SoftTargetCE",
-           "PseudoLabelCE", "DKD", "DIST"]
+__all__ = ["LOSSES", "register_loss", "build_loss", "linear_in_teacher", "SymmetricKL", "KL",
+           "JSD", "SoftTargetCE", "PseudoLabelCE", "DKD", "DIST"]
 
 LOSSES: dict[str, type[nn.Module]] = {}
 

@@ -39,6 +39,11 @@ def scores_path(out: str | os.PathLike) -> Path:
     return Path(str(out) + ".scores.tsv")
 
 
+def score_line(path: str, cls: int, conf: float) -> str:
+    """One line of a scores file: ``path<TAB>class<TAB>confidence`` (class -1: unreadable)."""
+    return f"{path}\t{cls}\t{conf:.8f}\n"
+
+
 def read_scores(path: Path) -> dict[str, tuple[int, float]]:
     """``{image path: (class, confidence)}`` from a scores file (class -1: unreadable)."""
     scores: dict[str, tuple[int, float]] = {}
@@ -127,16 +132,16 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
     done, unreadable = reused, 0
     with open(spath, "a") as f, torch.no_grad():
         for x, idx, bad in loader:
-            lines = [f"{todo[i]}\t-1\t0\n" for i in bad]
+            lines = [score_line(todo[i], -1, 0.0) for i in bad]
             unreadable += len(bad)
             if x is not None:
                 x = (x.to(dev).float() / 255.0 - mean) / std
                 conf, cls = model(x).float().softmax(-1).max(-1)
                 for i, c, p in zip(idx, cls.tolist(), conf.tolist()):
-                    text = f"{p:.8f}"
+                    line = score_line(todo[i], c, p)
                     # Rank by the value as written, so a resumed run selects the same images.
-                    scores[todo[i]] = (c, float(text))
-                    lines.append(f"{todo[i]}\t{c}\t{text}\n")
+                    scores[todo[i]] = (c, float(line.rsplit("\t", 1)[1]))
+                    lines.append(line)
             f.writelines(lines)
             f.flush()  # a kill loses at most the batch in flight
             done += len(idx) + len(bad)

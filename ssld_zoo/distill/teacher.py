@@ -148,6 +148,7 @@ class OnlineTeacher(nn.Module):
             raise ValueError(f"bn_mode={bn_mode!r}: expected 'eval' or 'train'")
         self.precision = precision
         resolve_precision(precision, "cpu")  # validates the name
+        self._resolved: dict[str, str] = {}  # device type -> the precision it resolves to
         self.bn_mode = bn_mode
         self.channels_last = bool(channels_last)
         self.num_classes = getattr(model, "num_classes", None)
@@ -185,7 +186,10 @@ class OnlineTeacher(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        precision = resolve_precision(self.precision, x.device)
+        precision = self._resolved.get(x.device.type)
+        if precision is None:  # once per device type: not a device query on every batch
+            precision = self._resolved[x.device.type] = resolve_precision(self.precision,
+                                                                          x.device)
         autocast = (torch.autocast(x.device.type, dtype=_DTYPES[precision])
                     if precision in _DTYPES else contextlib.nullcontext())
         with torch.inference_mode(), autocast:

@@ -27,7 +27,7 @@ from ssld_zoo.distill.cache.format import (FORMAT_VERSION, IMAGES, KINDS, MANIFE
                                            CacheMismatchError, CacheSpec, images_digest,
                                            record_dtype, shard_name, teacher_diff)
 from ssld_zoo.distill.data import DistillDataset, read_image, sample_seed, seeded
-from ssld_zoo.weights.hub import atomic_write
+from ssld_zoo.weights.hub import atomic_write, sha256_of
 
 __all__ = ["build_teacher_cache", "BuildResult", "teacher_fingerprint", "cache_spec"]
 
@@ -282,14 +282,6 @@ def _shard_done(root: Path, s: int, spec: CacheSpec) -> bool:
     return info.get("bytes") == f.stat().st_size and info.get("rows") == spec.shard_rows(s)[1]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_shard(root: Path, s: int, rec: np.ndarray) -> None:
     f = root / shard_name(s)
     def write(tmp: Path) -> None:
@@ -298,13 +290,13 @@ def _write_shard(root: Path, s: int, rec: np.ndarray) -> None:
             fh.flush()
             os.fsync(fh.fileno())
     atomic_write(f, write)
-    info = {"rows": len(rec), "bytes": f.stat().st_size, "sha256": _sha256(f)}
+    info = {"rows": len(rec), "bytes": f.stat().st_size, "sha256": sha256_of(f)}
     atomic_write(_marker(root, s), lambda tmp: Path(tmp).write_text(json.dumps(info) + "\n"))
 
 
 def _finish(root: Path, spec: CacheSpec, paths: list[str]) -> int:
     """Check every shard, write the mining scores and mark the manifest complete."""
-    from ssld_zoo.distill.cache.format import TeacherCache  # noqa: F401  (documents the reader)
+    from ssld_zoo.distill.mining import score_line
     shards, lines = [], []
     for s in range(spec.num_shards):
         if not _shard_done(root, s, spec):
@@ -314,8 +306,8 @@ def _finish(root: Path, spec: CacheSpec, paths: list[str]) -> int:
         start = spec.shard_rows(s)[0]
         for k in range(len(rec)):
             ok = bool(rec["ok"][k])
-            lines.append(f"{paths[start + k]}\t{int(rec['pred'][k]) if ok else -1}\t"
-                         f"{float(rec['conf'][k]) if ok else 0.0:.8f}\n")
+            lines.append(score_line(paths[start + k], int(rec["pred"][k]) if ok else -1,
+                                    float(rec["conf"][k]) if ok else 0.0))
     atomic_write(root / SCORES, lambda tmp: Path(tmp).write_text("".join(lines),
                                                                    encoding="utf-8"))
     size = sum((root / x["file"]).stat().st_size for x in shards)

@@ -126,9 +126,10 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
         m = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CacheError(f"{path}: not a readable teacher-cache manifest ({e})") from e
-    if not isinstance(m, dict) or m.get("format_version") != FORMAT_VERSION:
-        raise CacheError(f"{path}: format_version {m.get('format_version') if isinstance(m, dict) else None!r}, "
-                         f"this ssld-zoo reads version {FORMAT_VERSION}: rebuild the cache")
+    version = m.get("format_version") if isinstance(m, dict) else None
+    if version != FORMAT_VERSION:
+        raise CacheError(f"{path}: format_version {version!r}, this ssld-zoo reads version "
+                         f"{FORMAT_VERSION}: rebuild the cache")
     return m
 
 
