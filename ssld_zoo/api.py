@@ -6,26 +6,27 @@ cache, else download + convert + cache) -> strict ``load_state_dict`` -> eval-mo
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
 
-from ssld_zoo.models._base import FeaturePyramid
+from ssld_zoo.models._base import FeaturePyramid, adapt_input_conv
 from ssld_zoo.registry import EvalTransform, WeightCard, get_arch, get_weights
 from ssld_zoo.weights import hub
 from ssld_zoo.weights.files import load_state_file, sidecar_card
 
-__all__ = ["load", "model_info", "transforms", "class_names"]
+__all__ = ["load", "model_info", "transforms", "class_names", "pretrained_cfg"]
 
 
 def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None = None,
          num_classes: int | None = None, features_only: bool = False,
-         out_indices: Sequence[int] | None = None, **kwargs: Any) -> nn.Module:
-    """Build a zoo model, with weights, in eval mode.
+         out_indices: int | Sequence[int] | None = None, in_chans: int = 3,
+         **kwargs: Any) -> nn.Module:
+    """Build a zoo model, with weights, in eval mode (as ``timm.create_model`` does).
 
     Args:
         name: an architecture (``'resnet50_vd'``) or weight name (``'resnet50_vd_ssld'``);
@@ -35,16 +36,31 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
         weights: a ``.pdparams``, ``.pth``/``.pt`` or ``.safetensors`` file, or a registered
             weight name, to load into the architecture of ``name`` instead.
         num_classes: replace the classifier by a new one with this many outputs (the backbone
-            keeps its weights).
+            keeps its weights); 0 removes it (``forward`` returns pooled features).
         features_only: return a :class:`~ssld_zoo.models._base.FeaturePyramid` whose forward
-            gives the stage outputs as a list, with ``feature_info`` (channels, reduction).
-        out_indices: which stages ``features_only`` returns (default: all).
-        **kwargs: passed to the architecture's constructor.
+            gives the outputs of the stages in ``out_indices`` as a list, holding (and
+            running) only the stages up to the last of them; ``feature_info`` says each one's
+            channels, reduction and module.
+        out_indices: which stages ``features_only`` returns: a sequence of indices, or an int
+            ``n`` for the last ``n`` stages (timm's reading); default all.
+        in_chans: input channels; with weights, the first convolution's RGB filters are
+            adapted as timm does (summed for 1 channel, repeated and rescaled for more).
+        **kwargs: passed to the architecture's constructor (``drop_rate``, ``drop_path_rate``
+            where the family has them; see the family's class).
 
-    The returned model has a ``pretrained_cfg`` attribute: the :class:`WeightCard` of the loaded
-    weights, or None.
+    The returned model has timm's ``pretrained_cfg`` dict (input size, crop_pct,
+    interpolation, mean, std, first_conv, classifier, ...), also without weights, and
+    ``weight_card``: the :class:`WeightCard` of the loaded weights, or None.
     """
     arch = get_arch(name)
+    if features_only and num_classes:
+        raise ValueError(f"features_only=True returns stage outputs, not a classifier: "
+                         f"num_classes={num_classes!r} has no meaning there")
+    if num_classes is not None and (isinstance(num_classes, bool)
+                                    or not isinstance(num_classes, int) or num_classes < 0):
+        raise ValueError(f"num_classes must be a non-negative int, got {num_classes!r}")
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
     card: WeightCard | None = None
     if weights is None and pretrained:
         card = get_weights(name)
@@ -56,29 +72,91 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
         side = sidecar_card(Path(weights))
         if side is not None and side.num_classes != 1000:
             kwargs.setdefault("num_classes", side.num_classes)
+    build = partial(_build, arch, kwargs)
     if weights is None and not pretrained:
-        model = arch.builder(**kwargs)
-        model.arch_name = arch.name
+        model = build(in_chans=in_chans)
     else:
         # Weights replace every parameter: build on the meta device (no random init, the
         # slow part of building) and adopt the loaded tensors.
         with torch.device("meta"):
-            model = arch.builder(**kwargs)
-        model.arch_name = arch.name
+            model = build()
         if weights is not None:
             state, card = _state_for(model, weights)
         else:
             state = _registered_state(card, model)
-        model = _adopt(model, state, lambda: arch.builder(**kwargs))
-        model.arch_name = arch.name
-    model.pretrained_cfg = card
+        model = _adopt(model, state, build)
+        if in_chans != 3:
+            _adapt_first_conv(model, in_chans)
+    model.arch_name = arch.name
+    model.weight_card = card
     model.eval()
     if num_classes is not None and num_classes != model.num_classes:
         model.reset_classifier(num_classes)
+    model.pretrained_cfg = pretrained_cfg(model, card, in_chans)
     if features_only:
         model = FeaturePyramid(model, out_indices)
-        model.pretrained_cfg = card
     return model
+
+
+def _build(arch, kwargs: dict[str, Any], **extra: Any) -> nn.Module:
+    """The architecture's model; a keyword it does not take is a one-line ValueError."""
+    try:
+        return arch.builder(**kwargs, **extra)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        raise ValueError(f"{arch.name}: {e}; the keywords it takes are the arguments of its "
+                         f"class in ssld_zoo/models/{arch.family}.py") from None
+
+
+def _adapt_first_conv(model: nn.Module, in_chans: int) -> None:
+    name, conv = _first_conv(model)
+    new = nn.Conv2d(in_chans, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)
+    with torch.no_grad():
+        new.weight.copy_(adapt_input_conv(conv.weight, in_chans))
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    parent, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, leaf, new)
+
+
+def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name, module
+    raise ValueError(f"{type(model).__name__} has no convolution")
+
+
+def pretrained_cfg(model: nn.Module, card: WeightCard | None = None,
+                   in_chans: int = 3) -> dict[str, Any]:
+    """timm's ``pretrained_cfg`` dict for a zoo model: what ``timm.data.resolve_data_config``
+    and code written for timm read (input size, crop, interpolation, mean, std, first conv,
+    classifier), from the weight card, or the default eval transform without one."""
+    tf = card.transform if card is not None else EvalTransform()
+    classifier = model.get_classifier()
+    names = {m: n for n, m in model.named_modules()}
+    return {
+        "architecture": getattr(model, "arch_name", type(model).__name__),
+        "tag": card.name if card is not None else "",
+        "url": card.urls[0] if card is not None else "",
+        "file": "",
+        "hf_hub_id": None,
+        "num_classes": model.num_classes,
+        "input_size": (in_chans, tf.input_size, tf.input_size),
+        "fixed_input_size": bool(model.fixed_input_size),
+        "interpolation": tf.interpolation,
+        "crop_pct": tf.input_size / tf.resize,
+        "crop_mode": "center",
+        "mean": tuple(tf.mean),
+        "std": tuple(tf.std),
+        "pool_size": (max(tf.input_size // 32, 1),) * 2,
+        "first_conv": _first_conv(model)[0],
+        "classifier": names.get(classifier, ""),
+        "license": card.license if card is not None else "Apache-2.0",
+        "top1": card.top1 if card is not None else None,
+        "teacher": card.teacher if card is not None else None,
+    }
 
 
 def _state_for(model: nn.Module, weights: str | os.PathLike
@@ -91,7 +169,8 @@ def _state_for(model: nn.Module, weights: str | os.PathLike
     return load_state_file(Path(text), model)
 
 
-def _adopt(model: nn.Module, state: dict[str, torch.Tensor], rebuild) -> nn.Module:
+def _adopt(model: nn.Module, state: dict[str, torch.Tensor],
+           rebuild: Callable[[], nn.Module]) -> nn.Module:
     """Give a meta-device ``model`` the (already checked) tensors of ``state``.
 
     Only BatchNorm's ``num_batches_tracked`` may be absent from a file (Paddle has no such

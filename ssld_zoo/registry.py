@@ -60,6 +60,22 @@ class FeatureInfo:
     reduction: int
     module: str
 
+    _TIMM_KEYS = {"num_chs": "channels", "reduction": "reduction", "module": "module"}
+
+    def to_dict(self) -> dict:
+        """timm's form: ``{'num_chs': ..., 'reduction': ..., 'module': ...}``."""
+        return {k: getattr(self, a) for k, a in self._TIMM_KEYS.items()}
+
+    def __getitem__(self, key: str):
+        # Code written for timm reads feature_info entries as dicts.
+        if key not in self._TIMM_KEYS:
+            raise KeyError(f"feature_info entries have keys {sorted(self._TIMM_KEYS)}, "
+                           f"not {key!r}")
+        return getattr(self, self._TIMM_KEYS[key])
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self._TIMM_KEYS else default
+
 
 @dataclass(frozen=True)
 class Architecture:

@@ -33,7 +33,7 @@ def test_arch_without_weights_needs_pretrained_false():
     try:
         with pytest.raises(ValueError, match="pretrained=False"):
             ssld_zoo.load("tiny_test_arch")
-        assert ssld_zoo.load("tiny_test_arch", pretrained=False).pretrained_cfg is None
+        assert ssld_zoo.load("tiny_test_arch", pretrained=False).weight_card is None
     finally:
         registry._ARCHS.pop("tiny_test_arch")
 
@@ -104,7 +104,7 @@ def test_out_indices_out_of_range_lists_stages():
 @pytest.mark.parametrize("arch", ["resnet50_vd"])
 def test_feature_info_is_true_for_full_model(arch):
     m = get_arch(arch).builder().eval()
-    feats = m.forward_features(torch.randn(1, 3, 64, 64))
+    feats = m.forward_stages(torch.randn(1, 3, 64, 64))
     assert len(feats) == len(m.feature_info)
     for f, info in zip(feats, m.feature_info):
         assert f.shape[1] == info.channels

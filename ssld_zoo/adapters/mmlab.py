@@ -156,6 +156,7 @@ class SSLDBackbone(BaseModule):
             if bad:
                 raise RuntimeError(f"weights {self.weights!r} left {bad[:5]} unset")
             self.pretrained_cfg = loaded.pretrained_cfg
+            self.weight_card = loaded.weight_card
         super().init_weights()
         self._freeze()
 

@@ -157,7 +157,7 @@ def verify_reductions(model: nn.Module, info: Sequence[FeatureInfo], size: int =
     was_training = model.training
     model.eval()
     try:
-        feats = model.forward_features(torch.zeros(1, 3, size, size))
+        feats = model.forward_stages(torch.zeros(1, 3, size, size))
     finally:
         model.train(was_training)
     got = [size / f.shape[-1] for f in feats]

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         console.print(f"[bold]{name}[/]")
         model = ssld_zoo.load(name)  # downloads, verifies, converts and caches
-        card = model.pretrained_cfg
+        card = model.weight_card
         conv = hub.converted_path(card)
         size = conv.stat().st_size if conv.exists() else 0
         table.add_row(name, hub.file_name_for(card.urls[0]), f"{size / 2**20:.1f} MiB")

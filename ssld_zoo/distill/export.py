@@ -2,7 +2,7 @@
 
 The card's top-level fields are a subset of :class:`ssld_zoo.registry.WeightCard`'s (name, arch,
 urls, top1, top1_source, teacher, transform, description, num_classes, key_format, license), so
-``ssld_zoo.load(arch, weights=PATH)`` attaches it as ``model.pretrained_cfg``; everything else
+``ssld_zoo.load(arch, weights=PATH)`` attaches it as ``model.weight_card``; everything else
 about the run (recipe, data, schedule, metrics per epoch) sits under ``"training"``, which the
 loader ignores.
 """

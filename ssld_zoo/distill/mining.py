@@ -118,7 +118,7 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
     if model is None:
         model = load(teacher, weights=weights) if weights else load(teacher)
     model = model.to(dev).eval()
-    card = getattr(model, "pretrained_cfg", None)
+    card = getattr(model, "weight_card", None)
     if card is None and weights is None:
         card = get_weights(teacher)
     tf = (card.transform if card is not None else EvalTransform()).__dict__.copy()

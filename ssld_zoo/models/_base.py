@@ -1,37 +1,179 @@
-"""What every zoo architecture provides, and the feature-pyramid wrapper built on it.
+"""What every zoo architecture provides: the timm model API, and the feature-pyramid wrapper.
 
 A zoo model names its sub-modules exactly as PaddleClas does, so that a ``.pdparams`` file
-maps onto it key for key, and implements:
+maps onto it key for key. A family implements:
 
-* ``feature_info``: one :class:`~ssld_zoo.registry.FeatureInfo` per stage;
-* ``forward_features(x)``: the list of all stage outputs;
-* ``forward_head(features)``: those outputs -> logits;
-* ``head_names``: the attributes that only the classifier uses (dropped by ``features_only``);
-* ``reset_classifier(num_classes)``: a new final layer.
+* ``forward_stages(x)``: the list of stage outputs, one per ``feature_info`` entry; it runs the
+  stages the model holds, so a model pruned by :meth:`Backbone.prune_intermediate_layers`
+  runs only those (what the feature pyramid and the MMDetection adapter use);
+* ``final_features(stages)``: the final feature map before pooling from the stage outputs
+  (``forward_features`` is ``final_features(forward_stages(x))``, timm's meaning); the
+  default is the last stage output, a family whose classifier starts with layers applied
+  before pooling (MobileNetV2, HRNet, Next-ViT's norm) overrides it;
+* ``forward_head(x, pre_logits=False)``: that map -> pooled features (``pre_logits``) or logits;
+* ``get_classifier()`` / ``reset_classifier(num_classes)``;
+* ``num_features`` (channels of ``forward_features``, the pooled width), ``head_hidden_size``
+  (the width the classifier reads: the hidden head layer's where there is one), ``num_classes``;
+* ``head_names``: the attributes that only the classifier uses.
+
+Everything else timm users call (``forward_intermediates``, ``prune_intermediate_layers``,
+``set_grad_checkpointing``, ``pretrained_cfg``, ``feature_info`` as timm's ``FeatureInfo``) is
+implemented here once, on top of those.
+
+Graph capture: family code is written so that ``torch.jit.script``, ``torch.fx`` and
+``torch.export`` all take it: no Python sets or ``getattr`` by computed name in ``forward``,
+and input checks that look at sizes go through :func:`check_input` (``torch._assert`` while a
+graph is being captured).
 """
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Any, Iterable, Sequence
 
 import torch
 import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
 
 from ssld_zoo.registry import FeatureInfo
 
+__all__ = ["Backbone", "FeatureInfoList", "FlatBlocks", "FeaturePyramid", "adapt_input_conv", "check_input",
+           "feature_take_indices", "new_linear"]
 
-class Backbone(nn.Module):
-    """Base class of the zoo's classification models."""
 
-    feature_info: list[FeatureInfo]
-    head_names: tuple[str, ...] = ()
-    num_classes: int
+class FeatureInfoList(list):
+    """``feature_info``: a list of :class:`~ssld_zoo.registry.FeatureInfo`, with the accessors
+    of timm's ``FeatureInfo`` (``channels()``, ``reduction()``, ``module_name()``,
+    ``get_dicts()``)."""
+
+    def _pick(self, attr: str, idx: int | Sequence[int] | None):
+        if idx is None:
+            return [getattr(f, attr) for f in self]
+        if isinstance(idx, int):
+            return getattr(self[idx], attr)
+        return [getattr(self[i], attr) for i in idx]
+
+    def channels(self, idx: int | Sequence[int] | None = None):
+        return self._pick("channels", idx)
+
+    def reduction(self, idx: int | Sequence[int] | None = None):
+        return self._pick("reduction", idx)
+
+    def module_name(self, idx: int | Sequence[int] | None = None):
+        return self._pick("module", idx)
+
+    def get_dicts(self, keys: Sequence[str] | None = None,
+                  idx: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        rows = [self[i] for i in idx] if idx is not None else list(self)
+        dicts = [f.to_dict() for f in rows]
+        return [{k: d[k] for k in keys} for d in dicts] if keys is not None else dicts
+
+
+def feature_take_indices(num_stages: int, indices: int | Sequence[int] | None
+                         ) -> tuple[list[int], int]:
+    """Stage indices as timm reads them: None = all, an int ``n`` = the last ``n`` stages,
+    a sequence = those stages (negative ones count from the end). Returns the sorted,
+    non-negative indices and the largest; a bad index raises ``ValueError`` naming the range."""
+    if indices is None:
+        indices = num_stages
+    if isinstance(indices, bool) or not isinstance(indices, (int, Sequence)):
+        raise ValueError(f"out_indices must be an int or a sequence of ints, got {indices!r}")
+    if isinstance(indices, int):
+        if not 0 < indices <= num_stages:
+            raise ValueError(f"out_indices={indices} (the last {indices} stages) is out of "
+                             f"range: expected 1..{num_stages}")
+        picked = list(range(num_stages - indices, num_stages))
+    else:
+        picked = []
+        for i in indices:
+            if isinstance(i, bool) or not isinstance(i, int) or not -num_stages <= i < num_stages:
+                raise ValueError(f"out_indices {list(indices)}: {i!r} is out of range (stage "
+                                 f"indices are {-num_stages}..{num_stages - 1})")
+            picked.append(i % num_stages)
+        if not picked:
+            raise ValueError("out_indices is empty: name at least one stage")
+        if len(set(picked)) != len(picked):
+            raise ValueError(f"out_indices {list(indices)} names a stage twice")
+    return picked, max(picked)
+
+
+def check_input(ok: bool, message: str) -> None:
+    """Raise ``ValueError(message)`` in eager mode when ``ok`` is False.
+
+    Under ``torch.fx`` tracing ``ok`` is a symbolic value and cannot be branched on: use
+    :func:`torch._assert` there (TorchScript code calls ``torch._assert`` directly)."""
+    if isinstance(ok, torch.fx.Proxy):
+        torch._assert(ok, message)
+    elif not ok:
+        raise ValueError(message)
+
+
+def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """A first-conv weight trained on RGB, for ``in_chans`` input channels, as timm adapts it:
+    1 channel sums the three filters; N channels repeat them and scale by 3/N, so a grey
+    image or stacked copies give the activations of the RGB model."""
+    out_ch, rgb, kh, kw = weight.shape
+    if in_chans == rgb:
+        return weight
+    if in_chans == 1:
+        return weight.sum(dim=1, keepdim=True)
+    reps = math.ceil(in_chans / rgb)
+    return weight.repeat(1, reps, 1, 1)[:, :in_chans] * (rgb / in_chans)
+
+
+class FlatBlocks(nn.Module):
+    """A module whose blocks PaddleClas registers as flat attributes (``bb_0_0``,
+    ``_ghostbottleneck_3``...) rather than in a list, so that the keys match PaddleClas's."""
+
+    def _set_flat_blocks(self, names: Sequence[str]) -> None:
+        """Declare the flat blocks, in execution order. ``self._flat_blocks`` then lists them
+        (the ones not pruned) for ``forward_stages`` to loop over; it is a plain attribute,
+        not a registered sub-module, so the blocks keep their PaddleClas keys only."""
+        self.__dict__["_flat_block_names"] = list(names)
+        self.__dict__["_flat_blocks"] = nn.ModuleList(
+            [m for m in (self._modules[n] for n in names) if m is not None])
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # TorchScript compiles attributes that are registered modules only: script a shallow
+        # copy in which the flat blocks are registered once, as the list forward_stages reads.
+        if "_flat_block_names" not in self.__dict__:
+            return self
+        import copy
+
+        twin = copy.copy(self)
+        names = set(self._flat_block_names)
+        twin._modules = {k: v for k, v in self._modules.items() if k not in names}
+        # A new list: TorchScript replaces the entries of the lists it is given.
+        blocks = nn.ModuleList(list(twin.__dict__.pop("_flat_blocks")))
+        twin._flat_blocks = blocks
+        return twin
+
+
+
+class Backbone(FlatBlocks):
+    """Base class of the zoo's classification models (the timm model API)."""
+
+    # The attributes only the classifier uses (no class-level annotations here: TorchScript
+    # would read them).
+    head_names = ()
     # True where the architecture only runs at its native input size.
-    fixed_input_size: bool = False
+    fixed_input_size = False
+    # Python-only attributes TorchScript must not try to compile.
+    __jit_unused_properties__ = ["feature_info", "default_cfg"]
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def __init__(self) -> None:
+        super().__init__()
+        self.grad_checkpointing = False
+        self.pretrained_cfg: dict[str, Any] = {}
+        self.weight_card = None
+
+    # --- what the family implements ---------------------------------------------------
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         raise NotImplementedError
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.final_features(self.forward_stages(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -41,8 +183,134 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the final layer with a freshly initialised one for ``num_classes``."""
+        """Replace the final layer with a freshly initialised one for ``num_classes``
+        (0: none, ``forward`` then returns the pooled features)."""
         raise NotImplementedError
+
+    # --- shared ---------------------------------------------------------------------------
+    @property
+    def feature_info(self) -> FeatureInfoList:
+        """One :class:`~ssld_zoo.registry.FeatureInfo` per stage (channels, reduction,
+        module), with timm's accessors (``.channels()``, ``.reduction()``...)."""
+        return self.__dict__["_feature_info"]
+
+    @feature_info.setter
+    def feature_info(self, value: Iterable[FeatureInfo]) -> None:
+        self.__dict__["_feature_info"] = FeatureInfoList(value)
+
+    @property
+    def default_cfg(self) -> dict[str, Any]:
+        """timm's old name of :attr:`pretrained_cfg`."""
+        return self.pretrained_cfg
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of storing them
+        (less memory, about a third more compute). Applies to every stage-level block."""
+        self.grad_checkpointing = enable
+        for block in self._checkpoint_units():
+            if enable and "forward" not in block.__dict__:
+                forward = type(block).forward
+                block.forward = _Checkpointed(block, forward)
+            elif not enable and "forward" in block.__dict__:
+                del block.forward
+
+    def _checkpoint_units(self) -> list[nn.Module]:
+        # The blocks of the body: items of each body container, other body children as is.
+        units = []
+        for name, child in self.named_children():
+            if name in self.head_names:
+                continue
+            items = list(child) if isinstance(child, (nn.Sequential, nn.ModuleList)) else [child]
+            units += [m for m in items if any(True for _ in m.parameters())]
+        return units
+
+    @torch.jit.ignore
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None,
+                              stop_early: bool = False, intermediates_only: bool = False):
+        """timm's ``forward_intermediates``: the stage outputs at ``indices`` (None: all; an
+        int: the last n) and, unless ``intermediates_only``, the final feature map, as
+        ``(final, intermediates)``. ``stop_early`` is accepted for timm's signature; to run
+        only the stages up to the last index, prune the model
+        (:meth:`prune_intermediate_layers`), as ``features_only`` does."""
+        picked, _ = feature_take_indices(len(self.feature_info), indices)
+        feats = self.forward_stages(x)
+        inter = [feats[i] for i in picked]
+        if intermediates_only:
+            return inter
+        return self.final_features(feats), inter
+
+    def final_features(self, stages: list[torch.Tensor]) -> torch.Tensor:
+        """``forward_features`` from stage outputs already computed (the last one, or what
+        the family's pre-pool head layers make of them)."""
+        return stages[-1]
+
+    @torch.jit.ignore
+    def prune_intermediate_layers(self, indices: int | Sequence[int] | None = None,
+                                  prune_head: bool = True) -> list[int]:
+        """Delete every stage after the last of ``indices`` (and with ``prune_head`` the
+        classifier), so that the model holds and runs only what those stages need and
+        every parameter it keeps gets a gradient. Returns the kept indices."""
+        picked, last = feature_take_indices(len(self.feature_info), indices)
+        self._truncate_after(last)
+        self.feature_info = list(self.feature_info)[:last + 1]
+        if prune_head:
+            for name in self.head_names:
+                module = getattr(self, name)
+                if module is not None:
+                    setattr(self, name, _without_parameters(module))
+            self.num_classes = 0
+        return picked
+
+    def _truncate_after(self, last: int) -> None:
+        """Remove what runs only after stage ``last`` (registration order = execution order
+        in every zoo family): later items of the container the stage ends in, and later
+        top-level modules with parameters (set to None: ``forward_stages`` skips a None
+        module). A family whose stages are not one sequence overrides this."""
+        if last == len(self.feature_info) - 1:
+            return
+        path = self.feature_info[last].module.split(".")
+        names = list(self._modules)
+        if len(path) > 1:  # the stage ends inside a container: keep its items up to it
+            del self._modules[path[0]][int(path[1]) + 1:]
+        for name in names[names.index(path[0]) + 1:]:
+            module = self._modules[name]
+            if name not in self.head_names and module is not None and _has_parameters(module):
+                setattr(self, name, None)
+        if "_flat_block_names" in self.__dict__:
+            self._set_flat_blocks(self._flat_block_names)
+
+
+def _has_parameters(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def _without_parameters(module: nn.Module) -> nn.Module:
+    """``module`` with every layer that holds parameters replaced by ``nn.Identity`` and every
+    list of layers emptied: a pruned classifier keeps a forward that TorchScript can compile
+    (nothing calls it) but holds no parameter that would never get a gradient."""
+    if isinstance(module, (nn.ModuleList, nn.Sequential)):
+        return type(module)()
+    if not _has_parameters(module):
+        return module
+    children = list(module.named_children())
+    if not children:
+        return nn.Identity()
+    for name, child in children:
+        setattr(module, name, _without_parameters(child))
+    return module
+
+
+class _Checkpointed:
+    """A block's forward that recomputes its activations in backward (``set_grad_checkpointing``)."""
+
+    def __init__(self, block: nn.Module, forward):
+        self.block, self.forward = block, forward
+
+    def __call__(self, *args):
+        if torch.is_grad_enabled() and self.block.training:
+            return checkpoint(self.forward, self.block, *args, use_reentrant=False)
+        return self.forward(self.block, *args)
 
 
 def new_linear(old: nn.Linear | nn.Module, num_classes: int) -> nn.Module:
@@ -56,29 +324,25 @@ def new_linear(old: nn.Linear | nn.Module, num_classes: int) -> nn.Module:
 
 
 class FeaturePyramid(nn.Module):
-    """A zoo backbone without its classifier, returning the stage outputs in ``out_indices``.
+    """A zoo backbone without its classifier and without the stages after the last one it
+    returns; its forward gives the stage outputs in ``out_indices`` (timm's
+    ``features_only``). ``feature_info`` lists the returned stages in order."""
 
-    ``feature_info`` lists the selected stages (channels, reduction), in order.
-    """
-
-    def __init__(self, model: Backbone, out_indices: Sequence[int] | None = None):
+    def __init__(self, model: Backbone, out_indices: int | Sequence[int] | None = None):
         super().__init__()
-        n = len(model.feature_info)
-        if out_indices is None:
-            out_indices = tuple(range(n))
-        out_indices = tuple(int(i) for i in out_indices)
-        bad = [i for i in out_indices if not -n <= i < n]
-        if bad or not out_indices:
+        try:
+            picked = model.prune_intermediate_layers(out_indices, prune_head=True)
+        except ValueError as e:
             stages = ", ".join(f"{i}: {f.module} ({f.channels} ch, /{f.reduction})"
                                for i, f in enumerate(model.feature_info))
-            raise ValueError(f"out_indices {list(out_indices)} out of range for "
-                             f"{type(model).__name__}, which has {n} stages: {stages}")
-        self.out_indices = tuple(i % n for i in out_indices)
-        for name in model.head_names:
-            setattr(model, name, None)  # unused by forward_features; keeps DDP free of idle params
+            raise ValueError(f"{e} ({type(model).__name__} has {len(model.feature_info)} "
+                             f"stages: {stages})") from None
+        self.out_indices = tuple(picked)
         self.model = model
-        self.feature_info = [model.feature_info[i] for i in self.out_indices]
+        self.feature_info = FeatureInfoList(model.feature_info[i] for i in picked)
+        self.pretrained_cfg = model.pretrained_cfg
+        self.weight_card = model.weight_card
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = self.model.forward_features(x)
+        feats = self.model.forward_stages(x)
         return [feats[i] for i in self.out_indices]

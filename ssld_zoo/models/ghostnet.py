@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from typing import List
+
 import torch
 import torch.nn as nn
 
@@ -136,13 +138,13 @@ class GhostBottleneck(nn.Module):
 
 
 class GhostNet(Backbone):
-    """GhostNet at width ``scale``. ``forward_features`` returns five maps, strides 2 to 32
+    """GhostNet at width ``scale``. ``forward_stages`` returns five maps, strides 2 to 32
     (the last is ``conv_last``'s 960*scale-channel map, the one the classifier pools)."""
 
     head_names = ("pool2d_gap", "fc_0", "dropout", "fc_1")
 
     def __init__(self, scale: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
-                 dropout_prob: float = 0.2):
+                 drop_rate: float = 0.2):
         super().__init__()
         self.scale = scale
         self.num_classes = num_classes
@@ -164,25 +166,30 @@ class GhostNet(Backbone):
         last_ch = make_divisible(_CFGS[-1][1] * scale, 4)
         self.conv_last = ConvBNLayer(out_ch, last_ch, 1)
         self.feature_info.append(FeatureInfo(last_ch, reduction, "conv_last"))
-        self._stage_ends = {f.module for f in self.feature_info}
+        self._set_flat_blocks(self._block_names)
+        # Positions (among the blocks) of the blocks that end a stage.
+        self._block_ends = [self._block_names.index(f.module) for f in self.feature_info[:-1]]
+        self.num_features = last_ch
+        self.head_hidden_size = _HEAD_CHANNELS
         self.pool2d_gap = nn.AdaptiveAvgPool2d(1)
         self.fc_0 = ConvBNLayer(last_ch, _HEAD_CHANNELS, 1)
-        self.dropout = nn.Dropout(p=dropout_prob)  # Paddle's default mode: the usual kind
+        self.dropout = nn.Dropout(p=drop_rate)  # Paddle's default mode: the usual kind
         self.fc_1 = nn.Linear(_HEAD_CHANNELS, num_classes) if num_classes else nn.Identity()
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.conv1(x)
-        outs = []
-        for name in self._block_names:
-            x = getattr(self, name)(x)
-            if name in self._stage_ends:
+        outs: List[torch.Tensor] = []
+        for i, block in enumerate(self._flat_blocks):
+            x = block(x)
+            if i in self._block_ends:
                 outs.append(x)
-        outs.append(self.conv_last(x))
+        if self.conv_last is not None:
+            outs.append(self.conv_last(x))
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = self.dropout(self.fc_0(self.pool2d_gap(features[-1])))
-        return self.fc_1(torch.flatten(x, 1))
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.dropout(self.fc_0(self.pool2d_gap(x))), 1)
+        return x if pre_logits else self.fc_1(x)
 
     def get_classifier(self) -> nn.Module:
         return self.fc_1

@@ -17,11 +17,13 @@ dense-prediction heads use; the head's ``last_cls`` bottlenecks are not returned
 """
 from __future__ import annotations
 
+from typing import List
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import Backbone, check_input, new_linear
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -120,30 +122,41 @@ class FuseLayers(nn.Module):
                                                   act=not last))
         self.residual_func_list = nn.ModuleList(layers)
         self.relu = nn.ReLU(inplace=True)
+        # What each layer of the flat list does, so forward can walk it in one pass (as
+        # TorchScript requires): output index, input index, whether the layer starts a chain
+        # from input j / ends one, and the upsampling factor at the end of a 1x1 (j > i).
+        self._dst, self._src, self._starts, self._ends, self._scale = [], [], [], [], []
+        for i in range(len(channels)):
+            for j in range(len(channels)):
+                steps = 1 if j > i else i - j if j < i else 0
+                for k in range(steps):
+                    self._dst.append(i)
+                    self._src.append(j)
+                    self._starts.append(k == 0)
+                    self._ends.append(k == steps - 1)
+                    self._scale.append(float(2 ** (j - i)) if j > i else 1.0)
 
-    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
-        out = []
-        funcs = iter(self.residual_func_list)
+    def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
+        # Output i = x[i] + the resampled branches j in increasing j (PaddleClas's order).
+        sums: List[torch.Tensor] = []
         for i in range(len(self.channels)):
-            y: torch.Tensor | None = None
-            for j in range(len(self.channels)):
-                if j > i:
-                    xj = F.interpolate(next(funcs)(x[j]), scale_factor=float(2 ** (j - i)),
-                                       mode="nearest")
-                elif j < i:
-                    xj = x[j]
-                    for _ in range(i - j):
-                        xj = next(funcs)(xj)
-                else:
-                    continue
+            sums.append(x[i])
+        started = [False] * len(self.channels)
+        y = x[0]
+        for k, layer in enumerate(self.residual_func_list):
+            i = self._dst[k]
+            y = layer(x[self._src[k]] if self._starts[k] else y)
+            if self._ends[k]:
+                if self._scale[k] != 1.0:
+                    y = F.interpolate(y, scale_factor=self._scale[k], mode="nearest")
                 # The first sum is a new tensor (x[i] is read again for the other outputs);
                 # later ones add into it in place.
-                if y is None:
-                    y = x[i] + xj
+                if started[i]:
+                    sums[i] += y
                 else:
-                    y += xj
-            out.append(self.relu(y))
-        return out
+                    sums[i] = x[i] + y
+                    started[i] = True
+        return [self.relu(s) for s in sums]
 
 
 class HighResolutionModule(nn.Module):
@@ -155,8 +168,8 @@ class HighResolutionModule(nn.Module):
             nn.Sequential(*[BasicBlock(c, has_se) for _ in range(4)]) for c in channels)
         self.fuse_func = FuseLayers(channels)
 
-    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
-        return self.fuse_func([blocks(xi) for blocks, xi in zip(self.basic_block_list, x)])
+    def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
+        return self.fuse_func([blocks(x[i]) for i, blocks in enumerate(self.basic_block_list)])
 
 
 class Stage(nn.Module):
@@ -167,7 +180,7 @@ class Stage(nn.Module):
         self.stage_func_list = nn.ModuleList(
             HighResolutionModule(channels, has_se) for _ in range(num_modules))
 
-    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
         for module in self.stage_func_list:
             x = module(x)
         return x
@@ -181,12 +194,12 @@ class LastClsOut(nn.Module):
         self.func_list = nn.ModuleList(
             BottleneckBlock(c, w, has_se, downsample=True) for c, w in zip(channels, widths))
 
-    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [f(xi) for f, xi in zip(self.func_list, x)]
+    def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
+        return [f(x[i]) for i, f in enumerate(self.func_list)]
 
 
 class HRNet(Backbone):
-    """HRNet_W<width>_C. ``forward_features`` returns the four branches of ``st4`` (channels
+    """HRNet_W<width>_C. ``forward_stages`` returns the four branches of ``st4`` (channels
     W, 2W, 4W, 8W at strides 4, 8, 16, 32).
 
     ``feature_info[i].module`` is ``"st4#i"``: sub-module ``st4`` returns the list of branches
@@ -230,22 +243,28 @@ class HRNet(Backbone):
             for w, out in zip(head_widths[:3], (256, 512, 1024)))
         self.conv_last = ConvBNLayer(1024, 2048, 1)
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = self.head_hidden_size = 2048
         self.fc = nn.Linear(2048, num_classes) if num_classes else nn.Identity()
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         _check_input_size(x)
         x = self.layer1(self.conv_layer1_2(self.conv_layer1_1(x)))
         xs = self.st2([self.conv_tr1_1(x), self.conv_tr1_2(x)])
-        xs = self.st3([*xs, self.conv_tr2(xs[-1])])
-        return self.st4([*xs, self.conv_tr3(xs[-1])])
+        xs = self.st3([xs[0], xs[1], self.conv_tr2(xs[-1])])
+        return self.st4([xs[0], xs[1], xs[2], self.conv_tr3(xs[-1])])
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        xs = self.last_cls(features)
+    def final_features(self, stages: List[torch.Tensor]) -> torch.Tensor:
+        # The classifier's incremental path: every branch downsampled and summed into the
+        # stride-32 one, then a 1x1 conv to 2048 channels (timm's forward_features too).
+        xs = self.last_cls(stages)
         y = xs[0]
-        for conv, xi in zip(self.cls_head_conv_list, xs[1:]):
-            y = xi + conv(y)
-        y = self.avg_pool(self.conv_last(y))
-        return self.fc(torch.flatten(y, 1))
+        for i, conv in enumerate(self.cls_head_conv_list):
+            y = xs[i + 1] + conv(y)
+        return self.conv_last(y)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avg_pool(x), 1)
+        return x if pre_logits else self.fc(x)
 
     def get_classifier(self) -> nn.Module:
         return self.fc
@@ -257,11 +276,14 @@ class HRNet(Backbone):
 
 def _check_input_size(x: torch.Tensor) -> None:
     # Stride-2 convs give ceil(n / 2); the stride-4 branch must be 8x the stride-32 one.
-    for n in x.shape[-2:]:
-        if -(-n // 4) != 8 * -(-n // 32):
-            raise ValueError(f"HRNet needs input height and width that are multiples of 32 "
-                             f"(e.g. 224), got {tuple(x.shape[-2:])}: the branches' "
-                             f"resolutions would not line up for the fusion layers")
+    for n in (x.shape[2], x.shape[3]):
+        ok = (n + 3) // 4 == 8 * ((n + 31) // 32)
+        message = ("HRNet needs input height and width that are multiples of 32 (e.g. 224): "
+                   "the branches' resolutions would not line up for the fusion layers")
+        if torch.jit.is_scripting():
+            torch._assert(ok, message)
+        else:
+            check_input(ok, message)
 
 
 def _hrnet(width: int, has_se: bool = False, **kwargs) -> HRNet:

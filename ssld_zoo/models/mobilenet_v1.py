@@ -7,6 +7,8 @@ PaddleClas's (``conv``, ``blocks.N.depthwise_conv``, ``blocks.N.pointwise_conv``
 """
 from __future__ import annotations
 
+from typing import List
+
 import torch
 import torch.nn as nn
 
@@ -64,7 +66,7 @@ class DepthwiseSeparable(nn.Module):
 class MobileNetV1(Backbone):
     """MobileNetV1 at width ``scale``.
 
-    ``forward_features`` returns five stage outputs, at strides 2, 4, 8, 16 and 32 (the last
+    ``forward_stages`` returns five stage outputs, at strides 2, 4, 8, 16 and 32 (the last
     block of each resolution: ``blocks.0``, ``blocks.2``, ``blocks.4``, ``blocks.10``,
     ``blocks.12``), the stages timm's ``mobilenetv1_100`` exposes.
     """
@@ -85,29 +87,31 @@ class MobileNetV1(Backbone):
             if next_stride == 2:  # last block at this resolution
                 self.feature_info.append(FeatureInfo(int(out * scale), reduction, f"blocks.{i}"))
         self.blocks = nn.Sequential(*blocks)
-        self._stage_ends = frozenset(int(f.module.split(".")[1]) for f in self.feature_info)
+        self._stage_ends = [int(f.module.split(".")[1]) for f in self.feature_info]
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         width = int(1024 * scale)
+        self.num_features = self.head_hidden_size = width
         self.fc = nn.Linear(width, num_classes) if num_classes else nn.Identity()
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.conv(x)
-        outs = []
+        outs: List[torch.Tensor] = []
         for i, blk in enumerate(self.blocks):
             x = blk(x)
             if i in self._stage_ends:
                 outs.append(x)
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        return self.fc(torch.flatten(self.avg_pool(features[-1]), 1))
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avg_pool(x), 1)
+        return x if pre_logits else self.fc(x)
 
     def get_classifier(self) -> nn.Module:
         return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(self.feature_info[-1].channels, 1), num_classes)
+        self.fc = new_linear(nn.Linear(self.num_features, 1), num_classes)
 
 
 @register_model("MobileNetV1_x0_25")

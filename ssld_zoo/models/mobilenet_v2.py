@@ -9,10 +9,12 @@ Every conv is followed by BN and, except the linear projection, ReLU6. Channels 
 """
 from __future__ import annotations
 
+from typing import List
+
 import torch
 import torch.nn as nn
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import Backbone, FlatBlocks, new_linear
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -64,7 +66,7 @@ class InvertedResidualUnit(nn.Module):
         return x + y if self.shortcut else y
 
 
-class InvresiBlocks(nn.Module):
+class InvresiBlocks(FlatBlocks):
     """One stage: ``_first_block`` (may stride), then ``<name>_2`` ... ``<name>_<n>``."""
 
     def __init__(self, in_ch: int, expansion: int, out_ch: int, repeats: int, stride: int,
@@ -77,21 +79,22 @@ class InvresiBlocks(nn.Module):
             self.add_module(f"{name}_{i}", InvertedResidualUnit(out_ch, out_ch, 1, expansion,
                                                                shortcut=True))
             self._rest.append(f"{name}_{i}")
+        self._set_flat_blocks(self._rest)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._first_block(x)
-        for name in self._rest:
-            x = getattr(self, name)(x)
+        for block in self._flat_blocks:
+            x = block(x)
         return x
 
 
 class MobileNetV2(Backbone):
     """MobileNetV2 at width ``scale``.
 
-    ``forward_features`` returns five stage outputs at strides 2, 4, 8, 16 and 32 (modules
+    ``forward_stages`` returns five stage outputs at strides 2, 4, 8, 16 and 32 (modules
     ``conv2``, ``conv3``, ``conv4``, ``conv6``, ``conv8``; 16/24/32/96/320 channels at scale 1),
     the stages timm's ``mobilenetv2_100`` exposes. The 1x1 conv to 1280 (``conv9``) belongs to
-    the head.
+    the head: ``forward_features`` applies it (1280-channel map, as timm's).
     """
 
     head_names = ("conv9", "out")
@@ -115,24 +118,30 @@ class MobileNetV2(Backbone):
             if next_stride == 2:  # last stage at this resolution
                 self.feature_info.append(FeatureInfo(out_ch, reduction, name))
             in_ch = out_ch
-        self._stage_ends = frozenset(f.module for f in self.feature_info)
+        self._set_flat_blocks(self._stages)
+        # Positions (among them) of the stages that end a resolution.
+        self._stage_ends = [self._stages.index(f.module) for f in self.feature_info]
         self.out_c = int(1280 * scale) if scale > 1.0 else 1280
         self.conv9 = ConvBNLayer(in_ch, self.out_c, 1)
         self.pool2d_avg = nn.AdaptiveAvgPool2d(1)
+        self.num_features = self.head_hidden_size = self.out_c
         self.out = nn.Linear(self.out_c, num_classes) if num_classes else nn.Identity()
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.conv1(x)
-        outs = []
-        for name in self._stages:
-            x = getattr(self, name)(x)
-            if name in self._stage_ends:
+        outs: List[torch.Tensor] = []
+        for i, stage in enumerate(self._flat_blocks):  # conv2 .. conv8
+            x = stage(x)
+            if i in self._stage_ends:
                 outs.append(x)
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = self.conv9(features[-1])
-        return self.out(torch.flatten(self.pool2d_avg(x), 1))
+    def final_features(self, stages: List[torch.Tensor]) -> torch.Tensor:
+        return self.conv9(stages[-1])  # the 1x1 conv to 1280 runs before pooling
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.pool2d_avg(x), 1)
+        return x if pre_logits else self.out(x)
 
     def get_classifier(self) -> nn.Module:
         return self.out

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import struct
 
+from typing import List
+
 import torch
 import torch.nn as nn
 
@@ -185,7 +187,7 @@ class DownscaleInInferDropout(nn.Module):
 class MobileNetV3(Backbone):
     """MobileNetV3 ``"large"`` or ``"small"`` at width ``scale``.
 
-    ``forward_features`` returns five stage outputs at strides 2, 4, 8, 16 and 32: the last
+    ``forward_stages`` returns five stage outputs at strides 2, 4, 8, 16 and 32: the last
     module of each resolution, where the stride-32 one is ``last_second_conv`` (960 / 576
     channels x scale), as in timm's and torchvision's MobileNetV3 feature extractors.
     large: ``blocks.0``, ``blocks.2``, ``blocks.5``, ``blocks.11``, ``last_second_conv``;
@@ -195,7 +197,7 @@ class MobileNetV3(Backbone):
     head_names = ("last_conv", "fc")
 
     def __init__(self, config: str = "large", scale: float = 1.0, num_classes: int = 1000,
-                 in_chans: int = 3, dropout_prob: float | None = 0.2):
+                 in_chans: int = 3, drop_rate: float | None = 0.2):
         super().__init__()
         if config not in _CONFIGS:
             raise ValueError(f"MobileNetV3 config {config!r} is not one of {sorted(_CONFIGS)}")
@@ -219,28 +221,35 @@ class MobileNetV3(Backbone):
         # A stage ends where the next point is at a coarser resolution (or there is none).
         self.feature_info = [FeatureInfo(ch, red, name) for j, (name, ch, red) in enumerate(points)
                              if j + 1 == len(points) or points[j + 1][2] != red]
-        self._stage_ends = frozenset(f.module for f in self.feature_info)
+        ends = [f.module for f in self.feature_info]
+        self._stem_is_stage = "conv" in ends
+        self._block_ends = [i for i in range(len(blocks)) if f"blocks.{i}" in ends]
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = squeeze_ch
+        self.head_hidden_size = _LAST_CONV
         self.last_conv = nn.Conv2d(squeeze_ch, _LAST_CONV, 1, bias=False)
         self.hardswish = nn.Hardswish()
-        self.dropout = DownscaleInInferDropout(dropout_prob) if dropout_prob else nn.Identity()
+        self.dropout = DownscaleInInferDropout(drop_rate) if drop_rate else nn.Identity()
         self.fc = nn.Linear(_LAST_CONV, num_classes) if num_classes else nn.Identity()
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
+        outs: List[torch.Tensor] = []
         x = self.conv(x)
-        if "conv" in self._stage_ends:
+        if self._stem_is_stage:
             outs.append(x)
-        for i, blk in enumerate(self.blocks):
-            x = blk(x)
-            if f"blocks.{i}" in self._stage_ends:
-                outs.append(x)
-        outs.append(self.last_second_conv(x))
+        if self.blocks is not None:  # None once pruned after the stem
+            for i, blk in enumerate(self.blocks):
+                x = blk(x)
+                if i in self._block_ends:
+                    outs.append(x)
+        if self.last_second_conv is not None:
+            outs.append(self.last_second_conv(x))
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = self.hardswish(self.last_conv(self.avg_pool(features[-1])))
-        return self.fc(torch.flatten(self.dropout(x), 1))
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.hardswish(self.last_conv(self.avg_pool(x)))
+        x = torch.flatten(self.dropout(x), 1)
+        return x if pre_logits else self.fc(x)
 
     def get_classifier(self) -> nn.Module:
         return self.fc

@@ -23,11 +23,13 @@ Module names equal PaddleClas's (``stem.N``, ``features.N``, ``norm``, ``proj_he
 """
 from __future__ import annotations
 
+from typing import List
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import Backbone, check_input, new_linear
 from ssld_zoo.registry import (PADDLE_BASE, EvalTransform, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -189,9 +191,12 @@ class E_MHSA(nn.Module):  # noqa: N801 - PaddleClas's name
         h = self.num_heads
         q = self.q(x).reshape(B, N, h, C // h).transpose(1, 2)
         if self.sr is not None:
-            if N < self.N_ratio:
-                raise ValueError(f"E_MHSA: {N} tokens cannot be pooled by {self.N_ratio}; "
-                                 "the input image is too small for Next-ViT")
+            message = ("Next-ViT: the input image is too small: an attention layer has fewer "
+                       "tokens than its pooling window")
+            if torch.jit.is_scripting():
+                torch._assert(N >= self.N_ratio, message)
+            else:
+                check_input(N >= self.N_ratio, message)
             x = self.norm(self.sr(x.transpose(1, 2))).transpose(1, 2)
         k = self.k(x).reshape(B, -1, h, C // h).transpose(1, 2)
         v = self.v(x).reshape(B, -1, h, C // h).transpose(1, 2)
@@ -235,7 +240,7 @@ class NTB(nn.Module):
 
 
 class NextViT(Backbone):
-    """Next-ViT. ``forward_features`` returns the four stage outputs (strides 4, 8, 16, 32;
+    """Next-ViT. ``forward_stages`` returns the four stage outputs (strides 4, 8, 16, 32;
     96, 256, 512, 1024 channels), before the final ``norm`` that the classifier applies.
 
     Args:
@@ -295,8 +300,8 @@ class NextViT(Backbone):
             reduction *= strides[s]
             self.feature_info.append(FeatureInfo(in_ch, reduction, f"features.{idx - 1}"))
         self.features = nn.Sequential(*blocks)
-        self._stage_ends = {int(f.module.split(".")[1]) for f in self.feature_info}
-        self.num_features = in_ch
+        self._stage_ends = [int(f.module.split(".")[1]) for f in self.feature_info]
+        self.num_features = self.head_hidden_size = in_ch
         self.norm = _bn2d(in_ch)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.proj_head = nn.Sequential(
@@ -315,18 +320,21 @@ class NextViT(Backbone):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.stem(x)
-        outs = []
+        outs: List[torch.Tensor] = []
         for i, blk in enumerate(self.features):
             x = blk(x)
             if i in self._stage_ends:
                 outs.append(x)
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = self.avgpool(self.norm(features[-1]))
-        return self.proj_head(torch.flatten(x, 1))
+    def final_features(self, stages: List[torch.Tensor]) -> torch.Tensor:
+        return self.norm(stages[-1])  # the final BatchNorm, before pooling
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.proj_head(x)
 
     def get_classifier(self) -> nn.Module:
         return self.proj_head[0]

@@ -14,6 +14,8 @@ wrong probabilities). Module names equal PaddleClas's.
 """
 from __future__ import annotations
 
+from typing import List
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -140,7 +142,7 @@ class PPHGNet(Backbone):
         num_classes: classifier outputs (0: no classifier, ``forward`` returns pooled features
             after the 2048-channel head conv).
         in_chans: input channels.
-        dropout_prob: head dropout (PaddleClas's downscale-in-infer kind); defaults to the
+        drop_rate: head dropout (PaddleClas's downscale-in-infer kind); defaults to the
             variant's (0.2 for base, else 0).
         use_last_conv: keep PaddleClas's 1x1 head conv to ``class_expand`` channels.
         class_expand: channels of that head conv.
@@ -149,7 +151,7 @@ class PPHGNet(Backbone):
     head_names = ("last_conv", "fc")
 
     def __init__(self, variant: str = "tiny", num_classes: int = 1000, in_chans: int = 3,
-                 dropout_prob: float | None = None, use_last_conv: bool = True,
+                 drop_rate: float | None = None, use_last_conv: bool = True,
                  class_expand: int = 2048):
         super().__init__()
         if variant not in _CONFIGS:
@@ -175,11 +177,12 @@ class PPHGNet(Backbone):
             self.last_conv = nn.Conv2d(head_in, class_expand, 1, bias=False)
             self.act = nn.ReLU(inplace=True)
             self.dropout = DownscaleInInferDropout(
-                default_drop if dropout_prob is None else dropout_prob)
+                default_drop if drop_rate is None else drop_rate)
             head_in = class_expand
         else:
             self.last_conv = self.act = self.dropout = None
-        self.num_features = head_in
+        self.num_features = stages[-1][2]
+        self.head_hidden_size = head_in
         self.fc = nn.Linear(head_in, num_classes) if num_classes else nn.Identity()
         self._init_weights()
 
@@ -198,19 +201,20 @@ class PPHGNet(Backbone):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.pool(self.stem(x))
-        outs = []
+        outs: List[torch.Tensor] = []
         for stage in self.stages:
             x = stage(x)
             outs.append(x)
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = self.avg_pool(features[-1])
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.avg_pool(x)
         if self.last_conv is not None:
             x = self.dropout(self.act(self.last_conv(x)))
-        return self.fc(torch.flatten(x, 1))
+        x = torch.flatten(x, 1)
+        return x if pre_logits else self.fc(x)
 
     def get_classifier(self) -> nn.Module:
         return self.fc
@@ -218,7 +222,7 @@ class PPHGNet(Backbone):
     def reset_classifier(self, num_classes: int) -> None:
         """New final layer; the 1x1 head conv (pretrained) is kept, as timm does."""
         self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(self.num_features, 1), num_classes)
+        self.fc = new_linear(nn.Linear(self.head_hidden_size, 1), num_classes)
 
 
 @register_model("PPHGNet_tiny")

@@ -19,6 +19,8 @@ Module names equal PaddleClas's (``stem.stem1`` ... ``stages.N.blocks.M.layers.K
 """
 from __future__ import annotations
 
+from typing import List
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -191,7 +193,7 @@ class PPHGNetV2(Backbone):
         variant: ``"B0"`` ... ``"B6"``.
         num_classes: classifier outputs (0: no classifier).
         in_chans: input channels.
-        dropout_prob: head dropout (PaddleClas's downscale-in-infer kind, default 0).
+        drop_rate: head dropout (PaddleClas's downscale-in-infer kind, default 0).
         use_last_conv: keep the 1x1 head conv to ``class_expand`` channels.
         class_expand: channels of that head conv.
     """
@@ -199,7 +201,7 @@ class PPHGNetV2(Backbone):
     head_names = ("last_conv", "lab", "fc")
 
     def __init__(self, variant: str = "B0", num_classes: int = 1000, in_chans: int = 3,
-                 dropout_prob: float = 0.0, use_last_conv: bool = True,
+                 drop_rate: float = 0.0, use_last_conv: bool = True,
                  class_expand: int = 2048):
         super().__init__()
         if variant not in _CONFIGS:
@@ -223,9 +225,10 @@ class PPHGNetV2(Backbone):
             self.last_conv = nn.Conv2d(head_in, class_expand, 1, bias=False)
             self.act = nn.ReLU(inplace=True)
             self.lab = LearnableAffineBlock() if use_lab else None
-            self.dropout = DownscaleInInferDropout(dropout_prob)
+            self.dropout = DownscaleInInferDropout(drop_rate)
             head_in = class_expand
-        self.num_features = head_in
+        self.num_features = stages[-1][2]
+        self.head_hidden_size = head_in
         self.fc = nn.Linear(head_in, num_classes) if num_classes else nn.Identity()
         self._init_weights()
 
@@ -244,22 +247,23 @@ class PPHGNetV2(Backbone):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.stem(x)
-        outs = []
+        outs: List[torch.Tensor] = []
         for stage in self.stages:
             x = stage(x)
             outs.append(x)
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = self.avg_pool(features[-1])
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.avg_pool(x)
         if self.last_conv is not None:
             x = self.act(self.last_conv(x))
             if self.lab is not None:
                 x = self.lab(x)
             x = self.dropout(x)
-        return self.fc(torch.flatten(x, 1))
+        x = torch.flatten(x, 1)
+        return x if pre_logits else self.fc(x)
 
     def get_classifier(self) -> nn.Module:
         return self.fc
@@ -267,7 +271,7 @@ class PPHGNetV2(Backbone):
     def reset_classifier(self, num_classes: int) -> None:
         """New final layer; the 1x1 head conv (pretrained) is kept, as timm does."""
         self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(self.num_features, 1), num_classes)
+        self.fc = new_linear(nn.Linear(self.head_hidden_size, 1), num_classes)
 
 
 def _builder(variant: str):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import struct
 from typing import Sequence
 
+from typing import List
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -62,8 +64,12 @@ def create_act(name: str) -> nn.Module:
 class PaddleHardsigmoid(nn.Module):
     """``paddle.nn.Hardsigmoid()``: ``clip(x * 0.1666667 + 0.5, 0, 1)``."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.slope = _HARDSIGMOID_SLOPE  # an attribute: TorchScript reads no global floats
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x * _HARDSIGMOID_SLOPE + 0.5).clamp_(0.0, 1.0)
+        return (x * self.slope + 0.5).clamp_(0.0, 1.0)
 
 
 class DownscaleInInferDropout(nn.Module):
@@ -141,7 +147,7 @@ class PPLCNet(Backbone):
     """PP-LCNet at width ``scale``. ``forward_features`` returns the outputs of ``blocks2`` ..
     ``blocks6`` (PaddleClas's stage pattern), strides 2, 4, 8, 16, 32 by default.
 
-    Args mirror PaddleClas's: ``dropout_prob`` (downscale-in-infer), ``class_expand`` (width of
+    Args mirror PaddleClas's: ``drop_rate`` (downscale-in-infer), ``class_expand`` (width of
     the 1x1 head conv), ``use_last_conv`` (False: Linear straight on the pooled features),
     ``stride_list`` (strides of ``conv1`` and the first block of ``blocks3`` .. ``blocks6``),
     ``act``.
@@ -151,7 +157,7 @@ class PPLCNet(Backbone):
     _stages = ("blocks2", "blocks3", "blocks4", "blocks5", "blocks6")
 
     def __init__(self, scale: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
-                 dropout_prob: float = 0.2, class_expand: int = 1280,
+                 drop_rate: float = 0.2, class_expand: int = 1280,
                  use_last_conv: bool = True, stride_list: Sequence[int] = (2, 2, 2, 2, 2),
                  act: str = "hardswish"):
         super().__init__()
@@ -180,26 +186,30 @@ class PPLCNet(Backbone):
         if use_last_conv:
             self.last_conv = nn.Conv2d(last_ch, class_expand, 1, bias=False)
             self.act = create_act(act)
-            self.dropout = DownscaleInInferDropout(dropout_prob)
+            self.dropout = DownscaleInInferDropout(drop_rate)
             self.head_width = class_expand
         else:
             self.last_conv = self.act = self.dropout = None
             self.head_width = last_ch
+        self.num_features = last_ch
+        self.head_hidden_size = self.head_width
         self.fc = nn.Linear(self.head_width, num_classes) if num_classes else nn.Identity()
+        self._set_flat_blocks(self._stages)
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.conv1(x)
-        outs = []
-        for stage in self._stages:
-            x = getattr(self, stage)(x)
+        outs: List[torch.Tensor] = []
+        for stage in self._flat_blocks:  # blocks2 .. blocks6
+            x = stage(x)
             outs.append(x)
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = self.avg_pool(features[-1])
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.avg_pool(x)
         if self.last_conv is not None:
             x = self.dropout(self.act(self.last_conv(x)))
-        return self.fc(torch.flatten(x, 1))
+        x = torch.flatten(x, 1)
+        return x if pre_logits else self.fc(x)
 
     def get_classifier(self) -> nn.Module:
         return self.fc

@@ -15,6 +15,8 @@ fuses the branches into ``dw_conv`` for faster inference, as Paddle's ``re_param
 """
 from __future__ import annotations
 
+from typing import List, Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -95,9 +97,13 @@ class RepDepthwiseSeparable(nn.Module):
             self.dw_conv_list = nn.ModuleList(
                 ConvBNLayer(in_ch, in_ch, k, stride, groups=in_ch, act=None)
                 for k in range(dw_size, 0, -2) if not (k == 1 and stride != 1))
+            # The re-parameterised (inference) form, filled by re_parameterize(); it is not
+            # trained (the branches are), so it asks for no gradient: DDP needs no
+            # find_unused_parameters.
             self.dw_conv = nn.Conv2d(in_ch, in_ch, dw_size, stride, (dw_size - 1) // 2,
-                                     groups=in_ch)
+                                     groups=in_ch).requires_grad_(False)
         else:
+            self.dw_conv_list = None
             # PaddleClas leaves this one at ConvBNLayer's default activation, ReLU.
             self.dw_conv = ConvBNLayer(in_ch, in_ch, dw_size, stride, groups=in_ch)
         self.act = _create_act(act)
@@ -112,14 +118,16 @@ class RepDepthwiseSeparable(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
-        if not self.use_rep:
+        if self.dw_conv_list is None:  # no re-parameterisable branches
             x = self.dw_conv(x)
         elif self.is_repped:
             x = self.act(self.dw_conv(x))
         else:
-            y = self.dw_conv_list[0](x)
-            for branch in self.dw_conv_list[1:]:
-                y = y + branch(x)
+            y: Optional[torch.Tensor] = None
+            for branch in self.dw_conv_list:
+                z = branch(x)
+                y = z if y is None else y + z
+            assert y is not None
             x = self.act(y)
         if self.se is not None:
             x = self.se(x)
@@ -155,7 +163,7 @@ class PPLCNetV2(Backbone):
     head_names = ("avg_pool", "last_conv", "act", "dropout", "fc")
 
     def __init__(self, scale: float, depths: tuple[int, int, int, int],
-                 num_classes: int = 1000, in_chans: int = 3, dropout_prob: float = 0.2,
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
                  use_last_conv: bool = True, class_expand: int = 1280, act: str = "relu"):
         super().__init__()
         if len(depths) != 4:
@@ -185,26 +193,29 @@ class PPLCNetV2(Backbone):
         if use_last_conv:
             self.last_conv = nn.Conv2d(last_ch, class_expand, 1, bias=False)
             self.act = _create_act(act)
-            self.dropout = DownscaleInInferDropout(dropout_prob)
+            self.dropout = DownscaleInInferDropout(drop_rate)
             self.head_width = class_expand
         else:
             self.last_conv = self.act = self.dropout = None
             self.head_width = last_ch
+        self.num_features = last_ch
+        self.head_hidden_size = self.head_width
         self.fc = nn.Linear(self.head_width, num_classes) if num_classes else nn.Identity()
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.stem(x)
-        outs = []
+        outs: List[torch.Tensor] = []
         for stage in self.stages:
             x = stage(x)
             outs.append(x)
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = self.avg_pool(features[-1])
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.avg_pool(x)
         if self.last_conv is not None:
             x = self.dropout(self.act(self.last_conv(x)))
-        return self.fc(torch.flatten(x, 1))
+        x = torch.flatten(x, 1)
+        return x if pre_logits else self.fc(x)
 
     def get_classifier(self) -> nn.Module:
         return self.fc

@@ -18,11 +18,13 @@ same names so that a ``.pdparams`` file maps onto this model key for key.
 """
 from __future__ import annotations
 
+from typing import List
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import Backbone, FlatBlocks, new_linear
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -59,7 +61,7 @@ class ConvBNLayer(nn.Module):
         return F.relu(x, inplace=True) if self.act else x
 
 
-class BottleneckBlock(nn.Module):
+class BottleneckBlock(FlatBlocks):
     """Res2Net bottleneck: 1x1 -> ``scales`` splits, ``scales - 1`` of them through 3x3 convs ->
     concat -> 1x1, plus the (projected) shortcut, then ReLU."""
 
@@ -76,6 +78,7 @@ class BottleneckBlock(nn.Module):
         self._split_names = [f"{name}_branch2b_{s + 1}" for s in range(scales - 1)]
         for sub in self._split_names:
             self.add_module(sub, ConvBNLayer(split, split, 3, stride, act=True))
+        self._set_flat_blocks(self._split_names)
         # Paddle's AvgPool2D default is exclusive: padding is left out of the average.
         self.pool2d_avg = (nn.AvgPool2d(3, stride, 1, count_include_pad=False)
                            if stride != 1 else None)
@@ -87,8 +90,7 @@ class BottleneckBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs = torch.chunk(self.conv0(x), self.scales, dim=1)
         ys: list[torch.Tensor] = []
-        for s, sub in enumerate(self._split_names):
-            conv = getattr(self, sub)
+        for s, conv in enumerate(self._flat_blocks):
             # Strided blocks convolve each split on its own; others add the previous output in.
             ys.append(conv(xs[s]) if s == 0 or self.stride != 1 else conv(xs[s] + ys[-1]))
         ys.append(xs[-1] if self.pool2d_avg is None else self.pool2d_avg(xs[-1]))
@@ -105,7 +107,7 @@ def _block_name(depth: int, stage: int, i: int) -> str:
 
 
 class Res2NetVd(Backbone):
-    """Res2Net_vd. ``forward_features`` returns the four stage outputs (strides 4, 8, 16, 32)."""
+    """Res2Net_vd. ``forward_stages`` returns the four stage outputs (strides 4, 8, 16, 32)."""
 
     head_names = ("out",)
 
@@ -135,28 +137,31 @@ class Res2NetVd(Backbone):
                 in_ch = out_ch
             reduction *= 1 if stage == 0 else 2
             self.feature_info.append(FeatureInfo(out_ch, reduction, name))
-        self._stage_ends = {f.module for f in self.feature_info}
+        self._set_flat_blocks(self._block_names)
+        self._stage_ends = [self._block_names.index(f.module) for f in self.feature_info]
         self.pool2d_avg = nn.AdaptiveAvgPool2d(1)
+        self.num_features = self.head_hidden_size = in_ch
         self.out = nn.Linear(in_ch, num_classes) if num_classes else nn.Identity()
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.pool2d_max(self.conv1_3(self.conv1_2(self.conv1_1(x))))
-        outs = []
-        for name in self._block_names:
-            x = getattr(self, name)(x)
-            if name in self._stage_ends:
+        outs: List[torch.Tensor] = []
+        for i, block in enumerate(self._flat_blocks):
+            x = block(x)
+            if i in self._stage_ends:
                 outs.append(x)
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        return self.out(torch.flatten(self.pool2d_avg(features[-1]), 1))
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.pool2d_avg(x), 1)
+        return x if pre_logits else self.out(x)
 
     def get_classifier(self) -> nn.Module:
         return self.out
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.out = new_linear(nn.Linear(self.feature_info[-1].channels, 1), num_classes)
+        self.out = new_linear(nn.Linear(self.num_features, 1), num_classes)
 
 
 @register_model("Res2Net50_vd_26w_4s")

@@ -8,6 +8,7 @@ stage (stage 1 too, also for the basic-block depths). Module names equal PaddleC
 from __future__ import annotations
 
 import re
+from typing import List
 
 import torch
 import torch.nn as nn
@@ -87,7 +88,7 @@ class BottleneckBlock(nn.Module):
 
 
 class ResNetVd(Backbone):
-    """ResNet_vd. ``forward_features`` returns the four stage outputs (strides 4, 8, 16, 32)."""
+    """ResNet_vd. ``forward_stages`` returns the four stage outputs (strides 4, 8, 16, 32)."""
 
     head_names = ("fc",)
 
@@ -117,26 +118,28 @@ class ResNetVd(Backbone):
         self.blocks = nn.Sequential(*blocks)
         self._stage_ends = [int(f.module.split(".")[1]) for f in self.feature_info]
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = self.head_hidden_size = in_ch
         self.fc = nn.Linear(in_ch, num_classes) if num_classes else nn.Identity()
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.max_pool(self.stem(x))
-        outs = []
+        outs: List[torch.Tensor] = []
         for i, blk in enumerate(self.blocks):
             x = blk(x)
             if i in self._stage_ends:
                 outs.append(x)
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        return self.fc(torch.flatten(self.avg_pool(features[-1]), 1))
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avg_pool(x), 1)
+        return x if pre_logits else self.fc(x)
 
     def get_classifier(self) -> nn.Module:
         return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(self.feature_info[-1].channels, 1), num_classes)
+        self.fc = new_linear(nn.Linear(self.num_features, 1), num_classes)
 
 
 _LEGACY_BLOCK = re.compile(r"bb_(\d+)_(\d+)\.")

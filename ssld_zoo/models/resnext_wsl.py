@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from typing import List
+
 import torch
 import torch.nn as nn
 
@@ -72,7 +74,7 @@ class BottleneckBlock(nn.Module):
 
 
 class ResNeXt101WSL(Backbone):
-    """ResNeXt-101 32x``width``d. ``forward_features`` returns the four stage outputs
+    """ResNeXt-101 32x``width``d. ``forward_stages`` returns the four stage outputs
     (strides 4, 8, 16, 32; 256/512/1024/2048 channels for every width)."""
 
     head_names = ("_out",)
@@ -100,28 +102,31 @@ class ResNeXt101WSL(Backbone):
                 in_ch = out
             reduction *= 1 if stage == 0 else 2
             self.feature_info.append(FeatureInfo(out, reduction, name))
-        self._stage_ends = frozenset(f.module for f in self.feature_info)
+        self._set_flat_blocks(self._blocks)
+        self._stage_ends = [self._blocks.index(f.module) for f in self.feature_info]
         self._avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = self.head_hidden_size = in_ch
         self._out = nn.Linear(in_ch, num_classes) if num_classes else nn.Identity()
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self._pool(self._conv_stem(x))
-        outs = []
-        for name in self._blocks:
-            x = getattr(self, name)(x)
-            if name in self._stage_ends:
+        outs: List[torch.Tensor] = []
+        for i, block in enumerate(self._flat_blocks):
+            x = block(x)
+            if i in self._stage_ends:
                 outs.append(x)
         return outs
 
-    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
-        return self._out(torch.flatten(self._avg_pool(features[-1]), 1))
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self._avg_pool(x), 1)
+        return x if pre_logits else self._out(x)
 
     def get_classifier(self) -> nn.Module:
         return self._out
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self._out = new_linear(nn.Linear(self.feature_info[-1].channels, 1), num_classes)
+        self._out = new_linear(nn.Linear(self.num_features, 1), num_classes)
 
 
 # torchvision / original WSL release names -> PaddleClas names (same tensors, same layout).

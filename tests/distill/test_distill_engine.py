@@ -52,8 +52,8 @@ def test_distill_trains_evaluates_and_exports_a_loadable_student(tiny_tree, tmp_
     assert card["training"]["data"]["num_labeled"] == 30
     from ssld_zoo.distill.distiller import build_zoo_model
     model = build_zoo_model(TINY_ARCH, weights=str(path))  # 10 classes, from the card
-    assert model.pretrained_cfg.name == card["name"]
-    assert model.pretrained_cfg.transform.input_size == 32
+    assert model.weight_card.name == card["name"]
+    assert model.weight_card.transform.input_size == 32
     saved = _state(path)
     for k, v in model.state_dict().items():
         if k in saved:
@@ -72,7 +72,7 @@ def test_export_loads_through_the_public_api(tmp_path):
                           transform=dict(input_size=224, resize=256, interpolation="bilinear",
                                          mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
     model = ssld_zoo.load(TINY_ARCH, weights=path)
-    card = model.pretrained_cfg
+    card = model.weight_card
     assert (card.name, card.arch, card.top1, card.teacher) == ("mine_ssld", TINY_ARCH, 12.5,
                                                               "resnet50_vd_ssld")
     assert card.transform.mean == (0.5, 0.5, 0.5) and card.key_format == "torch"

@@ -43,7 +43,7 @@ def test_dilation_keeps_resolution_and_parameters(os_, expect):
     info = dilate_(net, os_)
     assert [f.reduction for f in info] == expect
     assert {k: v.shape for k, v in net.state_dict().items()} == shapes  # weights still load
-    feats = net.eval().forward_features(torch.zeros(1, 3, 64, 64))
+    feats = net.eval().forward_stages(torch.zeros(1, 3, 64, 64))
     assert [64 // f.shape[-1] for f in feats] == expect
     # PaddleSeg's dilated ResNet_vd: stage 3 at dilation 4 (os 8) / 2 (os 16), no vd pooling.
     conv = net.blocks[13].conv1.conv

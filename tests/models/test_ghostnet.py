@@ -101,8 +101,8 @@ def test_forward_shapes_and_feature_info(name):
     model = ssld_zoo.load(name, pretrained=False, num_classes=7)
     x = torch.randn(2, 3, 67, 99)  # odd sizes: every stride-2 layer pads
     with torch.no_grad():
-        feats = model.forward_features(x)
-        logits = model.forward_head(feats)
+        feats = model.forward_stages(x)
+        logits = model.forward_head(model.final_features(feats))
         assert torch.equal(model(x), logits)
     assert logits.shape == (2, 7)
     assert [f.reduction for f in model.feature_info] == [2, 4, 8, 16, 32]
@@ -128,7 +128,7 @@ def test_feature_modules_are_real_submodules_that_produce_the_features():
         model.get_submodule(info.module).register_forward_hook(
             lambda m, i, o, key=info.module: seen.__setitem__(key, o))
     with torch.no_grad():
-        feats = model.forward_features(torch.randn(1, 3, 64, 64))
+        feats = model.forward_stages(torch.randn(1, 3, 64, 64))
     for f, info in zip(feats, model.feature_info):
         assert torch.equal(f, seen[info.module]), info.module
 
@@ -143,7 +143,7 @@ def test_features_only_and_out_indices():
     assert not any(k.startswith(("model.fc_0", "model.fc_1")) for k in pyr.state_dict())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        outs, ref = pyr(x), full.forward_features(x)
+        outs, ref = pyr(x), full.forward_stages(x)
     assert len(outs) == 3
     for o, r in zip(outs, (ref[1], ref[3], ref[4])):
         torch.testing.assert_close(o, r, rtol=0, atol=0)
@@ -192,6 +192,6 @@ def test_head_dropout_is_the_usual_kind():
     model = ssld_zoo.load("ghostnet_x0_5", pretrained=False).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        feats = model.forward_features(x)
+        feats = model.forward_stages(x)
         pooled = model.fc_0(feats[-1].mean((2, 3), keepdim=True)).flatten(1)
-        torch.testing.assert_close(model.forward_head(feats), model.fc_1(pooled))
+        torch.testing.assert_close(model.forward_head(model.final_features(feats)), model.fc_1(pooled))

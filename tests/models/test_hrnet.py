@@ -98,8 +98,8 @@ def test_state_dict_has_paddleclas_names(name):
 def test_forward_and_four_branch_features(w18):
     x = torch.randn(2, 3, 96, 128)
     with torch.no_grad():
-        feats = w18.forward_features(x)
-        logits = w18.forward_head(feats)
+        feats = w18.forward_stages(x)
+        logits = w18.forward_head(w18.final_features(feats))
         assert torch.equal(w18(x), logits)
     assert logits.shape == (2, 1000)
     assert [(f.channels, f.reduction, f.module) for f in w18.feature_info] == [
@@ -114,7 +114,7 @@ def test_feature_module_convention_is_hookable(w18):
     handle = w18.get_submodule("st4").register_forward_hook(lambda m, i, o: seen.append(o))
     try:
         with torch.no_grad():
-            feats = w18.forward_features(torch.randn(1, 3, 64, 64))
+            feats = w18.forward_stages(torch.randn(1, 3, 64, 64))
     finally:
         handle.remove()
     for f, info in zip(feats, w18.feature_info):
@@ -124,7 +124,7 @@ def test_feature_module_convention_is_hookable(w18):
 
 def test_features_only_skips_the_head_and_selects_branches():
     fp = ssld_zoo.load("hrnet_w18_c", pretrained=False, features_only=True, out_indices=(0, 3))
-    assert all(getattr(fp.model, n) is None for n in HRNet.head_names)
+    assert not any(list(getattr(fp.model, n).parameters()) for n in HRNet.head_names)
     assert [(f.channels, f.reduction) for f in fp.feature_info] == [(18, 4), (144, 32)]
     with torch.no_grad():
         outs = fp(torch.randn(1, 3, 64, 96))
@@ -135,7 +135,7 @@ def test_features_only_skips_the_head_and_selects_branches():
 
 def test_input_size_limit_is_explained(w18):
     with torch.no_grad():
-        assert w18.forward_features(torch.randn(1, 3, 61, 64))[0].shape[-2:] == (16, 16)
+        assert w18.forward_stages(torch.randn(1, 3, 61, 64))[0].shape[-2:] == (16, 16)
         with pytest.raises(ValueError, match="multiples of 32"):
             w18(torch.randn(1, 3, 60, 64))
     assert HRNet.fixed_input_size  # the parity harness must not feed it an odd size

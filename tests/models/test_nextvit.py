@@ -67,8 +67,8 @@ def test_forward_features_match_feature_info(small):
         lambda m, i, o, key=fi.module: captured.__setitem__(key, o)) for fi in small.feature_info]
     try:
         with torch.no_grad():
-            feats = small.forward_features(x)
-            logits = small.forward_head(feats)
+            feats = small.forward_stages(x)
+            logits = small.forward_head(small.final_features(feats))
     finally:
         for h in handles:
             h.remove()

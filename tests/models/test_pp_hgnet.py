@@ -46,8 +46,8 @@ def test_forward_features_match_feature_info(name):
         modules[fi.module].register_forward_hook(
             lambda m, i, o, key=fi.module: captured.__setitem__(key, o))
     with torch.no_grad():
-        feats = model.forward_features(x)
-        logits = model.forward_head(feats)
+        feats = model.forward_stages(x)
+        logits = model.forward_head(model.final_features(feats))
     assert logits.shape == (2, 1000)
     assert [f.reduction for f in model.feature_info] == [4, 8, 16, 32]
     assert len(feats) == len(model.feature_info) == 4
@@ -104,7 +104,7 @@ def test_downscale_in_infer_dropout_matches_paddle_semantics():
 
 
 def test_pphgnet_base_head_is_scaled_at_inference():
-    # PaddleClas builds PPHGNet_base with dropout_prob=0.2 (downscale_in_infer): the pooled
+    # PaddleClas builds PPHGNet_base with drop_rate=0.2 (downscale_in_infer): the pooled
     # head features reaching the classifier are multiplied by 0.8 in eval mode.
     with torch.device("meta"):
         base, small = (get_arch(n).builder() for n in ("pphgnet_base", "pphgnet_small"))

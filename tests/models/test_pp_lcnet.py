@@ -137,7 +137,7 @@ def test_pplcnetv2_structure():
     # Kernels 5, 3 and (stride 1 only) 1 in the re-parameterisable stages 3 and 4.
     assert [len(b.dw_conv_list) for b in model.stages[2]] == [2, 3, 3, 3, 3, 3]
     assert [len(b.dw_conv_list) for b in model.stages[3]] == [2, 3]
-    assert not any(hasattr(b, "dw_conv_list") for b in model.stages[0])
+    assert all(b.dw_conv_list is None for b in model.stages[0])
     # Shortcuts only in stage 4 after its first block; SE only in stage 3; split pw in stage 3.
     assert [b.use_shortcut for b in blocks] == [False] * (1 + 2 + 2 + 6) + [False, True]
     assert all(b.se is not None for b in model.stages[2])
@@ -154,8 +154,8 @@ def test_forward_shapes_and_feature_info(name):
     model = ssld_zoo.load(name, pretrained=False, num_classes=7)
     x = torch.randn(2, 3, 67, 99)  # odd sizes: every stride-2 layer pads
     with torch.no_grad():
-        feats = model.forward_features(x)
-        logits = model.forward_head(feats)
+        feats = model.forward_stages(x)
+        logits = model.forward_head(model.final_features(feats))
         assert torch.equal(model(x), logits)
     assert logits.shape == (2, 7)
     assert len(feats) == len(model.feature_info)
@@ -185,7 +185,7 @@ def test_feature_modules_are_real_submodules_that_produce_the_features(name):
         model.get_submodule(info.module).register_forward_hook(
             lambda m, i, o, key=info.module: seen.__setitem__(key, o))
     with torch.no_grad():
-        feats = model.forward_features(torch.randn(1, 3, 64, 64))
+        feats = model.forward_stages(torch.randn(1, 3, 64, 64))
     for f, info in zip(feats, model.feature_info):
         assert torch.equal(f, seen[info.module]), info.module
 
@@ -202,7 +202,7 @@ def test_features_only_and_out_indices(name, indices, expected):
     assert not any(k.startswith(("model.fc", "model.last_conv")) for k in pyr.state_dict())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        outs, ref = pyr(x), full.forward_features(x)
+        outs, ref = pyr(x), full.forward_stages(x)
     assert len(outs) == len(indices)
     for o, i in zip(outs, indices):
         torch.testing.assert_close(o, ref[i], rtol=0, atol=0)
@@ -265,9 +265,9 @@ def test_head_scales_by_0_8_at_inference(name):
     model = ssld_zoo.load(name, pretrained=False).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        feats = model.forward_features(x)
+        feats = model.forward_stages(x)
         pooled = model.act(model.last_conv(feats[-1].mean((2, 3), keepdim=True))).flatten(1)
-        torch.testing.assert_close(model.forward_head(feats),
+        torch.testing.assert_close(model.forward_head(model.final_features(feats)),
                                    model.fc(pooled * 0.800000011920929))
 
 

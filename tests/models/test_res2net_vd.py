@@ -72,8 +72,8 @@ def test_forward_shapes_and_feature_info():
     model = ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False).eval()
     x = torch.randn(2, 3, 96, 64)
     with torch.no_grad():
-        feats = model.forward_features(x)
-        logits = model.forward_head(feats)
+        feats = model.forward_stages(x)
+        logits = model.forward_head(model.final_features(feats))
         assert torch.equal(model(x), logits)
     assert logits.shape == (2, 1000)
     assert [f.channels for f in model.feature_info] == [256, 512, 1024, 2048]
@@ -91,7 +91,7 @@ def test_feature_info_module_produces_the_feature():
         model.get_submodule(info.module).register_forward_hook(
             lambda m, i, o, name=info.module: seen.__setitem__(name, o))
     with torch.no_grad():
-        feats = model.forward_features(torch.randn(1, 3, 64, 64))
+        feats = model.forward_stages(torch.randn(1, 3, 64, 64))
     for f, info in zip(feats, model.feature_info):
         assert torch.equal(seen[info.module], f)
 
@@ -99,7 +99,7 @@ def test_feature_info_module_produces_the_feature():
 def test_features_only_out_indices_and_odd_input():
     fp = ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False, features_only=True,
                        out_indices=(1, -1))
-    assert fp.model.out is None  # the classifier is dropped
+    assert isinstance(fp.model.out, torch.nn.Identity)  # the classifier is dropped
     assert [(f.channels, f.reduction) for f in fp.feature_info] == [(512, 8), (2048, 32)]
     with torch.no_grad():
         outs = fp(torch.randn(1, 3, 67, 67))  # odd: ceil-mode shortcut pooling

@@ -97,7 +97,7 @@ def test_shapes_and_features_on_meta_device(name):
     width = WIDTHS[name]
     assert model._conv1_0._conv1._conv.weight.shape == (32 * width, width, 3, 3)  # 32 groups
     x = torch.empty(2, 3, 96, 64, device="meta")
-    feats = model.forward_features(x)
+    feats = model.forward_stages(x)
     assert [f.module for f in model.feature_info] == ["_conv1_2", "_conv2_3", "_conv3_22",
                                                       "_conv4_2"]
     assert [(f.channels, f.reduction) for f in model.feature_info] == [
@@ -105,7 +105,7 @@ def test_shapes_and_features_on_meta_device(name):
     for f, info in zip(feats, model.feature_info):
         assert f.shape == (2, info.channels, 96 // info.reduction, 64 // info.reduction)
         assert isinstance(model.get_submodule(info.module), BottleneckBlock)
-    assert model.forward_head(feats).shape == (2, 11)
+    assert model.forward_head(model.final_features(feats)).shape == (2, 11)
 
 
 def test_features_only_out_indices_and_classifier_reset():
@@ -113,7 +113,7 @@ def test_features_only_out_indices_and_classifier_reset():
         model = ssld_zoo.load("resnext101_32x48d_wsl", pretrained=False, features_only=True,
                               out_indices=(-2, -1))
     assert [f.channels for f in model.feature_info] == [1024, 2048]
-    assert model.model._out is None
+    assert isinstance(model.model._out, torch.nn.Identity)
     feats = model(torch.empty(1, 3, 64, 64, device="meta"))
     assert [tuple(f.shape) for f in feats] == [(1, 1024, 4, 4), (1, 2048, 2, 2)]
     net = meta_model("resnext101_32x16d_wsl")
@@ -165,12 +165,12 @@ def test_torchvision_weights_give_torchvisions_logits(tmp_path):
     assert isinstance(ours, ResNeXt101WSL) and not ours.training
     x = torch.randn(2, 3, 67, 61)
     with torch.no_grad():
-        feats = ours.forward_features(x)
+        feats = ours.forward_stages(x)
         y = tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))
         for layer, f in zip((tv.layer1, tv.layer2, tv.layer3, tv.layer4), feats):
             y = layer(y)
             assert torch.allclose(f, y, rtol=0, atol=1e-5 * y.abs().max().item())
         ref = tv(x)
-        got = ours.forward_head(feats)
+        got = ours.forward_head(ours.final_features(feats))
     assert (got - ref).abs().max() <= 1e-5 * ref.abs().max()
     assert torch.equal(got.argmax(1), ref.argmax(1))

@@ -421,7 +421,7 @@ def test_load_end_to_end_downloads_converts_and_caches(served_weights, home):
     ref = src.state_dict()
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, ref[k], rtol=0, atol=0, msg=k)
-    card = model.pretrained_cfg
+    card = model.weight_card
     assert card.name == name and hub.converted_path(card).is_file()
     assert len(served.hits(path)) == 1
     again = ssld_zoo.load(name)  # from the converted cache: no request
