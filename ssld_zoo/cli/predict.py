@@ -20,19 +20,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from PIL import Image
 
     import ssld_zoo
+    from ssld_zoo.preprocess import eval_transform_of, read_image
 
     model = ssld_zoo.load(args.name, weights=args.weights)
-    card = model.pretrained_cfg
-    transform = (card.transform.build() if card is not None else ssld_zoo.transforms(args.name))
+    transform = eval_transform_of(model, args.name).build()
     names = ssld_zoo.class_names() if model.num_classes == 1000 else None
     for path in args.images:
-        try:
-            image = Image.open(path).convert("RGB")
-        except (OSError, ValueError) as e:
-            raise ValueError(f"cannot read image {path}: {e}") from e
+        image = read_image(path)
         with torch.no_grad():
             probs = model(transform(image).unsqueeze(0)).softmax(-1)[0]
         top = probs.topk(min(args.topk, probs.numel()))

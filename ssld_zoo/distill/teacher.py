@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["OnlineTeacher", "fold_batchnorm", "PRECISIONS", "resolve_precision"]
+from ssld_zoo.deploy.fuse import fold_batchnorm
+
+__all__ = ["OnlineTeacher", "PRECISIONS", "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -39,89 +39,6 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     if dev.type == "cuda" and torch.cuda.is_bf16_supported():
         return "bf16"
     return "fp32"
-
-
-def _parent(root: nn.Module, name: str) -> tuple[nn.Module, str]:
-    path, _, leaf = name.rpartition(".")
-    return (root.get_submodule(path) if path else root), leaf
-
-
-@torch.no_grad()
-def fold_batchnorm(model: nn.Module, example: torch.Tensor, check: bool = True) -> int:
-    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d into that convolution,
-    in place, and replace the BatchNorm with ``nn.Identity``. Returns how many were folded.
-
-    Pairs are found by running ``example`` once and matching each BatchNorm's input tensor to
-    the convolution that produced it, so it works for any model built from modules, whatever
-    its attribute names. A convolution or BatchNorm called more than once is left alone. With
-    ``check``, the folded model's output is compared to the original's; if they differ beyond
-    fp32 rounding (a convolution output also read elsewhere, say), nothing is changed and a
-    ``RuntimeError`` names the first offending pair.
-    """
-    if model.training:
-        raise ValueError("fold_batchnorm needs an eval-mode model (batch statistics cannot be "
-                         "folded)")
-    producer: dict[int, str] = {}     # id(conv output) -> conv name
-    calls: dict[str, int] = {}
-    pairs: dict[str, str] = {}        # bn name -> conv name
-    keep: list[torch.Tensor] = []     # keeps outputs alive so their ids are not reused
-    names = {m: n for n, m in model.named_modules()}
-
-    def hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
-        name = names[mod]
-        calls[name] = calls.get(name, 0) + 1
-        if isinstance(mod, nn.Conv2d) and isinstance(output, torch.Tensor):
-            producer[id(output)] = name
-            keep.append(output)
-        elif isinstance(mod, nn.BatchNorm2d) and inputs and isinstance(inputs[0], torch.Tensor):
-            conv = producer.get(id(inputs[0]))
-            if conv is not None:
-                pairs[name] = conv
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
-    try:
-        reference = model(example)
-    finally:
-        for h in handles:
-            h.remove()
-    keep.clear()
-    convs = {}
-    for bn, conv in pairs.items():
-        if calls.get(bn) == 1 and calls.get(conv) == 1 and conv not in convs.values():
-            convs[bn] = conv
-    if not convs:
-        return 0
-    originals = {}
-    for bn_name, conv_name in convs.items():
-        bn, conv = model.get_submodule(bn_name), model.get_submodule(conv_name)
-        if not bn.track_running_stats or bn.running_mean is None:
-            continue
-        originals[conv_name] = conv
-        originals[bn_name] = bn
-        parent, leaf = _parent(model, conv_name)
-        setattr(parent, leaf, fuse_conv_bn_eval(conv, bn))
-        parent, leaf = _parent(model, bn_name)
-        setattr(parent, leaf, nn.Identity())
-    if check:
-        out = model(example)
-        ref, got = _first_tensor(reference), _first_tensor(out)
-        scale = float(ref.abs().max()) or 1.0
-        err = float((ref.float() - got.float()).abs().max())
-        if err > 1e-3 * scale:
-            for name, mod in originals.items():  # undo: the model is as it was
-                parent, leaf = _parent(model, name)
-                setattr(parent, leaf, mod)
-            raise RuntimeError(f"folding BatchNorm changed the output by {err:.3g} (scale "
-                               f"{scale:.3g}); left unfolded. A convolution output is read "
-                               f"by more than its BatchNorm?")
-    return len(originals) // 2
-
-
-def _first_tensor(out: Any) -> torch.Tensor:
-    while not isinstance(out, torch.Tensor):
-        out = out[0] if isinstance(out, (list, tuple)) else next(iter(out.values()))
-    return out
 
 
 class OnlineTeacher(nn.Module):

@@ -10,8 +10,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import ssld_zoo
+from ssld_zoo.deploy.fuse import fold_batchnorm
 from ssld_zoo.distill.mixing import BatchMix, mix_probs
-from ssld_zoo.distill.teacher import OnlineTeacher, fold_batchnorm, resolve_precision
+from ssld_zoo.distill.teacher import OnlineTeacher, resolve_precision
 
 # The smallest model of every family (fold_batchnorm pairs layers by tracing, whatever the
 # family names them; the giant resnext_wsl family is represented by its smallest member).
