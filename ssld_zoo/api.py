@@ -94,7 +94,7 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
         model.reset_classifier(num_classes)
     model.pretrained_cfg = pretrained_cfg(model, card, in_chans)
     if features_only:
-        model = FeaturePyramid(model, out_indices)
+        model = FeaturePyramid(model, out_indices).eval()
     return model
 
 

@@ -252,7 +252,7 @@ class Backbone(FlatBlocks):
         classifier), so that the model holds and runs only what those stages need and
         every parameter it keeps gets a gradient. Returns the kept indices."""
         picked, last = feature_take_indices(len(self.feature_info), indices)
-        self._truncate_after(last)
+        self._truncate(picked)
         self.feature_info = list(self.feature_info)[:last + 1]
         if prune_head:
             for name in self.head_names:
@@ -262,11 +262,13 @@ class Backbone(FlatBlocks):
             self.num_classes = 0
         return picked
 
-    def _truncate_after(self, last: int) -> None:
-        """Remove what runs only after stage ``last`` (registration order = execution order
-        in every zoo family): later items of the container the stage ends in, and later
-        top-level modules with parameters (set to None: ``forward_stages`` skips a None
-        module). A family whose stages are not one sequence overrides this."""
+    def _truncate(self, picked: list[int]) -> None:
+        """Remove what only stages not in ``picked`` need: what runs after the last of them
+        (registration order = execution order in every zoo family), i.e. later items of the
+        container that stage ends in, and later top-level modules with parameters (set to
+        None: ``forward_stages`` skips a None module). A family whose stages are not one
+        sequence overrides this."""
+        last = max(picked)
         if last == len(self.feature_info) - 1:
             return
         path = self.feature_info[last].module.split(".")

@@ -136,6 +136,14 @@ class FuseLayers(nn.Module):
                     self._ends.append(k == steps - 1)
                     self._scale.append(float(2 ** (j - i)) if j > i else 1.0)
 
+    def keep_outputs(self, outputs: List[int]) -> None:
+        """Drop the layers that make outputs not in ``outputs`` (a feature pyramid that does
+        not return them); those outputs then pass their input through unchanged."""
+        keep = [k for k, i in enumerate(self._dst) if i in outputs]
+        self.residual_func_list = nn.ModuleList([self.residual_func_list[k] for k in keep])
+        for name in ("_dst", "_src", "_starts", "_ends", "_scale"):
+            setattr(self, name, [getattr(self, name)[k] for k in keep])
+
     def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
         # Output i = x[i] + the resampled branches j in increasing j (PaddleClas's order).
         sums: List[torch.Tensor] = []
@@ -156,7 +164,10 @@ class FuseLayers(nn.Module):
                 else:
                     sums[i] = x[i] + y
                     started[i] = True
-        return [self.relu(s) for s in sums]
+        outs: List[torch.Tensor] = []
+        for i in range(len(self.channels)):
+            outs.append(self.relu(sums[i]) if started[i] else sums[i])
+        return outs
 
 
 class HighResolutionModule(nn.Module):
@@ -252,6 +263,11 @@ class HRNet(Backbone):
         xs = self.st2([self.conv_tr1_1(x), self.conv_tr1_2(x)])
         xs = self.st3([xs[0], xs[1], self.conv_tr2(xs[-1])])
         return self.st4([xs[0], xs[1], xs[2], self.conv_tr3(xs[-1])])
+
+    def _truncate(self, picked: List[int]) -> None:
+        # Every branch comes out of st4: only the last exchange's layers that make the
+        # branches not picked can go (those branches then pass through unfused).
+        self.st4.stage_func_list[-1].fuse_func.keep_outputs(picked)
 
     def final_features(self, stages: List[torch.Tensor]) -> torch.Tensor:
         # The classifier's incremental path: every branch downsampled and summed into the

@@ -1,0 +1,139 @@
+"""The timm model API on every family, and timm's own data helpers on our models."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+from safetensors.torch import save_file
+
+import ssld_zoo
+from tests.models.test_graph_capture import NAMES, _model, _x
+
+# Families whose PaddleClas classes have head dropout (drop_rate) or stochastic depth.
+WITH_DROP_RATE = ["ghostnet_x0_5", "mobilenetv3_small_x0_35", "pphgnet_tiny", "pphgnetv2_b0",
+                  "pplcnet_x0_25", "pplcnetv2_small"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_widths_features_head_and_classifier(name):
+    model, x = _model(name), _x()
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        assert feats.ndim == 4 and feats.shape[1] == model.num_features
+        pre = model.forward_head(feats, pre_logits=True)
+        assert pre.shape == (2, model.head_hidden_size)
+        torch.testing.assert_close(model.forward_head(feats), model(x))
+        assert model.get_classifier().in_features == model.head_hidden_size
+        final, inter = model.forward_intermediates(x)
+        torch.testing.assert_close(final, feats)
+        assert [t.shape[1] for t in inter] == model.feature_info.channels()
+        assert len(model.forward_intermediates(x, indices=2, intermediates_only=True)) == 2
+    model.reset_classifier(0)
+    with torch.no_grad():
+        assert model(x).shape == (2, model.head_hidden_size)
+    model.reset_classifier(7)
+    assert model.num_classes == 7
+    with torch.no_grad():
+        assert model(x).shape == (2, 7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pretrained_cfg_without_weights_names_real_modules(name):
+    model = _model(name)
+    cfg = model.pretrained_cfg
+    assert cfg["input_size"] == (3, 224, 224) and cfg["num_classes"] == 1000
+    assert cfg["crop_pct"] == pytest.approx(224 / 256)
+    assert cfg["interpolation"] in ("bilinear", "bicubic")
+    first = model.get_submodule(cfg["first_conv"])
+    assert isinstance(first, nn.Conv2d) and first.in_channels == 3
+    assert model.get_submodule(cfg["classifier"]) is model.get_classifier()
+    assert model.weight_card is None
+
+
+def test_timm_resolve_data_config_and_create_transform_take_our_models():
+    timm_data = pytest.importorskip("timm.data")
+    from PIL import Image
+
+    model = _model("nextvit_small_224")
+    config = timm_data.resolve_data_config(model=model)
+    assert config["input_size"] == (3, 224, 224)
+    assert config["interpolation"] == "bicubic" or config["interpolation"] == "bilinear"
+    assert config["mean"] == pytest.approx((0.485, 0.456, 0.406))
+    transform = timm_data.create_transform(**config)
+    out = transform(Image.new("RGB", (300, 260), (120, 30, 200)))
+    assert out.shape == (3, 224, 224)
+    # timm's eval transform and ours agree on the same image.
+    ours = ssld_zoo.transforms("resnet50_vd")(Image.new("RGB", (300, 260), (120, 30, 200)))
+    torch.testing.assert_close(out, ours, atol=1e-5, rtol=0)
+
+
+def test_feature_info_has_timm_accessors_and_int_out_indices_take_the_last_n():
+    model = _model("resnet18_vd")
+    info = model.feature_info
+    assert info.channels() == [64, 128, 256, 512]
+    assert info.reduction() == [4, 8, 16, 32]
+    assert info.module_name(0) == "blocks.1"
+    assert info.get_dicts()[3] == {"num_chs": 512, "reduction": 32, "module": "blocks.7"}
+    assert info[1]["num_chs"] == 128
+    pyramid = _model("resnet18_vd", features_only=True, out_indices=2)
+    assert pyramid.out_indices == (2, 3)
+    assert [t.shape[1] for t in pyramid(_x())] == [256, 512]
+    with pytest.raises(ValueError, match="out of range"):
+        ssld_zoo.load("resnet18_vd", pretrained=False, features_only=True, out_indices=5)
+    with pytest.raises(ValueError, match="num_classes"):
+        ssld_zoo.load("resnet18_vd", pretrained=False, features_only=True, num_classes=10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_in_chans_builds_and_adapts_loaded_weights(name, tmp_path):
+    grey = _model(name, in_chans=1)
+    with torch.no_grad():
+        assert grey(_x()[:, :1]).shape == (2, 1000)
+    src = _model(name)
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()},
+              str(tmp_path / "w.safetensors"))
+    one = ssld_zoo.load(name, weights=tmp_path / "w.safetensors", in_chans=1)
+    six = ssld_zoo.load(name, weights=tmp_path / "w.safetensors", in_chans=6)
+    g, rgb = _x()[:, :1], _x()
+    with torch.no_grad():
+        want_grey = src(g.expand(-1, 3, -1, -1))
+        want_rgb = src(rgb)
+        # A grey image through the summed filters = the same image as RGB through the RGB
+        # ones; two stacked copies through the repeated, halved filters = the RGB image.
+        for got, want in ((one(g), want_grey), (six(torch.cat([rgb, rgb], 1)), want_rgb)):
+            torch.testing.assert_close(got, want, rtol=1e-3,
+                                       atol=1e-3 * float(want.abs().max()))
+    assert one.pretrained_cfg["input_size"][0] == 1
+
+
+@pytest.mark.parametrize("name", WITH_DROP_RATE)
+def test_drop_rate_sets_the_head_dropout(name):
+    model = _model(name, drop_rate=0.5)
+    assert [getattr(m, "p") for m in model.modules() if hasattr(m, "p")] == [0.5]
+
+
+def test_drop_path_rate_and_a_wrong_keyword():
+    model = _model("nextvit_small_224", drop_path_rate=0.3)
+    assert max(m.drop_prob for m in model.modules() if hasattr(m, "drop_prob")) == \
+        pytest.approx(0.3)
+    with pytest.raises(ValueError, match=r"resnet18_vd: .*drop_rate.*ssld_zoo/models/resnet_vd"):
+        ssld_zoo.load("resnet18_vd", pretrained=False, drop_rate=0.1)
+
+
+@pytest.mark.parametrize("name", ["resnet18_vd", "hrnet_w18_c", "mobilenetv3_small_x0_35",
+                                  "ghostnet_x0_5", "nextvit_small_224"])
+def test_grad_checkpointing_gives_the_same_loss_and_gradients(name):
+    def run(enable: bool):
+        model = _model(name).train()
+        model.set_grad_checkpointing(enable)
+        torch.manual_seed(3)
+        loss = model(_x()).square().mean()
+        loss.backward()
+        return loss.detach(), {n: p.grad for n, p in model.named_parameters()}
+
+    loss_ref, grads_ref = run(False)
+    loss_ck, grads_ck = run(True)
+    torch.testing.assert_close(loss_ck, loss_ref)
+    assert grads_ck.keys() == grads_ref.keys()
+    for key in grads_ref:
+        torch.testing.assert_close(grads_ck[key], grads_ref[key], rtol=1e-4, atol=1e-6)
