@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 .PHONY: setup demo test paddle-env openmmlab zoo-md bench
 
 # Re-run the install whenever pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@

@@ -1,13 +1,22 @@
-"""``ssld-zoo recipes``: the distillation recipes, one line each."""
+"""``ssld-zoo recipes [NAME]``: the distillation recipes, one line each; with a name, that
+recipe fully resolved (its ``_base_`` files merged, defaults filled in, validated): a dry run
+of what ``ssld-zoo distill NAME`` would train."""
 from __future__ import annotations
 
 import argparse
 
+from mmengine.config import DictAction
+
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("recipes", help="list the distillation recipes",
+    p = subparsers.add_parser("recipes", help="list the distillation recipes, or show one",
                               description="List the recipes `ssld-zoo distill` accepts by name "
-                                          "(from $SSLD_ZOO_RECIPES and the repository's recipes/).")
+                                          "(from $SSLD_ZOO_RECIPES and those shipped with "
+                                          "ssld-zoo); with NAME, print that recipe resolved "
+                                          "and validated, without training.")
+    p.add_argument("name", nargs="?", help="a recipe name or file to resolve and check")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                   help="overrides, as for ssld-zoo distill (key=value ...)")
     p.add_argument("--paths", action="store_true", help="show each recipe's file")
     p.set_defaults(func=run)
 
@@ -15,18 +24,26 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from ssld_zoo.cli._console import console
-    from ssld_zoo.distill.config import list_recipes, recipe_dirs
+    from ssld_zoo.distill.config import list_recipes, load_recipe, recipe_dirs
 
+    if args.name:
+        import pprint
+
+        recipe = load_recipe(args.name, args.cfg_options)
+        console.print(f"[bold]{recipe.pop('_path')}[/]: valid; resolved settings:")
+        console.print(pprint.pformat(recipe, width=100, sort_dicts=False), markup=False,
+                      highlight=False)
+        return 0
     found = list_recipes()
     if not found:
         console.print("no recipes found; looked in: "
                       + (", ".join(map(str, recipe_dirs())) or "(no recipe folder exists)"))
         return 1
     table = Table(title="ssld-zoo distill recipes")
-    table.add_column("recipe", style="bold")
+    table.add_column("recipe", style="bold", no_wrap=True)
     table.add_column("description")
     if args.paths:
-        table.add_column("file")
+        table.add_column("file", overflow="fold")
     for name, desc, path in found:
         table.add_row(name, desc, *([str(path)] if args.paths else []))
     console.print(table)

@@ -177,10 +177,12 @@ def _check_values(r: dict, source: str) -> None:
 
 def recipe_dirs() -> list[Path]:
     """Where recipe names are looked up: ``$SSLD_ZOO_RECIPES`` (os.pathsep-separated folders),
-    then the repository's ``recipes/``."""
+    then the recipes that ship with ssld-zoo (:func:`ssld_zoo.shipped.recipes_dir`)."""
+    from ssld_zoo.shipped import recipes_dir
+
     dirs = [Path(p) for p in os.environ.get("SSLD_ZOO_RECIPES", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parents[2] / "recipes")
-    return [d for d in dirs if d.is_dir()]
+    dirs.append(recipes_dir())
+    return [d for d in dirs if d is not None and d.is_dir()]
 
 
 def _recipe_files() -> Iterable[tuple[str, Path]]:
