@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup demo test paddle-env openmmlab zoo-md bench
+.PHONY: setup demo test test-fast paddle-env openmmlab zoo-md bench
 
 # Re-run the install whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml setup.py
@@ -28,6 +28,10 @@ demo: setup
 
 test: setup paddle-env openmmlab
 	$(PY) -m pytest
+
+# The development tier: everything but the files marked slow in tests/conftest.py (< 5 min).
+test-fast: setup openmmlab
+	$(PY) -m pytest -m "not slow" -q
 
 bench: setup
 	$(PY) -m pip install -q -e '.[bench]'

@@ -12,8 +12,12 @@ def test_demo_quick_mode_runs_the_three_trainings(tmp_path, capsys):
     plot = tmp_path / "demo.png"
     assert main(["demo", "--quick", "--work-dir", str(tmp_path / "wd"), "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
-    for row in ("teacher", "student, supervised (baseline)", "student, SSLD label-free"):
+    for row in ("teacher", "baseline student", "SSLD student"):
         assert row in out
+    # Readable at 80 columns (the width rich uses when stdout is not a terminal): no header
+    # cut to "lab…", no line wider than 80.
+    assert "top-1 %" in out and "labels" in out and "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # real data went through the real engine: PNG trees, checkpoints, exports with cards
     data = tmp_path / "wd" / "data"
@@ -38,3 +42,24 @@ def test_digits_split_is_stratified_and_disjoint(tmp_path):
     assert not (names["test"] & names["unlabeled"])
     per_class = [len(list((tmp_path / "labeled" / str(c)).glob("*.png"))) for c in range(10)]
     assert per_class == [10] * 10
+
+
+def test_the_full_demo_prints_the_figures_the_readme_promises(tmp_path, capsys):
+    """The main job is deterministic (seeded, one thread): the README's three figures must be
+    the ones it prints (about a minute)."""
+    import re
+
+    from ssld_zoo.cli.main import main
+    from tests.conftest import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    promised = re.search(r"teacher (\d+\.\d),\s+baseline (\d+\.\d), SSLD student (\d+\.\d)",
+                         readme)
+    assert promised, "README.md no longer states the demo's figures in the expected form"
+    assert main(["demo", "--work-dir", str(tmp_path / "wd"), "--plot",
+                 str(tmp_path / "demo.png")]) == 0
+    out = capsys.readouterr().out
+    printed = [re.search(rf"{row}\s.*?(\d+\.\d)\s+│\s+\d+\s+│", out).group(1)
+               for row in ("teacher ", "baseline student", "SSLD student")]
+    assert printed == list(promised.groups())
+    assert float(printed[0]) >= 97.0  # a teacher worthy of the name on digits
