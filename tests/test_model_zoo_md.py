@@ -5,7 +5,6 @@ SSLD doc, the Next-ViT and PP-HGNetV2 docs), parsed here independently of the re
 wrong number in a weight card fails even though the generator would copy it faithfully.
 """
 import re
-from pathlib import Path
 
 import pytest
 
