@@ -126,13 +126,14 @@ def time_cached_load(name: str) -> float:
     from safetensors.torch import save_file
 
     from ssld_zoo.registry import get_weights
-    from ssld_zoo.weights import hub
+    from ssld_zoo.weights.cache import converted_path
 
     with tempfile.TemporaryDirectory() as home:
         os.environ["SSLD_ZOO_HOME"] = home
-        path = hub.converted_path(get_weights(name))
+        path = converted_path(get_weights(name))
         path.parent.mkdir(parents=True)
-        save_file(ssld_zoo.load(get_weights(name).arch, pretrained=False).state_dict(), str(path))
+        save_file(ssld_zoo.load(get_weights(name).arch, pretrained=False).state_dict(), str(path),
+                  metadata={"weights": name})
         times = []
         for _ in range(5):
             t = time.perf_counter()

@@ -1,14 +1,14 @@
 """The public Python API: ``load``, ``model_info``, ``transforms``, ``class_names``.
 
-``load(name)`` -> registry lookup -> build the architecture -> resolve the weights (converted
-cache, else download + convert + cache) -> strict ``load_state_dict`` -> eval-mode model.
+``load(name)`` -> registry lookup -> build the architecture on the meta device -> the checked
+tensors from :func:`ssld_zoo.weights.source.load_weights` (the one seam for weights: converted
+cache, else download + validate + convert + cache) -> adopted -> eval-mode model.
 """
 from __future__ import annotations
 
 import os
 from functools import lru_cache, partial
 from importlib import resources
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
@@ -16,8 +16,8 @@ import torch.nn as nn
 
 from ssld_zoo.models._base import FeaturePyramid, adapt_input_conv
 from ssld_zoo.registry import EvalTransform, WeightCard, get_arch, get_weights
-from ssld_zoo.weights import hub
-from ssld_zoo.weights.files import load_state_file, sidecar_card
+from ssld_zoo.weights.files import sidecar_card
+from ssld_zoo.weights.source import load_weights, parse_source
 
 __all__ = ["load", "model_info", "transforms", "class_names", "pretrained_cfg"]
 
@@ -33,8 +33,8 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
             see :func:`ssld_zoo.list_models`.
         pretrained: load the published weights of ``name`` (for an architecture name:
             PaddleClas's baseline weights). Ignored when ``weights`` is given.
-        weights: a ``.pdparams``, ``.pth``/``.pt`` or ``.safetensors`` file, or a registered
-            weight name, to load into the architecture of ``name`` instead.
+        weights: a ``.pdparams``, ``.pth``/``.pt`` or ``.safetensors`` file, a registered
+            weight name, or a URL, to load into the architecture of ``name`` instead.
         num_classes: replace the classifier by a new one with this many outputs (the backbone
             keeps its weights); 0 removes it (``forward`` returns pooled features).
         features_only: return a :class:`~ssld_zoo.models._base.FeaturePyramid` whose forward
@@ -67,9 +67,10 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
         if card is None:
             raise ValueError(f"{name!r} has no published weights: use pretrained=False, or "
                              f"weights=PATH. Names with weights: ssld-zoo list {name}*")
-    if weights is not None and os.path.isfile(weights):
+    source = parse_source(weights) if weights is not None else card
+    if weights is not None and source.kind == "file":
         # An exported student (say a 10-class digits model) says its head size in its card.
-        side = sidecar_card(Path(weights))
+        side = sidecar_card(source.path)
         if side is not None and side.num_classes != 1000:
             kwargs.setdefault("num_classes", side.num_classes)
     build = partial(_build, arch, kwargs)
@@ -80,11 +81,9 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
         # slow part of building) and adopt the loaded tensors.
         with torch.device("meta"):
             model = build()
-        if weights is not None:
-            state, card = _state_for(model, weights)
-        else:
-            state = _registered_state(card, model)
-        model = _adopt(model, state, build)
+        loaded = load_weights(source, arch.name, fits=model)
+        model = _adopt(model, loaded.state, build)
+        card = loaded.card
         if in_chans != 3:
             _adapt_first_conv(model, in_chans)
     model.arch_name = arch.name
@@ -159,16 +158,6 @@ def pretrained_cfg(model: nn.Module, card: WeightCard | None = None,
     }
 
 
-def _state_for(model: nn.Module, weights: str | os.PathLike
-               ) -> tuple[dict[str, torch.Tensor], WeightCard | None]:
-    """The checked tensors of a file or registered weight name, and its card if any."""
-    text = os.fspath(weights)
-    if not os.path.exists(text) and text in _registered_names():
-        card = get_weights(text)
-        return _registered_state(card, model), card
-    return load_state_file(Path(text), model)
-
-
 def _adopt(model: nn.Module, state: dict[str, torch.Tensor],
            rebuild: Callable[[], nn.Module]) -> nn.Module:
     """Give a meta-device ``model`` the (already checked) tensors of ``state``.
@@ -187,30 +176,6 @@ def _adopt(model: nn.Module, state: dict[str, torch.Tensor],
                     return model
                 module._buffers[key] = torch.zeros((), dtype=torch.long)
     return model
-
-
-def _registered_names() -> set[str]:
-    from ssld_zoo.registry import list_weights
-    return {c.name for c in list_weights()}
-
-
-def _registered_state(card: WeightCard, model: nn.Module) -> dict[str, torch.Tensor]:
-    """The converted tensors of a registered weight: from the safetensors cache when present,
-    else downloaded, converted and cached so that the next call converts nothing."""
-    from safetensors.torch import load_file, save_file
-    from ssld_zoo.weights.convert import check_state_dict
-
-    converted = hub.converted_path(card)
-    if converted.exists():
-        state = load_file(str(converted))
-        check_state_dict(state, model, str(converted))
-        return state
-    raw = hub.download(card.urls, card.sha256)
-    state, _ = load_state_file(raw, model)
-    hub.atomic_write(converted, lambda tmp: save_file(
-        {k: v.contiguous() for k, v in state.items()}, str(tmp),
-        metadata={"weights": card.name, "source": card.urls[0]}))
-    return state
 
 
 def model_info(name: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -115,7 +116,7 @@ class WeightCard:
     @property
     def file_name(self) -> str:
         """The cached file name of the first URL (a Google Drive URL names it in its fragment)."""
-        from ssld_zoo.weights.hub import file_name_for
+        from ssld_zoo.weights.urls import file_name_for
         return file_name_for(self.urls[0])
 
     @property
@@ -174,8 +175,15 @@ def _unknown(name: str, kind: str = "model") -> KeyError:
     return KeyError(f"unknown {kind} {name!r}.{hint} `ssld-zoo list` shows all registered names.")
 
 
+def _check_name(name: object) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"a model name must be a str such as 'resnet50_vd_ssld', got {name!r} "
+                        f"({type(name).__name__})")
+
+
 def get_arch(name: str) -> Architecture:
     """The architecture behind a model or weight name."""
+    _check_name(name)
     _ensure_loaded()
     if name in _ARCHS:
         return _ARCHS[name]
@@ -187,12 +195,21 @@ def get_arch(name: str) -> Architecture:
 def get_weights(name: str) -> WeightCard | None:
     """The weight card of a name: ``resnet50_vd_ssld`` its own, ``resnet50_vd`` the baseline's.
     None when the architecture has no published weights."""
+    _check_name(name)
     _ensure_loaded()
     if name in _WEIGHTS:
         return _WEIGHTS[name]
     if name in _ARCHS:
         return None
     raise _unknown(name)
+
+
+def checkpoint_filter(name: str) -> Callable[[dict], dict] | None:
+    """The ``checkpoint_filter_fn(state) -> state`` of the family file that defines ``name``'s
+    architecture, if it has one: it maps foreign key names (PaddleClas 2.0/2.1, torchvision's
+    ResNeXt) onto the zoo's, as timm's filter functions do."""
+    module = importlib.import_module(get_arch(name).builder.__module__)
+    return getattr(module, "checkpoint_filter_fn", None)
 
 
 def list_architectures() -> list[str]:

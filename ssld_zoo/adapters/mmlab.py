@@ -146,17 +146,19 @@ class SSLDBackbone(BaseModule):
         cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
         pretrained_cfg = any(isinstance(c, dict) and c.get("type") == "Pretrained" for c in cfgs)
         if self.weights is not None and not pretrained_cfg:
+            from ssld_zoo.api import pretrained_cfg as timm_cfg
+            from ssld_zoo.weights.source import load_weights, reference_model
+
             arch = get_arch(self.model_name).name
-            loaded = ssld_zoo.load(arch, weights=self.weights)
-            # Same parameter shapes whatever the dilation: copy into our (maybe dilated) net.
-            missing, unexpected = self.body.model.load_state_dict(loaded.state_dict(),
-                                                                  strict=False)
-            head = set(self.layout.head) if self.layout is not None else set()
-            bad = [k for k in missing if not any(k.startswith(h + ".") for h in head)]
+            loaded = load_weights(self.weights, arch)
+            # The same tensors whatever the dilation; the stages after the last returned one
+            # and the head are not held (features_only), so their keys are left over.
+            missing, _ = self.body.model.load_state_dict(loaded.state, strict=False)
+            bad = [k for k in missing if not k.endswith("num_batches_tracked")]
             if bad:
                 raise RuntimeError(f"weights {self.weights!r} left {bad[:5]} unset")
-            self.pretrained_cfg = loaded.pretrained_cfg
-            self.weight_card = loaded.weight_card
+            self.pretrained_cfg = timm_cfg(reference_model(arch), loaded.card)
+            self.weight_card = loaded.card
         super().init_weights()
         self._freeze()
 

@@ -1,4 +1,4 @@
-"""``ssld-zoo cache list|clear|dir``: inspect and clean the weight cache."""
+"""``ssld-zoo cache list|clear|forget|dir``: inspect and clean the weight cache."""
 from __future__ import annotations
 
 import argparse
@@ -18,18 +18,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("pattern", nargs="?",
                     help="shell pattern on file or weight names, e.g. 'resnet50_vd*'")
     cp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    cp.add_argument("--forget-hashes", action="store_true",
-                    help="also forget the sha256 recorded at first download (by default a "
-                         "re-download must match it)")
+    cp.add_argument("--keep-hashes", action="store_true",
+                    help="keep the sha256 recorded for the deleted downloads, so that a "
+                         "re-download must be the very same file (by default they go too)")
+    cp.add_argument("--forget-hashes", action="store_true", help=argparse.SUPPRESS)  # former
     cp.set_defaults(func=run_clear)
+    fp = csub.add_parser("forget", help="forget the sha256 recorded for downloads matching "
+                                        "PATTERN (e.g. after the file changed upstream)")
+    fp.add_argument("pattern", help="shell pattern on file or weight names")
+    fp.set_defaults(func=run_forget)
     dp = csub.add_parser("dir", help="print the cache directory")
-    dp.set_defaults(func=lambda args: console.print(str(_hub().cache_dir()), highlight=False))
+    dp.set_defaults(func=lambda args: console.print(str(_cache().cache_dir()), highlight=False))
     p.set_defaults(func=run_list)  # `ssld-zoo cache` alone lists
 
 
-def _hub():
-    from ssld_zoo.weights import hub
-    return hub
+def _cache():
+    from ssld_zoo.weights import cache
+    return cache
 
 
 def _size(n: int) -> str:
@@ -57,9 +62,9 @@ def _table(entries, title: str) -> Table:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    hub = _hub()
-    entries = hub.cache_entries()
-    root = hub.cache_dir()
+    cache = _cache()
+    entries = cache.cache_entries()
+    root = cache.cache_dir()
     if not entries:
         console.print(f"the cache {root} is empty", highlight=False)
         return 0
@@ -69,11 +74,13 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_clear(args: argparse.Namespace) -> int:
-    hub = _hub()
-    entries = hub.find_entries(args.pattern)
+    cache = _cache()
+    entries = cache.find_entries(args.pattern)
+    if args.keep_hashes:
+        entries = [e for e in entries if e.kind != "hash"]
     if not entries:
         what = f"matching {args.pattern!r} " if args.pattern else ""
-        console.print(f"no cached files {what}in {hub.cache_dir()}", highlight=False)
+        console.print(f"no cached files {what}in {cache.cache_dir()}", highlight=False)
         return 0
     total = sum(e.size for e in entries)
     console.print(_table(entries, f"to delete: {_count(entries)}, {_size(total)}"))
@@ -86,6 +93,15 @@ def run_clear(args: argparse.Namespace) -> int:
         if not Confirm.ask("delete these files?", console=console, default=False):
             console.print("nothing deleted")
             return 1
-    removed = hub.clear_cache(args.pattern, forget_hashes=args.forget_hashes)
+    removed = cache.clear_cache(args.pattern, keep_hashes=args.keep_hashes)
     console.print(f"[green]deleted[/] {_count(removed)} ({_size(sum(e.size for e in removed))})")
+    return 0
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    gone = _cache().forget_hashes(args.pattern)
+    if not gone:
+        console.print(f"no recorded hash matches {args.pattern!r}", highlight=False)
+        return 0
+    console.print(f"[green]forgot[/] the recorded sha256 of {', '.join(gone)}", highlight=False)
     return 0

@@ -1,4 +1,4 @@
-"""``ssld-zoo download NAME [NAME...]``: fetch, verify, convert and cache published weights."""
+"""``ssld-zoo download NAME [NAME...]``: fetch, validate, convert and cache published weights."""
 from __future__ import annotations
 
 import argparse
@@ -11,8 +11,10 @@ from ssld_zoo.cli._console import console
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("download", help="download and convert published weights into the cache",
                        description="Download registered weights (names or shell patterns such "
-                                   "as '*_ssld'), verify their checksum, convert them and cache "
-                                   "the result, so that later loads need no network.")
+                                   "as '*_ssld'), check them (hash, keys, shapes, dtypes, "
+                                   "values), convert them and cache the result, so that later "
+                                   "loads need no network. SSLD_ZOO_MIRROR points every "
+                                   "download at a mirror server or folder.")
     p.add_argument("names", nargs="+", metavar="NAME",
                    help="weight name (resnet50_vd_ssld) or pattern ('*_ssld')")
     p.set_defaults(func=run)
@@ -38,20 +40,22 @@ def _expand(names: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import ssld_zoo
-    from ssld_zoo.weights import hub
+    from ssld_zoo.registry import get_weights
+    from ssld_zoo.weights.cache import converted_path
+    from ssld_zoo.weights.settings import cache_dir
+    from ssld_zoo.weights.source import load_weights
 
     names = _expand(args.names)
-    table = Table(title="cached weights", caption=f"converted files: {hub.cache_dir() / 'converted'}")
+    table = Table(title="cached weights", caption=f"converted files: {cache_dir() / 'converted'}")
     for col in ("name", "file", "converted size"):
         table.add_column(col, justify="right" if col == "converted size" else "left",
                          no_wrap=col != "converted size", overflow="fold")
     for name in names:
         console.print(f"[bold]{name}[/]")
-        model = ssld_zoo.load(name)  # downloads, verifies, converts and caches
-        card = model.weight_card
-        conv = hub.converted_path(card)
+        card = get_weights(name)
+        load_weights(card, card.arch)  # obtains, validates, converts and caches
+        conv = converted_path(card)
         size = conv.stat().st_size if conv.exists() else 0
-        table.add_row(name, hub.file_name_for(card.urls[0]), f"{size / 2**20:.1f} MiB")
+        table.add_row(name, card.file_name, f"{size / 2**20:.1f} MiB")
     console.print(table)
     return 0

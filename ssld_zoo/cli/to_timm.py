@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import ssld_zoo
     from ssld_zoo.interop import check_timm_state_dict, timm_equivalent, to_timm_state_dict
     from ssld_zoo.registry import get_arch
-    from ssld_zoo.weights.hub import atomic_write
+    from ssld_zoo.weights.fileops import atomic_write
 
     out: Path = args.output
     if out.suffix != ".safetensors":

@@ -32,7 +32,8 @@ from ssld_zoo.deploy.fuse import fuse as fuse_model
 from ssld_zoo.distill.export import card_path
 from ssld_zoo.preprocess import eval_transform_of, weight_card_of
 from ssld_zoo.registry import EvalTransform
-from ssld_zoo.weights.hub import atomic_write, recorded_sha256, sha256_of
+from ssld_zoo.weights.fileops import atomic_write, sha256_of
+from ssld_zoo.weights.trust import recorded_sha256
 
 __all__ = ["FORMATS", "SUFFIXES", "RTOL", "export_model", "check_export", "CheckResult",
            "load_exported", "read_card", "write_card", "card_path", "transform_of_card",

@@ -1,9 +1,11 @@
-"""Map a PaddleClas state dict onto a zoo model, strictly.
+"""Map a PaddleClas state dict onto a zoo model, and check any state dict strictly.
 
 The zoo's modules carry PaddleClas's names, so the mapping is mechanical: BatchNorm's
 ``_mean``/``_variance`` become ``running_mean``/``running_var`` and Linear weights, stored
 [in, out] by Paddle, are transposed. What is not mechanical is checking: PaddleClas's own loader
-ignores missing and unexpected keys, so a converter must be strict itself.
+ignores missing and unexpected keys, so a converter must be strict itself. The check covers
+keys, shapes, dtypes (those of the architecture: no silent fp16/bf16/fp64/complex) and values
+(finite, BatchNorm variances not negative).
 """
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["paddle_to_torch", "torch_to_paddle", "check_state_dict", "StateDictMismatch", "best_matching_arch"]
+from ssld_zoo.weights.errors import StateDictMismatch, WeightValueError
 
+__all__ = ["paddle_to_torch", "torch_to_paddle", "check_state_dict", "StateDictMismatch",
+           "WeightValueError", "best_matching_arch"]
 
-class StateDictMismatch(ValueError):
-    """Keys or shapes of a weights file do not fit the architecture."""
+_SHOWN = 6  # keys listed per kind of problem
 
 
 def _linear_weight_keys(model: nn.Module) -> set[str]:
@@ -36,17 +39,17 @@ def _rename(key: str) -> str:
 
 def paddle_to_torch(paddle_state: Mapping[str, np.ndarray], model: nn.Module,
                     source: str = "weights") -> dict[str, torch.Tensor]:
-    """Convert PaddleClas tensors to ``model``'s state dict, checking every key and shape."""
+    """Convert PaddleClas tensors to ``model``'s state dict, checking it (see
+    :func:`check_state_dict`). Nothing is copied before the check passes (views only), so
+    a file of other keys costs no memory beyond its own arrays."""
     linear = _linear_weight_keys(model)
     out: dict[str, torch.Tensor] = {}
     for key, value in paddle_state.items():
         tkey = _rename(key)
-        t = torch.from_numpy(np.ascontiguousarray(value))
-        if tkey in linear and t.ndim == 2:
-            t = t.t().contiguous()
-        out[tkey] = t
+        t = torch.from_numpy(value if value.flags.writeable else value.copy())
+        out[tkey] = t.t() if tkey in linear and t.ndim == 2 else t
     check_state_dict(out, model, source)
-    return out
+    return {k: v.contiguous() for k, v in out.items()}
 
 
 def torch_to_paddle(model: nn.Module) -> dict[str, np.ndarray]:
@@ -68,33 +71,66 @@ def torch_to_paddle(model: nn.Module) -> dict[str, np.ndarray]:
     return out
 
 
-def _expected(model: nn.Module) -> dict[str, torch.Size]:
-    # num_batches_tracked is torch bookkeeping with no Paddle counterpart.
-    return {k: v.shape for k, v in model.state_dict().items()
-            if not k.endswith("num_batches_tracked")}
+def _expected(model: nn.Module) -> dict[str, torch.Tensor]:
+    # num_batches_tracked is torch bookkeeping with no Paddle counterpart: optional.
+    return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+def _listing(label: str, items: list[str]) -> str:
+    more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+    return f"{len(items)} {label}: {', '.join(items[:_SHOWN])}{more}"
 
 
 def check_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module,
-                     source: str = "weights") -> None:
-    """Raise :class:`StateDictMismatch` listing missing, unexpected and wrongly shaped keys."""
-    expected = _expected(model)
+                     source: str = "weights", values: bool = True) -> None:
+    """Check ``state`` against ``model`` (any device; the meta device costs nothing).
+
+    Raises :class:`StateDictMismatch` (one line) naming missing, unexpected, wrongly shaped and
+    wrongly typed keys, and (``values``) :class:`WeightValueError` naming tensors with NaN/Inf
+    values or negative BatchNorm variances.
+    """
+    full = model.state_dict()
+    expected = {k: v for k, v in full.items() if not k.endswith("num_batches_tracked")}
+    bad_type = [f"{k!r} ({type(v).__name__})" for k, v in state.items()
+                if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad_type:
+        raise StateDictMismatch(f"{source}: {_listing('entries are not tensors', bad_type)}")
     given = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(given)
-                   if tuple(given[k].shape) != tuple(expected[k]))
-    if not (missing or unexpected or wrong):
-        return
-    lines = [f"{source} do not fit {type(model).__name__}:"]
-    for label, keys in (("missing", missing), ("unexpected", unexpected)):
-        if keys:
-            lines.append(f"  {len(keys)} {label} keys: {', '.join(keys[:8])}"
-                         + (" ..." if len(keys) > 8 else ""))
-    if wrong:
-        lines.append(f"  {len(wrong)} keys of the wrong shape: " + ", ".join(
-            f"{k} {list(given[k].shape)} (expected {list(expected[k])})" for k in wrong[:8])
-            + (" ..." if len(wrong) > 8 else ""))
-    raise StateDictMismatch("\n".join(lines))
+    common = sorted(set(expected) & set(given))
+    wrong = [f"{k} {list(given[k].shape)} (expected {list(expected[k].shape)})"
+             for k in common if tuple(given[k].shape) != tuple(expected[k].shape)]
+    dtypes = [f"{k} {str(v.dtype).replace('torch.', '')} (expected "
+              f"{str(full[k].dtype).replace('torch.', '')})"
+              for k, v in state.items() if k in full and v.dtype != full[k].dtype]
+    problems = [_listing(label, keys) for label, keys in (
+        ("missing keys", missing), ("unexpected keys", unexpected),
+        ("keys of the wrong shape", wrong), ("keys of the wrong dtype", dtypes)) if keys]
+    if problems:
+        hint = ("; cast the file's tensors to the architecture's dtype (float32) if that is "
+                "intended" if dtypes and not (missing or unexpected or wrong) else "")
+        raise StateDictMismatch(f"{source} do not fit {type(model).__name__}: "
+                                + "; ".join(problems) + hint)
+    if values:
+        _check_values(given, model, source)
+
+
+def _check_values(state: Mapping[str, torch.Tensor], model: nn.Module, source: str) -> None:
+    variances = {f"{n}.running_var" if n else "running_var"
+                 for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._NormBase)}
+    bad: list[str] = []
+    for key, t in state.items():
+        if t.is_floating_point() or t.is_complex():
+            n = int((~torch.isfinite(t)).sum())
+            if n:
+                bad.append(f"{key} has {n} NaN/Inf values")
+                continue
+        if key in variances and t.numel() and bool((t < 0).any()):
+            bad.append(f"{key} (a BatchNorm variance) has negative values "
+                       f"(min {float(t.min()):.3g})")
+    if bad:
+        raise WeightValueError(f"{source}: {_listing('tensors no trained weights have', bad)}")
 
 
 @lru_cache(maxsize=None)
@@ -102,7 +138,7 @@ def _arch_shapes(name: str) -> dict[str, torch.Size]:
     from ssld_zoo.registry import get_arch
 
     with torch.device("meta"):
-        return _expected(get_arch(name).builder())
+        return {k: v.shape for k, v in _expected(get_arch(name).builder()).items()}
 
 
 def best_matching_arch(state: Mapping[str, object], exclude: str | None = None) -> str | None:
@@ -114,7 +150,7 @@ def best_matching_arch(state: Mapping[str, object], exclude: str | None = None) 
     from ssld_zoo.registry import list_architectures
 
     shapes = {_rename(k): tuple(getattr(v, "shape", ())) for k, v in state.items()
-              if not k.endswith("num_batches_tracked")}
+              if isinstance(k, str) and not k.endswith("num_batches_tracked")}
     for name in list_architectures():
         if name == exclude:
             continue

@@ -1,4 +1,4 @@
-"""``ssld-zoo cache list|clear|dir`` on a private cache."""
+"""``ssld-zoo cache list|clear|forget|dir`` on a private cache."""
 import io
 import json
 
@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from ssld_zoo.cli.main import main
-from ssld_zoo.weights import hub
+from ssld_zoo.weights import trust
+
+RECORD = {"sha256": "a" * 64, "url": "u", "size": 10, "arch": "resnet18_vd",
+          "recorded": "2026-01-01T00:00:00+00:00"}
 
 
 @pytest.fixture
@@ -69,14 +72,53 @@ def test_cache_clear_needs_confirmation(cache, capsys, monkeypatch):
     assert len(names(cache)) == 5
 
 
-def test_cache_clear_forget_hashes(cache):
-    (cache / "sha256.json").write_text(json.dumps(
-        {"format": 1, "files": {"Other.pdparams": {"sha256": "a" * 64}}}))
+def _records(home, **files):
+    (home / "sha256.json").write_text(json.dumps({"format": 2, "files": files}))
+
+
+def test_cache_clear_forgets_the_hashes_of_what_it_deletes(cache):
+    _records(cache, **{"Other.pdparams": RECORD, "ResNet18_vd_pretrained.pdparams": RECORD})
     assert main(["cache", "clear", "Other*", "--yes"]) == 0
-    assert hub.recorded_sha256("Other.pdparams") == "a" * 64  # kept by default
-    (cache / "downloads" / "Other.pdparams").write_bytes(b"o")
-    assert main(["cache", "clear", "Other*", "--yes", "--forget-hashes"]) == 0
-    assert hub.recorded_sha256("Other.pdparams") is None
+    assert trust.recorded_sha256("Other.pdparams") is None  # a clean state: as if never fetched
+    assert trust.recorded_sha256("ResNet18_vd_pretrained.pdparams") == "a" * 64
+    assert main(["cache", "clear", "resnet18*", "--yes", "--forget-hashes"]) == 0  # former flag
+    assert trust.read_records() == {}
+
+
+def test_cache_clear_keep_hashes_then_forget(cache, capsys):
+    _records(cache, **{"Other.pdparams": RECORD})
+    assert main(["cache", "clear", "Other*", "--yes", "--keep-hashes"]) == 0
+    assert trust.recorded_sha256("Other.pdparams") == "a" * 64  # a re-download must match it
+    assert main(["cache", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "hash" in out and "Other.pdparams" in out and "aaaaaaaaaa" in out
+    # The file is gone, yet its hash can still be forgotten, by file or by pattern.
+    assert main(["cache", "forget", "other.*"]) == 0
+    assert "forgot the recorded sha256 of Other.pdparams" in capsys.readouterr().out
+    assert trust.recorded_sha256("Other.pdparams") is None
+    assert main(["cache", "forget", "other.*"]) == 0
+    assert "no recorded hash matches" in capsys.readouterr().out
+
+
+def test_cache_clear_removes_hash_only_entries_too(cache):
+    _records(cache, **{"Gone.pdparams": RECORD})
+    assert main(["cache", "clear", "Gone*", "--yes"]) == 0
+    assert trust.read_records() == {}
+
+
+def test_cache_clear_all_restores_an_empty_cache(cache):
+    _records(cache, **{"Other.pdparams": RECORD})
+    (cache / "quarantine").mkdir()
+    (cache / "quarantine" / "20260101T000000-1-Bad.pdparams").write_bytes(b"<html>")
+    assert main(["cache", "clear", "--yes"]) == 0
+    assert names(cache) == [] and not (cache / "quarantine").exists()
+    assert trust.read_records() == {}
+
+
+def test_forget_by_weight_name(cache):
+    _records(cache, **{"ResNet18_vd_pretrained.pdparams": RECORD, "Other.pdparams": RECORD})
+    assert main(["cache", "forget", "resnet18_vd"]) == 0
+    assert set(trust.read_records()) == {"Other.pdparams"}
 
 
 def test_cache_dir(cache, capsys):

@@ -15,7 +15,7 @@ import ssld_zoo
 from ssld_zoo.cli.main import main
 from ssld_zoo.deploy import export as export_mod
 from ssld_zoo.deploy.export import FORMATS, RTOL, SUFFIXES, load_exported, synthetic_image
-from ssld_zoo.weights.hub import sha256_of
+from ssld_zoo.weights.fileops import sha256_of
 from tests.distill.test_fast_teacher import _randomise_bn
 
 ARCH = "pplcnet_x0_25"  # the smallest zoo model: an export costs the exporter's time only
