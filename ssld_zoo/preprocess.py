@@ -4,12 +4,13 @@ published with, and images read for it (shared by ``ssld-zoo predict`` and ``ssl
 from __future__ import annotations
 
 import os
+import re
 
 import torch.nn as nn
 
 from ssld_zoo.registry import EvalTransform, WeightCard, get_weights
 
-__all__ = ["weight_card_of", "eval_transform_of", "read_image"]
+__all__ = ["weight_card_of", "eval_transform_of", "read_image", "decode_image", "shown_path"]
 
 
 def weight_card_of(model: nn.Module) -> WeightCard | None:
@@ -34,14 +35,81 @@ def eval_transform_of(model: nn.Module, name: str | None = None) -> EvalTransfor
     return card.transform if card is not None else EvalTransform()
 
 
-def read_image(path: str | os.PathLike):
-    """The RGB ``PIL.Image`` at ``path``; a missing file raises ``FileNotFoundError``, an
-    unreadable one ``ValueError``, both naming the path."""
+def _to_8bit(im):
+    """An 8-bit image for ``im``: 16-bit and 32-bit-integer grey (``I;16*``, ``I``: 16-bit PNG,
+    TIFF and PGM files) scaled by 255/65535 instead of clipped to white, float grey (``F``) in
+    [0, 1] scaled by 255; other modes unchanged. A range that cannot be scaled is a ValueError."""
+    import numpy as np
+    from PIL import Image
+
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return im
+    a = np.asarray(im)
+    if a.size == 0:
+        raise ValueError("it has no pixels")
+    lo, hi = float(a.min()), float(a.max())
+    if im.mode == "F":
+        if not (np.isfinite(a).all() and 0.0 <= lo and hi <= 1.0):
+            raise ValueError(f"float pixels in [{lo:g}, {hi:g}]; expected [0, 1] (convert it to "
+                             f"8 or 16 bits)")
+        scaled = a.astype(np.float64) * 255.0
+    else:
+        if not (0 <= lo and hi <= 65535):
+            raise ValueError(f"32-bit integer pixels in [{lo:g}, {hi:g}]; expected 16-bit values "
+                             f"in [0, 65535] (convert it to 8 or 16 bits)")
+        scaled = a.astype(np.float64) * (255.0 / 65535.0)
+    return Image.fromarray(np.rint(scaled).astype(np.uint8))  # mode L
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` (or any text holding one) printable whatever its bytes: a name that is not
+    UTF-8 holds surrogates that no console can encode; such bytes are shown as ``\\xNN``."""
+    text = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def decode_image(path: str | os.PathLike):
+    """The RGB ``PIL.Image`` at ``path`` (8 bits per channel; 16-bit files scaled, not clipped).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for anything else that
+    stops it: not an image, truncated, a range that cannot be scaled, or more pixels than
+    ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb limit, refused before the
+    pixels are decoded). Every message names the file."""
+    import warnings
+
     from PIL import Image
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"image {path} does not exist")
+        raise FileNotFoundError(f"image {shown_path(path)} does not exist")
+    limit = Image.MAX_IMAGE_PIXELS
     try:
-        return Image.open(path).convert("RGB")
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from e
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x the limit; the size check below refuses it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            width, height = im.size
+            if limit is not None and width * height > limit:
+                raise Image.DecompressionBombError(f"{width}x{height} = {width * height} pixels")
+            return _to_8bit(im).convert("RGB")
+    except Image.DecompressionBombError as e:
+        # Pillow refuses over 2x the limit itself, before the size is known: "(N pixels)".
+        size = str(e) if "=" in str(e) else f"{re.search(r'[0-9]+', str(e)).group()} pixels"
+        raise ValueError(f"cannot read image {shown_path(path)}: {size} is over the limit of "
+                         f"{limit} pixels (PIL.Image.MAX_IMAGE_PIXELS, a decompression-bomb "
+                         f"guard; raise it only for files you trust)") from None
+    except ValueError as e:
+        raise ValueError(f"cannot read image {shown_path(path)}: {shown_path(e)}") from None
+    except (OSError, SyntaxError, EOFError, MemoryError) as e:  # PIL's decoders raise these
+        reason = shown_path(str(e).splitlines()[0]) if str(e) else "cannot decode it"
+        raise ValueError(f"cannot read image {shown_path(path)}: {type(e).__name__}: {reason}"
+                         ) from None
+
+
+def read_image(path: str | os.PathLike):
+    """The RGB ``PIL.Image`` at ``path`` (see :func:`decode_image`); a missing file raises
+    ``FileNotFoundError``, an unreadable one ``ValueError``, both naming the path."""
+    return decode_image(path)

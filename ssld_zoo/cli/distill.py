@@ -99,7 +99,11 @@ def add_parser(subparsers) -> None:
                    metavar="KEY=VALUE", help="override recipe values, e.g. "
                    "data.labeled_roots=\"['/data/train']\" schedule.epochs=10")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
-                   help="resume from CKPT, or from the latest checkpoint in the work dir")
+                   help="resume from CKPT, or from the latest checkpoint in the work dir "
+                        "(none there is an error, unless --allow-fresh)")
+    p.add_argument("--allow-fresh", action="store_true",
+                   help="with --resume: start from scratch when the work dir has no checkpoint "
+                        "yet (e.g. a job script that is restarted until it finishes)")
     p.add_argument("--launcher", choices=("none", "pytorch", "slurm"), default="none",
                    help="process launcher: pytorch for torchrun (DDP)")
     p.add_argument("--no-export", action="store_true", help="do not export the final student")
@@ -115,15 +119,20 @@ def run(args: argparse.Namespace) -> int:
     from ssld_zoo.distill.distiller import NonFiniteLossError
     from ssld_zoo.distill.runner import run_distill
 
+    if args.allow_fresh and args.resume is not True:
+        raise ValueError("--allow-fresh goes with a bare --resume (the latest checkpoint of the "
+                         "work dir, if any); it has no meaning without it or with --resume CKPT")
     recipe = load_recipe(args.recipe, args.cfg_options)
     work_dir = Path(args.work_dir or Path("work_dirs") / recipe_name(recipe["_path"]))
     hooks = [] if args.no_progress else [RichProgressHook()]
     try:
         result = run_distill(recipe, work_dir, launcher=args.launcher, resume=args.resume,
-                             extra_hooks=hooks, export=not args.no_export)
+                             extra_hooks=hooks, export=not args.no_export,
+                             allow_fresh=args.allow_fresh)
     except NonFiniteLossError as e:
-        last = work_dir / "last_checkpoint"
-        where = last.read_text().strip() if last.is_file() else "none was written yet"
+        from ssld_zoo.distill.checkpoint import find_resume_checkpoint
+        last = find_resume_checkpoint(work_dir)
+        where = str(last) if last is not None else "none was written yet"
         err_console.print(f"[bold red]error:[/] {e}\nLast good checkpoint: {where} "
                           f"(continue with --resume after changing the recipe)")
         return 1

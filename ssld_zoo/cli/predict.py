@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="model or weight name, e.g. resnet50_vd_ssld")
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--weights", help="weights file to use instead of the published ones")
-    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--topk", type=int, default=5, help="classes shown per image (>= 1)")
     p.set_defaults(func=run)
 
 
@@ -22,8 +22,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import ssld_zoo
-    from ssld_zoo.preprocess import eval_transform_of, read_image
+    from ssld_zoo.preprocess import eval_transform_of, read_image, shown_path
 
+    if args.topk < 1:
+        raise ValueError(f"--topk {args.topk}: expected a positive number of classes to show")
     model = ssld_zoo.load(args.name, weights=args.weights)
     transform = eval_transform_of(model, args.name).build()
     names = ssld_zoo.class_names() if model.num_classes == 1000 else None
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         with torch.no_grad():
             probs = model(transform(image).unsqueeze(0)).softmax(-1)[0]
         top = probs.topk(min(args.topk, probs.numel()))
-        table = Table(title=f"{path}  ({args.name})")
+        table = Table(title=f"{shown_path(path)}  ({args.name})")
         table.add_column("rank", justify="right")
         table.add_column("class", justify="right")
         table.add_column("name")

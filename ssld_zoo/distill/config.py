@@ -104,7 +104,10 @@ def validate_recipe(cfg: Any, source: str = "recipe") -> dict:
                 if bad:
                     raise RecipeError(f"{source}: unknown key(s) {', '.join(f'{key}.{b}' for b in bad)}; "
                                       f"valid keys of {key}: {', '.join(sorted(default))}")
-            merged = copy.deepcopy(default) if key not in _FREE_SECTIONS else {}
+            # A free section names its own type and keys; without a type (e.g. only
+            # --cfg-options optimizer.lr=0.1) it refines the default one.
+            merged = copy.deepcopy(default) if key not in _FREE_SECTIONS or "type" not in value \
+                else {}
             merged.update(value)
             value = merged
         out[key] = value
@@ -114,7 +117,99 @@ def validate_recipe(cfg: Any, source: str = "recipe") -> dict:
     return out
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _need(ok: bool, source: str, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise RecipeError(f"{source}: {key}={value!r}: expected {expected}")
+
+
+def _check_numbers(r: dict, source: str) -> None:
+    """Types and ranges of the recipe's numeric keys (before anything compares or builds them)."""
+    d, s, rt = r["data"], r["schedule"], r["runtime"]
+    ints = {"data.batch_size": (d["batch_size"], 1), "data.num_workers": (d["num_workers"], 0),
+            "data.input_size": (d["input_size"], 1), "runtime.seed": (rt["seed"], 0),
+            "runtime.checkpoint_interval": (rt["checkpoint_interval"], 1),
+            "runtime.val_interval": (rt["val_interval"], 1),
+            "runtime.log_interval": (rt["log_interval"], 1),
+            "runtime.max_keep_ckpts": (rt["max_keep_ckpts"], -1)}
+    for key, (v, low) in ints.items():
+        _need(isinstance(v, int) and not isinstance(v, bool) and v >= low, source, key, v,
+              f"an integer >= {low}")
+    for key, v in (("data.val_batch_size", d["val_batch_size"]), ("data.resize", d["resize"])):
+        _need(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1), source,
+              key, v, "None or an integer >= 1")
+    for key, v in (("loss_weight", r["loss_weight"]), ("hard_label_weight", r["hard_label_weight"]),
+                   ("schedule.warmup_epochs", s["warmup_epochs"]),
+                   ("schedule.eta_min", s["eta_min"])):
+        _need(_is_number(v) and v >= 0, source, key, v, "a number >= 0")
+    _need(_is_number(s["warmup_start_factor"]) and 0 < s["warmup_start_factor"] <= 1, source,
+          "schedule.warmup_start_factor", s["warmup_start_factor"], "a number in (0, 1]")
+    _need(_is_number(d["hflip"]) and 0 <= d["hflip"] <= 1, source, "data.hflip", d["hflip"],
+          "a probability in [0, 1]")
+    for key in ("scale", "ratio", "mean", "std"):
+        v, n = d[key], 2 if key in ("scale", "ratio") else 3
+        _need(isinstance(v, (list, tuple)) and len(v) == n and all(_is_number(x) for x in v),
+              source, f"data.{key}", v, f"{n} numbers")
+    for who in ("teacher", "student"):
+        if r[who] is not None:
+            n = r[who].get("num_classes")
+            _need(n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1),
+                  source, f"{who}.num_classes", n, "None (from the weights or the teacher) or "
+                  "an integer >= 1")
+
+
+def _check_params(section: str, cls: type, params: dict, source: str) -> None:
+    """``params`` against ``cls``'s signature: known names, numbers where it takes numbers."""
+    import inspect
+    sig = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls).parameters
+    names = [n for n in sig if n not in ("self", "params")]
+    if not any(p.kind is p.VAR_KEYWORD for p in sig.values()):
+        bad = sorted(set(params) - set(names))
+        if bad:
+            keys = ", ".join(f"{section}.{b}" for b in bad)
+            raise RecipeError(f"{source}: unknown key(s) {keys} for "
+                              f"{getattr(cls, '__name__', cls)}; valid: {', '.join(names)}")
+    for key, value in params.items():
+        default = sig[key].default if key in sig else None
+        where = f"{section}.{key}"
+        if isinstance(default, bool):
+            _need(isinstance(value, bool), source, where, value, "True or False")
+        elif _is_number(default):
+            _need(_is_number(value), source, where, value, "a number")
+        elif isinstance(default, tuple) and all(_is_number(x) for x in default):
+            _need(isinstance(value, (list, tuple)) and len(value) == len(default)
+                  and all(_is_number(x) for x in value), source, where, value,
+                  f"{len(default)} numbers")
+
+
+def _check_optimizer(opt: dict, source: str) -> None:
+    """``optimizer.type``: a torch (or mmengine-registered) optimiser; its keys and numbers."""
+    from mmengine.registry import OPTIMIZERS
+    import mmengine.optim  # noqa: F401  (registers torch's optimisers)
+    kind = opt.get("type")
+    cls = kind if isinstance(kind, type) else OPTIMIZERS.get(kind) if isinstance(kind, str) \
+        else None
+    if cls is None:
+        import torch
+        known = sorted(n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
+                       and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)
+                       and n != "Optimizer")
+        raise RecipeError(f"{source}: optimizer.type={kind!r} is not a known optimiser; "
+                          f"expected one of torch.optim's: {', '.join(known)}")
+    _check_params("optimizer", cls, {k: v for k, v in opt.items() if k != "type"}, source)
+
+
 def _check_values(r: dict, source: str) -> None:
+    _check_numbers(r, source)
+    _check_optimizer(r["optimizer"], source)
+    if isinstance(r["loss"], dict):
+        from ssld_zoo.distill.losses import LOSSES
+        if r["loss"].get("type") in LOSSES:
+            _check_params("loss", LOSSES[r["loss"]["type"]],
+                          {k: v for k, v in r["loss"].items() if k != "type"}, source)
     if not r["student"].get("name"):
         raise RecipeError(f"{source}: student.name is required (a zoo architecture, e.g. "
                           f"'resnet50_vd'; see `ssld-zoo list`)")

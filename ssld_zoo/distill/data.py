@@ -62,7 +62,8 @@ def scan_unlabeled(root: str | os.PathLike) -> list[str]:
     root = Path(root)
     if root.is_file():
         paths = []
-        for line in root.read_text().splitlines():
+        # surrogateescape: a name that is not UTF-8 comes back as the bytes the OS gave
+        for line in root.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
@@ -198,13 +199,15 @@ def build_eval_transform(input_size: int = 224, resize: int = 256,
 
 
 def read_image(path: str):
-    """An RGB PIL image, or None when the file cannot be decoded."""
-    from PIL import Image
+    """An RGB PIL image, or None when the file cannot be decoded (logged, naming the file).
+
+    Decoded by :func:`ssld_zoo.preprocess.decode_image`, as ``ssld-zoo predict`` does: 16-bit
+    files are scaled to 8 bits, and an image over Pillow's pixel limit is refused (skipped)."""
+    from ssld_zoo.preprocess import decode_image
     try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
+        return decode_image(path)
     except Exception as e:  # any decoding failure: skip the sample, never crash the run
-        log.warning("skipping unreadable image %s (%s: %s)", path, type(e).__name__, e)
+        log.warning("skipping unreadable image: %s", e)
         return None
 
 

@@ -158,6 +158,7 @@ class Distiller(BaseModel):
         self.hard_label_weight = float(hard_label_weight)
         self.eval_teacher = self.teacher is not None  # evaluate the teacher on the first val
         self.skipped_images = 0
+        self.skipped_batches = 0  # steps with no readable image (see SkipEmptyBatchTrainLoop)
 
     def train(self, mode: bool = True) -> "Distiller":
         super().train(mode)
@@ -204,6 +205,8 @@ class Distiller(BaseModel):
                 f"Lower the learning rate, lengthen the warm-up or use bf16 instead of fp16.")
         # Logged, not optimised (mmengine only adds up keys holding 'loss').
         losses["skipped_images"] = torch.tensor(float(self.skipped_images), device=logits.device)
+        losses["skipped_batches"] = torch.tensor(float(self.skipped_batches),
+                                                 device=logits.device)
         return losses
 
     def _teacher_target(self, inputs: torch.Tensor, ids: torch.Tensor | None,

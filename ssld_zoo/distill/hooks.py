@@ -64,6 +64,8 @@ class StudentEMAHook(Hook):
 
     @torch.no_grad()
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if outputs is None:  # a skipped step (no readable image): the student did not change
+            return
         student = unwrap(runner.model).student
         m = 1.0 if runner.iter < self.begin_iter else self.momentum
         ema_p = [p for p in self.ema.parameters()]

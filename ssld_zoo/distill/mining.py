@@ -48,7 +48,7 @@ def read_scores(path: Path) -> dict[str, tuple[int, float]]:
     """``{image path: (class, confidence)}`` from a scores file (class -1: unreadable)."""
     scores: dict[str, tuple[int, float]] = {}
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
             parts = line.split("\t")
             if len(parts) == 3:  # a line cut by a kill has fewer columns: re-score that image
                 scores[parts[0]] = (int(parts[1]), float(parts[2]))
@@ -130,7 +130,7 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
                         batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
     spath.parent.mkdir(parents=True, exist_ok=True)
     done, unreadable = reused, 0
-    with open(spath, "a") as f, torch.no_grad():
+    with open(spath, "a", encoding="utf-8", errors="surrogateescape") as f, torch.no_grad():
         for x, idx, bad in loader:
             lines = [score_line(todo[i], -1, 0.0) for i in bad]
             unreadable += len(bad)
@@ -184,5 +184,6 @@ def _select(paths: Sequence[str], scores: dict[str, tuple[int, float]], teacher:
         best = sorted(by_class[c], key=lambda t: (-t[0], t[1]))[:per_class]
         per[c] = len(best)
         lines += [f"{p}\t{c}\t{conf:.8f}\n" for conf, p in best]
-    atomic_write(out, lambda tmp: Path(tmp).write_text("".join(lines)))
+    atomic_write(out, lambda tmp: Path(tmp).write_text("".join(lines), encoding="utf-8",
+                                                        errors="surrogateescape"))
     return MiningResult(out, scored, reused, unreadable, sum(per.values()), per)

@@ -8,19 +8,23 @@ are per process unless ``runtime.sync_bn`` is on).
 from __future__ import annotations
 
 import copy
+import math
 import os
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.registry import MODELS
-from mmengine.runner import Runner
+from mmengine.registry import LOOPS, MODELS
+from mmengine.runner import EpochBasedTrainLoop, Runner
 
 from ssld_zoo.distill.cache.dataset import CachedViewDataset, collate_cached
-from ssld_zoo.distill.checkpoint import SafeCheckpointHook, mmengine_safe_globals
+from ssld_zoo.distill.checkpoint import (LAST_CHECKPOINT, SafeCheckpointHook,
+                                         find_resume_checkpoint, mmengine_safe_globals,
+                                         read_checkpoint)
 from ssld_zoo.distill.data import (DistillDataset, build_eval_transform, build_train_transform,
                                    collate)
 from ssld_zoo.distill.distiller import Distiller, unwrap
@@ -29,22 +33,106 @@ from ssld_zoo.distill.metrics import DistillAccuracy
 
 __all__ = ["SSLDRunner", "build_runner", "run_distill", "DistillResult", "HistoryHook",
            "world_size_from_env", "eval_transform_of", "train_transform_of", "recipe_record",
-           "open_teacher_cache"]
+           "open_teacher_cache", "SkipEmptyBatchTrainLoop", "resume_checkpoint"]
 
 MODELS.register_module(name="SSLDDistiller", module=Distiller, force=True)
 
 
 class SSLDRunner(Runner):
     """mmengine's Runner whose checkpoint loads allow-list mmengine's own non-tensor objects
-    (see :mod:`ssld_zoo.distill.checkpoint`) instead of disabling ``weights_only``."""
+    (see :mod:`ssld_zoo.distill.checkpoint`) instead of disabling ``weights_only``, and refuse a
+    file that is not a training checkpoint in one line (:func:`~.checkpoint.read_checkpoint`)."""
 
-    def load_checkpoint(self, *args: Any, **kwargs: Any):
-        with mmengine_safe_globals():
-            return super().load_checkpoint(*args, **kwargs)
+    def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = False,
+                        revise_keys: list = [(r"^module.", "")]) -> dict:  # noqa: B006 (mmengine's)
+        from mmengine.runner.checkpoint import _load_checkpoint_to_model
+        checkpoint = read_checkpoint(filename, map_location)
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        checkpoint = _load_checkpoint_to_model(unwrap(self.model), checkpoint, strict,
+                                               revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f"Load checkpoint from {filename}")
+        return checkpoint
 
     def resume(self, *args: Any, **kwargs: Any) -> None:
         with mmengine_safe_globals():
             return super().resume(*args, **kwargs)
+
+
+@LOOPS.register_module(name="SSLDEpochBasedTrainLoop", force=True)
+class SkipEmptyBatchTrainLoop(EpochBasedTrainLoop):
+    """mmengine's epoch loop, except that a batch left with too few readable images to train
+    on (none; or one, when a BatchNorm layer normalises with batch statistics) is skipped: no
+    forward, no optimiser step (a loss over no sample is NaN), the iteration counted as usual
+    (so the schedule and a resumed run stay in step), and the skip logged and counted
+    (``skipped_batches``, ``skipped_images`` in the training log). Under DDP the processes agree
+    first: if any of them has such a batch, all skip that step."""
+
+    _min_images: int | None = None
+
+    def run_iter(self, idx: int, data_batch: Any) -> None:
+        n = self._readable(data_batch)
+        if n >= self._min_batch():
+            return super().run_iter(idx, data_batch)
+        model = unwrap(self.runner.model)
+        skipped = int(data_batch.get("skipped", 0)) if isinstance(data_batch, dict) else 0
+        model.skipped_images += skipped
+        model.skipped_batches += 1
+        self.runner.logger.warning(
+            f"epoch {self.epoch + 1}, step {idx + 1}: {n} readable image(s) in this batch "
+            f"({skipped} unreadable here), fewer than the {self._min_batch()} a step needs; "
+            f"skipped without an optimiser step ({model.skipped_batches} batch(es) skipped so far)")
+        self.runner.call_hook("before_train_iter", batch_idx=idx, data_batch=data_batch)
+        with warnings.catch_warnings():  # the schedule follows the iteration, stepped or not
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+            warnings.filterwarnings("ignore", "Detected call of `scheduler.step", UserWarning)
+            self.runner.call_hook("after_train_iter", batch_idx=idx, data_batch=data_batch,
+                                  outputs=None)
+        self._iter += 1
+
+    def _min_batch(self) -> int:
+        """2 when a BatchNorm layer of the student or teacher trains on batch statistics (one
+        sample has no variance to normalise by), else 1."""
+        if self._min_images is None:
+            model = unwrap(self.runner.model)  # in train mode: run_epoch has set it
+            bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training
+                     for m in model.modules())
+            self._min_images = 2 if bn else 1
+        return self._min_images
+
+    @staticmethod
+    def _readable(data_batch: Any) -> int:
+        """The fewest readable images of this step's batch over all processes."""
+        from mmengine.dist import all_reduce, get_world_size
+        inputs = data_batch.get("inputs") if isinstance(data_batch, dict) else None
+        n = int(inputs.shape[0]) if isinstance(inputs, torch.Tensor) else 2 ** 31
+        if get_world_size() > 1:
+            count = torch.tensor([n], dtype=torch.int64)
+            all_reduce(count, op="min")
+            n = int(count.item())
+        return n
+
+
+def resume_checkpoint(work_dir: str | os.PathLike, resume: bool | str | os.PathLike,
+                      allow_fresh: bool = False) -> Path | None:
+    """The checkpoint a run continues from: ``resume`` itself when it is a path, the latest of
+    ``work_dir`` when it is True (see :func:`~.checkpoint.find_resume_checkpoint`), None when it
+    is False. With ``resume=True`` and no checkpoint, ``FileNotFoundError`` unless
+    ``allow_fresh`` (then None: the run starts from scratch)."""
+    if not resume:
+        return None
+    if not isinstance(resume, bool):
+        path = Path(resume)
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume {path}: no such checkpoint file")
+        return path
+    path = find_resume_checkpoint(work_dir)
+    if path is None and not allow_fresh:
+        raise FileNotFoundError(
+            f"--resume: no checkpoint to resume from in {work_dir} (no {LAST_CHECKPOINT}, no "
+            f"complete epoch_N.pth); check --work-dir, or add --allow-fresh to start from "
+            f"scratch when there is none")
+    return path
 
 
 class HistoryHook(Hook):
@@ -202,8 +290,13 @@ def _tensorboard_available() -> bool:
 
 def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "none",
                  resume: bool | str = False, extra_hooks: Sequence[Hook] = (),
-                 log_level: str = "INFO") -> tuple[SSLDRunner, HistoryHook]:
-    """An :class:`SSLDRunner` for a validated recipe (see :func:`~.config.load_recipe`)."""
+                 log_level: str = "INFO", allow_fresh: bool = False
+                 ) -> tuple[SSLDRunner, HistoryHook]:
+    """An :class:`SSLDRunner` for a validated recipe (see :func:`~.config.load_recipe`).
+
+    ``resume``: False, True (the latest checkpoint of ``work_dir``; none there is an error
+    unless ``allow_fresh``) or a checkpoint file (see :func:`resume_checkpoint`)."""
+    resume_path = resume_checkpoint(work_dir, resume, allow_fresh)
     r = copy.deepcopy(recipe)
     d, rt = r["data"], r["runtime"]
     world = world_size_from_env(launcher)
@@ -222,6 +315,14 @@ def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "non
         train_set, cache_info = open_teacher_cache(r, train_set)
         train_collate = collate_cached
         per_rank //= r["teacher_cache"]["crops_per_image"]  # images per step; views stay B
+    per_rank_images = math.ceil(len(train_set) / world)
+    if per_rank < 1 or per_rank_images < per_rank:
+        where = f" per process ({world} processes)" if world > 1 else ""
+        raise ValueError(
+            f"data.batch_size={d['batch_size']} is larger than the training set: "
+            f"{per_rank} images a step{where} but {per_rank_images} training images{where}, so "
+            f"an epoch would have no complete batch; set data.batch_size to at most "
+            f"{len(train_set) * (r['teacher_cache'] or {}).get('crops_per_image', 1)}")
     eval_tf = eval_transform_of(r)
     val_set = None
     if d["val_root"]:
@@ -259,7 +360,6 @@ def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "non
     if rt["tensorboard"] and _tensorboard_available():
         vis_backends.append(dict(type="TensorboardVisBackend"))
 
-    resume_path = resume if isinstance(resume, str) else None
     runner_cfg = {k: v for k, v in r.items() if not k.startswith("_")}
     runner_cfg["compile"] = rt["compile"]
     if rt["sync_bn"] and cuda and world > 1:
@@ -281,7 +381,7 @@ def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "non
             dataset=val_set, batch_size=d["val_batch_size"] or per_rank,
             sampler=dict(type="DefaultSampler", shuffle=False, round_up=False), **loader_common),
         val_evaluator=None if val_set is None else dict(type=DistillAccuracy),
-        train_cfg=dict(by_epoch=True, max_epochs=r["schedule"]["epochs"],
+        train_cfg=dict(type="SSLDEpochBasedTrainLoop", max_epochs=r["schedule"]["epochs"],
                        val_interval=rt["val_interval"]),
         val_cfg=None if val_set is None else dict(),
         optim_wrapper=optim_wrapper,
@@ -290,7 +390,7 @@ def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "non
             timer=dict(type="IterTimerHook"),
             logger=dict(type="LoggerHook", interval=rt["log_interval"]),
             param_scheduler=dict(type="ParamSchedulerHook"),
-            checkpoint=dict(type="CheckpointHook", interval=rt["checkpoint_interval"],
+            checkpoint=dict(type="SSLDCheckpointHook", interval=rt["checkpoint_interval"],
                             by_epoch=True, max_keep_ckpts=rt["max_keep_ckpts"], save_last=True,
                             save_best="top1" if val_set is not None else None, rule="greater"),
             sampler_seed=dict(type="DistSamplerSeedHook")),
@@ -299,8 +399,8 @@ def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "non
         env_cfg=dict(cudnn_benchmark=cuda, dist_cfg=dict(backend="nccl" if cuda else "gloo"),
                      mp_cfg=dict(mp_start_method="fork" if os.name != "nt" else "spawn")),
         randomness=dict(seed=rt["seed"], deterministic=rt["deterministic"]),
-        resume=bool(resume),
-        load_from=resume_path,
+        resume=resume_path is not None,
+        load_from=None if resume_path is None else str(resume_path),
         log_processor=dict(by_epoch=True, window_size=rt["log_interval"]),
         log_level=log_level,
         visualizer=dict(type="Visualizer", vis_backends=vis_backends),
@@ -313,10 +413,13 @@ def build_runner(recipe: dict, work_dir: str | os.PathLike, launcher: str = "non
 
 def run_distill(recipe: dict, work_dir: str | os.PathLike, launcher: str = "none",
                 resume: bool | str = False, extra_hooks: Sequence[Hook] = (),
-                export: bool = True, log_level: str = "INFO") -> DistillResult:
-    """Train as the recipe says, then (rank 0) export the final student with its card."""
+                export: bool = True, log_level: str = "INFO",
+                allow_fresh: bool = False) -> DistillResult:
+    """Train as the recipe says, then (rank 0) export the final student with its card.
+    ``resume`` and ``allow_fresh`` as :func:`build_runner`."""
     from mmengine.dist import get_rank
-    runner, history = build_runner(recipe, work_dir, launcher, resume, extra_hooks, log_level)
+    runner, history = build_runner(recipe, work_dir, launcher, resume, extra_hooks, log_level,
+                                   allow_fresh=allow_fresh)
     runner.train()
     metrics = dict(history.history[-1]) if history.history else {}
     metrics.pop("epoch", None)

@@ -197,7 +197,8 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
     elif rank == 0:
         root.mkdir(parents=True, exist_ok=True)
         text = "".join(f"{p}\t{label}\n" for p, label in images.samples)
-        atomic_write(root / IMAGES, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        atomic_write(root / IMAGES, lambda tmp: Path(tmp).write_text(text, encoding="utf-8",
+                                                                      errors="surrogateescape"))
         _write_manifest(root, spec, complete=False)
     if dist is not None:
         dist.barrier()
@@ -308,8 +309,8 @@ def _finish(root: Path, spec: CacheSpec, paths: list[str]) -> int:
             ok = bool(rec["ok"][k])
             lines.append(score_line(paths[start + k], int(rec["pred"][k]) if ok else -1,
                                     float(rec["conf"][k]) if ok else 0.0))
-    atomic_write(root / SCORES, lambda tmp: Path(tmp).write_text("".join(lines),
-                                                                   encoding="utf-8"))
+    atomic_write(root / SCORES, lambda tmp: Path(tmp).write_text(
+        "".join(lines), encoding="utf-8", errors="surrogateescape"))
     size = sum((root / x["file"]).stat().st_size for x in shards)
     _write_manifest(root, spec, complete=True, shards=shards, bytes=size,
                     bytes_per_view=size / max(1, spec.num_images * spec.views))

@@ -175,7 +175,8 @@ class TeacherCache:
     def paths(self) -> list[str]:
         """The cached image paths, in cache order."""
         if self._paths is None:
-            lines = (self.root / IMAGES).read_text(encoding="utf-8").splitlines()
+            lines = (self.root / IMAGES).read_text(encoding="utf-8",
+                                                   errors="surrogateescape").splitlines()
             self._paths = [line.split("\t")[0] for line in lines]
             if len(self._paths) != self.spec.num_images:
                 raise CacheError(f"{self.root / IMAGES}: {len(self._paths)} images listed, the "
