@@ -14,15 +14,9 @@ __all__ = ["weight_card_of", "eval_transform_of", "read_image", "decode_image", 
 
 
 def weight_card_of(model: nn.Module) -> WeightCard | None:
-    """The :class:`WeightCard` of the weights ``model`` was loaded with, or None.
-
-    ``model.weight_card`` holds it; models built before the timm-style ``pretrained_cfg``
-    dict kept the card in ``pretrained_cfg`` itself, which is read as a fallback."""
-    card = getattr(model, "weight_card", None)
-    if card is None:
-        cfg = getattr(model, "pretrained_cfg", None)
-        card = cfg if isinstance(cfg, WeightCard) else None
-    return card
+    """The :class:`WeightCard` of the weights ``model`` was loaded with (``model.weight_card``,
+    set by :func:`ssld_zoo.load`), or None."""
+    return getattr(model, "weight_card", None)
 
 
 def eval_transform_of(model: nn.Module, name: str | None = None) -> EvalTransform:

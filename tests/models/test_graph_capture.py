@@ -122,7 +122,8 @@ def test_torch_export_with_a_dynamic_batch(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_onnx_in_onnxruntime_equals_eager(name, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort  # a test dependency (pyproject [test] -> [export])
+
     model, x = _model(name), _x()
     path = tmp_path / f"{name}.onnx"
     with warnings.catch_warnings():

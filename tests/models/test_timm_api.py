@@ -51,7 +51,7 @@ def test_pretrained_cfg_without_weights_names_real_modules(name):
 
 
 def test_timm_resolve_data_config_and_create_transform_take_our_models():
-    timm_data = pytest.importorskip("timm.data")
+    import timm.data as timm_data  # a test dependency (pyproject [test])
     from PIL import Image
 
     model = _model("nextvit_small_224")

@@ -192,3 +192,21 @@ def pdparams_bytes(arch: str, seed: int = 0, tweak=None) -> bytes:
     buf = io.BytesIO()
     pickle.dump({k: np.ascontiguousarray(v) for k, v in state.items()}, buf, protocol=4)
     return buf.getvalue()
+
+
+def run_concurrently(call, n: int, timeout: float) -> tuple[list, list]:
+    """Run ``call()`` in ``n`` threads at once; return (results, exceptions raised)."""
+    results, errors = [], []
+
+    def worker():
+        try:
+            results.append(call())
+        except Exception as e:  # pragma: no cover - reported by the caller's assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results, errors

@@ -26,7 +26,7 @@ from ssld_zoo.weights.errors import (CacheRepairWarning, ChecksumError, Deadline
                                      OfflineError, WeightsFileError)
 from ssld_zoo.weights.fileops import locked
 from ssld_zoo.weights.urls import file_name_for
-from tests.weights.server import HTML, cache_listing, sha
+from tests.weights.server import HTML, cache_listing, run_concurrently, sha
 
 PAYLOAD = b"WGT" + bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 7 bytes, not chunk aligned
 ARCH = "test-arch"
@@ -292,19 +292,7 @@ def test_concurrent_downloads_of_one_file_fetch_it_once(server, home):
     base, served = server
     served.files["/Tiny.pdparams"] = PAYLOAD
     served.delay["/Tiny.pdparams"] = 0.3  # all threads are waiting while the first fetches
-    results, errors = [], []
-
-    def worker():
-        try:
-            results.append(get([base + "/Tiny.pdparams"], sha(PAYLOAD)))
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    results, errors = run_concurrently(lambda: get([base + "/Tiny.pdparams"], sha(PAYLOAD)), 6, 30)
     assert errors == [] and len(results) == 6 and len(set(results)) == 1
     assert len(served.hits("/Tiny.pdparams")) == 1
     assert downloads(home) == ["Tiny.pdparams"]

@@ -9,7 +9,6 @@ in PaddleClas's format, by the local server standing in as the mirror.
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 import torch
@@ -20,7 +19,7 @@ from ssld_zoo.weights import cache, trust
 from ssld_zoo.weights.errors import (CacheRepairWarning, ChecksumError, NotWeightsError,
                                      StateDictMismatch)
 from ssld_zoo.weights.source import load_weights, registered_state
-from tests.weights.server import HTML, cache_listing, pdparams_bytes, sha
+from tests.weights.server import HTML, cache_listing, pdparams_bytes, run_concurrently, sha
 
 NAME = "mobilenetv1_x0_25"
 CARD = get_weights(NAME)
@@ -198,19 +197,7 @@ def test_unreadable_records_are_quarantined_with_a_warning(mirror, home):
 
 def test_concurrent_loads_download_and_convert_once(mirror, home):
     mirror.delay["/" + FILE] = 0.3
-    models, errors = [], []
-
-    def worker():
-        try:
-            models.append(ssld_zoo.load(NAME))
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    models, errors = run_concurrently(lambda: ssld_zoo.load(NAME), 4, 60)
     assert errors == [] and len(models) == 4
     assert len(mirror.hits("/" + FILE)) == 1
     for m in models[1:]:
@@ -245,7 +232,6 @@ def test_registered_weights_for_another_architecture_say_whose_they_are(mirror):
 
 def test_ssld_backbone_loads_through_the_seam_without_building_twice(mirror, real_bytes,
                                                                        monkeypatch):
-    pytest.importorskip("mmengine")
     import ssld_zoo.api
     from ssld_zoo.adapters.mmlab import SSLDBackbone
 
