@@ -15,6 +15,10 @@ SHIPPED = {"recipes": "recipes", "downstream/mmdet": "downstream/mmdet",
 
 class BuildWithConfigs(build_py):
     def run(self) -> None:
+        if not self.editable_mode:
+            # Start from an empty package folder: a module deleted from the tree must not
+            # ship from an earlier build's leftovers in build/lib.
+            shutil.rmtree(Path(self.build_lib) / "ssld_zoo", ignore_errors=True)
         super().run()
         if self.editable_mode:  # an editable install reads the checkout's folders
             return

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ssld_zoo.weights.hub import atomic_write
+from ssld_zoo.weights.fileops import atomic_write
 
 __all__ = ["export_student", "card_path"]
 

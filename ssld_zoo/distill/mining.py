@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ssld_zoo.distill.data import build_eval_transform, read_image, scan_unlabeled
-from ssld_zoo.weights.hub import atomic_write
+from ssld_zoo.weights.fileops import atomic_write
 
 __all__ = ["mine", "MiningResult", "scores_path", "read_scores"]
 

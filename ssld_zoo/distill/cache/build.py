@@ -27,7 +27,7 @@ from ssld_zoo.distill.cache.format import (FORMAT_VERSION, IMAGES, KINDS, MANIFE
                                            CacheMismatchError, CacheSpec, images_digest,
                                            record_dtype, shard_name, teacher_diff)
 from ssld_zoo.distill.data import DistillDataset, read_image, sample_seed, seeded
-from ssld_zoo.weights.hub import atomic_write, sha256_of
+from ssld_zoo.weights.fileops import atomic_write, sha256_of
 
 __all__ = ["build_teacher_cache", "BuildResult", "teacher_fingerprint", "cache_spec"]
 
