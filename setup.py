@@ -1,5 +1,5 @@
 """Build step only (the metadata is in pyproject.toml): put copies of the repository's
-``recipes/`` and ``downstream/{mmdet,mmseg}`` configs inside the built package, so that a
+``recipes/`` and ``downstream/{_base_,mmdet,mmseg}`` configs inside the built package, so that a
 pip-installed ssld-zoo has them too (see ssld_zoo/shipped.py)."""
 import shutil
 from pathlib import Path
@@ -9,8 +9,10 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 # source folder in the repository -> folder inside the installed package
-SHIPPED = {"recipes": "recipes", "downstream/mmdet": "downstream/mmdet",
-           "downstream/mmseg": "downstream/mmseg"}
+# (downstream/_base_ holds what the mmdet and mmseg configs share: they inherit it by a relative
+# path, so it sits next to them in the package too.)
+SHIPPED = {"recipes": "recipes", "downstream/_base_": "downstream/_base_",
+           "downstream/mmdet": "downstream/mmdet", "downstream/mmseg": "downstream/mmseg"}
 
 
 class BuildWithConfigs(build_py):

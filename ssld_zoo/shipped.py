@@ -2,7 +2,7 @@
 MMDetection / MMSegmentation configs.
 
 In a checkout they are the repository's ``recipes/`` and ``downstream/``; a built wheel carries
-copies inside the package (``ssld_zoo/recipes/`` and ``ssld_zoo/downstream/{mmdet,mmseg}/``,
+copies inside the package (``ssld_zoo/recipes/`` and ``ssld_zoo/downstream/{_base_,mmdet,mmseg}/``,
 written by ``setup.py``'s build step). Everything that looks for those files asks here, so
 installed and checkout behave the same. (mmengine's ``pkg::config`` base syntax only serves
 OpenMMLab's own packages, so a config of yours inherits ours by path: ``ssld-zoo configs``.)
@@ -34,8 +34,11 @@ def downstream_dir() -> Path | None:
 
 
 def downstream_configs() -> list[Path]:
-    """Every shipped downstream config file, sorted (``mmdet/...``, then ``mmseg/...``)."""
+    """Every shipped downstream config file, sorted (``mmdet/...``, then ``mmseg/...``). The
+    ``_base_/`` folders (and any name starting with ``_``) hold building blocks that the configs
+    inherit, not configs to train: they are not listed."""
     root = downstream_dir()
     if root is None:
         return []
-    return sorted(p for task in ("mmdet", "mmseg") for p in (root / task).glob("*.py"))
+    return sorted(p for task in ("mmdet", "mmseg") for p in (root / task).glob("*.py")
+                  if not p.name.startswith("_"))

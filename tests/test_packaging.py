@@ -87,6 +87,7 @@ def test_downstream_configs_ship_and_a_user_config_inherits_one(installed):
     paths = _cli(installed, "configs", "--path-only").split()
     assert len(paths) >= 20
     assert all(Path(p).is_relative_to(installed["site"]) for p in paths)
+    assert not any("/_base_/" in p for p in paths)  # building blocks, not configs to train
     try:
         import mmdet  # noqa: F401
     except ImportError:

@@ -2,26 +2,8 @@
 # backbone recipe: stem and stage 0 frozen, BN statistics frozen, per-stage lr multipliers
 # [0.05, 0.05, 0.1, 0.15]. PaddleDetection: 44.4 box AP with the SSLD weights (plain ResNet50: 41.1) (docs/downstream.md).
 # Baseline twin (ResNet50_vd's ordinary weights): cascade-rcnn_r50vd_fpn_1x_coco.py
-_base_ = 'mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py'
+_base_ = ['mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+          './_base_/r50vd_ssld_fpn.py']
 
-custom_imports = dict(imports=['ssld_zoo.adapters.mmlab'], allow_failed_imports=False)
-
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SSLDBackbone',
-        model='resnet50_vd',
-        weights='ssld',
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=1,
-        norm_eval=True))
-
-optim_wrapper = dict(
-    constructor='SSLDStageLrConstructor',
-    paramwise_cfg=dict(custom_keys={
-        'backbone.stem': dict(lr_mult=0.05),
-        'backbone.stages.0': dict(lr_mult=0.05),
-        'backbone.stages.1': dict(lr_mult=0.05),
-        'backbone.stages.2': dict(lr_mult=0.1),
-        'backbone.stages.3': dict(lr_mult=0.15),
-    }))
+model = dict(backbone=_base_.pop('ssld_backbone'))
+optim_wrapper = _base_.pop('ssld_optim_wrapper')
