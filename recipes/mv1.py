@@ -6,13 +6,10 @@ smoothing, student from scratch, 224 px; MobileNet-family students learn from Re
 Published top-1 after stage 1: 77.65; after stage 2 (mv1_stage2.py): 77.9.
 The loss is SSLD's symmetric KL (PaddleClas ppcls/loss/dmlloss.py), without labels.
 """
-_base_ = ["./_base_/datasets/imagenet_5m.py", "./_base_/schedules/ssld_360e.py",
-          "./_base_/default_runtime.py"]
+_base_ = "./_base_/ssld_stage1.py"
 
 description = "MobileNetV1 from ResNet50_vd_ssld (71.0 -> 77.9)"
-teacher = dict(name="resnet50_vd_ssld", pretrained=True, bn_mode="eval")
-student = dict(name="mobilenetv1", pretrained=False)
-loss = dict(type="SymmetricKL")
-hard_label_weight = 0.0
+teacher = dict(name="resnet50_vd_ssld")
+student = dict(name="mobilenetv1")
 data = dict(batch_size=4096)
 optimizer = dict(lr=1.6, weight_decay=3e-05)

@@ -5,15 +5,10 @@ stage 2: 77.89. PaddleClas keeps distilling from the same teacher in this stage;
 available here, so set hard_label_weight > 0 to add cross-entropy on them.
 Set the stage-1 export: --cfg-options student.weights=work_dirs/mv1/mobilenetv1_mv1.safetensors
 """
-_base_ = ["./_base_/datasets/imagenet_1k.py", "./_base_/schedules/finetune_30e.py",
-          "./_base_/default_runtime.py"]
+_base_ = "./_base_/ssld_stage2.py"
 
 description = "Stage 2 of mv1: 30-epoch ImageNet-1k fine-tune of the stage-1 mobilenetv1, lr 0.016"
-teacher = dict(name="resnet50_vd_ssld", pretrained=True, bn_mode="eval")
+teacher = dict(name="resnet50_vd_ssld")
 student = dict(name="mobilenetv1", weights="work_dirs/mv1/mobilenetv1_mv1.safetensors")
-loss = dict(type="SymmetricKL")
-hard_label_weight = 0.0
 data = dict(batch_size=4096)
 optimizer = dict(lr=0.016, weight_decay=3e-05)
-schedule = dict(epochs=30)
-runtime = dict(checkpoint_interval=5, val_interval=1)

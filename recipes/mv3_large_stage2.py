@@ -5,15 +5,10 @@ stage 2: 78.96. PaddleClas keeps distilling from the same teacher in this stage;
 available here, so set hard_label_weight > 0 to add cross-entropy on them.
 Set the stage-1 export: --cfg-options student.weights=work_dirs/mv3_large/mobilenetv3_large_x1_0_mv3_large.safetensors
 """
-_base_ = ["./_base_/datasets/imagenet_1k.py", "./_base_/schedules/finetune_30e.py",
-          "./_base_/default_runtime.py"]
+_base_ = "./_base_/ssld_stage2.py"
 
 description = "Stage 2 of mv3_large: 30-epoch ImageNet-1k fine-tune of the stage-1 mobilenetv3_large_x1_0, lr 0.008"
-teacher = dict(name="resnet50_vd_ssld", pretrained=True, bn_mode="eval")
+teacher = dict(name="resnet50_vd_ssld")
 student = dict(name="mobilenetv3_large_x1_0", weights="work_dirs/mv3_large/mobilenetv3_large_x1_0_mv3_large.safetensors")
-loss = dict(type="SymmetricKL")
-hard_label_weight = 0.0
 data = dict(batch_size=2048)
 optimizer = dict(lr=0.008, weight_decay=1e-05)
-schedule = dict(epochs=30)
-runtime = dict(checkpoint_interval=5, val_interval=1)

@@ -5,15 +5,11 @@ stage 2: 82.99. PaddleClas keeps distilling from the same teacher in this stage;
 available here, so set hard_label_weight > 0 to add cross-entropy on them.
 Set the stage-1 export: --cfg-options student.weights=work_dirs/r50d_v2/resnet50_vd_r50d_v2.safetensors
 """
-_base_ = ["./_base_/datasets/imagenet_1k.py", "./_base_/schedules/finetune_30e.py",
-          "./_base_/default_runtime.py"]
+_base_ = "./_base_/ssld_stage2.py"
 
 description = "Stage 2 of r50d_v2: 60-epoch ImageNet-1k fine-tune of the stage-1 resnet50_vd, lr 0.004"
-teacher = dict(name="resnext101_32x16d_wsl", pretrained=True, bn_mode="eval")
+teacher = dict(name="resnext101_32x16d_wsl")
 student = dict(name="resnet50_vd", weights="work_dirs/r50d_v2/resnet50_vd_r50d_v2.safetensors")
-loss = dict(type="SymmetricKL")
-hard_label_weight = 0.0
 data = dict(batch_size=1024, auto_augment="imagenet")
 optimizer = dict(lr=0.004, weight_decay=2e-05)
 schedule = dict(epochs=60)
-runtime = dict(checkpoint_interval=5, val_interval=1)
