@@ -56,8 +56,7 @@ def _recipe(root: Path, args) -> dict:
         data=dict(labeled_roots=[str(root)], batch_size=args.batch, num_workers=args.workers,
                   input_size=args.size),
         schedule=dict(epochs=1), runtime=dict(log_interval=10 ** 6, tensorboard=False,
-                                              checkpoint_interval=10 ** 6)))
-    r["_path"] = "bench.py"
+                                              checkpoint_interval=10 ** 6)), "distill_overhead.py")
     return r
 
 

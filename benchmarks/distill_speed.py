@@ -88,8 +88,7 @@ def recipe(root: Path, args, *, teacher: dict | None, cache: dict | None = None)
                   input_size=args.size),
         schedule=dict(epochs=100),
         runtime=dict(log_interval=10 ** 6, tensorboard=False, checkpoint_interval=10 ** 6,
-                     val_interval=10 ** 6, channels_last=args.channels_last)))
-    r["_path"] = "distill_speed.py"
+                     val_interval=10 ** 6, channels_last=args.channels_last)), "distill_speed.py")
     return r
 
 

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import ssld_zoo
     from ssld_zoo.distill.config import load_recipe
     from ssld_zoo.distill.data import DistillDataset, collate
-    from ssld_zoo.distill.runner import train_transform_of
+    from ssld_zoo.distill.runner import eval_transform_of, train_transform_of
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("weights", nargs="+", type=Path,
@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     recipe = load_recipe(args.recipe)
-    d, transform = recipe["data"], train_transform_of(recipe)
-    mean = torch.tensor(d["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(d["std"]).view(1, -1, 1, 1)
+    transform, tf = train_transform_of(recipe), eval_transform_of(recipe)
+    mean = torch.tensor(tf.mean).view(1, -1, 1, 1)
+    std = torch.tensor(tf.std).view(1, -1, 1, 1)
     splits = {"train": dict(labeled_roots=[args.data / "train"]),
               "unlabeled": dict(unlabeled_roots=[args.data / "unlabeled"]),
               "val": dict(labeled_roots=[args.data / "val"])}

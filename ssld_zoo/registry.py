@@ -29,7 +29,10 @@ PADDLE_BASE = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 
 @dataclass(frozen=True)
 class EvalTransform:
-    """The evaluation preprocessing a weight was published with (PaddleClas's eval config)."""
+    """The evaluation preprocessing a weight was published with (PaddleClas's eval config):
+    resize the short side to ``resize``, centre-crop ``input_size``, normalise by ``mean`` and
+    ``std``. The one description of an input pipeline in ssld-zoo: predict, distillation
+    validation, mining, transfer, export and the demo all build theirs from a card's."""
 
     input_size: int = 224
     resize: int = 256
@@ -37,19 +40,80 @@ class EvalTransform:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
+    INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+    def __post_init__(self) -> None:
+        for key in ("input_size", "resize"):
+            v = getattr(self, key)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+                raise ValueError(f"transform {key}={v!r}: expected an integer >= 1")
+        if self.interpolation not in self.INTERPOLATIONS:
+            raise ValueError(f"transform interpolation={self.interpolation!r}: expected one of "
+                             f"{', '.join(self.INTERPOLATIONS)}")
+        for key in ("mean", "std"):
+            v = getattr(self, key)
+            if not (isinstance(v, (list, tuple)) and len(v) == 3
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+                raise ValueError(f"transform {key}={v!r}: expected 3 numbers")
+            object.__setattr__(self, key, tuple(float(x) for x in v))
+        if not all(x > 0 for x in self.std):
+            raise ValueError(f"transform std={self.std}: expected 3 positive numbers")
+
+    @classmethod
+    def check_overrides(cls, overrides: dict, where: str = "transform") -> None:
+        """Raise ValueError naming an unknown key of ``overrides`` (``where``.key)."""
+        bad = sorted(set(overrides) - set(cls.__dataclass_fields__))
+        if bad:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(bad)}; valid: "
+                             f"{', '.join(cls.__dataclass_fields__)}")
+        try:
+            dataclasses.replace(cls(), **overrides)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+
+    def replace(self, **overrides) -> "EvalTransform":
+        """This transform with some fields changed (unknown keys are a ValueError)."""
+        self.check_overrides(overrides)
+        return dataclasses.replace(self, **overrides)
+
+    def at_size(self, input_size: int) -> "EvalTransform":
+        """The same pipeline at another crop size, keeping the crop ratio (resize / crop)."""
+        return self.replace(input_size=input_size,
+                            resize=max(input_size, round(input_size * self.resize
+                                                         / self.input_size)))
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (what a model card stores under ``transform``)."""
+        return {"input_size": self.input_size, "resize": self.resize,
+                "interpolation": self.interpolation, "mean": list(self.mean),
+                "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "transform") -> "EvalTransform":
+        """The transform a card's ``transform`` dict describes; bad keys name ``where``."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
+        cls.check_overrides(data, where)
+        return cls(**data)
+
+    def resize_crop(self):
+        """PIL image or uint8 tensor -> uint8 CHW tensor: resize and centre crop, not
+        normalised (the data preprocessors of training and mining normalise on the device)."""
+        from torchvision.transforms import v2 as T
+
+        mode = getattr(T.InterpolationMode, self.interpolation.upper())
+        # Resize before ToImage: a PIL image is resized by PIL (as timm's and the training
+        # transform's are), a tensor by torch.
+        return T.Compose([T.Resize(self.resize, interpolation=mode, antialias=True),
+                          T.CenterCrop(self.input_size), T.ToImage(), T.ToPureTensor()])
+
     def build(self):
         """A torchvision transform: PIL image or uint8 tensor -> normalised float tensor."""
         from torchvision.transforms import v2 as T
         import torch
 
-        modes = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
-        return T.Compose([
-            T.ToImage(),
-            T.Resize(self.resize, interpolation=modes[self.interpolation], antialias=True),
-            T.CenterCrop(self.input_size),
-            T.ToDtype(torch.float32, scale=True),
-            T.Normalize(self.mean, self.std),
-        ])
+        return T.Compose([self.resize_crop(), T.ToDtype(torch.float32, scale=True),
+                          T.Normalize(self.mean, self.std)])
 
 
 @dataclass(frozen=True)
@@ -127,6 +191,49 @@ class WeightCard:
         d = dataclasses.asdict(self)
         d["file_name"] = self.file_name
         return d
+
+    def to_json(self) -> dict:
+        """The card as a JSON object (what an exported weights file's ``.json`` sidecar holds;
+        :meth:`from_json` reads it back)."""
+        d = dataclasses.asdict(self)
+        d["urls"] = list(self.urls)
+        d["transform"] = self.transform.to_dict()
+        return d
+
+    @classmethod
+    def from_json(cls, data: dict, where: str = "model card") -> "WeightCard":
+        """A card from :meth:`to_json`'s form; keys it does not know (e.g. ``training``) are
+        ignored. A missing or mistyped field is a ValueError naming ``where`` and the field."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: a model card must be a JSON object, got "
+                             f"{type(data).__name__}")
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields.setdefault("top1", None)
+        fields.setdefault("top1_source", "")
+        for key in ("name", "arch", "urls"):
+            if key not in fields:
+                raise ValueError(f"{where}: no {key!r}")
+        if "transform" in fields:
+            fields["transform"] = EvalTransform.from_dict(fields["transform"],
+                                                          f"{where}: 'transform'")
+        urls = fields["urls"]
+        checks = (
+            ("name", isinstance(fields["name"], str), "a string"),
+            ("arch", isinstance(fields["arch"], str), "a string"),
+            ("urls", isinstance(urls, (list, tuple)) and all(isinstance(u, str) for u in urls),
+             "a list of strings"),
+            ("num_classes", "num_classes" not in fields or (
+                isinstance(fields["num_classes"], int)
+                and not isinstance(fields["num_classes"], bool) and fields["num_classes"] >= 1),
+             "a positive int"),
+            ("top1", fields["top1"] is None or (isinstance(fields["top1"], (int, float))
+                                               and not isinstance(fields["top1"], bool)),
+             "a number"))
+        for key, ok, want in checks:
+            if not ok:
+                raise ValueError(f"{where}: {key!r} is {fields[key]!r}; expected {want}")
+        fields["urls"] = tuple(urls)
+        return cls(**fields)
 
 
 _ARCHS: dict[str, Architecture] = {}

@@ -123,14 +123,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--allow-fresh goes with a bare --resume (the latest checkpoint of the "
                          "work dir, if any); it has no meaning without it or with --resume CKPT")
     recipe = load_recipe(args.recipe, args.cfg_options)
-    work_dir = Path(args.work_dir or Path("work_dirs") / recipe_name(recipe["_path"]))
+    work_dir = Path(args.work_dir or Path("work_dirs") / recipe_name(recipe.filename))
     hooks = [] if args.no_progress else [RichProgressHook()]
     try:
         result = run_distill(recipe, work_dir, launcher=args.launcher, resume=args.resume,
                              extra_hooks=hooks, export=not args.no_export,
                              allow_fresh=args.allow_fresh)
     except NonFiniteLossError as e:
-        from ssld_zoo.distill.checkpoint import find_resume_checkpoint
+        from ssld_zoo.engine.checkpoint import find_resume_checkpoint
         last = find_resume_checkpoint(work_dir)
         where = str(last) if last is not None else "none was written yet"
         err_console.print(f"[bold red]error:[/] {e}\nLast good checkpoint: {where} "
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from mmengine.dist import get_rank
     if get_rank() != 0:
         return 0
-    table = Table(title=f"ssld-zoo distill {Path(recipe['_path']).stem}")
+    table = Table(title=f"ssld-zoo distill {Path(recipe.filename).stem}")
     table.add_column("model")
     table.add_column("top-1", justify="right")
     table.add_column("top-5", justify="right")

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.cfg_options)
     out = args.out or (recipe["teacher_cache"] or {}).get("path") or \
-        Path("work_dirs") / recipe_name(recipe["_path"]) / "teacher_cache"
+        Path("work_dirs") / recipe_name(recipe.filename) / "teacher_cache"
     import os
     show = int(os.environ.get("RANK", 0)) == 0
     with Progress(TextColumn("[bold]labelling"), BarColumn(), MofNCompleteColumn(),

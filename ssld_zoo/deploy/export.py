@@ -190,17 +190,14 @@ def _arch_name(model: nn.Module) -> str | None:
 
 
 def _preprocess_dict(t: EvalTransform) -> dict[str, Any]:
-    return {"input_size": t.input_size, "resize": t.resize,
-            "crop_pct": round(t.input_size / t.resize, 4), "interpolation": t.interpolation,
-            "mean": list(t.mean), "std": list(t.std)}
+    # the transform's own fields, plus timm's name for the crop ratio
+    return {**t.to_dict(), "crop_pct": round(t.input_size / t.resize, 4)}
 
 
 def transform_of_card(card: dict[str, Any]) -> EvalTransform:
     """The :class:`EvalTransform` a card's ``preprocess`` entry describes."""
-    p = card["preprocess"]
-    return EvalTransform(input_size=p["input_size"], resize=p["resize"],
-                         interpolation=p["interpolation"], mean=tuple(p["mean"]),
-                         std=tuple(p["std"]))
+    p = {k: v for k, v in card["preprocess"].items() if k != "crop_pct"}
+    return EvalTransform.from_dict(p, "card 'preprocess'")
 
 
 def _class_names(num_classes: int | None) -> list[str] | None:

@@ -1,164 +1,212 @@
-"""Recipes: mmengine Python config files, their schema, defaults, validation and lookup.
+"""Recipes: mmengine Python config files, their defaults, schema, validation and lookup.
 
 A recipe sets a few top-level variables (``teacher``, ``student``, ``loss``, ``data``,
-``optimizer``, ``schedule``, ``runtime``, ``export``, ``description``); ``_base_`` files in
-``recipes/_base_/`` hold datasets, schedules and runtime defaults. Anything the recipe leaves out
-takes the default below. Every key is checked: a misspelt one is an error listing the valid ones,
-rather than a silently ignored setting.
+``optimizer``, ``schedule``, ``runtime``, ``export``, ``description``) and may inherit
+``_base_`` files (``recipes/_base_/``: datasets, schedules, runtime). Every recipe is laid over
+``recipes/_base_/defaults.py``, the one place that holds the defaults, the way mmengine merges
+a ``_base_`` file (``_delete_=True`` replaces a section instead of merging into it). The result
+is checked against :data:`SCHEMA`: an unknown key is an error listing the valid ones, a value
+of the wrong type names the key and the type expected. :func:`load_recipe` returns the recipe
+as an mmengine ``Config``; the runner records that same object.
 """
 from __future__ import annotations
 
-import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from ssld_zoo.registry import IMAGENET_MEAN, IMAGENET_STD
+from mmengine.config import Config
 
-__all__ = ["DEFAULTS", "RecipeError", "load_recipe", "validate_recipe", "resolve_recipe",
-           "recipe_dirs", "recipe_name", "list_recipes"]
+from ssld_zoo.distill.teacher import PRECISIONS
 
-DEFAULTS: dict[str, Any] = {
-    "description": "",
-    # None: train the student on labels only (needs hard_label_weight > 0).
-    "teacher": {"name": None, "weights": None, "pretrained": True, "num_classes": None,
-                "bn_mode": "eval", "kwargs": {},
-                # the fast online teacher (see ssld_zoo/distill/teacher.py and
-                # benchmarks/teacher_speed.py): auto = bf16 on a GPU that has it, else fp32
-                "precision": "auto", "fold_bn": True, "channels_last": True, "compile": False},
-    # dict(path=, crops_per_image=1, views=None): train from a cache that `ssld-zoo label`
-    # built instead of running the teacher (see ssld_zoo/distill/cache/)
-    "teacher_cache": {"path": None, "crops_per_image": 1, "views": None},
-    "student": {"name": None, "weights": None, "pretrained": False, "num_classes": None,
-                "bn_mode": "train", "kwargs": {}},
-    "loss": {"type": "SymmetricKL"},
-    "loss_weight": 1.0,
-    "hard_label_weight": 0.0,
-    "data": {
-        "labeled_roots": [], "unlabeled_roots": [], "val_root": None, "classes": None,
-        "batch_size": 256,          # GLOBAL batch, split evenly over the processes
-        "val_batch_size": None,     # per process; default: the per-process train batch
-        "num_workers": 4,
-        "input_size": 224, "resize": None, "scale": (0.08, 1.0), "ratio": (3 / 4, 4 / 3),
-        "hflip": 0.5, "auto_augment": None, "interpolation": "bilinear",
-        # dict(input_size=, resize=, interpolation=); None: the zoo card's eval transform
-        "eval_transform": None,
-        "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
-        # dict(mixup_alpha=, cutmix_alpha=, prob=, switch_prob=): mix each batch before both
-        # models see it ("function matching"; see ssld_zoo/distill/mixing.py)
-        "mix": None,
-    },
-    "optimizer": {"type": "SGD", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
-                  "nesterov": False},
-    "schedule": {"epochs": 100, "warmup_epochs": 0, "warmup_start_factor": 0.01,
-                 "eta_min": 0.0},
-    "runtime": {
-        "seed": 0, "deterministic": False,
-        "amp": "auto",              # auto | bf16 | fp16 | none (auto: bf16/fp16 on GPU, fp32 on CPU)
-        "channels_last": "auto",    # auto (on with CUDA) | True | False
-        "compile": False,           # True or torch.compile kwargs: compile the train step (mmengine cfg.compile)
-        "ema": None,                # None | dict(momentum=2e-4, begin_iter=0)
-        "sync_bn": False,           # SyncBatchNorm for the student under DDP (GPU only)
-        "checkpoint_interval": 1, "max_keep_ckpts": 3, "val_interval": 1,
-        "log_interval": 50, "tensorboard": True,
-    },
-    "export": {"name": None, "description": None},
-}
-_FREE_SECTIONS = {"loss", "optimizer"}  # their keys are checked by the loss / torch optimiser
-_NULLABLE_SECTIONS = {"teacher", "teacher_cache"}
-_AMP = ("auto", "bf16", "fp16", "none")
+__all__ = ["SCHEMA", "RecipeError", "defaults_file", "recipe_defaults", "load_recipe",
+           "validate_recipe", "resolve_recipe", "recipe_dirs", "recipe_name", "list_recipes"]
 
 
 class RecipeError(ValueError):
     """A recipe key or value is invalid; the message names it and what is valid."""
 
 
-def _as_dict(cfg: Any) -> dict:
-    return cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+# --------------------------------------------------------------------------- schema
+
+@dataclass(frozen=True)
+class Expect:
+    """What a recipe key must hold: ``ok(value)`` and the words the error uses."""
+
+    text: str
+    ok: Callable[[Any], bool]
+
+    def __or__(self, other: "Expect") -> "Expect":
+        return Expect(f"{self.text} or {other.text}", lambda v: self.ok(v) or other.ok(v))
 
 
-def validate_recipe(cfg: Any, source: str = "recipe") -> dict:
-    """Check every key of ``cfg`` against :data:`DEFAULTS` and return the full recipe (defaults
-    filled in, plain dicts). Raises :class:`RecipeError` naming unknown keys and the valid ones."""
-    cfg = _as_dict(cfg)
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise RecipeError(f"{source}: unknown key(s) {', '.join(unknown)}; valid top-level keys: "
-                          f"{', '.join(sorted(DEFAULTS))}")
-    out: dict[str, Any] = {}
-    for key, default in DEFAULTS.items():
-        value = cfg.get(key, copy.deepcopy(default))
-        if isinstance(default, dict):
-            if value is None and key in _NULLABLE_SECTIONS:
-                out[key] = None
-                continue
-            if isinstance(value, (str, os.PathLike)) and key in ("teacher", "student", "loss",
-                                                                 "teacher_cache"):
-                value = {"loss": "type", "teacher_cache": "path"}.get(key, "name")
-                value = {value: str(cfg[key])}
-            if not isinstance(value, dict):
-                raise RecipeError(f"{source}: {key} must be a dict, got {value!r}")
-            value = _as_dict(value)
-            if key not in _FREE_SECTIONS:
-                bad = sorted(set(value) - set(default))
-                if bad:
-                    raise RecipeError(f"{source}: unknown key(s) {', '.join(f'{key}.{b}' for b in bad)}; "
-                                      f"valid keys of {key}: {', '.join(sorted(default))}")
-            # A free section names its own type and keys; without a type (e.g. only
-            # --cfg-options optimizer.lr=0.1) it refines the default one.
-            merged = copy.deepcopy(default) if key not in _FREE_SECTIONS or "type" not in value \
-                else {}
-            merged.update(value)
-            value = merged
-        out[key] = value
-    if out["teacher_cache"] is not None and out["teacher_cache"]["path"] is None:
-        out["teacher_cache"] = None
-    _check_values(out, source)
-    return out
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
+def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _need(ok: bool, source: str, key: str, value: Any, expected: str) -> None:
+def integer(low: int) -> Expect:
+    return Expect(f"an integer >= {low}", lambda v: _is_int(v) and v >= low)
+
+
+def number(low: float = 0.0) -> Expect:
+    return Expect(f"a number >= {low:g}", lambda v: _is_num(v) and v >= low)
+
+
+def numbers(n: int) -> Expect:
+    return Expect(f"{n} numbers", lambda v: isinstance(v, (list, tuple)) and len(v) == n
+                  and all(_is_num(x) for x in v))
+
+
+def one_of(*choices: Any) -> Expect:
+    return Expect(f"one of {', '.join(map(repr, choices))}",
+                  lambda v: any(v == c and type(v) is type(c) for c in choices))
+
+
+NONE = Expect("None", lambda v: v is None)
+BOOL = Expect("True or False", lambda v: isinstance(v, bool))
+STR = Expect("a string", lambda v: isinstance(v, str))
+PATH = Expect("a path", lambda v: isinstance(v, (str, os.PathLike)))
+PATHS = Expect("a path or a list of paths", lambda v: isinstance(v, (str, os.PathLike)) or (
+    isinstance(v, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in v)))
+STRS = Expect("a list of strings", lambda v: isinstance(v, (list, tuple))
+              and all(isinstance(s, str) for s in v))
+DICT = Expect("a dict", lambda v: isinstance(v, dict))
+SECTION = Expect("a dict", lambda v: isinstance(v, dict))
+FREE = Expect("a dict with a type", lambda v: isinstance(v, dict))  # keys: its class's signature
+
+_INTERP = ("nearest", "bilinear", "bicubic")
+
+SCHEMA: dict[str, Expect] = {
+    "description": STR,
+    "teacher": SECTION | NONE,
+    "teacher.name": STR | NONE, "teacher.weights": PATH | NONE, "teacher.pretrained": BOOL,
+    "teacher.num_classes": integer(1) | NONE, "teacher.bn_mode": one_of("train", "eval"),
+    "teacher.kwargs": DICT, "teacher.precision": one_of(*PRECISIONS),
+    "teacher.fold_bn": BOOL, "teacher.channels_last": BOOL, "teacher.compile": BOOL | DICT,
+    "teacher_cache": SECTION | NONE,
+    "teacher_cache.path": PATH | NONE, "teacher_cache.crops_per_image": integer(1),
+    "teacher_cache.views": integer(1) | NONE,
+    "student": SECTION,
+    "student.name": STR | NONE, "student.weights": PATH | NONE, "student.pretrained": BOOL,
+    "student.num_classes": integer(1) | NONE, "student.bn_mode": one_of("train", "eval"),
+    "student.kwargs": DICT,
+    "loss": FREE,
+    "loss_weight": number(0), "hard_label_weight": number(0),
+    "data": SECTION,
+    "data.labeled_roots": PATHS, "data.unlabeled_roots": PATHS, "data.val_root": PATH | NONE,
+    "data.classes": STRS | NONE, "data.batch_size": integer(1),
+    "data.val_batch_size": integer(1) | NONE, "data.num_workers": integer(0),
+    "data.input_size": integer(1), "data.resize": integer(1) | NONE, "data.scale": numbers(2),
+    "data.ratio": numbers(2),
+    "data.hflip": Expect("a probability in [0, 1]", lambda v: _is_num(v) and 0 <= v <= 1),
+    "data.auto_augment": STR | NONE, "data.interpolation": one_of(*_INTERP),
+    "data.eval_transform": DICT | NONE, "data.mix": DICT | NONE,
+    "optimizer": FREE,
+    "schedule": SECTION,
+    "schedule.epochs": integer(1), "schedule.warmup_epochs": number(0),
+    "schedule.warmup_start_factor": Expect("a number in (0, 1]",
+                                           lambda v: _is_num(v) and 0 < v <= 1),
+    "schedule.eta_min": number(0),
+    "runtime": SECTION,
+    "runtime.seed": integer(0), "runtime.deterministic": BOOL,
+    "runtime.amp": one_of("auto", "bf16", "fp16", "none"),
+    "runtime.channels_last": one_of("auto", True, False), "runtime.compile": BOOL | DICT,
+    "runtime.ema": DICT | NONE, "runtime.sync_bn": BOOL,
+    "runtime.checkpoint_interval": integer(1), "runtime.max_keep_ckpts": integer(-1),
+    "runtime.val_interval": integer(1), "runtime.log_interval": integer(1),
+    "runtime.tensorboard": BOOL,
+    "export": SECTION,
+    "export.name": STR | NONE, "export.description": STR | NONE,
+}
+
+
+def defaults_file() -> Path:
+    """``recipes/_base_/defaults.py`` (shipped inside the package when pip-installed)."""
+    from ssld_zoo.shipped import recipes_dir
+    return recipes_dir() / "_base_" / "defaults.py"
+
+
+def recipe_defaults() -> Config:
+    """The defaults every recipe is laid over, as an mmengine Config."""
+    return Config.fromfile(str(defaults_file()), lazy_import=False)
+
+
+def _plain(cfg: Any) -> dict:
+    return cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+
+
+def _lay_over(recipe: dict, base: dict) -> dict:
+    """``recipe`` merged into ``base`` as mmengine merges a ``_base_`` file (a dict merges key
+    by key unless it says ``_delete_=True``; anything else replaces), except that a dict may
+    also replace a None default (``runtime.ema=None`` -> ``dict(momentum=...)``), which
+    mmengine refuses."""
+    out = dict(base)
+    for key, value in recipe.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and \
+                not value.get("_delete_", False):
+            out[key] = _lay_over(value, out[key])
+        elif isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if k != "_delete_"}
+        else:
+            out[key] = value
+    return out
+
+
+def _check_keys(recipe: dict, defaults: dict, source: str) -> None:
+    unknown = sorted(set(recipe) - set(defaults))
+    if unknown:
+        raise RecipeError(f"{source}: unknown key(s) {', '.join(unknown)}; valid top-level keys: "
+                          f"{', '.join(sorted(defaults))}")
+    for key, value in recipe.items():
+        if SCHEMA[key] is FREE or not isinstance(value, dict) or \
+                not isinstance(defaults[key], dict):
+            continue
+        bad = sorted(set(value) - set(defaults[key]))
+        if bad:
+            raise RecipeError(f"{source}: unknown key(s) {', '.join(f'{key}.{b}' for b in bad)}; "
+                              f"valid keys of {key}: {', '.join(sorted(defaults[key]))}")
+
+
+def _check_types(recipe: dict, source: str) -> None:
+    for key, value in recipe.items():
+        _expect(source, key, value)
+        if isinstance(value, dict) and SCHEMA[key] is not FREE:
+            for sub, v in value.items():
+                _expect(source, f"{key}.{sub}", v)
+
+
+def _expect(source: str, key: str, value: Any) -> None:
+    want = SCHEMA[key]
+    if not want.ok(value):
+        raise RecipeError(f"{source}: {key}={value!r}: expected {want.text}")
+
+
+def _need(ok: bool, source: str, message: str) -> None:
     if not ok:
-        raise RecipeError(f"{source}: {key}={value!r}: expected {expected}")
+        raise RecipeError(f"{source}: {message}")
 
 
-def _check_numbers(r: dict, source: str) -> None:
-    """Types and ranges of the recipe's numeric keys (before anything compares or builds them)."""
-    d, s, rt = r["data"], r["schedule"], r["runtime"]
-    ints = {"data.batch_size": (d["batch_size"], 1), "data.num_workers": (d["num_workers"], 0),
-            "data.input_size": (d["input_size"], 1), "runtime.seed": (rt["seed"], 0),
-            "runtime.checkpoint_interval": (rt["checkpoint_interval"], 1),
-            "runtime.val_interval": (rt["val_interval"], 1),
-            "runtime.log_interval": (rt["log_interval"], 1),
-            "runtime.max_keep_ckpts": (rt["max_keep_ckpts"], -1)}
-    for key, (v, low) in ints.items():
-        _need(isinstance(v, int) and not isinstance(v, bool) and v >= low, source, key, v,
-              f"an integer >= {low}")
-    for key, v in (("data.val_batch_size", d["val_batch_size"]), ("data.resize", d["resize"])):
-        _need(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1), source,
-              key, v, "None or an integer >= 1")
-    for key, v in (("loss_weight", r["loss_weight"]), ("hard_label_weight", r["hard_label_weight"]),
-                   ("schedule.warmup_epochs", s["warmup_epochs"]),
-                   ("schedule.eta_min", s["eta_min"])):
-        _need(_is_number(v) and v >= 0, source, key, v, "a number >= 0")
-    _need(_is_number(s["warmup_start_factor"]) and 0 < s["warmup_start_factor"] <= 1, source,
-          "schedule.warmup_start_factor", s["warmup_start_factor"], "a number in (0, 1]")
-    _need(_is_number(d["hflip"]) and 0 <= d["hflip"] <= 1, source, "data.hflip", d["hflip"],
-          "a probability in [0, 1]")
-    for key in ("scale", "ratio", "mean", "std"):
-        v, n = d[key], 2 if key in ("scale", "ratio") else 3
-        _need(isinstance(v, (list, tuple)) and len(v) == n and all(_is_number(x) for x in v),
-              source, f"data.{key}", v, f"{n} numbers")
-    for who in ("teacher", "student"):
-        if r[who] is not None:
-            n = r[who].get("num_classes")
-            _need(n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1),
-                  source, f"{who}.num_classes", n, "None (from the weights or the teacher) or "
-                  "an integer >= 1")
+def validate_recipe(cfg: Config | dict, source: str | None = None) -> Config:
+    """``cfg`` laid over :func:`recipe_defaults` and checked against :data:`SCHEMA` and the
+    rules between keys; returns the full recipe as a Config (``.filename`` is the recipe's
+    file, or ``source``). Raises :class:`RecipeError` naming the bad key and what is valid."""
+    filename = getattr(cfg, "filename", None) or source or "recipe"
+    source = source or filename
+    defaults = _plain(recipe_defaults())
+    given = _plain(cfg)
+    given.pop("_base_", None)
+    _check_keys(given, defaults, source)
+    merged = _lay_over(given, defaults)
+    _check_keys(merged, defaults, source)  # a _delete_d section may have brought new keys
+    _check_types(merged, source)
+    _check_rules(merged, source)
+    text = getattr(cfg, "text", "") if isinstance(cfg, Config) else ""
+    return Config(merged, cfg_text=text or f"# {source}", filename=filename)
 
 
 def _check_params(section: str, cls: type, params: dict, source: str) -> None:
@@ -170,19 +218,21 @@ def _check_params(section: str, cls: type, params: dict, source: str) -> None:
         bad = sorted(set(params) - set(names))
         if bad:
             keys = ", ".join(f"{section}.{b}" for b in bad)
+            hint = (f" (a section inherited from a _base_ file or the defaults merges into "
+                    f"yours: set {section}=dict(type=..., _delete_=True, ...) to replace it)"
+                    if section == "optimizer" else "")
             raise RecipeError(f"{source}: unknown key(s) {keys} for "
-                              f"{getattr(cls, '__name__', cls)}; valid: {', '.join(names)}")
+                              f"{getattr(cls, '__name__', cls)}; valid: {', '.join(names)}{hint}")
     for key, value in params.items():
         default = sig[key].default if key in sig else None
         where = f"{section}.{key}"
         if isinstance(default, bool):
-            _need(isinstance(value, bool), source, where, value, "True or False")
-        elif _is_number(default):
-            _need(_is_number(value), source, where, value, "a number")
-        elif isinstance(default, tuple) and all(_is_number(x) for x in default):
-            _need(isinstance(value, (list, tuple)) and len(value) == len(default)
-                  and all(_is_number(x) for x in value), source, where, value,
-                  f"{len(default)} numbers")
+            _need(isinstance(value, bool), source, f"{where}={value!r}: expected True or False")
+        elif _is_num(default):
+            _need(_is_num(value), source, f"{where}={value!r}: expected a number")
+        elif isinstance(default, tuple) and all(_is_num(x) for x in default):
+            _need(numbers(len(default)).ok(value), source,
+                  f"{where}={value!r}: expected {len(default)} numbers")
 
 
 def _check_optimizer(opt: dict, source: str) -> None:
@@ -202,73 +252,57 @@ def _check_optimizer(opt: dict, source: str) -> None:
     _check_params("optimizer", cls, {k: v for k, v in opt.items() if k != "type"}, source)
 
 
-def _check_values(r: dict, source: str) -> None:
-    _check_numbers(r, source)
+def _check_rules(r: dict, source: str) -> None:
+    """What no single key's type says: required names, data, and keys that must agree."""
+    from ssld_zoo.distill.losses import LOSSES
     _check_optimizer(r["optimizer"], source)
-    if isinstance(r["loss"], dict):
-        from ssld_zoo.distill.losses import LOSSES
-        if r["loss"].get("type") in LOSSES:
-            _check_params("loss", LOSSES[r["loss"]["type"]],
-                          {k: v for k, v in r["loss"].items() if k != "type"}, source)
-    if not r["student"].get("name"):
-        raise RecipeError(f"{source}: student.name is required (a zoo architecture, e.g. "
-                          f"'resnet50_vd'; see `ssld-zoo list`)")
-    if r["teacher"] is not None and not r["teacher"].get("name"):
-        raise RecipeError(f"{source}: teacher.name is required (or teacher=None for "
-                          f"label-only training)")
-    if r["teacher"] is None and r["hard_label_weight"] <= 0:
-        raise RecipeError(f"{source}: teacher=None trains on labels only, so "
-                          f"hard_label_weight must be > 0")
-    d = r["data"]
+    if r["loss"].get("type") in LOSSES:
+        _check_params("loss", LOSSES[r["loss"]["type"]],
+                      {k: v for k, v in r["loss"].items() if k != "type"}, source)
+    t, s, d, c = r["teacher"], r["student"], r["data"], r["teacher_cache"]
+    _need(bool(s["name"]), source, "student.name is required (a zoo architecture, e.g. "
+          "'resnet50_vd'; see `ssld-zoo list`)")
+    _need(t is None or bool(t["name"]), source, "teacher.name is required (or teacher=None "
+          "for label-only training)")
+    _need(t is not None or r["hard_label_weight"] > 0, source, "teacher=None trains on labels "
+          "only, so hard_label_weight must be > 0")
     for k in ("labeled_roots", "unlabeled_roots"):
-        if isinstance(d[k], (str, os.PathLike)):
-            d[k] = [d[k]]
-        d[k] = [str(p) for p in d[k]]
-    if not d["labeled_roots"] and not d["unlabeled_roots"]:
-        raise RecipeError(f"{source}: no training data: set data.labeled_roots and/or "
-                          f"data.unlabeled_roots (e.g. --cfg-options "
-                          f"data.labeled_roots=\"['/data/imagenet/train']\")")
-    if (r["hard_label_weight"] > 0 or r["teacher"] is None) and not d["labeled_roots"]:
-        raise RecipeError(f"{source}: hard-label training needs data.labeled_roots")
-    if r["runtime"]["amp"] not in _AMP:
-        raise RecipeError(f"{source}: runtime.amp={r['runtime']['amp']!r}; expected one of {_AMP}")
-    s = r["schedule"]
-    if not (isinstance(s["epochs"], int) and s["epochs"] > 0):
-        raise RecipeError(f"{source}: schedule.epochs must be a positive integer")
-    if not 0 <= s["warmup_epochs"] < s["epochs"]:
-        raise RecipeError(f"{source}: schedule.warmup_epochs={s['warmup_epochs']} must be in "
-                          f"[0, epochs={s['epochs']})")
-    t = r["teacher"]
-    from ssld_zoo.distill.teacher import PRECISIONS
-    if t is not None and t["precision"] not in PRECISIONS:
-        raise RecipeError(f"{source}: teacher.precision={t['precision']!r}; expected one of "
-                          f"{PRECISIONS}")
-    c = r["teacher_cache"]
+        d[k] = [str(p) for p in ([d[k]] if isinstance(d[k], (str, os.PathLike)) else d[k])]
+    _need(bool(d["labeled_roots"] or d["unlabeled_roots"]), source,
+          "no training data: set data.labeled_roots and/or data.unlabeled_roots (e.g. "
+          "--cfg-options data.labeled_roots=\"['/data/imagenet/train']\")")
+    _need(not ((r["hard_label_weight"] > 0 or t is None) and not d["labeled_roots"]), source,
+          "hard-label training needs data.labeled_roots")
+    sch = r["schedule"]
+    _need(sch["warmup_epochs"] < sch["epochs"], source,
+          f"schedule.warmup_epochs={sch['warmup_epochs']} must be in [0, epochs="
+          f"{sch['epochs']})")
+    if c is not None and c["path"] is None:
+        r["teacher_cache"] = c = None
     if c is not None:
-        if t is None:
-            raise RecipeError(f"{source}: teacher_cache needs the teacher it was built from "
-                              f"(teacher=None)")
-        for k in ("crops_per_image", "views"):
-            if c[k] is not None and not (isinstance(c[k], int) and c[k] >= 1):
-                raise RecipeError(f"{source}: teacher_cache.{k}={c[k]!r}: expected an integer "
-                                  f">= 1")
-        if d["batch_size"] % c["crops_per_image"]:
-            raise RecipeError(f"{source}: data.batch_size={d['batch_size']} (views per step) "
-                              f"is not a multiple of teacher_cache.crops_per_image="
-                              f"{c['crops_per_image']}")
+        _need(t is not None, source, "teacher_cache needs the teacher it was built from "
+              "(teacher=None)")
+        _need(d["batch_size"] % c["crops_per_image"] == 0, source,
+              f"data.batch_size={d['batch_size']} (views per step) is not a multiple of "
+              f"teacher_cache.crops_per_image={c['crops_per_image']}")
+    if d["eval_transform"] is not None:
+        from ssld_zoo.registry import EvalTransform
+        try:
+            EvalTransform.check_overrides(d["eval_transform"], "data.eval_transform")
+        except ValueError as e:
+            raise RecipeError(f"{source}: {e}") from None
     if d["mix"] is not None:
         from ssld_zoo.distill.mixing import BatchMix
-        if not isinstance(d["mix"], dict):
-            raise RecipeError(f"{source}: data.mix must be None or dict(mixup_alpha=, "
-                              f"cutmix_alpha=, prob=, switch_prob=), got {d['mix']!r}")
         try:
             BatchMix(**d["mix"])
         except (TypeError, ValueError) as e:
             raise RecipeError(f"{source}: data.mix: {e}") from e
     ema = r["runtime"]["ema"]
-    if ema is not None and (not isinstance(ema, dict) or set(ema) - {"momentum", "begin_iter"}):
-        raise RecipeError(f"{source}: runtime.ema must be None or dict(momentum=, begin_iter=)")
+    _need(ema is None or not set(ema) - {"momentum", "begin_iter"}, source,
+          f"runtime.ema={ema!r}: expected None or dict(momentum=, begin_iter=)")
 
+
+# --------------------------------------------------------------------------- lookup
 
 def recipe_dirs() -> list[Path]:
     """Where recipe names are looked up: ``$SSLD_ZOO_RECIPES`` (os.pathsep-separated folders),
@@ -322,11 +356,10 @@ def recipe_name(path: str | os.PathLike) -> str:
     return p.stem
 
 
-def load_recipe(name_or_path: str | os.PathLike, cfg_options: dict | None = None) -> dict:
-    """Read a recipe (with its ``_base_`` files), apply ``--cfg-options``-style overrides
-    (``{"data.labeled_roots": [...]}``) and validate it. Returns the full recipe dict, with
-    ``_path`` set to the file it came from."""
-    from mmengine.config import Config
+def load_recipe(name_or_path: str | os.PathLike, cfg_options: dict | None = None) -> Config:
+    """Read a recipe (with its ``_base_`` files), apply ``--cfg-options`` overrides
+    (``{"data.labeled_roots": [...]}``, as mmengine's ``Config.merge_from_dict``), lay it over
+    the defaults and validate it (:func:`validate_recipe`)."""
     path = resolve_recipe(name_or_path)
     try:
         cfg = Config.fromfile(str(path), lazy_import=False)
@@ -334,14 +367,11 @@ def load_recipe(name_or_path: str | os.PathLike, cfg_options: dict | None = None
         raise RecipeError(f"{path}: cannot be read as an mmengine config ({e})") from e
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
-    recipe = validate_recipe(cfg, str(path))
-    recipe["_path"] = str(path)
-    return recipe
+    return validate_recipe(cfg, str(path))
 
 
 def list_recipes() -> list[tuple[str, str, Path]]:
     """``(name, one-line description, path)`` of every recipe found by :func:`recipe_dirs`."""
-    from mmengine.config import Config
     out = []
     for name, f in _recipe_files():
         try:

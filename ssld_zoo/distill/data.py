@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = ["IMG_EXTENSIONS", "scan_image_folder", "scan_unlabeled", "DistillDataset",
-           "TrainViewTransform", "build_train_transform", "build_eval_transform", "collate",
+           "TrainViewTransform", "build_train_transform", "collate",
            "sample_seed", "seeded", "read_image", "EpochIndexSampler"]
 
 log = logging.getLogger("ssld_zoo.distill")
@@ -187,15 +187,6 @@ def seeded(seed: int):
             torch.default_generator.manual_seed(seed)
             yield
     return _ctx()
-
-
-def build_eval_transform(input_size: int = 224, resize: int = 256,
-                         interpolation: str = "bilinear") -> Callable:
-    """PIL image -> uint8 CHW tensor: resize the short side, centre crop (the zoo's eval
-    transform without its normalisation, which the data preprocessor applies on the device)."""
-    from torchvision.transforms import v2 as T
-    return T.Compose([T.Resize(resize, interpolation=_modes(interpolation), antialias=True),
-                      T.CenterCrop(input_size), T.PILToTensor()])
 
 
 def read_image(path: str):

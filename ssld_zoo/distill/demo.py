@@ -137,9 +137,7 @@ def _recipe(cfg: DemoConfig, roots: dict, *, student: str, teacher: dict | None,
                      tensorboard=False),
         export=dict(name=name),
     )
-    out = validate_recipe(recipe, f"demo:{name}")
-    out["_path"] = f"demo_{name}.py"
-    return out
+    return validate_recipe(recipe, f"demo_{name}.py")
 
 
 def run_demo(work_dir: str | Path, cfg: DemoConfig | None = None,

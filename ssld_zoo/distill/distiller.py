@@ -243,9 +243,3 @@ def _labeled_ce(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tens
     if n == 0:
         return logits.sum() * 0.0  # keeps the graph (and DDP's gradient hooks) alive
     return F.cross_entropy(logits[mask].float(), labels[mask])
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DDP/FSDP wrapper."""
-    from mmengine.model import is_model_wrapper
-    return model.module if is_model_wrapper(model) else model

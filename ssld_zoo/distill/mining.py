@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ssld_zoo.distill.data import build_eval_transform, read_image, scan_unlabeled
+from ssld_zoo.distill.data import read_image, scan_unlabeled
 from ssld_zoo.weights.fileops import atomic_write
 
 __all__ = ["mine", "MiningResult", "scores_path", "read_scores"]
@@ -121,12 +121,10 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
     card = getattr(model, "weight_card", None)
     if card is None and weights is None:
         card = get_weights(teacher)
-    tf = (card.transform if card is not None else EvalTransform()).__dict__.copy()
-    tf.update(transform or {})
-    mean = torch.tensor(tf["mean"], device=dev).view(1, -1, 1, 1)
-    std = torch.tensor(tf["std"], device=dev).view(1, -1, 1, 1)
-    loader = DataLoader(_Pool(todo, build_eval_transform(tf["input_size"], tf["resize"],
-                                                         tf["interpolation"])),
+    tf = (card.transform if card is not None else EvalTransform()).replace(**(transform or {}))
+    mean = torch.tensor(tf.mean, device=dev).view(1, -1, 1, 1)
+    std = torch.tensor(tf.std, device=dev).view(1, -1, 1, 1)
+    loader = DataLoader(_Pool(todo, tf.resize_crop()),
                         batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
     spath.parent.mkdir(parents=True, exist_ok=True)
     done, unreadable = reused, 0

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ssld_zoo.registry import EvalTransform, WeightCard
+from ssld_zoo.registry import WeightCard
 from ssld_zoo.weights.convert import best_matching_arch, check_state_dict, paddle_to_torch
 from ssld_zoo.weights.errors import StateDictMismatch, WeightsFileError
 from ssld_zoo.weights.pdparams import read_pdparams
@@ -162,32 +162,9 @@ def sidecar_card(path: Path) -> WeightCard | None:
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise WeightsFileError(f"{side}: not a readable model card ({_one_line(e)}); fix or "
                                "delete it") from None
-    if not isinstance(data, dict):
-        raise WeightsFileError(f"{side}: a model card must be a JSON object, got "
-                               f"{type(data).__name__}")
-    data = {k: v for k, v in data.items() if k in WeightCard.__dataclass_fields__}
-    data.setdefault("top1", None)
-    data.setdefault("top1_source", "")
-    data["urls"] = tuple(data.get("urls") or (str(path),))
+    if isinstance(data, dict):
+        data.setdefault("urls", [str(path)])
     try:
-        if "transform" in data:
-            tf = data["transform"]
-            if not isinstance(tf, dict):
-                raise TypeError(f"'transform' is a {type(tf).__name__}, not an object")
-            data["transform"] = EvalTransform(**{k: tuple(v) if isinstance(v, list) else v
-                                                 for k, v in tf.items()})
-        card = WeightCard(**data)
-    except TypeError as e:
-        raise WeightsFileError(f"{side}: not a valid model card ({e})") from None
-    for field, ok, want in (
-            ("name", isinstance(card.name, str), "a string"),
-            ("arch", isinstance(card.arch, str), "a string"),
-            ("num_classes", isinstance(card.num_classes, int)
-             and not isinstance(card.num_classes, bool) and card.num_classes >= 1,
-             "a positive int"),
-            ("top1", card.top1 is None or isinstance(card.top1, (int, float)), "a number"),
-            ("urls", all(isinstance(u, str) for u in card.urls), "a list of strings")):
-        if not ok:
-            raise WeightsFileError(f"{side}: {field!r} is {getattr(card, field)!r}; expected "
-                                   f"{want}")
-    return card
+        return WeightCard.from_json(data, str(side))
+    except (TypeError, ValueError) as e:
+        raise WeightsFileError(" ".join(str(e).split())) from None

@@ -4,7 +4,7 @@
 
 The run stops at the N-th (1-based) time it reaches STAGE, creates READY_FILE and sleeps; the
 test then kills it with SIGKILL. It runs the real write path of
-:mod:`ssld_zoo.distill.checkpoint`; only its ``os.fsync`` and ``atomic_write_bytes`` are wrapped
+:mod:`ssld_zoo.engine.checkpoint`; only its ``os.fsync`` and ``atomic_write_bytes`` are wrapped
 to find the moment (and, for a torn write, to cut the temp file to half its bytes first):
 
 * ``ckpt_torn``: the temp file of an ``epoch_N.pth`` holds half its bytes (killed mid-write)
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-import ssld_zoo.distill.checkpoint as ck
+import ssld_zoo.engine.checkpoint as ck
 
 STAGES = ("ckpt_torn", "ckpt_renamed", "last_torn", "last_written", "none")
 

@@ -58,6 +58,4 @@ def tiny_recipe(tree: dict[str, Path], **over) -> dict:
             recipe[key] = {**recipe[key], **value}
         else:
             recipe[key] = value
-    out = validate_recipe(recipe, "tiny")
-    out["_path"] = "tiny.py"
-    return out
+    return validate_recipe(recipe, "tiny.py")

@@ -72,8 +72,9 @@ def test_mine_keeps_top_k_per_class_and_resumes(tiny_tree, tmp_path):
     assert all(len(v) <= 2 and v == sorted(v, reverse=True) for v in by_class.values())
     assert sum(len(v) for v in by_class.values()) == res.selected
     # the confidences are the teacher's softmax maxima
-    from ssld_zoo.distill.data import build_eval_transform, read_image
-    t = build_eval_transform(32, 32)
+    from ssld_zoo.distill.data import read_image
+    from ssld_zoo.registry import EvalTransform
+    t = EvalTransform(32, 32).resize_crop()
     path, c, conf = rows[0]
     x = t(read_image(path)).float()[None] / 255
     x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(

@@ -65,12 +65,13 @@ def test_export_loads_through_the_public_api(tmp_path):
     """A 1000-class export (what the paper recipes produce) -> ssld_zoo.load(arch, weights=)."""
     import ssld_zoo
     from ssld_zoo.distill.export import export_student
+    from ssld_zoo.registry import EvalTransform, WeightCard
     src = ssld_zoo.load(TINY_ARCH, pretrained=False)
-    path = export_student(src.state_dict(), tmp_path / "mine.safetensors", name="mine_ssld",
-                          arch=TINY_ARCH, num_classes=1000, top1=12.5, top1_source="test",
-                          teacher="resnet50_vd_ssld", description="a test export",
-                          transform=dict(input_size=224, resize=256, interpolation="bilinear",
-                                         mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
+    path = export_student(src.state_dict(), tmp_path / "mine.safetensors", WeightCard(
+        name="mine_ssld", arch=TINY_ARCH, urls=("mine.safetensors",), num_classes=1000,
+        top1=12.5, top1_source="test", teacher="resnet50_vd_ssld", key_format="torch",
+        description="a test export", transform=EvalTransform(
+            224, 256, "bilinear", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))))
     model = ssld_zoo.load(TINY_ARCH, weights=path)
     card = model.weight_card
     assert (card.name, card.arch, card.top1, card.teacher) == ("mine_ssld", TINY_ARCH, 12.5,
@@ -185,7 +186,7 @@ def test_runtime_options_channels_last_ema_compile_train_bn_randaugment(tiny_tre
     train step (dynamo's eager backend: graph capture without a C++ build), a train-mode-BN
     teacher, and RandAugment."""
     from safetensors.torch import load_file
-    from ssld_zoo.distill.checkpoint import mmengine_safe_globals
+    from ssld_zoo.engine.checkpoint import mmengine_safe_globals
     from ssld_zoo.distill.runner import build_runner, export_from_runner, DistillResult
     recipe = tiny_recipe(tiny_tree, schedule=dict(epochs=1), teacher=dict(bn_mode="train"),
                          data=dict(auto_augment="rand-m7-n2"),

@@ -63,7 +63,7 @@ def _run_until_killed(args: list[str], stage: str, n: int, ready: Path,
 
 def _assert_resumable(work_dir: Path) -> Path:
     """A complete training checkpoint is what --resume would use, and no temp file is used."""
-    from ssld_zoo.distill.checkpoint import find_resume_checkpoint, read_checkpoint
+    from ssld_zoo.engine.checkpoint import find_resume_checkpoint, read_checkpoint
     ckpt = find_resume_checkpoint(work_dir)
     assert ckpt is not None, sorted(p.name for p in work_dir.iterdir())
     assert ckpt.parent == work_dir and ckpt.name.startswith("epoch_")
@@ -135,7 +135,7 @@ def _fake_checkpoint(path: Path, epoch: int) -> Path:
 
 
 def test_find_resume_checkpoint_reads_relative_absolute_and_damaged_pointers(tmp_path, caplog):
-    from ssld_zoo.distill.checkpoint import find_resume_checkpoint
+    from ssld_zoo.engine.checkpoint import find_resume_checkpoint
     wd = tmp_path / "wd"
     wd.mkdir()
     assert find_resume_checkpoint(wd) is None
@@ -159,7 +159,7 @@ def test_find_resume_checkpoint_reads_relative_absolute_and_damaged_pointers(tmp
 
 
 def test_copied_work_dir_resumes_from_its_own_checkpoints(tiny_tree, tmp_path):
-    from ssld_zoo.distill.checkpoint import read_checkpoint
+    from ssld_zoo.engine.checkpoint import read_checkpoint
     from ssld_zoo.distill.runner import run_distill
     recipe = tiny_recipe(tiny_tree, schedule=dict(epochs=1), data=dict(val_root=None),
                          runtime=dict(max_keep_ckpts=1))
@@ -227,7 +227,7 @@ def _not_checkpoints(tmp: Path) -> list[tuple[Path, type, str]]:
 
 
 def test_read_checkpoint_refuses_what_is_not_a_training_checkpoint(tmp_path):
-    from ssld_zoo.distill.checkpoint import CheckpointError, read_checkpoint
+    from ssld_zoo.engine.checkpoint import CheckpointError, read_checkpoint
     for path, error, message in _not_checkpoints(tmp_path):
         with pytest.raises(error) as e:
             read_checkpoint(path)
@@ -250,7 +250,7 @@ def test_distill_resume_on_a_file_that_is_not_a_checkpoint_is_one_line(kill_reci
 
 
 def test_pickled_objects_never_run_on_resume(tmp_path):
-    from ssld_zoo.distill.checkpoint import CheckpointError, read_checkpoint
+    from ssld_zoo.engine.checkpoint import CheckpointError, read_checkpoint
     marker = tmp_path / "ran"
 
     class Evil:
@@ -267,7 +267,7 @@ def test_pickled_objects_never_run_on_resume(tmp_path):
 
 
 def test_atomic_backend_defers_removals_and_keeps_old_content_on_failure(tmp_path):
-    from ssld_zoo.distill.checkpoint import AtomicLocalBackend, atomic_write_bytes
+    from ssld_zoo.engine.checkpoint import AtomicLocalBackend, atomic_write_bytes
     target = tmp_path / "f.bin"
     atomic_write_bytes(target, b"old")
     with pytest.raises(TypeError):

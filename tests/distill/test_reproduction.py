@@ -188,10 +188,12 @@ def test_teacher_fit_statistics_by_hand():
 def test_teacher_fit_runs_on_real_crops(tiny_tree, tmp_path: Path, capsys):
     import ssld_zoo
     from ssld_zoo.distill.export import export_student
+    from ssld_zoo.registry import EvalTransform, WeightCard
     weights = export_student(
         ssld_zoo.load("mobilenetv1_x0_25", pretrained=False, num_classes=10).state_dict(),
-        tmp_path / "teacher.safetensors", name="t", arch="mobilenetv1_x0_25", num_classes=10,
-        transform=dict(input_size=32, resize=32))
+        tmp_path / "teacher.safetensors", WeightCard(
+            name="t", arch="mobilenetv1_x0_25", urls=("teacher.safetensors",), top1=None,
+            top1_source="", num_classes=10, key_format="torch", transform=EvalTransform(32, 32)))
     assert _teacher_fit().main([str(weights), "--arch", "mobilenetv1_x0_25", "--data",
                                 str(tiny_tree["train"].parent), "--images", "8"]) == 0
     out = capsys.readouterr().out

@@ -20,13 +20,14 @@ REPO = Path(__file__).resolve().parents[2]
 def _teacher_file(tmp: Path) -> str:
     """A fixed random teacher as a weights file (what real recipes name)."""
     from ssld_zoo.distill.export import export_student
+    from ssld_zoo.registry import EvalTransform, WeightCard
     torch.manual_seed(1)
     model = __import__("ssld_zoo").load(TINY_ARCH, pretrained=False, num_classes=10)
     out = tmp / "teacher.safetensors"
     if not out.exists():
-        export_student(model.state_dict(), out, name="tiny_teacher", arch=TINY_ARCH,
-                       num_classes=10, transform=dict(input_size=32, resize=32,
-                                                      interpolation="bilinear"))
+        export_student(model.state_dict(), out, WeightCard(
+            name="tiny_teacher", arch=TINY_ARCH, urls=(out.name,), top1=None, top1_source="",
+            num_classes=10, key_format="torch", transform=EvalTransform(32, 32)))
     return str(out)
 
 
@@ -81,15 +82,16 @@ def test_views_replay_exactly_and_hold_the_teachers_top_k(built, tiny_tree, teac
     import ssld_zoo
     from ssld_zoo.distill.cache import TeacherCache
     from ssld_zoo.distill.data import DistillDataset, read_image, sample_seed, seeded
-    from ssld_zoo.distill.runner import train_transform_of
+    from ssld_zoo.distill.runner import eval_transform_of, train_transform_of
     root, _ = built
     recipe = _recipe(tiny_tree, teacher_weights)
     cache, tf = TeacherCache(root), train_transform_of(recipe)
     teacher = ssld_zoo.load(TINY_ARCH, weights=teacher_weights).eval()
     online = DistillDataset(recipe["data"]["labeled_roots"], recipe["data"]["unlabeled_roots"],
                             tf, seed=recipe["runtime"]["seed"])
-    mean = torch.tensor(recipe["data"]["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(recipe["data"]["std"]).view(1, 3, 1, 1)
+    normalise = eval_transform_of(recipe)  # the card's (here the zoo default) mean and std
+    mean = torch.tensor(normalise.mean).view(1, 3, 1, 1)
+    std = torch.tensor(normalise.std).view(1, 3, 1, 1)
     for row in (0, 17, 35):
         rec = cache.record(row)
         img = read_image(cache.paths[row])
@@ -190,7 +192,8 @@ def test_training_refuses_a_cache_that_does_not_match_the_recipe(built, tiny_tre
         (dict(data=dict(scale=(0.3, 1.0))), r"scale: \[0.08, 1.0\] in the cache, \[0.3, 1.0\]"),
         (dict(teacher=dict(weights=None, pretrained=False)),
          r"teacher.weights: '.*teacher.safetensors' in the cache, None in the recipe"),
-        (dict(data=dict(mean=(0.5, 0.5, 0.5))), r"data.mean"),
+        (dict(data=dict(eval_transform=dict(input_size=32, resize=32, mean=(0.5, 0.5, 0.5)))),
+         r"mean: \(0.485, 0.456, 0.406\) in the cache, \(0.5, 0.5, 0.5\) in the recipe"),
         (dict(data=dict(unlabeled_roots=[str(tiny_tree["val"])])),
          r"10 of the recipe's 40 images are not in the cache \(first: .*val"),
     ]
@@ -346,9 +349,8 @@ def test_mining_reuses_the_cache_scores_without_the_teacher(built, tiny_tree, tm
         mine(TINY_ARCH, tiny_tree["val"], per_class=2, out=tmp_path / "y.tsv", cache=root)
 
 
-def _recipe_file(path: Path, recipe: dict) -> Path:
-    body = "".join(f"{k} = {v!r}\n" for k, v in recipe.items() if not k.startswith("_"))
-    path.write_text(body)
+def _recipe_file(path: Path, recipe) -> Path:
+    recipe.dump(str(path))  # a validated recipe is an mmengine Config: its file form
     return path
 
 
@@ -362,7 +364,7 @@ def test_cli_label_and_a_two_process_build_equal_a_single_process_one(
            "--views", "6", "--topk", "4", "--shard-size", "16", "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "41 images x 6 views" in proc.stdout
+    assert "41 images x 6 views" in " ".join(proc.stdout.split())  # rich wraps at 80 columns
     for s in range(3):
         assert (out / f"shard_{s:05d}.npy").read_bytes() == \
             (built[0] / f"shard_{s:05d}.npy").read_bytes(), s

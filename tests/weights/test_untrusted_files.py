@@ -348,12 +348,12 @@ def test_mismatch_messages_are_one_line(tmp_path, zoo_state):
     ('{"name": "x", "arch": "a", "num_classes": "ten"}',
      "'num_classes' is 'ten'; expected a positive int"),
     ('{"name": "x", "arch": "a", "transform": [224]}',
-     "not a valid model card ('transform' is a list, not an object)"),
+     "'transform': expected an object, got list"),
     ('{"name": "x", "arch": "a", "transform": {"size": 3}}',
-     "not a valid model card (EvalTransform.__init__() got an unexpected keyword argument "
-     "'size')"),
-    ('{"arch": "a"}', "not a valid model card (WeightCard.__init__() missing 1 required "
-                      "positional argument: 'name')"),
+     "'transform': unknown key(s) size; valid: input_size, resize, interpolation, mean, std"),
+    ('{"name": "x", "arch": "a", "transform": {"resize": "big"}}',
+     "'transform': transform resize='big': expected an integer >= 1"),
+    ('{"arch": "a"}', "no 'name'"),
 ])
 def test_broken_model_cards(tmp_path, zoo_state, text, message):
     path = save_st(tmp_path, zoo_state)

@@ -15,9 +15,9 @@ data = dict(
     scale=(0.5, 1.0),        # milder than ImageNet's 0.08: a 32 px image has little to spare
     ratio=(3 / 4, 4 / 3),
     hflip=0.5,
-    eval_transform=dict(input_size=32, resize=32),
-    mean=(0.4914, 0.4822, 0.4465),  # CIFAR-10's own statistics
-    std=(0.2470, 0.2435, 0.2616),
+    # CIFAR-10's own statistics normalise training and evaluation
+    eval_transform=dict(input_size=32, resize=32, mean=(0.4914, 0.4822, 0.4465),
+                        std=(0.2470, 0.2435, 0.2616)),
 )
 optimizer = dict(type="SGD", lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
 # 30 epochs of the 10,000 train images = 78 x 30 = 2,340 steps (drop_last); the recipes that add

@@ -60,7 +60,7 @@ def state_dict_sha256(model: torch.nn.Module) -> str:
 def _teacher_section(recipe: dict) -> dict:
     t = recipe["teacher"]
     if t is None:
-        raise ValueError(f"{recipe.get('_path', 'recipe')}: teacher=None: a teacher cache needs a "
+        raise ValueError(f"{recipe.filename or 'recipe'}: teacher=None: a teacher cache needs a "
                          f"teacher")
     return t
 
@@ -83,13 +83,13 @@ def teacher_fingerprint(recipe: dict) -> tuple[dict, torch.nn.Module]:
 def cache_spec(recipe: dict, samples, teacher_ident: dict, transform_settings: dict, *,
                views: int, topk: int, kind: str, shard_size: int) -> CacheSpec:
     """The :class:`CacheSpec` of a cache of ``recipe`` over ``samples``."""
-    d = recipe["data"]
+    from ssld_zoo.distill.runner import eval_transform_of
+    tf = eval_transform_of(recipe)  # the normalisation the views are scored with
     return CacheSpec(teacher=teacher_ident, transform=dict(transform_settings),
                      seed=int(recipe["runtime"]["seed"]), views=int(views), topk=int(topk),
                      kind=kind, num_classes=int(teacher_ident["num_classes"]),
                      num_images=len(samples), images_sha256=images_digest(samples),
-                     shard_size=int(shard_size), mean=tuple(float(v) for v in d["mean"]),
-                     std=tuple(float(v) for v in d["std"]))
+                     shard_size=int(shard_size), mean=tf.mean, std=tf.std)
 
 
 class _Views(Dataset):
