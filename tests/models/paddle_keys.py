@@ -39,3 +39,17 @@ def meta_model(name: str, **kwargs) -> torch.nn.Module:
     """The architecture on the meta device: names and shapes, no memory, no init."""
     with torch.device("meta"):
         return get_arch(name).builder(**kwargs)
+
+
+def assert_keys_equal_paddle_dump(name: str, dump: str) -> None:
+    """``name``'s state dict, in PaddleClas's names and layout, is PaddleClas's key dump
+    ``KEYS_DIR/<dump>.txt``: the same names in the same order, the same shapes. Skipped (a
+    failure under CI) where the dumps are not present."""
+    from tests.conftest import unavailable
+    path = KEYS_DIR / f"{dump}.txt"
+    if not path.is_file():
+        unavailable(f"{path} not present (reference key dumps live outside the repo)")
+    expected = read_key_file(path)
+    got = paddle_style_shapes(meta_model(name))
+    assert list(got) == list(expected)  # same names in the same order
+    assert got == expected

@@ -6,15 +6,15 @@ checked without Paddle, fast.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
 import ssld_zoo
-from tests.conftest import unavailable
-from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
+from tests.models.helpers import (assert_classifier, assert_feature_modules_produce_features,
+                                  assert_feature_shapes, assert_outputs, features_only_equals_full,
+                                  staged_forward)
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 from ssld_zoo.models.ghostnet import GhostModule, SEBlock, make_divisible
 from ssld_zoo.registry import SSLD_DOC, get_arch, get_weights, list_models
 
@@ -59,13 +59,7 @@ def test_ssld_card():
 # ---------------------------------------------------------------- PaddleClas key names
 
 def test_keys_and_shapes_equal_paddleclas_dump():
-    path = KEYS_DIR / "GhostNet_x1_3.txt"
-    if not path.is_file():
-        unavailable(f"{path} not present (reference key dumps live outside the repo)")
-    expected = read_key_file(path)
-    got = paddle_style_shapes(meta_model("ghostnet_x1_3"))
-    assert list(got) == list(expected)  # same names in the same order
-    assert got == expected
+    assert_keys_equal_paddle_dump("ghostnet_x1_3", "GhostNet_x1_3")
 
 
 def test_old_style_names_and_channel_rounding():
@@ -100,16 +94,10 @@ def test_make_divisible_by_4():
 def test_forward_shapes_and_feature_info(name):
     model = ssld_zoo.load(name, pretrained=False, num_classes=7)
     x = torch.randn(2, 3, 67, 99)  # odd sizes: every stride-2 layer pads
-    with torch.no_grad():
-        feats = model.forward_stages(x)
-        logits = model.forward_head(model.final_features(feats))
-        assert torch.equal(model(x), logits)
+    feats, logits = staged_forward(model, x)
     assert logits.shape == (2, 7)
     assert [f.reduction for f in model.feature_info] == [2, 4, 8, 16, 32]
-    assert len(feats) == len(model.feature_info)
-    for f, info in zip(feats, model.feature_info):
-        side = lambda n: -(-n // info.reduction)  # noqa: E731  (ceil: padding keeps edges)
-        assert f.shape == (2, info.channels, side(67), side(99))
+    assert_feature_shapes(model, feats, x, ceil=True)
 
 
 def test_stage_choice():
@@ -122,43 +110,24 @@ def test_stage_choice():
 
 
 def test_feature_modules_are_real_submodules_that_produce_the_features():
-    model = ssld_zoo.load("ghostnet_x0_5", pretrained=False)
-    seen = {}
-    for info in model.feature_info:
-        model.get_submodule(info.module).register_forward_hook(
-            lambda m, i, o, key=info.module: seen.__setitem__(key, o))
-    with torch.no_grad():
-        feats = model.forward_stages(torch.randn(1, 3, 64, 64))
-    for f, info in zip(feats, model.feature_info):
-        assert torch.equal(f, seen[info.module]), info.module
+    assert_feature_modules_produce_features(ssld_zoo.load("ghostnet_x0_5", pretrained=False))
 
 
 def test_features_only_and_out_indices():
-    full = ssld_zoo.load("ghostnet_x0_5", pretrained=False)
-    pyr = ssld_zoo.load("ghostnet_x0_5", pretrained=False, features_only=True,
-                        out_indices=(1, 3, -1))
-    pyr.model.load_state_dict(full.state_dict(), strict=False)  # the head is dropped
+    pyr = features_only_equals_full("ghostnet_x0_5", (1, 3, -1))
     assert [(f.channels, f.reduction) for f in pyr.feature_info] == [(12, 4), (56, 16),
                                                                    (480, 32)]
     assert not any(k.startswith(("model.fc_0", "model.fc_1")) for k in pyr.state_dict())
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        outs, ref = pyr(x), full.forward_stages(x)
-    assert len(outs) == 3
-    for o, r in zip(outs, (ref[1], ref[3], ref[4])):
-        torch.testing.assert_close(o, r, rtol=0, atol=0)
     with pytest.raises(ValueError, match="out of range"):
         ssld_zoo.load("ghostnet_x0_5", pretrained=False, features_only=True, out_indices=(5,))
 
 
 def test_num_classes_zero_gives_pooled_head_features_and_reset_classifier():
     model = ssld_zoo.load("ghostnet_x0_5", pretrained=False, num_classes=0)
-    with torch.no_grad():
-        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 1280)
+    x = torch.randn(2, 3, 64, 64)
+    assert_outputs(model, 1280, x)
     model.reset_classifier(5)
-    assert model.get_classifier().out_features == 5 and model.num_classes == 5
-    with torch.no_grad():
-        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 5)
+    assert_classifier(model, 5, x)
 
 
 # ---------------------------------------------------------------- PaddleClas details

@@ -6,15 +6,14 @@ be checked without Paddle, fast.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
 import ssld_zoo
-from tests.conftest import unavailable
-from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
+from tests.models.helpers import (assert_classifier_then_pooled, assert_feature_shapes,
+                                  staged_forward)
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 from ssld_zoo.models.hrnet import FuseLayers, HRNet, SELayer
 from ssld_zoo.registry import get_arch, get_weights
 
@@ -62,13 +61,7 @@ def test_weight_cards():
 
 @pytest.mark.parametrize("name", ["hrnet_w18_c", "hrnet_w48_c", "se_hrnet_w64_c"])
 def test_keys_and_shapes_equal_paddleclas_dump(name):
-    path = KEYS_DIR / f"{PADDLE_NAMES[name]}.txt"
-    if not path.is_file():
-        unavailable(f"{path} not present (reference key dumps live outside the repo)")
-    expected = read_key_file(path)
-    got = paddle_style_shapes(meta_model(name))
-    assert list(got) == list(expected)  # same names in the same order
-    assert got == expected
+    assert_keys_equal_paddle_dump(name, PADDLE_NAMES[name])
 
 
 @pytest.mark.parametrize("name", WIDTHS)
@@ -97,15 +90,11 @@ def test_state_dict_has_paddleclas_names(name):
 
 def test_forward_and_four_branch_features(w18):
     x = torch.randn(2, 3, 96, 128)
-    with torch.no_grad():
-        feats = w18.forward_stages(x)
-        logits = w18.forward_head(w18.final_features(feats))
-        assert torch.equal(w18(x), logits)
+    feats, logits = staged_forward(w18, x)
     assert logits.shape == (2, 1000)
     assert [(f.channels, f.reduction, f.module) for f in w18.feature_info] == [
         (18, 4, "st4#0"), (36, 8, "st4#1"), (72, 16, "st4#2"), (144, 32, "st4#3")]
-    for f, info in zip(feats, w18.feature_info):
-        assert f.shape == (2, info.channels, 96 // info.reduction, 128 // info.reduction)
+    assert_feature_shapes(w18, feats, x)
 
 
 def test_feature_module_convention_is_hookable(w18):
@@ -143,12 +132,7 @@ def test_input_size_limit_is_explained(w18):
 
 def test_num_classes_and_in_chans():
     m = ssld_zoo.load("hrnet_w18_c", pretrained=False, num_classes=5)
-    assert m.get_classifier().out_features == 5 and m.num_classes == 5
-    with torch.no_grad():
-        assert m(torch.randn(1, 3, 64, 64)).shape == (1, 5)
-    m.reset_classifier(0)
-    with torch.no_grad():
-        assert m(torch.randn(1, 3, 64, 64)).shape == (1, 2048)
+    assert_classifier_then_pooled(m, 5, 2048, torch.randn(1, 3, 64, 64))
     gray = HRNet(18, num_classes=2, in_chans=1).eval()
     with torch.no_grad():
         assert gray(torch.randn(1, 1, 64, 64)).shape == (1, 2)

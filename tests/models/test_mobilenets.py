@@ -6,15 +6,14 @@ be checked without Paddle, fast.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
 import ssld_zoo
-from tests.conftest import unavailable
-from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
+from tests.models.helpers import (assert_feature_modules_produce_features, assert_feature_shapes,
+                                  staged_forward)
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 from ssld_zoo.models import mobilenet_v1, mobilenet_v2, mobilenet_v3
 from ssld_zoo.models.mobilenet_v3 import (DownscaleInInferDropout, Hardsigmoid, ResidualUnit,
                                           make_divisible)
@@ -109,13 +108,7 @@ def test_ssld_cards(name):
 
 @pytest.mark.parametrize("name", KEY_DUMPS)
 def test_keys_and_shapes_equal_paddleclas_dump(name):
-    path = KEYS_DIR / f"{KEY_DUMPS[name]}.txt"
-    if not path.is_file():
-        unavailable(f"{path} not present (reference key dumps live outside the repo)")
-    expected = read_key_file(path)
-    got = paddle_style_shapes(meta_model(name))
-    assert list(got) == list(expected)  # same names in the same order
-    assert got == expected
+    assert_keys_equal_paddle_dump(name, KEY_DUMPS[name])
 
 
 def test_mobilenetv2_old_style_names():
@@ -136,28 +129,15 @@ def test_mobilenetv2_old_style_names():
 def test_forward_shapes_and_feature_info(name):
     model = ssld_zoo.load(name, pretrained=False, num_classes=7)
     x = torch.randn(2, 3, 64, 96)
-    with torch.no_grad():
-        feats = model.forward_stages(x)
-        logits = model.forward_head(model.final_features(feats))
-        assert torch.equal(model(x), logits)
+    feats, logits = staged_forward(model, x)
     assert logits.shape == (2, 7)
     assert [f.reduction for f in model.feature_info] == [2, 4, 8, 16, 32]
-    assert len(feats) == len(model.feature_info)
-    for f, info in zip(feats, model.feature_info):
-        assert f.shape == (2, info.channels, 64 // info.reduction, 96 // info.reduction)
+    assert_feature_shapes(model, feats, x)
 
 
 def test_feature_modules_are_real_submodules_that_produce_the_features():
     for name in ("mobilenetv1", "mobilenetv2", "mobilenetv3_large_x1_0", "mobilenetv3_small_x1_0"):
-        model = ssld_zoo.load(name, pretrained=False)
-        seen = {}
-        for info in model.feature_info:
-            model.get_submodule(info.module).register_forward_hook(
-                lambda m, i, o, key=info.module: seen.__setitem__(key, o))
-        with torch.no_grad():
-            feats = model.forward_stages(torch.randn(1, 3, 64, 64))
-        for f, info in zip(feats, model.feature_info):
-            assert torch.equal(f, seen[info.module]), (name, info.module)
+        assert_feature_modules_produce_features(ssld_zoo.load(name, pretrained=False))
 
 
 def test_stage_choice_matches_timm_convention():

@@ -7,16 +7,16 @@ checked without Paddle, fast.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import ssld_zoo
-from tests.conftest import unavailable
-from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
+from tests.models.helpers import (assert_classifier, assert_feature_modules_produce_features,
+                                  assert_feature_shapes, assert_outputs, features_only_equals_full,
+                                  staged_forward)
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 from ssld_zoo.models.pp_lcnet import DownscaleInInferDropout, PaddleHardsigmoid, make_divisible
 from ssld_zoo.models.pp_lcnet_v2 import RepDepthwiseSeparable
 from ssld_zoo.registry import SSLD_DOC, get_arch, get_weights, list_models
@@ -111,13 +111,7 @@ def test_exactly_the_published_ssld_weights():
 
 @pytest.mark.parametrize("name", KEY_DUMPS)
 def test_keys_and_shapes_equal_paddleclas_dump(name):
-    path = KEYS_DIR / f"{KEY_DUMPS[name]}.txt"
-    if not path.is_file():
-        unavailable(f"{path} not present (reference key dumps live outside the repo)")
-    expected = read_key_file(path)
-    got = paddle_style_shapes(meta_model(name))
-    assert list(got) == list(expected)  # same names in the same order
-    assert got == expected
+    assert_keys_equal_paddle_dump(name, KEY_DUMPS[name])
 
 
 def test_pplcnet_structure():
@@ -153,15 +147,9 @@ def test_pplcnetv2_structure():
 def test_forward_shapes_and_feature_info(name):
     model = ssld_zoo.load(name, pretrained=False, num_classes=7)
     x = torch.randn(2, 3, 67, 99)  # odd sizes: every stride-2 layer pads
-    with torch.no_grad():
-        feats = model.forward_stages(x)
-        logits = model.forward_head(model.final_features(feats))
-        assert torch.equal(model(x), logits)
+    feats, logits = staged_forward(model, x)
     assert logits.shape == (2, 7)
-    assert len(feats) == len(model.feature_info)
-    for f, info in zip(feats, model.feature_info):
-        side = lambda n: -(-n // info.reduction)  # noqa: E731  (ceil: padding keeps edges)
-        assert f.shape == (2, info.channels, side(67), side(99))
+    assert_feature_shapes(model, feats, x, ceil=True)
 
 
 def test_stage_choice():
@@ -179,15 +167,7 @@ def test_stage_choice():
 
 @pytest.mark.parametrize("name", ["pplcnet_x0_25", "pplcnetv2_small"])
 def test_feature_modules_are_real_submodules_that_produce_the_features(name):
-    model = ssld_zoo.load(name, pretrained=False)
-    seen = {}
-    for info in model.feature_info:
-        model.get_submodule(info.module).register_forward_hook(
-            lambda m, i, o, key=info.module: seen.__setitem__(key, o))
-    with torch.no_grad():
-        feats = model.forward_stages(torch.randn(1, 3, 64, 64))
-    for f, info in zip(feats, model.feature_info):
-        assert torch.equal(f, seen[info.module]), info.module
+    assert_feature_modules_produce_features(ssld_zoo.load(name, pretrained=False))
 
 
 @pytest.mark.parametrize("name,indices,expected", [
@@ -195,17 +175,9 @@ def test_feature_modules_are_real_submodules_that_produce_the_features(name):
     ("pplcnetv2_small", (-2, -1), [(384, 16), (768, 32)]),
 ])
 def test_features_only_and_out_indices(name, indices, expected):
-    full = ssld_zoo.load(name, pretrained=False)
-    pyr = ssld_zoo.load(name, pretrained=False, features_only=True, out_indices=indices)
-    pyr.model.load_state_dict(full.state_dict(), strict=False)  # the head is dropped
+    pyr = features_only_equals_full(name, indices)
     assert [(f.channels, f.reduction) for f in pyr.feature_info] == expected
     assert not any(k.startswith(("model.fc", "model.last_conv")) for k in pyr.state_dict())
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        outs, ref = pyr(x), full.forward_stages(x)
-    assert len(outs) == len(indices)
-    for o, i in zip(outs, indices):
-        torch.testing.assert_close(o, ref[i], rtol=0, atol=0)
     with pytest.raises(ValueError, match="out of range"):
         ssld_zoo.load(name, pretrained=False, features_only=True, out_indices=(7,))
 
@@ -213,12 +185,10 @@ def test_features_only_and_out_indices(name, indices, expected):
 @pytest.mark.parametrize("name,width", [("pplcnet_x0_25", 1280), ("pplcnetv2_small", 1280)])
 def test_num_classes_zero_and_reset_classifier(name, width):
     model = ssld_zoo.load(name, pretrained=False, num_classes=0)
-    with torch.no_grad():
-        assert model(torch.randn(2, 3, 64, 64)).shape == (2, width)
+    x = torch.randn(2, 3, 64, 64)
+    assert_outputs(model, width, x)
     model.reset_classifier(3)
-    assert model.get_classifier().out_features == 3 and model.num_classes == 3
-    with torch.no_grad():
-        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 3)
+    assert_classifier(model, 3, x)
 
 
 def test_paddleclas_options():

@@ -5,15 +5,15 @@ be checked without Paddle, fast.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
 import ssld_zoo
-from tests.conftest import unavailable
-from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
+from tests.models.helpers import (assert_classifier_then_pooled,
+                                  assert_feature_modules_produce_features, assert_feature_shapes,
+                                  staged_forward)
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 from ssld_zoo.models.res2net_vd import BottleneckBlock, Res2NetVd
 from ssld_zoo.registry import get_arch, get_weights
 
@@ -59,41 +59,24 @@ def test_state_dict_has_paddleclas_names(name):
 
 @pytest.mark.parametrize("name", ARCHS)
 def test_keys_and_shapes_equal_paddleclas_dump(name):
-    path = KEYS_DIR / f"{ARCHS[name][0]}.txt"
-    if not path.is_file():
-        unavailable(f"{path} not present (reference key dumps live outside the repo)")
-    expected = read_key_file(path)
-    got = paddle_style_shapes(meta_model(name))
-    assert list(got) == list(expected)  # same names in the same order
-    assert got == expected
+    assert_keys_equal_paddle_dump(name, ARCHS[name][0])
 
 
 def test_forward_shapes_and_feature_info():
     model = ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False).eval()
     x = torch.randn(2, 3, 96, 64)
-    with torch.no_grad():
-        feats = model.forward_stages(x)
-        logits = model.forward_head(model.final_features(feats))
-        assert torch.equal(model(x), logits)
+    feats, logits = staged_forward(model, x)
     assert logits.shape == (2, 1000)
     assert [f.channels for f in model.feature_info] == [256, 512, 1024, 2048]
     assert [f.reduction for f in model.feature_info] == [4, 8, 16, 32]
     assert [f.module for f in model.feature_info] == ["bb_0_2", "bb_1_3", "bb_2_5", "bb_3_2"]
-    for f, info in zip(feats, model.feature_info):
-        assert f.shape == (2, info.channels, 96 // info.reduction, 64 // info.reduction)
-        assert isinstance(model.get_submodule(info.module), BottleneckBlock)
+    assert_feature_shapes(model, feats, x)
+    assert all(isinstance(model.get_submodule(f.module), BottleneckBlock)
+               for f in model.feature_info)
 
 
 def test_feature_info_module_produces_the_feature():
-    model = Res2NetVd(50, num_classes=10).eval()
-    seen = {}
-    for info in model.feature_info:
-        model.get_submodule(info.module).register_forward_hook(
-            lambda m, i, o, name=info.module: seen.__setitem__(name, o))
-    with torch.no_grad():
-        feats = model.forward_stages(torch.randn(1, 3, 64, 64))
-    for f, info in zip(feats, model.feature_info):
-        assert torch.equal(seen[info.module], f)
+    assert_feature_modules_produce_features(Res2NetVd(50, num_classes=10).eval())
 
 
 def test_features_only_out_indices_and_odd_input():
@@ -111,12 +94,7 @@ def test_features_only_out_indices_and_odd_input():
 
 def test_num_classes_and_in_chans():
     m = ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False, num_classes=7)
-    assert m.get_classifier().out_features == 7 and m.num_classes == 7
-    with torch.no_grad():
-        assert m(torch.randn(1, 3, 64, 64)).shape == (1, 7)
-    m.reset_classifier(0)
-    with torch.no_grad():
-        assert m(torch.randn(1, 3, 64, 64)).shape == (1, 2048)
+    assert_classifier_then_pooled(m, 7, 2048, torch.randn(1, 3, 64, 64))
     gray = Res2NetVd(50, in_chans=1, num_classes=3).eval()
     assert gray.conv1_1._conv.weight.shape == (32, 1, 3, 3)
     with torch.no_grad():

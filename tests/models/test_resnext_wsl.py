@@ -7,8 +7,6 @@ weights must give the same logits in both.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,22 +14,14 @@ from torchvision.models import resnext101_32x8d
 from torchvision.models.resnet import Bottleneck, ResNet
 
 import ssld_zoo
-from tests.conftest import unavailable
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model
 from ssld_zoo.models.resnext_wsl import BottleneckBlock, ResNeXt101WSL, checkpoint_filter_fn
 from ssld_zoo.registry import get_arch, get_weights
 
-KEYS_DIR = Path(os.environ.get(
-    "SSLD_ZOO_PADDLE_KEYS",
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "paddle_keys"))
 WIDTHS = {"resnext101_32x8d_wsl": 8, "resnext101_32x16d_wsl": 16,
           "resnext101_32x32d_wsl": 32, "resnext101_32x48d_wsl": 48}
 TORCH_FILES = {8: "ig_resnext101_32x8-c38310e5.pth", 16: "ig_resnext101_32x16-c6f796b0.pth",
                32: "ig_resnext101_32x32-e4b90b00.pth", 48: "ig_resnext101_32x48-3e41cc8a.pth"}
-
-
-def meta_model(name: str, **kwargs) -> torch.nn.Module:
-    with torch.device("meta"):
-        return get_arch(name).builder(**kwargs)
 
 
 def torchvision_resnext(width: int, device: str | None = None) -> ResNet:
@@ -72,22 +62,7 @@ def test_teacher_of_resnet_ssld_weights_is_registered():
 
 
 def test_keys_and_shapes_equal_paddleclas_dump():
-    path = KEYS_DIR / "ResNeXt101_32x16d_wsl.txt"
-    if not path.is_file():
-        unavailable(f"{path} not present (reference key dumps live outside the repo)")
-    expected = {}
-    for line in path.read_text().splitlines():
-        name, shape, _ = line.split()
-        expected[name] = tuple(int(s) for s in shape.strip("[]").split(",") if s)
-    model = meta_model("resnext101_32x16d_wsl")
-    got = {}
-    for k, v in model.state_dict().items():
-        if k.endswith("num_batches_tracked"):
-            continue
-        shape = tuple(v.shape)[::-1] if k == "_out.weight" else tuple(v.shape)  # Linear [in, out]
-        got[k.replace(".running_mean", "._mean").replace(".running_var", "._variance")] = shape
-    assert list(got) == list(expected)
-    assert got == expected
+    assert_keys_equal_paddle_dump("resnext101_32x16d_wsl", "ResNeXt101_32x16d_wsl")
 
 
 @pytest.mark.parametrize("name", WIDTHS)

@@ -55,6 +55,14 @@ def _handler(served: Served):
         def log_message(self, *args):  # keep pytest output clean
             pass
 
+        def answer_empty(self, status: int, headers: dict[str, str] | None = None) -> None:
+            """A reply with no body: the status, these headers, Content-Length 0."""
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_GET(self):
             path = self.path.split("?")[0]
             with served.lock:
@@ -63,17 +71,11 @@ def _handler(served: Served):
                 status = statuses.pop(0) if statuses else None
             time.sleep(served.delay.get(path, 0))
             if status is not None:
-                self.send_response(status)
-                if path in served.retry_after:
-                    self.send_header("Retry-After", served.retry_after[path])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                retry = served.retry_after.get(path)
+                self.answer_empty(status, None if retry is None else {"Retry-After": retry})
                 return
             if path in served.redirect:
-                self.send_response(302)
-                self.send_header("Location", served.redirect[path])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.answer_empty(302, {"Location": served.redirect[path]})
                 return
             if path in served.html:
                 self.send_response(200)
@@ -84,9 +86,7 @@ def _handler(served: Served):
                 return
             data = served.files.get(path)
             if data is None:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.answer_empty(404)
                 return
             etag = f'"{sha(data)[:16]}"'
             start = 0
@@ -95,10 +95,7 @@ def _handler(served: Served):
             if m and path not in served.ignore_range and if_range in (None, etag):
                 start = int(m[1])
                 if start >= len(data):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(data)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self.answer_empty(416, {"Content-Range": f"bytes */{len(data)}"})
                     return
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
