@@ -24,15 +24,13 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from ssld_zoo.cli._console import console
-    from ssld_zoo.distill.config import list_recipes, load_recipe, recipe_dirs
+    from ssld_zoo.distill.config import defaults_file, list_recipes, load_recipe, recipe_dirs
 
     if args.name:
-        import pprint
-
         recipe = load_recipe(args.name, args.cfg_options)
-        console.print(f"[bold]{recipe.pop('_path')}[/]: valid; resolved settings:")
-        console.print(pprint.pformat(recipe, width=100, sort_dicts=False), markup=False,
-                      highlight=False)
+        console.print(f"[bold]{recipe.filename}[/]: valid; resolved settings (laid over "
+                      f"{defaults_file()}):")
+        console.print(recipe.pretty_text, markup=False, highlight=False)
         return 0
     found = list_recipes()
     if not found:

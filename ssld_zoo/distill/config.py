@@ -356,6 +356,28 @@ def recipe_name(path: str | os.PathLike) -> str:
     return p.stem
 
 
+def _anchor_data_paths(cfg: Config, folder: Path) -> None:
+    """Relative data roots written in a recipe (or its ``_base_`` files) are relative to the
+    recipe's folder, not to wherever the command runs; those given with ``--cfg-options``
+    (applied after this) stay relative to the working directory, as any command-line path."""
+    data = cfg.get("data")
+    if not isinstance(data, dict):
+        return
+
+    def anchor(p: Any) -> Any:
+        return os.path.normpath(folder / p) if isinstance(p, (str, os.PathLike)) and \
+            not os.path.isabs(p) else p
+
+    for key in ("labeled_roots", "unlabeled_roots"):
+        roots = data.get(key)
+        if isinstance(roots, (list, tuple)):
+            data[key] = [anchor(p) for p in roots]
+        elif roots is not None:
+            data[key] = anchor(roots)
+    if data.get("val_root") is not None:
+        data["val_root"] = anchor(data["val_root"])
+
+
 def load_recipe(name_or_path: str | os.PathLike, cfg_options: dict | None = None) -> Config:
     """Read a recipe (with its ``_base_`` files), apply ``--cfg-options`` overrides
     (``{"data.labeled_roots": [...]}``, as mmengine's ``Config.merge_from_dict``), lay it over
@@ -365,6 +387,7 @@ def load_recipe(name_or_path: str | os.PathLike, cfg_options: dict | None = None
         cfg = Config.fromfile(str(path), lazy_import=False)
     except Exception as e:
         raise RecipeError(f"{path}: cannot be read as an mmengine config ({e})") from e
+    _anchor_data_paths(cfg, path.parent)
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
     return validate_recipe(cfg, str(path))

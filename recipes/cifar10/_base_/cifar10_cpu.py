@@ -1,12 +1,14 @@
 # CIFAR-10 at its native 32 px, sized for a CPU: the data, schedule and runtime shared by the
 # reproduction recipes in recipes/cifar10/ (run them all with benchmarks/reproduce_cifar10.py).
-# Roots are relative to the repository root, where ../shared/data/cifar10 sits; override with
+# Roots written in a recipe are relative to the recipe's folder (recipes/cifar10/): here they
+# reach ../shared/data/cifar10 beside a checkout. Elsewhere give them on the command line
+# (relative to the working directory there), e.g.
 #   --cfg-options data.labeled_roots="['/data/cifar10/train']" data.val_root=/data/cifar10/val
 # (the unlabeled recipes also set data.unlabeled_roots).
 data = dict(
-    labeled_roots=["../shared/data/cifar10/train"],   # 10,000 images, 1,000 per class
+    labeled_roots=["../../../shared/data/cifar10/train"],  # 10,000 images, 1,000 a class
     unlabeled_roots=[],
-    val_root="../shared/data/cifar10/val",           # 5,000 images of the CIFAR-10 test split
+    val_root="../../../shared/data/cifar10/val",  # 5,000 images of the CIFAR-10 test split
     batch_size=128,
     val_batch_size=500,
     num_workers=0,           # 32 px JPEGs decode faster than a worker process starts
