@@ -10,8 +10,11 @@ maps onto it key for key. A family implements:
   (``forward_features`` is ``final_features(forward_stages(x))``, timm's meaning); the
   default is the last stage output, a family whose classifier starts with layers applied
   before pooling (MobileNetV2, HRNet, Next-ViT's norm) overrides it;
-* ``forward_head(x, pre_logits=False)``: that map -> pooled features (``pre_logits``) or logits;
-* ``get_classifier()`` / ``reset_classifier(num_classes)``;
+* ``forward_head(x, pre_logits=False)``: that map -> pooled features (``pre_logits``) or logits
+  (:class:`PoolLinearBackbone` and :class:`ConvHeadBackbone` implement the two common heads);
+* ``classifier_name``: the final Linear's attribute (default ``fc``), from which
+  ``get_classifier()`` / ``reset_classifier(num_classes)`` are implemented here (a family whose
+  classifier is not one attribute overrides them);
 * ``num_features`` (channels of ``forward_features``, the pooled width), ``head_hidden_size``
   (the width the classifier reads: the hidden head layer's where there is one), ``num_classes``;
 * ``head_names``: the attributes that only the classifier uses.
@@ -34,10 +37,12 @@ import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
+from ssld_zoo.models.layers import DownscaleInInferDropout
 from ssld_zoo.registry import FeatureInfo
 
-__all__ = ["Backbone", "FeatureInfoList", "FlatBlocks", "FeaturePyramid", "adapt_input_conv", "check_input",
-           "feature_take_indices", "new_linear"]
+__all__ = ["Backbone", "ConvHeadBackbone", "FeatureInfoList", "FlatBlocks", "FeaturePyramid",
+           "PoolLinearBackbone", "adapt_input_conv", "check_input", "feature_take_indices",
+           "new_linear"]
 
 
 class FeatureInfoList(list):
@@ -132,6 +137,16 @@ class FlatBlocks(nn.Module):
         self.__dict__["_flat_blocks"] = nn.ModuleList(
             [m for m in (self._modules[n] for n in names) if m is not None])
 
+    def _run_flat_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run the flat blocks in order; returns the last output and the outputs of the
+        blocks whose positions are in ``self._stage_ends`` (what ``forward_stages`` returns)."""
+        outs: list[torch.Tensor] = []
+        for i, block in enumerate(self._flat_blocks):
+            x = block(x)
+            if i in self._stage_ends:
+                outs.append(x)
+        return x, outs
+
     def __prepare_scriptable__(self) -> nn.Module:
         # TorchScript compiles attributes that are registered modules only: script a shallow
         # copy in which the flat blocks are registered once, as the list forward_stages reads.
@@ -148,13 +163,14 @@ class FlatBlocks(nn.Module):
         return twin
 
 
-
 class Backbone(FlatBlocks):
     """Base class of the zoo's classification models (the timm model API)."""
 
     # The attributes only the classifier uses (no class-level annotations here: TorchScript
     # would read them).
     head_names = ()
+    # The final Linear's attribute (PaddleClas's name); it reads ``head_hidden_size`` features.
+    classifier_name = "fc"
     # True where the architecture only runs at its native input size.
     fixed_input_size = False
     # Python-only attributes TorchScript must not try to compile.
@@ -180,12 +196,15 @@ class Backbone(FlatBlocks):
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:
-        raise NotImplementedError
+        return getattr(self, self.classifier_name)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final layer with a freshly initialised one for ``num_classes``
-        (0: none, ``forward`` then returns the pooled features)."""
-        raise NotImplementedError
+        (0: none, ``forward`` then returns the pooled features). Hidden head layers (a 1x1
+        head conv, pretrained) are kept, as timm does."""
+        self.num_classes = num_classes
+        setattr(self, self.classifier_name,
+                new_linear(nn.Linear(self.head_hidden_size, 1), num_classes))
 
     # --- shared ---------------------------------------------------------------------------
     @property
@@ -221,7 +240,7 @@ class Backbone(FlatBlocks):
         for name, child in self.named_children():
             if name in self.head_names:
                 continue
-            items = list(child) if isinstance(child, (nn.Sequential, nn.ModuleList)) else [child]
+            items = list(child) if _is_container(child) else [child]
             units += [m for m in items if any(True for _ in m.parameters())]
         return units
 
@@ -239,6 +258,26 @@ class Backbone(FlatBlocks):
         if intermediates_only:
             return inter
         return self.final_features(feats), inter
+
+    # Stage loops that several families share (TorchScript compiles one for a family only
+    # when its forward_stages calls it, so the attributes need exist only there).
+    def _run_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Run ``self.blocks`` (one flat ``Sequential``); return the outputs of the blocks at
+        the positions in ``self._stage_ends``."""
+        outs: list[torch.Tensor] = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self._stage_ends:
+                outs.append(x)
+        return outs
+
+    def _run_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Run ``self.stages`` (a ``ModuleList`` of stages); return every stage's output."""
+        outs: list[torch.Tensor] = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs
 
     def final_features(self, stages: list[torch.Tensor]) -> torch.Tensor:
         """``forward_features`` from stage outputs already computed (the last one, or what
@@ -283,6 +322,52 @@ class Backbone(FlatBlocks):
             self._set_flat_blocks(self._flat_block_names)
 
 
+class PoolLinearBackbone(Backbone):
+    """A family whose classifier is global average pooling (``avg_pool``) and ``fc``."""
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avg_pool(x), 1)
+        return x if pre_logits else self.fc(x)
+
+
+class ConvHeadBackbone(Backbone):
+    """A family whose classifier is PaddleClas's conv head (PP-LCNet, PP-LCNetV2, PP-HGNet,
+    PP-HGNetV2): global average pooling -> [1x1 conv to ``class_expand`` (no BN, no bias) ->
+    activation -> [learnable affine] -> downscale-in-infer dropout] -> ``fc``."""
+
+    def _build_head(self, in_ch: int, num_classes: int, use_last_conv: bool, class_expand: int,
+                    act: nn.Module, drop_rate: float, lab: nn.Module | None = None) -> None:
+        """Register ``avg_pool``, ``last_conv``, ``act``, [``lab``], ``dropout``, ``fc``
+        (PaddleClas's names and order) and set ``num_features``/``head_hidden_size``."""
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.last_conv = self.act = self.lab = self.dropout = None
+        head_in = in_ch
+        if use_last_conv:
+            self.last_conv = nn.Conv2d(in_ch, class_expand, 1, bias=False)
+            self.act = act
+            self.lab = lab
+            self.dropout = DownscaleInInferDropout(drop_rate)
+            head_in = class_expand
+        self.num_features = in_ch
+        self.head_hidden_size = head_in
+        self.fc = nn.Linear(head_in, num_classes) if num_classes else nn.Identity()
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.avg_pool(x)
+        if self.last_conv is not None:
+            x = self.act(self.last_conv(x))
+            if self.lab is not None:
+                x = self.lab(x)
+            x = self.dropout(x)
+        x = torch.flatten(x, 1)
+        return x if pre_logits else self.fc(x)
+
+
+def _is_container(module: nn.Module) -> bool:
+    # A plain list of layers; not a layer that is a Sequential (layers.ConvBNAct).
+    return type(module) in (nn.Sequential, nn.ModuleList)
+
+
 def _has_parameters(module: nn.Module) -> bool:
     return any(True for _ in module.parameters())
 
@@ -291,7 +376,7 @@ def _without_parameters(module: nn.Module) -> nn.Module:
     """``module`` with every layer that holds parameters replaced by ``nn.Identity`` and every
     list of layers emptied: a pruned classifier keeps a forward that TorchScript can compile
     (nothing calls it) but holds no parameter that would never get a gradient."""
-    if isinstance(module, (nn.ModuleList, nn.Sequential)):
+    if _is_container(module):
         return type(module)()
     if not _has_parameters(module):
         return module

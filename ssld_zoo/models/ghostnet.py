@@ -12,17 +12,23 @@ ordinary dropout 0.2 -> Linear (``fc_1``). Module names equal PaddleClas's old-s
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from typing import List
 
 import torch
 import torch.nn as nn
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import Backbone
+from ssld_zoo.models.layers import MODEL_ZOO, ConvBNAct, make_divisible
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
 __all__ = ["GhostNet", "make_divisible"]
+
+# conv (no bias) -> BN -> [ReLU] (Paddle's ``BatchNorm(act=...)`` fuses the activation),
+# keys _conv/_batch_norm.
+_conv_bn = partial(ConvBNAct, names=MODEL_ZOO)
 
 # kernel, expansion (hidden) channels, output channels, squeeze-excite, stride
 _CFGS = (
@@ -49,31 +55,6 @@ _STAGE_ENDS = (0, 2, 4, 10)
 _HEAD_CHANNELS = 1280
 
 
-def make_divisible(v: float, divisor: int = 4, min_value: int | None = None) -> int:
-    """Round ``v`` to a multiple of ``divisor`` (at least ``min_value``), never more than 10%
-    below ``v``: PaddleClas's ``GhostNet._make_divisible`` (divisor 4 for GhostNet)."""
-    min_value = divisor if min_value is None else min_value
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-class ConvBNLayer(nn.Module):
-    """conv (no bias) -> BN -> [ReLU] (Paddle's ``BatchNorm(act=...)`` fuses the activation)."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
-                 relu: bool = True):
-        super().__init__()
-        self._conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2,
-                               groups=groups, bias=False)
-        self._batch_norm = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self._batch_norm(self._conv(x)))
-
-
 class SEBlock(nn.Module):
     """Squeeze-excite with Linear layers and a ``clip(0, 1)`` gate (PaddleClas GhostNet)."""
 
@@ -98,9 +79,8 @@ class GhostModule(nn.Module):
         super().__init__()
         init_ch = int(math.ceil(out_ch / ratio))
         new_ch = init_ch * (ratio - 1)
-        self.primary_conv = ConvBNLayer(in_ch, init_ch, kernel, stride, relu=relu)
-        self.cheap_operation = ConvBNLayer(init_ch, new_ch, dw_size, 1, groups=init_ch,
-                                           relu=relu)
+        self.primary_conv = _conv_bn(in_ch, init_ch, kernel, stride, act=relu)
+        self.cheap_operation = _conv_bn(init_ch, new_ch, dw_size, 1, groups=init_ch, act=relu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.primary_conv(x)
@@ -114,14 +94,13 @@ class GhostBottleneck(nn.Module):
                  use_se: bool):
         super().__init__()
         self.ghost_module_1 = GhostModule(in_ch, hidden, relu=True)
-        self.depthwise_conv = (ConvBNLayer(hidden, hidden, kernel, stride, groups=hidden,
-                                           relu=False) if stride == 2 else None)
+        self.depthwise_conv = (_conv_bn(hidden, hidden, kernel, stride, groups=hidden)
+                               if stride == 2 else None)
         self.se_block = SEBlock(hidden) if use_se else None
         self.ghost_module_2 = GhostModule(hidden, out_ch, relu=False)
         if stride != 1 or in_ch != out_ch:
-            self.shortcut_depthwise = ConvBNLayer(in_ch, in_ch, kernel, stride, groups=in_ch,
-                                                  relu=False)
-            self.shortcut_conv = ConvBNLayer(in_ch, out_ch, 1, relu=False)
+            self.shortcut_depthwise = _conv_bn(in_ch, in_ch, kernel, stride, groups=in_ch)
+            self.shortcut_conv = _conv_bn(in_ch, out_ch, 1)
         else:
             self.shortcut_depthwise = self.shortcut_conv = None
 
@@ -142,6 +121,7 @@ class GhostNet(Backbone):
     (the last is ``conv_last``'s 960*scale-channel map, the one the classifier pools)."""
 
     head_names = ("pool2d_gap", "fc_0", "dropout", "fc_1")
+    classifier_name = "fc_1"
 
     def __init__(self, scale: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
                  drop_rate: float = 0.2):
@@ -149,7 +129,7 @@ class GhostNet(Backbone):
         self.scale = scale
         self.num_classes = num_classes
         out_ch = make_divisible(16 * scale, 4)
-        self.conv1 = ConvBNLayer(in_chans, out_ch, 3, 2)
+        self.conv1 = _conv_bn(in_chans, out_ch, 3, 2, act=True)
         self._block_names: list[str] = []
         self.feature_info = []
         reduction = 2
@@ -164,25 +144,21 @@ class GhostNet(Backbone):
             if idx in _STAGE_ENDS:
                 self.feature_info.append(FeatureInfo(out_ch, reduction, name))
         last_ch = make_divisible(_CFGS[-1][1] * scale, 4)
-        self.conv_last = ConvBNLayer(out_ch, last_ch, 1)
+        self.conv_last = _conv_bn(out_ch, last_ch, 1, act=True)
         self.feature_info.append(FeatureInfo(last_ch, reduction, "conv_last"))
         self._set_flat_blocks(self._block_names)
         # Positions (among the blocks) of the blocks that end a stage.
-        self._block_ends = [self._block_names.index(f.module) for f in self.feature_info[:-1]]
+        self._stage_ends = [self._block_names.index(f.module) for f in self.feature_info[:-1]]
         self.num_features = last_ch
         self.head_hidden_size = _HEAD_CHANNELS
         self.pool2d_gap = nn.AdaptiveAvgPool2d(1)
-        self.fc_0 = ConvBNLayer(last_ch, _HEAD_CHANNELS, 1)
+        self.fc_0 = _conv_bn(last_ch, _HEAD_CHANNELS, 1, act=True)
         self.dropout = nn.Dropout(p=drop_rate)  # Paddle's default mode: the usual kind
         self.fc_1 = nn.Linear(_HEAD_CHANNELS, num_classes) if num_classes else nn.Identity()
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.conv1(x)
-        outs: List[torch.Tensor] = []
-        for i, block in enumerate(self._flat_blocks):
-            x = block(x)
-            if i in self._block_ends:
-                outs.append(x)
+        x, outs = self._run_flat_blocks(x)
         if self.conv_last is not None:
             outs.append(self.conv_last(x))
         return outs
@@ -190,13 +166,6 @@ class GhostNet(Backbone):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.dropout(self.fc_0(self.pool2d_gap(x))), 1)
         return x if pre_logits else self.fc_1(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc_1
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc_1 = new_linear(nn.Linear(_HEAD_CHANNELS, 1), num_classes)
 
 
 @register_model("GhostNet_x0_5")

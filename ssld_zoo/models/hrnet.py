@@ -23,26 +23,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ssld_zoo.models._base import Backbone, check_input, new_linear
+from ssld_zoo.models._base import PoolLinearBackbone, check_input
+from ssld_zoo.models.layers import ConvBNAct
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
 __all__ = ["HRNet"]
-
-
-class ConvBNLayer(nn.Module):
-    """conv (no bias) -> BN -> [ReLU]."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, act: bool = True):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, bias=False)
-        self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        # A flag, not an activation module: one module call less on a very hot path.
-        self.act = act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.conv(x))
-        return F.relu(x, inplace=True) if self.act else x
 
 
 class SELayer(nn.Module):
@@ -66,10 +52,10 @@ class BottleneckBlock(nn.Module):
 
     def __init__(self, in_ch: int, width: int, has_se: bool, downsample: bool):
         super().__init__()
-        self.conv1 = ConvBNLayer(in_ch, width, 1)
-        self.conv2 = ConvBNLayer(width, width, 3)
-        self.conv3 = ConvBNLayer(width, width * 4, 1, act=False)
-        self.conv_down = ConvBNLayer(in_ch, width * 4, 1, act=False) if downsample else None
+        self.conv1 = ConvBNAct(in_ch, width, 1, act=True)
+        self.conv2 = ConvBNAct(width, width, 3, act=True)
+        self.conv3 = ConvBNAct(width, width * 4, 1)
+        self.conv_down = ConvBNAct(in_ch, width * 4, 1) if downsample else None
         self.se = SELayer(width * 4) if has_se else None
         self.relu = nn.ReLU(inplace=True)
 
@@ -87,8 +73,8 @@ class BasicBlock(nn.Module):
 
     def __init__(self, channels: int, has_se: bool):
         super().__init__()
-        self.conv1 = ConvBNLayer(channels, channels, 3)
-        self.conv2 = ConvBNLayer(channels, channels, 3, act=False)
+        self.conv1 = ConvBNAct(channels, channels, 3, act=True)
+        self.conv2 = ConvBNAct(channels, channels, 3)
         self.se = SELayer(channels) if has_se else None
         self.relu = nn.ReLU(inplace=True)
 
@@ -113,12 +99,12 @@ class FuseLayers(nn.Module):
         for i, out_ch in enumerate(channels):
             for j, in_ch in enumerate(channels):
                 if j > i:
-                    layers.append(ConvBNLayer(in_ch, out_ch, 1, act=False))
+                    layers.append(ConvBNAct(in_ch, out_ch, 1))
                 elif j < i:
                     for k in range(i - j):
                         last = k == i - j - 1
                         # Intermediate steps keep branch j's width and are ReLU'd.
-                        layers.append(ConvBNLayer(in_ch, out_ch if last else in_ch, 3, 2,
+                        layers.append(ConvBNAct(in_ch, out_ch if last else in_ch, 3, 2,
                                                   act=not last))
         self.residual_func_list = nn.ModuleList(layers)
         self.relu = nn.ReLU(inplace=True)
@@ -209,7 +195,7 @@ class LastClsOut(nn.Module):
         return [f(x[i]) for i, f in enumerate(self.func_list)]
 
 
-class HRNet(Backbone):
+class HRNet(PoolLinearBackbone):
     """HRNet_W<width>_C. ``forward_stages`` returns the four branches of ``st4`` (channels
     W, 2W, 4W, 8W at strides 4, 8, 16, 32).
 
@@ -232,17 +218,17 @@ class HRNet(Backbone):
         self.has_se = has_se
         self.num_classes = num_classes
         channels = [width, width * 2, width * 4, width * 8]
-        self.conv_layer1_1 = ConvBNLayer(in_chans, 64, 3, 2)
-        self.conv_layer1_2 = ConvBNLayer(64, 64, 3, 2)
+        self.conv_layer1_1 = ConvBNAct(in_chans, 64, 3, 2, act=True)
+        self.conv_layer1_2 = ConvBNAct(64, 64, 3, 2, act=True)
         self.layer1 = nn.Sequential(*[
             BottleneckBlock(64 if i == 0 else 256, 64, has_se, downsample=(i == 0))
             for i in range(4)])
-        self.conv_tr1_1 = ConvBNLayer(256, width, 3)
-        self.conv_tr1_2 = ConvBNLayer(256, width * 2, 3, 2)
+        self.conv_tr1_1 = ConvBNAct(256, width, 3, act=True)
+        self.conv_tr1_2 = ConvBNAct(256, width * 2, 3, 2, act=True)
         self.st2 = Stage(1, channels[:2], has_se)
-        self.conv_tr2 = ConvBNLayer(width * 2, width * 4, 3, 2)
+        self.conv_tr2 = ConvBNAct(width * 2, width * 4, 3, 2, act=True)
         self.st3 = Stage(4, channels[:3], has_se)
-        self.conv_tr3 = ConvBNLayer(width * 4, width * 8, 3, 2)
+        self.conv_tr3 = ConvBNAct(width * 4, width * 8, 3, 2, act=True)
         self.st4 = Stage(3, channels, has_se)
         self.feature_info = [FeatureInfo(c, 4 * 2 ** i, f"st4#{i}")
                              for i, c in enumerate(channels)]
@@ -250,9 +236,9 @@ class HRNet(Backbone):
         head_widths = (32, 64, 128, 256)
         self.last_cls = LastClsOut(channels, has_se, head_widths)
         self.cls_head_conv_list = nn.ModuleList(
-            ConvBNLayer(w * 4, out, 3, 2)
+            ConvBNAct(w * 4, out, 3, 2, act=True)
             for w, out in zip(head_widths[:3], (256, 512, 1024)))
-        self.conv_last = ConvBNLayer(1024, 2048, 1)
+        self.conv_last = ConvBNAct(1024, 2048, 1, act=True)
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = self.head_hidden_size = 2048
         self.fc = nn.Linear(2048, num_classes) if num_classes else nn.Identity()
@@ -277,17 +263,6 @@ class HRNet(Backbone):
         for i, conv in enumerate(self.cls_head_conv_list):
             y = xs[i + 1] + conv(y)
         return self.conv_last(y)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avg_pool(x), 1)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(2048, 1), num_classes)
 
 
 def _check_input_size(x: torch.Tensor) -> None:

@@ -12,7 +12,8 @@ from typing import List
 import torch
 import torch.nn as nn
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import PoolLinearBackbone
+from ssld_zoo.models.layers import ConvBNAct
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -36,34 +37,20 @@ _BLOCKS = (
 )
 
 
-class ConvBNLayer(nn.Module):
-    """conv (no bias) -> BN -> ReLU."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, groups: int = 1):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2,
-                              groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
-
-
 class DepthwiseSeparable(nn.Module):
     """3x3 depthwise conv-BN-ReLU, then 1x1 pointwise conv-BN-ReLU."""
 
     def __init__(self, in_ch: int, dw_ch: int, out_ch: int, stride: int):
         super().__init__()
         # PaddleClas's groups = int(num_groups * scale) equals the depthwise width.
-        self.depthwise_conv = ConvBNLayer(in_ch, dw_ch, 3, stride, groups=dw_ch)
-        self.pointwise_conv = ConvBNLayer(dw_ch, out_ch, 1, 1)
+        self.depthwise_conv = ConvBNAct(in_ch, dw_ch, 3, stride, groups=dw_ch, act=True)
+        self.pointwise_conv = ConvBNAct(dw_ch, out_ch, 1, 1, act=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise_conv(self.depthwise_conv(x))
 
 
-class MobileNetV1(Backbone):
+class MobileNetV1(PoolLinearBackbone):
     """MobileNetV1 at width ``scale``.
 
     ``forward_stages`` returns five stage outputs, at strides 2, 4, 8, 16 and 32 (the last
@@ -77,7 +64,7 @@ class MobileNetV1(Backbone):
         super().__init__()
         self.scale = scale
         self.num_classes = num_classes
-        self.conv = ConvBNLayer(in_chans, int(32 * scale), 3, 2)
+        self.conv = ConvBNAct(in_chans, int(32 * scale), 3, 2, act=True)
         blocks, self.feature_info, reduction = [], [], 2
         for i, (cin, dw, out, stride) in enumerate(_BLOCKS):
             blocks.append(DepthwiseSeparable(int(cin * scale), int(dw * scale),
@@ -94,24 +81,7 @@ class MobileNetV1(Backbone):
         self.fc = nn.Linear(width, num_classes) if num_classes else nn.Identity()
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
-        x = self.conv(x)
-        outs: List[torch.Tensor] = []
-        for i, blk in enumerate(self.blocks):
-            x = blk(x)
-            if i in self._stage_ends:
-                outs.append(x)
-        return outs
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avg_pool(x), 1)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(self.num_features, 1), num_classes)
+        return self._run_blocks(self.conv(x))
 
 
 @register_model("MobileNetV1_x0_25")

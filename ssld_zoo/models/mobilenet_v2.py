@@ -9,16 +9,21 @@ Every conv is followed by BN and, except the linear projection, ReLU6. Channels 
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import List
 
 import torch
 import torch.nn as nn
 
-from ssld_zoo.models._base import Backbone, FlatBlocks, new_linear
+from ssld_zoo.models._base import Backbone, FlatBlocks
+from ssld_zoo.models.layers import MODEL_ZOO, ConvBNAct
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
 __all__ = ["MobileNetV2"]
+
+# conv (no bias) -> BN -> [ReLU6], keys _conv/_batch_norm.
+_conv_bn = partial(ConvBNAct, names=MODEL_ZOO)
 
 # (expansion t, channels c, repeats n, stride s) of stages conv2 ... conv8.
 _SETTINGS = (
@@ -32,31 +37,15 @@ _SETTINGS = (
 )
 
 
-class ConvBNLayer(nn.Module):
-    """conv (no bias) -> BN -> [ReLU6]."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1,
-                 groups: int = 1, act: bool = True):
-        super().__init__()
-        self._conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2,
-                               groups=groups, bias=False)
-        self._batch_norm = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.act = nn.ReLU6(inplace=True) if act else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._batch_norm(self._conv(x))
-        return self.act(x) if self.act is not None else x
-
-
 class InvertedResidualUnit(nn.Module):
     """1x1 expand -> 3x3 depthwise -> 1x1 linear projection, [+ input]."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, expansion: int, shortcut: bool):
         super().__init__()
         mid = int(round(in_ch * expansion))
-        self._expand_conv = ConvBNLayer(in_ch, mid, 1)
-        self._bottleneck_conv = ConvBNLayer(mid, mid, 3, stride, groups=mid)
-        self._linear_conv = ConvBNLayer(mid, out_ch, 1, act=False)
+        self._expand_conv = _conv_bn(in_ch, mid, 1, act="relu6")
+        self._bottleneck_conv = _conv_bn(mid, mid, 3, stride, groups=mid, act="relu6")
+        self._linear_conv = _conv_bn(mid, out_ch, 1)
         # PaddleClas adds the input on every block but the first of a stage (never strided,
         # and in == out there), decided by position rather than by shape.
         self.shortcut = shortcut
@@ -98,13 +87,14 @@ class MobileNetV2(Backbone):
     """
 
     head_names = ("conv9", "out")
+    classifier_name = "out"
 
     def __init__(self, scale: float = 1.0, num_classes: int = 1000, in_chans: int = 3):
         super().__init__()
         self.scale = scale
         self.num_classes = num_classes
         in_ch = int(32 * scale)
-        self.conv1 = ConvBNLayer(in_chans, in_ch, 3, 2)
+        self.conv1 = _conv_bn(in_chans, in_ch, 3, 2, act="relu6")
         self._stages: list[str] = []
         self.feature_info = []
         reduction = 2
@@ -122,19 +112,14 @@ class MobileNetV2(Backbone):
         # Positions (among them) of the stages that end a resolution.
         self._stage_ends = [self._stages.index(f.module) for f in self.feature_info]
         self.out_c = int(1280 * scale) if scale > 1.0 else 1280
-        self.conv9 = ConvBNLayer(in_ch, self.out_c, 1)
+        self.conv9 = _conv_bn(in_ch, self.out_c, 1, act="relu6")
         self.pool2d_avg = nn.AdaptiveAvgPool2d(1)
         self.num_features = self.head_hidden_size = self.out_c
         self.out = nn.Linear(self.out_c, num_classes) if num_classes else nn.Identity()
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.conv1(x)
-        outs: List[torch.Tensor] = []
-        for i, stage in enumerate(self._flat_blocks):  # conv2 .. conv8
-            x = stage(x)
-            if i in self._stage_ends:
-                outs.append(x)
-        return outs
+        return self._run_flat_blocks(x)[1]  # conv2 .. conv8
 
     def final_features(self, stages: List[torch.Tensor]) -> torch.Tensor:
         return self.conv9(stages[-1])  # the 1x1 conv to 1280 runs before pooling
@@ -142,13 +127,6 @@ class MobileNetV2(Backbone):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.pool2d_avg(x), 1)
         return x if pre_logits else self.out(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.out
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.out = new_linear(nn.Linear(self.out_c, 1), num_classes)
 
 
 @register_model("MobileNetV2_x0_25")

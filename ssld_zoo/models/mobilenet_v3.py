@@ -16,18 +16,17 @@ Module names equal PaddleClas's.
 """
 from __future__ import annotations
 
-import struct
-
 from typing import List
 
 import torch
 import torch.nn as nn
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import Backbone
+from ssld_zoo.models.layers import ConvBNAct, DownscaleInInferDropout, float32, make_divisible
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
-__all__ = ["MobileNetV3", "make_divisible"]
+__all__ = ["MobileNetV3", "DownscaleInInferDropout", "make_divisible"]
 
 # kernel, expansion width, out width, squeeze-excite, activation, stride
 _LARGE = (
@@ -66,49 +65,6 @@ _STEM = 16
 _LAST_CONV = 1280
 
 
-def _f32(v: float) -> float:
-    """``v`` rounded to float32. Paddle keeps op attributes (the SE gate's slope, dropout's p)
-    as float32, so in float64 it computes with 0.2f = 0.20000000298...; using the same
-    constants keeps float64 parity at ~1e-11 instead of ~1e-7 (float32 results are identical
-    either way)."""
-    return struct.unpack("f", struct.pack("f", v))[0]
-
-
-def make_divisible(v: float, divisor: int = 8) -> int:
-    """PaddleClas's ``_make_divisible``: round to a multiple of ``divisor`` (at least
-    ``divisor``), going one step up when rounding lost more than 10%."""
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-def _act(name: str | None) -> nn.Module | None:
-    if name == "hardswish":
-        return nn.Hardswish()
-    if name == "relu":
-        return nn.ReLU()
-    if name is None:
-        return None
-    raise ValueError(f"unsupported activation {name!r}; expected 'relu', 'hardswish' or None")
-
-
-class ConvBNLayer(nn.Module):
-    """conv (no bias) -> BN -> [activation]."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1,
-                 groups: int = 1, act: str | None = None):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2,
-                              groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.act = _act(act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.conv(x))
-        return self.act(x) if self.act is not None else x
-
-
 class Hardsigmoid(nn.Module):
     """Paddle's hardsigmoid with a slope: ``clip(slope * x + offset, 0, 1)``.
 
@@ -135,7 +91,7 @@ class SEModule(nn.Module):
         self.conv1 = nn.Conv2d(channels, channels // reduction, 1)
         self.relu = nn.ReLU()
         self.conv2 = nn.Conv2d(channels // reduction, channels, 1)
-        self.hardsigmoid = Hardsigmoid(_f32(0.2), 0.5)
+        self.hardsigmoid = Hardsigmoid(float32(0.2), 0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.hardsigmoid(self.conv2(self.relu(self.conv1(self.avg_pool(x)))))
@@ -149,11 +105,11 @@ class ResidualUnit(nn.Module):
                  use_se: bool, act: str):
         super().__init__()
         self.if_shortcut = stride == 1 and in_ch == out_ch
-        self.expand_conv = ConvBNLayer(in_ch, mid_ch, 1, act=act)
-        self.bottleneck_conv = ConvBNLayer(mid_ch, mid_ch, kernel, stride, groups=mid_ch,
+        self.expand_conv = ConvBNAct(in_ch, mid_ch, 1, act=act)
+        self.bottleneck_conv = ConvBNAct(mid_ch, mid_ch, kernel, stride, groups=mid_ch,
                                            act=act)
         self.mid_se = SEModule(mid_ch) if use_se else None
-        self.linear_conv = ConvBNLayer(mid_ch, out_ch, 1)
+        self.linear_conv = ConvBNAct(mid_ch, out_ch, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bottleneck_conv(self.expand_conv(x))
@@ -161,27 +117,6 @@ class ResidualUnit(nn.Module):
             y = self.mid_se(y)
         y = self.linear_conv(y)
         return x + y if self.if_shortcut else y
-
-
-class DownscaleInInferDropout(nn.Module):
-    """Paddle's ``Dropout(mode="downscale_in_infer")``: training drops units *without*
-    rescaling the kept ones; inference multiplies everything by ``1 - p``."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = p
-        self.keep = _f32(1.0 - _f32(p))  # Paddle's float32 (1 - p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            # Unlike torch's dropout, the kept units are not rescaled by 1 / (1 - p).
-            return x * torch.empty_like(x).bernoulli_(1.0 - self.p) if self.p else x
-        return x * self.keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}, mode=downscale_in_infer"
 
 
 class MobileNetV3(Backbone):
@@ -204,7 +139,7 @@ class MobileNetV3(Backbone):
         cfg, squeeze = _CONFIGS[config]
         self.config, self.scale, self.num_classes = config, scale, num_classes
         in_ch = make_divisible(_STEM * scale)
-        self.conv = ConvBNLayer(in_chans, in_ch, 3, 2, act="hardswish")
+        self.conv = ConvBNAct(in_chans, in_ch, 3, 2, act="hardswish")
         # Candidate feature points in execution order: (module, channels, reduction).
         points = [("conv", in_ch, 2)]
         blocks, reduction = [], 2
@@ -216,7 +151,7 @@ class MobileNetV3(Backbone):
             in_ch = out_ch
         self.blocks = nn.Sequential(*blocks)
         squeeze_ch = make_divisible(scale * squeeze)
-        self.last_second_conv = ConvBNLayer(in_ch, squeeze_ch, 1, act="hardswish")
+        self.last_second_conv = ConvBNAct(in_ch, squeeze_ch, 1, act="hardswish")
         points.append(("last_second_conv", squeeze_ch, reduction))
         # A stage ends where the next point is at a coarser resolution (or there is none).
         self.feature_info = [FeatureInfo(ch, red, name) for j, (name, ch, red) in enumerate(points)
@@ -250,13 +185,6 @@ class MobileNetV3(Backbone):
         x = self.hardswish(self.last_conv(self.avg_pool(x)))
         x = torch.flatten(self.dropout(x), 1)
         return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(_LAST_CONV, 1), num_classes)
 
 
 @register_model("MobileNetV3_large_x0_35")

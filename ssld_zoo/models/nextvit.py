@@ -23,6 +23,7 @@ Module names equal PaddleClas's (``stem.N``, ``features.N``, ``norm``, ``proj_he
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import List
 
 import torch
@@ -30,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ssld_zoo.models._base import Backbone, check_input, new_linear
+from ssld_zoo.models.layers import NEXTVIT, ConvBNAct, make_divisible
 from ssld_zoo.registry import (PADDLE_BASE, EvalTransform, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -43,14 +45,6 @@ _CONFIGS = {
     "base": ((3, 4, 20, 3), 0.2),
     "large": ((3, 4, 30, 3), 0.2),
 }
-
-
-def _make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
-    min_value = divisor if min_value is None else min_value
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:  # never round down by more than 10%
-        new_v += divisor
-    return new_v
 
 
 def _bn2d(ch: int) -> nn.BatchNorm2d:
@@ -75,19 +69,11 @@ class DropPath(nn.Module):
         return f"drop_prob={self.drop_prob:.3f}"
 
 
-class ConvBNReLU(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, groups: int = 1):
-        super().__init__()
-        # PaddleClas pads 1 whatever the kernel; only 3x3 is used.
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, 1, groups=groups, bias=False)
-        self.norm = _bn2d(out_ch)
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.conv(x)))
+# The stem's conv-BN-ReLU; PaddleClas pads 1 whatever the kernel (only 3x3 is used).
+_conv_bn_relu = partial(ConvBNAct, padding=1, act=True, names=NEXTVIT, eps=NORM_EPS)
 
 
-class PatchEmbed(nn.Module):
+class PatchEmbed(nn.Module):  # not layers.ConvBNAct: each part is Identity where unused
     """Stride 2: avg-pool 2x2 + 1x1 conv + BN; channel change: 1x1 conv + BN; else identity."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1):
@@ -107,7 +93,7 @@ class PatchEmbed(nn.Module):
         return self.norm(self.conv(self.avgpool(x)))
 
 
-class MHCA(nn.Module):
+class MHCA(nn.Module):  # conv-BN-ReLU then a 1x1 projection, PaddleClas's names in one class
     """Multi-head convolutional attention: grouped 3x3 (one group per head) -> BN -> ReLU -> 1x1."""
 
     def __init__(self, out_ch: int, head_dim: int):
@@ -129,7 +115,7 @@ class Mlp(nn.Module):
                  mlp_ratio: float = 2.0, drop: float = 0.0, bias: bool = True):
         super().__init__()
         out_features = out_features or in_features
-        hidden = _make_divisible(in_features * mlp_ratio, 32)
+        hidden = make_divisible(in_features * mlp_ratio, 32)
         self.conv1 = nn.Conv2d(in_features, hidden, 1, bias=bias)
         self.act = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(hidden, out_features, 1, bias=bias)
@@ -213,7 +199,7 @@ class NTB(nn.Module):
                  sr_ratio: int = 1, mlp_ratio: float = 2, head_dim: int = 32,
                  mix_block_ratio: float = 0.75, attn_drop: float = 0.0, drop: float = 0.0):
         super().__init__()
-        self.mhsa_out_channels = _make_divisible(int(out_ch * mix_block_ratio), 32)
+        self.mhsa_out_channels = make_divisible(int(out_ch * mix_block_ratio), 32)
         self.mhca_out_channels = out_ch - self.mhsa_out_channels
         self.patch_embed = PatchEmbed(in_ch, self.mhsa_out_channels, stride)
         self.norm1 = _bn2d(self.mhsa_out_channels)
@@ -273,10 +259,10 @@ class NextViT(Backbone):
                        [NCB, NCB, NCB, NCB, NTB] * (depths[2] // 5),
                        [NCB] * (depths[3] - 1) + [NTB]]
         self.stem = nn.Sequential(
-            ConvBNReLU(in_chans, stem_chs[0], 3, 2),
-            ConvBNReLU(stem_chs[0], stem_chs[1], 3, 1),
-            ConvBNReLU(stem_chs[1], stem_chs[2], 3, 1),
-            ConvBNReLU(stem_chs[2], stem_chs[2], 3, 2),
+            _conv_bn_relu(in_chans, stem_chs[0], 3, 2),
+            _conv_bn_relu(stem_chs[0], stem_chs[1], 3, 1),
+            _conv_bn_relu(stem_chs[1], stem_chs[2], 3, 1),
+            _conv_bn_relu(stem_chs[2], stem_chs[2], 3, 2),
         )
         total = sum(depths)
         # Plain Python (not torch.linspace): builds must also work on the meta device.

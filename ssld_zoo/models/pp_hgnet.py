@@ -18,9 +18,10 @@ from typing import List
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import ConvHeadBackbone
+from ssld_zoo.models.layers import (ConcatBlock, ConvBNAct, DownscaleInInferDropout,
+                                    DownsampleStage, init_weights_hgnet)
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, EvalTransform, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -40,47 +41,6 @@ _CONFIGS = {
 }
 
 
-class DownscaleInInferDropout(nn.Module):
-    """Paddle's ``Dropout(p, mode="downscale_in_infer")``.
-
-    Training zeroes elements with probability ``p`` and does *not* rescale the survivors;
-    inference multiplies everything by ``1 - p``. (torch's dropout rescales at training time
-    instead, which gives the same expectation but different inference outputs.)
-    """
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0.0:
-            return x
-        if self.training:
-            return F.dropout(x, self.p, training=True) * (1.0 - self.p)
-        return x * (1.0 - self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}, mode=downscale_in_infer"
-
-
-class ConvBNAct(nn.Module):
-    """conv (symmetric padding, no bias) -> BN -> [ReLU]."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
-                 use_act: bool = True):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups,
-                              bias=False)
-        self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.act = nn.ReLU(inplace=True) if use_act else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.conv(x))
-        return self.act(x) if self.act is not None else x
-
-
 class ESEModule(nn.Module):
     """Effective squeeze-excite: x * sigmoid(conv1x1(avgpool(x)))."""
 
@@ -94,7 +54,7 @@ class ESEModule(nn.Module):
         return x * self.sigmoid(self.conv(self.avg_pool(x)))
 
 
-class HG_Block(nn.Module):  # noqa: N801 - PaddleClas's name
+class HG_Block(ConcatBlock):  # noqa: N801 - PaddleClas's name
     """``layer_num`` chained 3x3 convs; input and all outputs concatenated, 1x1, ESE."""
 
     def __init__(self, in_ch: int, mid_ch: int, out_ch: int, layer_num: int,
@@ -102,39 +62,27 @@ class HG_Block(nn.Module):  # noqa: N801 - PaddleClas's name
         super().__init__()
         self.identity = identity
         self.layers = nn.ModuleList(
-            [ConvBNAct(in_ch if i == 0 else mid_ch, mid_ch, 3) for i in range(layer_num)])
-        self.aggregation_conv = ConvBNAct(in_ch + layer_num * mid_ch, out_ch, 1)
+            [ConvBNAct(in_ch if i == 0 else mid_ch, mid_ch, 3, act=True) for i in range(layer_num)])
+        self.aggregation_conv = ConvBNAct(in_ch + layer_num * mid_ch, out_ch, 1, act=True)
         self.att = ESEModule(out_ch)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        outs = [x]
-        for layer in self.layers:
-            x = layer(x)
-            outs.append(x)
-        x = self.att(self.aggregation_conv(torch.cat(outs, dim=1)))
-        return x + identity if self.identity else x
+    def aggregate(self, x: torch.Tensor) -> torch.Tensor:
+        return self.att(self.aggregation_conv(x))
 
 
-class HG_Stage(nn.Module):  # noqa: N801 - PaddleClas's name
+class HG_Stage(DownsampleStage):  # noqa: N801 - PaddleClas's name
     """[depthwise 3x3 stride-2 conv-BN] then ``block_num`` HG blocks (residual after the first)."""
 
     def __init__(self, in_ch: int, mid_ch: int, out_ch: int, block_num: int, layer_num: int,
                  downsample: bool = True):
         super().__init__()
-        self.downsample = (ConvBNAct(in_ch, in_ch, 3, 2, groups=in_ch, use_act=False)
-                           if downsample else None)
+        self.downsample = ConvBNAct(in_ch, in_ch, 3, 2, groups=in_ch) if downsample else None
         self.blocks = nn.Sequential(*[
             HG_Block(in_ch if i == 0 else out_ch, mid_ch, out_ch, layer_num, identity=i > 0)
             for i in range(block_num)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.downsample is not None:
-            x = self.downsample(x)
-        return self.blocks(x)
 
-
-class PPHGNet(Backbone):
+class PPHGNet(ConvHeadBackbone):
     """PP-HGNet. ``forward_features`` returns the four stage outputs (strides 4, 8, 16, 32).
 
     Args:
@@ -162,7 +110,8 @@ class PPHGNet(Backbone):
         self.class_expand = class_expand
         chs = (in_chans,) + stem_chs
         self.stem = nn.Sequential(*[
-            ConvBNAct(chs[i], chs[i + 1], 3, 2 if i == 0 else 1) for i in range(len(stem_chs))])
+            ConvBNAct(chs[i], chs[i + 1], 3, 2 if i == 0 else 1, act=True)
+            for i in range(len(stem_chs))])
         self.pool = nn.MaxPool2d(3, 2, 1)
         self.stages = nn.ModuleList()
         self.feature_info = []
@@ -171,58 +120,12 @@ class PPHGNet(Backbone):
             self.stages.append(HG_Stage(cin, mid, cout, blocks, layer_num, down))
             reduction *= 2 if down else 1
             self.feature_info.append(FeatureInfo(cout, reduction, f"stages.{i}"))
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        head_in = stages[-1][2]
-        if use_last_conv:
-            self.last_conv = nn.Conv2d(head_in, class_expand, 1, bias=False)
-            self.act = nn.ReLU(inplace=True)
-            self.dropout = DownscaleInInferDropout(
-                default_drop if drop_rate is None else drop_rate)
-            head_in = class_expand
-        else:
-            self.last_conv = self.act = self.dropout = None
-        self.num_features = stages[-1][2]
-        self.head_hidden_size = head_in
-        self.fc = nn.Linear(head_in, num_classes) if num_classes else nn.Identity()
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # PaddleClas's init (matters only when training from scratch): Kaiming-normal
-        # (fan-in, ReLU gain) convs, BN 1/0, Xavier-uniform Linear (Paddle's default), biases 0.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        self._build_head(stages[-1][2], num_classes, use_last_conv, class_expand,
+                         nn.ReLU(inplace=True), default_drop if drop_rate is None else drop_rate)
+        init_weights_hgnet(self)
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
-        x = self.pool(self.stem(x))
-        outs: List[torch.Tensor] = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.avg_pool(x)
-        if self.last_conv is not None:
-            x = self.dropout(self.act(self.last_conv(x)))
-        x = torch.flatten(x, 1)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """New final layer; the 1x1 head conv (pretrained) is kept, as timm does."""
-        self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(self.head_hidden_size, 1), num_classes)
+        return self._run_stages(self.pool(self.stem(x)))
 
 
 @register_model("PPHGNet_tiny")

@@ -25,8 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ssld_zoo.models._base import Backbone, new_linear
-from ssld_zoo.models.pp_hgnet import DownscaleInInferDropout
+from ssld_zoo.models._base import ConvHeadBackbone
+from ssld_zoo.models.layers import ConcatBlock, ConvBNAct, DownsampleStage, init_weights_hgnet
 from ssld_zoo.registry import (PADDLE_BASE, EvalTransform, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -76,40 +76,25 @@ class LearnableAffineBlock(nn.Module):
         return self.scale * x + self.bias
 
 
-class ConvBNAct(nn.Module):
-    """conv (no bias) -> BN -> [ReLU -> [LAB]]. ``same_pad``: Paddle's SAME padding (2x2)."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1,
-                 groups: int = 1, use_act: bool = True, use_lab: bool = False,
-                 same_pad: bool = False):
-        super().__init__()
-        self.same_pad = same_pad
-        if same_pad and (kernel != 2 or stride != 1):
-            raise ValueError("SAME padding is only ported for the stem's 2x2 stride-1 convs")
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, 0 if same_pad else (kernel - 1) // 2,
-                              groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.act = nn.ReLU(inplace=True) if use_act else None
-        self.lab = LearnableAffineBlock() if (use_act and use_lab) else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.same_pad:
-            x = _pad_same_2x2(x)
-        x = self.bn(self.conv(x))
-        if self.act is not None:
-            x = self.act(x)
-            if self.lab is not None:
-                x = self.lab(x)
-        return x
+def _conv_bn_act(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, groups: int = 1,
+                 use_act: bool = True, use_lab: bool = False,
+                 same_pad: bool = False) -> ConvBNAct:
+    """PaddleClas's ``ConvBNAct``: conv (no bias) -> BN -> [ReLU -> [LAB]]; ``same_pad``:
+    Paddle's SAME padding (2x2, stride 1: one row/column after)."""
+    if same_pad and (kernel != 2 or stride != 1):
+        raise ValueError("SAME padding is only ported for the stem's 2x2 stride-1 convs")
+    return ConvBNAct(in_ch, out_ch, kernel, stride, groups, padding=0 if same_pad else None,
+                     act=use_act, pre=("pad", nn.ZeroPad2d((0, 1, 0, 1))) if same_pad else None,
+                     post=("lab", LearnableAffineBlock()) if use_act and use_lab else None)
 
 
-class LightConvBNAct(nn.Module):
+class LightConvBNAct(nn.Module):  # two layers.ConvBNAct: PaddleClas's conv1/conv2 keys
     """1x1 conv-BN (no activation) then depthwise ``kernel`` conv-BN-ReLU[-LAB]."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, use_lab: bool = False):
         super().__init__()
-        self.conv1 = ConvBNAct(in_ch, out_ch, 1, use_act=False, use_lab=use_lab)
-        self.conv2 = ConvBNAct(out_ch, out_ch, kernel, groups=out_ch, use_act=True,
+        self.conv1 = _conv_bn_act(in_ch, out_ch, 1, use_act=False, use_lab=use_lab)
+        self.conv2 = _conv_bn_act(out_ch, out_ch, kernel, groups=out_ch, use_act=True,
                                use_lab=use_lab)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,11 +107,11 @@ class StemBlock(nn.Module):
 
     def __init__(self, in_ch: int, mid_ch: int, out_ch: int, use_lab: bool = False):
         super().__init__()
-        self.stem1 = ConvBNAct(in_ch, mid_ch, 3, 2, use_lab=use_lab)
-        self.stem2a = ConvBNAct(mid_ch, mid_ch // 2, 2, 1, use_lab=use_lab, same_pad=True)
-        self.stem2b = ConvBNAct(mid_ch // 2, mid_ch, 2, 1, use_lab=use_lab, same_pad=True)
-        self.stem3 = ConvBNAct(mid_ch * 2, mid_ch, 3, 2, use_lab=use_lab)
-        self.stem4 = ConvBNAct(mid_ch, out_ch, 1, 1, use_lab=use_lab)
+        self.stem1 = _conv_bn_act(in_ch, mid_ch, 3, 2, use_lab=use_lab)
+        self.stem2a = _conv_bn_act(mid_ch, mid_ch // 2, 2, 1, use_lab=use_lab, same_pad=True)
+        self.stem2b = _conv_bn_act(mid_ch // 2, mid_ch, 2, 1, use_lab=use_lab, same_pad=True)
+        self.stem3 = _conv_bn_act(mid_ch * 2, mid_ch, 3, 2, use_lab=use_lab)
+        self.stem4 = _conv_bn_act(mid_ch, out_ch, 1, 1, use_lab=use_lab)
         self.pool = nn.MaxPool2d(2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,7 +122,7 @@ class StemBlock(nn.Module):
         return self.stem4(self.stem3(torch.cat([x1, x2], dim=1)))
 
 
-class HGV2_Block(nn.Module):  # noqa: N801 - PaddleClas's name
+class HGV2_Block(ConcatBlock):  # noqa: N801 - PaddleClas's name
     """``layer_num`` chained layers; input and all outputs concatenated; 1x1 squeeze to out/2,
     1x1 excitation to out; residual when ``identity``."""
 
@@ -150,43 +135,32 @@ class HGV2_Block(nn.Module):  # noqa: N801 - PaddleClas's name
         for i in range(layer_num):
             cin = in_ch if i == 0 else mid_ch
             layers.append(LightConvBNAct(cin, mid_ch, kernel, use_lab=use_lab) if light_block
-                          else ConvBNAct(cin, mid_ch, kernel, use_lab=use_lab))
+                          else _conv_bn_act(cin, mid_ch, kernel, use_lab=use_lab))
         self.layers = nn.ModuleList(layers)
         total = in_ch + layer_num * mid_ch
-        self.aggregation_squeeze_conv = ConvBNAct(total, out_ch // 2, 1, use_lab=use_lab)
-        self.aggregation_excitation_conv = ConvBNAct(out_ch // 2, out_ch, 1, use_lab=use_lab)
+        self.aggregation_squeeze_conv = _conv_bn_act(total, out_ch // 2, 1, use_lab=use_lab)
+        self.aggregation_excitation_conv = _conv_bn_act(out_ch // 2, out_ch, 1, use_lab=use_lab)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        outs = [x]
-        for layer in self.layers:
-            x = layer(x)
-            outs.append(x)
-        x = self.aggregation_excitation_conv(self.aggregation_squeeze_conv(torch.cat(outs, 1)))
-        return x + identity if self.identity else x
+    def aggregate(self, x: torch.Tensor) -> torch.Tensor:
+        return self.aggregation_excitation_conv(self.aggregation_squeeze_conv(x))
 
 
-class HGV2_Stage(nn.Module):  # noqa: N801 - PaddleClas's name
+class HGV2_Stage(DownsampleStage):  # noqa: N801 - PaddleClas's name
     """[depthwise 3x3/2 conv-BN] then ``block_num`` HGV2 blocks."""
 
     def __init__(self, in_ch: int, mid_ch: int, out_ch: int, block_num: int, layer_num: int = 6,
                  is_downsample: bool = True, light_block: bool = True, kernel: int = 3,
                  use_lab: bool = False):
         super().__init__()
-        self.downsample = (ConvBNAct(in_ch, in_ch, 3, 2, groups=in_ch, use_act=False,
-                                     use_lab=use_lab) if is_downsample else None)
+        self.downsample = (_conv_bn_act(in_ch, in_ch, 3, 2, groups=in_ch, use_act=False,
+                                        use_lab=use_lab) if is_downsample else None)
         self.blocks = nn.Sequential(*[
             HGV2_Block(in_ch if i == 0 else out_ch, mid_ch, out_ch, kernel, layer_num,
                        identity=i > 0, light_block=light_block, use_lab=use_lab)
             for i in range(block_num)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.downsample is not None:
-            x = self.downsample(x)
-        return self.blocks(x)
 
-
-class PPHGNetV2(Backbone):
+class PPHGNetV2(ConvHeadBackbone):
     """PP-HGNetV2. ``forward_features`` returns the four stage outputs (strides 4, 8, 16, 32).
 
     Args:
@@ -218,60 +192,13 @@ class PPHGNetV2(Backbone):
                                           use_lab))
             reduction *= 2 if down else 1
             self.feature_info.append(FeatureInfo(cout, reduction, f"stages.{i}"))
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        head_in = stages[-1][2]
-        self.last_conv = self.act = self.lab = self.dropout = None
-        if use_last_conv:
-            self.last_conv = nn.Conv2d(head_in, class_expand, 1, bias=False)
-            self.act = nn.ReLU(inplace=True)
-            self.lab = LearnableAffineBlock() if use_lab else None
-            self.dropout = DownscaleInInferDropout(drop_rate)
-            head_in = class_expand
-        self.num_features = stages[-1][2]
-        self.head_hidden_size = head_in
-        self.fc = nn.Linear(head_in, num_classes) if num_classes else nn.Identity()
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # PaddleClas's init (matters only when training from scratch): Kaiming-normal
-        # (fan-in, ReLU gain) convs, BN 1/0, Xavier-uniform Linear (Paddle's default), biases 0.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        self._build_head(stages[-1][2], num_classes, use_last_conv, class_expand,
+                         nn.ReLU(inplace=True), drop_rate,
+                         lab=LearnableAffineBlock() if use_lab else None)
+        init_weights_hgnet(self)
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
-        x = self.stem(x)
-        outs: List[torch.Tensor] = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.avg_pool(x)
-        if self.last_conv is not None:
-            x = self.act(self.last_conv(x))
-            if self.lab is not None:
-                x = self.lab(x)
-            x = self.dropout(x)
-        x = torch.flatten(x, 1)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """New final layer; the 1x1 head conv (pretrained) is kept, as timm does."""
-        self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(self.head_hidden_size, 1), num_classes)
+        return self._run_stages(self.stem(x))
 
 
 def _builder(variant: str):

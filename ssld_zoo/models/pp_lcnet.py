@@ -9,16 +9,13 @@ at inference, which the published accuracies include. Module names equal PaddleC
 """
 from __future__ import annotations
 
-import struct
-from typing import Sequence
-
-from typing import List
+from typing import List, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import ConvHeadBackbone
+from ssld_zoo.models.layers import ConvBNAct, DownscaleInInferDropout, create_act, make_divisible
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -37,30 +34,6 @@ _NET_CONFIG = {
 _HARDSIGMOID_SLOPE = 0.16666670143604279
 
 
-def _float32(v: float) -> float:
-    """``v`` rounded to the nearest float32 (without creating a tensor: models may be built
-    on the meta device)."""
-    return struct.unpack("f", struct.pack("f", v))[0]
-
-
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``v`` to a multiple of ``divisor``, never more than 10% below ``v`` (PaddleClas)."""
-    min_value = divisor if min_value is None else min_value
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-def create_act(name: str) -> nn.Module:
-    """The activations PaddleClas's PP-LCNet files accept by name (those without weights)."""
-    acts = {"hardswish": nn.Hardswish, "relu": nn.ReLU, "relu6": nn.ReLU6}
-    if name not in acts:
-        raise ValueError(f"activation {name!r} is not supported; expected one of {sorted(acts)}")
-    # In place: every activation here follows a BN or conv whose output nothing else reads.
-    return acts[name](inplace=True)
-
-
 class PaddleHardsigmoid(nn.Module):
     """``paddle.nn.Hardsigmoid()``: ``clip(x * 0.1666667 + 0.5, 0, 1)``."""
 
@@ -70,45 +43,6 @@ class PaddleHardsigmoid(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x * self.slope + 0.5).clamp_(0.0, 1.0)
-
-
-class DownscaleInInferDropout(nn.Module):
-    """Paddle's ``Dropout(p, mode="downscale_in_infer")``: in training, zero elements with
-    probability ``p`` without rescaling the rest; at inference, multiply by ``1 - p``."""
-
-    def __init__(self, p: float = 0.5):
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = p
-        # Paddle's kernel computes 1 - p in float32 (0.8 -> 0.800000011920929): the same
-        # factor keeps float64 outputs equal to Paddle's to ~1e-12 instead of ~1e-8.
-        self.keep = _float32(1.0 - _float32(p))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0.0:
-            return x
-        if self.training:  # zero with probability p, keep the rest unscaled
-            return F.dropout(x, self.p, training=True) * (1.0 - self.p)
-        return x * self.keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}, mode=downscale_in_infer"
-
-
-class ConvBNLayer(nn.Module):
-    """conv (no bias) -> BN -> activation."""
-
-    def __init__(self, in_ch: int, kernel: int, out_ch: int, stride: int, groups: int = 1,
-                 act: str = "hardswish"):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups,
-                              bias=False)
-        self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.act = create_act(act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
 
 
 class SEModule(nn.Module):
@@ -132,9 +66,9 @@ class DepthwiseSeparable(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, stride: int, dw_size: int = 3,
                  use_se: bool = False, act: str = "hardswish"):
         super().__init__()
-        self.dw_conv = ConvBNLayer(in_ch, dw_size, in_ch, stride, groups=in_ch, act=act)
+        self.dw_conv = ConvBNAct(in_ch, in_ch, dw_size, stride, groups=in_ch, act=act)
         self.se = SEModule(in_ch) if use_se else None
-        self.pw_conv = ConvBNLayer(in_ch, 1, out_ch, 1, act=act)
+        self.pw_conv = ConvBNAct(in_ch, out_ch, 1, 1, act=act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.dw_conv(x)
@@ -143,7 +77,7 @@ class DepthwiseSeparable(nn.Module):
         return self.pw_conv(x)
 
 
-class PPLCNet(Backbone):
+class PPLCNet(ConvHeadBackbone):
     """PP-LCNet at width ``scale``. ``forward_features`` returns the outputs of ``blocks2`` ..
     ``blocks6`` (PaddleClas's stage pattern), strides 2, 4, 8, 16, 32 by default.
 
@@ -166,8 +100,8 @@ class PPLCNet(Backbone):
                              f"got {list(stride_list)}")
         self.scale = scale
         self.num_classes = num_classes
-        self.conv1 = ConvBNLayer(in_chans, 3, make_divisible(16 * scale), stride_list[0],
-                                 act=act)
+        self.conv1 = ConvBNAct(in_chans, make_divisible(16 * scale), 3, stride_list[0],
+                               act=act)
         self.feature_info = []
         reduction = stride_list[0]
         for i, stage in enumerate(self._stages):
@@ -181,42 +115,14 @@ class PPLCNet(Backbone):
             setattr(self, stage, nn.Sequential(*blocks))
             self.feature_info.append(FeatureInfo(make_divisible(out_c * scale), reduction,
                                                  stage))
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        last_ch = self.feature_info[-1].channels
-        if use_last_conv:
-            self.last_conv = nn.Conv2d(last_ch, class_expand, 1, bias=False)
-            self.act = create_act(act)
-            self.dropout = DownscaleInInferDropout(drop_rate)
-            self.head_width = class_expand
-        else:
-            self.last_conv = self.act = self.dropout = None
-            self.head_width = last_ch
-        self.num_features = last_ch
-        self.head_hidden_size = self.head_width
-        self.fc = nn.Linear(self.head_width, num_classes) if num_classes else nn.Identity()
+        self._build_head(self.feature_info[-1].channels, num_classes, use_last_conv,
+                         class_expand, create_act(act), drop_rate)
         self._set_flat_blocks(self._stages)
+        self._stage_ends = list(range(len(self._stages)))  # every stage is returned
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.conv1(x)
-        outs: List[torch.Tensor] = []
-        for stage in self._flat_blocks:  # blocks2 .. blocks6
-            x = stage(x)
-            outs.append(x)
-        return outs
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.avg_pool(x)
-        if self.last_conv is not None:
-            x = self.dropout(self.act(self.last_conv(x)))
-        x = torch.flatten(x, 1)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(self.head_width, 1), num_classes)
+        return self._run_flat_blocks(x)[1]  # blocks2 .. blocks6
 
 
 @register_model("PPLCNet_x0_25")

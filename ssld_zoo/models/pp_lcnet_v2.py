@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ssld_zoo.models._base import Backbone, new_linear
-from ssld_zoo.models.pp_lcnet import DownscaleInInferDropout, make_divisible
+from ssld_zoo.models._base import ConvHeadBackbone
+from ssld_zoo.models.layers import ConvBNAct, make_divisible
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -46,22 +46,6 @@ def _create_act(name: str) -> nn.Module:
         raise ValueError(f"activation {name!r} is not supported; expected one of {sorted(acts)}")
     # In place: every activation here follows a BN, conv or sum whose output nothing else reads.
     return acts[name](inplace=True)
-
-
-class ConvBNLayer(nn.Module):
-    """conv (no bias) -> BN -> [activation]."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, groups: int = 1,
-                 act: str | None = "relu"):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups,
-                              bias=False)
-        self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.act = _create_act(act) if act is not None else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.conv(x))
-        return self.act(x) if self.act is not None else x
 
 
 class SEModule(nn.Module):
@@ -95,7 +79,7 @@ class RepDepthwiseSeparable(nn.Module):
         if use_rep:
             # Kernels dw_size, dw_size - 2, ..., 1; the 1x1 branch only at stride 1.
             self.dw_conv_list = nn.ModuleList(
-                ConvBNLayer(in_ch, in_ch, k, stride, groups=in_ch, act=None)
+                ConvBNAct(in_ch, in_ch, k, stride, groups=in_ch)
                 for k in range(dw_size, 0, -2) if not (k == 1 and stride != 1))
             # The re-parameterised (inference) form, filled by re_parameterize(); it is not
             # trained (the branches are), so it asks for no gradient: DDP needs no
@@ -104,17 +88,17 @@ class RepDepthwiseSeparable(nn.Module):
                                      groups=in_ch).requires_grad_(False)
         else:
             self.dw_conv_list = None
-            # PaddleClas leaves this one at ConvBNLayer's default activation, ReLU.
-            self.dw_conv = ConvBNLayer(in_ch, in_ch, dw_size, stride, groups=in_ch)
+            # PaddleClas leaves this one at its ConvBNLayer's default activation, ReLU.
+            self.dw_conv = ConvBNAct(in_ch, in_ch, dw_size, stride, groups=in_ch, act=True)
         self.act = _create_act(act)
         self.se = SEModule(in_ch, act=act) if use_se else None
         if split_pw:
             mid = int(out_ch * 0.5)
-            self.pw_conv_1 = ConvBNLayer(in_ch, mid, 1, 1, act=act)
-            self.pw_conv_2 = ConvBNLayer(mid, out_ch, 1, 1, act=act)
+            self.pw_conv_1 = ConvBNAct(in_ch, mid, 1, 1, act=_create_act(act))
+            self.pw_conv_2 = ConvBNAct(mid, out_ch, 1, 1, act=_create_act(act))
             self.pw_conv = None
         else:
-            self.pw_conv = ConvBNLayer(in_ch, out_ch, 1, 1, act=act)
+            self.pw_conv = ConvBNAct(in_ch, out_ch, 1, 1, act=_create_act(act))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
@@ -156,7 +140,7 @@ class RepDepthwiseSeparable(nn.Module):
         self.is_repped = True
 
 
-class PPLCNetV2(Backbone):
+class PPLCNetV2(ConvHeadBackbone):
     """PP-LCNetV2 at width ``scale`` with ``depths`` blocks per stage. ``forward_features``
     returns the four stage outputs ``stages.0`` .. ``stages.3`` (strides 4, 8, 16, 32)."""
 
@@ -172,7 +156,7 @@ class PPLCNetV2(Backbone):
         self.num_classes = num_classes
         stem_ch = make_divisible(32 * scale)
         self.stem = nn.Sequential(
-            ConvBNLayer(in_chans, stem_ch, 3, 2, act=act),
+            ConvBNAct(in_chans, stem_ch, 3, 2, act=_create_act(act)),
             RepDepthwiseSeparable(stem_ch, make_divisible(64 * scale), 1, 3, act=act),
         )
         self.stages = nn.ModuleList()
@@ -188,41 +172,11 @@ class PPLCNetV2(Backbone):
                 for j in range(n)]))
             reduction *= 2
             self.feature_info.append(FeatureInfo(out_ch, reduction, f"stages.{i}"))
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        last_ch = self.feature_info[-1].channels
-        if use_last_conv:
-            self.last_conv = nn.Conv2d(last_ch, class_expand, 1, bias=False)
-            self.act = _create_act(act)
-            self.dropout = DownscaleInInferDropout(drop_rate)
-            self.head_width = class_expand
-        else:
-            self.last_conv = self.act = self.dropout = None
-            self.head_width = last_ch
-        self.num_features = last_ch
-        self.head_hidden_size = self.head_width
-        self.fc = nn.Linear(self.head_width, num_classes) if num_classes else nn.Identity()
+        self._build_head(self.feature_info[-1].channels, num_classes, use_last_conv,
+                         class_expand, _create_act(act), drop_rate)
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
-        x = self.stem(x)
-        outs: List[torch.Tensor] = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.avg_pool(x)
-        if self.last_conv is not None:
-            x = self.dropout(self.act(self.last_conv(x)))
-        x = torch.flatten(x, 1)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(self.head_width, 1), num_classes)
+        return self._run_stages(self.stem(x))
 
     def re_parameterize(self) -> "PPLCNetV2":
         """Fuse every multi-branch depthwise conv into one (inference speed-up, same outputs

@@ -22,9 +22,9 @@ from typing import List
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ssld_zoo.models._base import Backbone, FlatBlocks, new_linear
+from ssld_zoo.models._base import Backbone, FlatBlocks
+from ssld_zoo.models.layers import MODEL_ZOO, ConvBNAct, vd_avg_pool
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -38,27 +38,12 @@ _DEPTHS = {
 }
 
 
-class ConvBNLayer(nn.Module):
-    """[avg-pool 2x2 when ``vd_pool``] -> conv (no bias) -> BN -> [ReLU].
-
-    Attribute names ``_pool2d_avg``/``_conv``/``_batch_norm`` are PaddleClas's."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1,
-                 act: bool = False, vd_pool: bool = False):
-        super().__init__()
-        # Paddle's AvgPool2D(2, 2, ceil_mode=True) is "exclusive": it averages real pixels only.
-        self._pool2d_avg = (nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)
-                            if vd_pool else None)
-        self._conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, bias=False)
-        self._batch_norm = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        # A flag, not an activation module: one module call less on a very hot path.
-        self.act = act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._pool2d_avg is not None:
-            x = self._pool2d_avg(x)
-        x = self._batch_norm(self._conv(x))
-        return F.relu(x, inplace=True) if self.act else x
+def _conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, act: bool = False,
+             vd_pool: bool = False) -> ConvBNAct:
+    """[avg-pool 2x2 when ``vd_pool``] -> conv (no bias) -> BN -> [ReLU], under PaddleClas's
+    model_zoo names ``_pool2d_avg``/``_conv``/``_batch_norm``."""
+    pre = ("_pool2d_avg", vd_avg_pool(2)) if vd_pool else None
+    return ConvBNAct(in_ch, out_ch, kernel, stride, act=act, names=MODEL_ZOO, pre=pre)
 
 
 class BottleneckBlock(FlatBlocks):
@@ -72,19 +57,19 @@ class BottleneckBlock(FlatBlocks):
             raise ValueError(f"Res2Net width {width} is not divisible by scales {scales}")
         self.stride = stride
         self.scales = scales
-        self.conv0 = ConvBNLayer(in_ch, width, 1, act=True)
+        self.conv0 = _conv_bn(in_ch, width, 1, act=True)
         split = width // scales
         # PaddleClas registers each split conv under its old static-graph name.
         self._split_names = [f"{name}_branch2b_{s + 1}" for s in range(scales - 1)]
         for sub in self._split_names:
-            self.add_module(sub, ConvBNLayer(split, split, 3, stride, act=True))
+            self.add_module(sub, _conv_bn(split, split, 3, stride, act=True))
         self._set_flat_blocks(self._split_names)
         # Paddle's AvgPool2D default is exclusive: padding is left out of the average.
         self.pool2d_avg = (nn.AvgPool2d(3, stride, 1, count_include_pad=False)
                            if stride != 1 else None)
-        self.conv2 = ConvBNLayer(width, out_ch, 1)
+        self.conv2 = _conv_bn(width, out_ch, 1)
         # Stage 1's projection has nothing to downsample; later ones pool 2x2, then 1x1 conv.
-        self.short = ConvBNLayer(in_ch, out_ch, 1, vd_pool=not first_block) if project else None
+        self.short = _conv_bn(in_ch, out_ch, 1, vd_pool=not first_block) if project else None
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,6 +95,7 @@ class Res2NetVd(Backbone):
     """Res2Net_vd. ``forward_stages`` returns the four stage outputs (strides 4, 8, 16, 32)."""
 
     head_names = ("out",)
+    classifier_name = "out"
 
     def __init__(self, depth: int = 50, scales: int = 4, width: int = 26,
                  num_classes: int = 1000, in_chans: int = 3):
@@ -117,9 +103,9 @@ class Res2NetVd(Backbone):
         if depth not in _DEPTHS:
             raise ValueError(f"Res2Net_vd depth {depth} is not one of {sorted(_DEPTHS)}")
         self.num_classes = num_classes
-        self.conv1_1 = ConvBNLayer(in_chans, 32, 3, 2, act=True)
-        self.conv1_2 = ConvBNLayer(32, 32, 3, 1, act=True)
-        self.conv1_3 = ConvBNLayer(32, 64, 3, 1, act=True)
+        self.conv1_1 = _conv_bn(in_chans, 32, 3, 2, act=True)
+        self.conv1_2 = _conv_bn(32, 32, 3, 1, act=True)
+        self.conv1_3 = _conv_bn(32, 64, 3, 1, act=True)
         self.pool2d_max = nn.MaxPool2d(3, 2, 1)
         self._block_names: list[str] = []
         self.feature_info: list[FeatureInfo] = []
@@ -145,23 +131,11 @@ class Res2NetVd(Backbone):
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.pool2d_max(self.conv1_3(self.conv1_2(self.conv1_1(x))))
-        outs: List[torch.Tensor] = []
-        for i, block in enumerate(self._flat_blocks):
-            x = block(x)
-            if i in self._stage_ends:
-                outs.append(x)
-        return outs
+        return self._run_flat_blocks(x)[1]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.pool2d_avg(x), 1)
         return x if pre_logits else self.out(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.out
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.out = new_linear(nn.Linear(self.num_features, 1), num_classes)
 
 
 @register_model("Res2Net50_vd_26w_4s")

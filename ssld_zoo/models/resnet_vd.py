@@ -13,7 +13,8 @@ from typing import List
 import torch
 import torch.nn as nn
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import PoolLinearBackbone
+from ssld_zoo.models.layers import ConvBNAct, vd_avg_pool
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
 
@@ -30,30 +31,11 @@ _DEPTHS = {
 }
 
 
-class ConvBNLayer(nn.Module):
-    """[avg-pool 2x2 when ``vd_pool``] -> conv (no bias) -> BN -> [ReLU]."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1,
-                 act: bool = False, vd_pool: bool = False):
-        super().__init__()
-        # Paddle's AvgPool2D(2, stride, padding="SAME", ceil_mode=True) averages only real pixels.
-        self.avg_pool = (nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
-                         if vd_pool else None)
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, 1 if vd_pool else stride,
-                              (kernel - 1) // 2, bias=False)
-        self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.relu = nn.ReLU(inplace=True) if act else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.avg_pool is not None:
-            x = self.avg_pool(x)
-        x = self.bn(self.conv(x))
-        return self.relu(x) if self.relu is not None else x
-
-
-def _shortcut(in_ch: int, out_ch: int, stride: int, first_stage: bool) -> ConvBNLayer:
+def _shortcut(in_ch: int, out_ch: int, stride: int, first_stage: bool) -> ConvBNAct:
     # Stage 1's projection has no pooling (nothing to downsample); later ones pool then 1x1.
-    return ConvBNLayer(in_ch, out_ch, 1, stride, vd_pool=not first_stage)
+    if first_stage:
+        return ConvBNAct(in_ch, out_ch, 1, stride)
+    return ConvBNAct(in_ch, out_ch, 1, pre=("avg_pool", vd_avg_pool(stride)))
 
 
 class BasicBlock(nn.Module):
@@ -61,8 +43,8 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_ch: int, width: int, stride: int, project: bool, first_stage: bool):
         super().__init__()
-        self.conv0 = ConvBNLayer(in_ch, width, 3, stride, act=True)
-        self.conv1 = ConvBNLayer(width, width, 3)
+        self.conv0 = ConvBNAct(in_ch, width, 3, stride, act=True)
+        self.conv1 = ConvBNAct(width, width, 3)
         self.short = _shortcut(in_ch, width, stride, first_stage) if project else None
         self.relu = nn.ReLU(inplace=True)
 
@@ -76,9 +58,9 @@ class BottleneckBlock(nn.Module):
 
     def __init__(self, in_ch: int, width: int, stride: int, project: bool, first_stage: bool):
         super().__init__()
-        self.conv0 = ConvBNLayer(in_ch, width, 1, act=True)
-        self.conv1 = ConvBNLayer(width, width, 3, stride, act=True)
-        self.conv2 = ConvBNLayer(width, width * 4, 1)
+        self.conv0 = ConvBNAct(in_ch, width, 1, act=True)
+        self.conv1 = ConvBNAct(width, width, 3, stride, act=True)
+        self.conv2 = ConvBNAct(width, width * 4, 1)
         self.short = _shortcut(in_ch, width * 4, stride, first_stage) if project else None
         self.relu = nn.ReLU(inplace=True)
 
@@ -87,7 +69,7 @@ class BottleneckBlock(nn.Module):
         return self.relu(self.conv2(self.conv1(self.conv0(x))) + short)
 
 
-class ResNetVd(Backbone):
+class ResNetVd(PoolLinearBackbone):
     """ResNet_vd. ``forward_stages`` returns the four stage outputs (strides 4, 8, 16, 32)."""
 
     head_names = ("fc",)
@@ -100,9 +82,9 @@ class ResNetVd(Backbone):
         block = BasicBlock if kind == "basic" else BottleneckBlock
         self.num_classes = num_classes
         self.stem = nn.Sequential(
-            ConvBNLayer(in_chans, 32, 3, 2, act=True),
-            ConvBNLayer(32, 32, 3, 1, act=True),
-            ConvBNLayer(32, 64, 3, 1, act=True),
+            ConvBNAct(in_chans, 32, 3, 2, act=True),
+            ConvBNAct(32, 32, 3, 1, act=True),
+            ConvBNAct(32, 64, 3, 1, act=True),
         )
         self.max_pool = nn.MaxPool2d(3, 2, 1)
         blocks, self.feature_info, in_ch, reduction = [], [], 64, 4
@@ -122,25 +104,7 @@ class ResNetVd(Backbone):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes else nn.Identity()
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
-        x = self.max_pool(self.stem(x))
-        outs: List[torch.Tensor] = []
-        for i, blk in enumerate(self.blocks):
-            x = blk(x)
-            if i in self._stage_ends:
-                outs.append(x)
-        return outs
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avg_pool(x), 1)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = new_linear(nn.Linear(self.num_features, 1), num_classes)
-
+        return self._run_blocks(self.max_pool(self.stem(x)))
 
 _LEGACY_BLOCK = re.compile(r"bb_(\d+)_(\d+)\.")
 

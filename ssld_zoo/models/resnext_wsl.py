@@ -12,6 +12,7 @@ torchvision's key names) loads too: :func:`checkpoint_filter_fn` renames its key
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any, Mapping
 
 from typing import List
@@ -19,30 +20,18 @@ from typing import List
 import torch
 import torch.nn as nn
 
-from ssld_zoo.models._base import Backbone, new_linear
+from ssld_zoo.models._base import Backbone
+from ssld_zoo.models.layers import WSL, ConvBNAct
 from ssld_zoo.registry import (PADDLE_BASE, FeatureInfo, WeightCard, register_model,
                                register_weights)
 
 __all__ = ["ResNeXt101WSL", "checkpoint_filter_fn"]
 
+# conv (no bias) -> BN -> [ReLU] (Paddle's ``BatchNorm(act="relu")``), keys _conv/_bn.
+_conv_bn = partial(ConvBNAct, names=WSL)
+
 _DEPTHS = (3, 4, 23, 3)
 _CARDINALITY = 32
-
-
-class ConvBNLayer(nn.Module):
-    """conv (no bias) -> BN -> [ReLU] (Paddle's ``BatchNorm(act="relu")``)."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1,
-                 groups: int = 1, act: bool = False):
-        super().__init__()
-        self._conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2,
-                               groups=groups, bias=False)
-        self._bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1)
-        self.relu = nn.ReLU(inplace=True) if act else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._bn(self._conv(x))
-        return self.relu(x) if self.relu is not None else x
 
 
 class ShortCut(nn.Module):
@@ -50,7 +39,7 @@ class ShortCut(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, stride: int):
         super().__init__()
-        self._conv = (ConvBNLayer(in_ch, out_ch, 1, stride)
+        self._conv = (_conv_bn(in_ch, out_ch, 1, stride)
                       if in_ch != out_ch or stride != 1 else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,9 +51,9 @@ class BottleneckBlock(nn.Module):
 
     def __init__(self, in_ch: int, mid_ch: int, out_ch: int, stride: int, groups: int):
         super().__init__()
-        self._conv0 = ConvBNLayer(in_ch, mid_ch, 1, act=True)
-        self._conv1 = ConvBNLayer(mid_ch, mid_ch, 3, stride, groups=groups, act=True)
-        self._conv2 = ConvBNLayer(mid_ch, out_ch, 1)
+        self._conv0 = _conv_bn(in_ch, mid_ch, 1, act=True)
+        self._conv1 = _conv_bn(mid_ch, mid_ch, 3, stride, groups=groups, act=True)
+        self._conv2 = _conv_bn(mid_ch, out_ch, 1)
         self._short = ShortCut(in_ch, out_ch, stride)
         self.relu = nn.ReLU(inplace=True)
 
@@ -78,6 +67,7 @@ class ResNeXt101WSL(Backbone):
     (strides 4, 8, 16, 32; 256/512/1024/2048 channels for every width)."""
 
     head_names = ("_out",)
+    classifier_name = "_out"
 
     def __init__(self, width: int = 16, num_classes: int = 1000, in_chans: int = 3):
         super().__init__()
@@ -86,7 +76,7 @@ class ResNeXt101WSL(Backbone):
                              f"got {width}")
         self.width = width
         self.num_classes = num_classes
-        self._conv_stem = ConvBNLayer(in_chans, 64, 7, 2, act=True)
+        self._conv_stem = _conv_bn(in_chans, 64, 7, 2, act=True)
         self._pool = nn.MaxPool2d(3, 2, 1)
         self._blocks: list[str] = []
         self.feature_info = []
@@ -110,24 +100,11 @@ class ResNeXt101WSL(Backbone):
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self._pool(self._conv_stem(x))
-        outs: List[torch.Tensor] = []
-        for i, block in enumerate(self._flat_blocks):
-            x = block(x)
-            if i in self._stage_ends:
-                outs.append(x)
-        return outs
+        return self._run_flat_blocks(x)[1]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self._avg_pool(x), 1)
         return x if pre_logits else self._out(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self._out
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self._out = new_linear(nn.Linear(self.num_features, 1), num_classes)
-
 
 # torchvision / original WSL release names -> PaddleClas names (same tensors, same layout).
 _TV_BLOCK = re.compile(r"^layer(\d)\.(\d+)\.(conv|bn)([123])\.(.+)$")
