@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--work-dir", default="work_dirs/transfer_cifar10",
+                   help="each arm trains (checkpoints, logs, export) in its own sub-folder")
     args = p.parse_args(argv)
 
     import torch
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         weights = None if arm.lower() == "none" else arm
         t0, cpu0 = time.perf_counter(), time.process_time()
         try:
-            res = finetune(args.model, args.data, weights=weights, cfg=cfg)
+            res = finetune(args.model, args.data, weights=weights, cfg=cfg,
+                           work_dir=Path(args.work_dir) / arm.replace("/", "_"))
         except Exception as e:  # one unobtainable weight set must not hide the others
             rows.append((arm, None, None, None, f"unavailable: {type(e).__name__}: "
                                                f"{' '.join(str(e).split())[:160]}"))

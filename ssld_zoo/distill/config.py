@@ -81,11 +81,14 @@ FREE = Expect("a dict with a type", lambda v: isinstance(v, dict))  # keys: its 
 
 _INTERP = ("nearest", "bilinear", "bicubic")
 
+NUM_CLASSES = Expect(f"None (from the weights or the teacher) or {integer(1).text}",
+                     (NONE | integer(1)).ok)
+
 SCHEMA: dict[str, Expect] = {
     "description": STR,
     "teacher": SECTION | NONE,
     "teacher.name": STR | NONE, "teacher.weights": PATH | NONE, "teacher.pretrained": BOOL,
-    "teacher.num_classes": integer(1) | NONE, "teacher.bn_mode": one_of("train", "eval"),
+    "teacher.num_classes": NUM_CLASSES, "teacher.bn_mode": one_of("train", "eval"),
     "teacher.kwargs": DICT, "teacher.precision": one_of(*PRECISIONS),
     "teacher.fold_bn": BOOL, "teacher.channels_last": BOOL, "teacher.compile": BOOL | DICT,
     "teacher_cache": SECTION | NONE,
@@ -93,7 +96,7 @@ SCHEMA: dict[str, Expect] = {
     "teacher_cache.views": integer(1) | NONE,
     "student": SECTION,
     "student.name": STR | NONE, "student.weights": PATH | NONE, "student.pretrained": BOOL,
-    "student.num_classes": integer(1) | NONE, "student.bn_mode": one_of("train", "eval"),
+    "student.num_classes": NUM_CLASSES, "student.bn_mode": one_of("train", "eval"),
     "student.kwargs": DICT,
     "loss": FREE,
     "loss_weight": number(0), "hard_label_weight": number(0),

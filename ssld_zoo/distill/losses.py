@@ -82,36 +82,39 @@ class SymmetricKL(nn.Module):
         return ((kl_ts + kl_st) / 2).mean()
 
 
-@register_loss
-class KL(nn.Module):
-    """``T^2 * mean_n KL(softmax(t/T) || softmax(s/T))`` (Hinton et al. 2015)."""
+class _Tempered(nn.Module):
+    """A loss between the student's and the teacher's distributions at temperature ``T``."""
 
     def __init__(self, temperature: float = 1.0):
         super().__init__()
         self.temperature = temperature
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def log_probs(self, student: torch.Tensor, teacher: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``log softmax(s / T), log softmax(t / T)`` in float32."""
         student, teacher = _f32(student, teacher)
         T = self.temperature
-        log_s = F.log_softmax(student / T, -1)
-        log_t = F.log_softmax(teacher / T, -1)
+        return F.log_softmax(student / T, -1), F.log_softmax(teacher / T, -1)
+
+
+@register_loss
+class KL(_Tempered):
+    """``T^2 * mean_n KL(softmax(t/T) || softmax(s/T))`` (Hinton et al. 2015)."""
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        log_s, log_t = self.log_probs(student, teacher)
+        T = self.temperature
         return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * T * T
 
 
 @register_loss
-class JSD(nn.Module):
+class JSD(_Tempered):
     """Jensen-Shannon divergence ``(KL(s||m) + KL(t||m)) / 2``, ``m = (s+t)/2``, in nats."""
-
-    def __init__(self, temperature: float = 1.0):
-        super().__init__()
-        self.temperature = temperature
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor,
                 labels: torch.Tensor | None = None) -> torch.Tensor:
-        student, teacher = _f32(student, teacher)
-        log_s = F.log_softmax(student / self.temperature, -1)
-        log_t = F.log_softmax(teacher / self.temperature, -1)
+        log_s, log_t = self.log_probs(student, teacher)
         # log m = log((e^log_s + e^log_t) / 2), computed stably.
         log_m = torch.logsumexp(torch.stack([log_s, log_t]), 0) - torch.log(torch.tensor(2.0))
         kl_s = (log_s.exp() * (log_s - log_m)).sum(-1)
@@ -120,19 +123,14 @@ class JSD(nn.Module):
 
 
 @register_loss
-class SoftTargetCE(nn.Module):
+class SoftTargetCE(_Tempered):
     """``mean_n -sum_c softmax(t/T) log softmax(s/T)``, times ``T^2`` when T != 1."""
-
-    def __init__(self, temperature: float = 1.0):
-        super().__init__()
-        self.temperature = temperature
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor,
                 labels: torch.Tensor | None = None) -> torch.Tensor:
-        student, teacher = _f32(student, teacher)
+        log_s, log_t = self.log_probs(student, teacher)
         T = self.temperature
-        p_t = (teacher / T).softmax(-1)
-        return -(p_t * F.log_softmax(student / T, -1)).sum(-1).mean() * T * T
+        return -(log_t.exp() * log_s).sum(-1).mean() * T * T
 
 
 @register_loss

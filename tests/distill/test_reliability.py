@@ -327,7 +327,7 @@ BAD_RECIPES = [
     (dict(optimizer=dict(type="SGD", lr=0.1, momentun=0.9)),
      "tiny: unknown key(s) optimizer.momentun for SGD; valid: lr, momentum, dampening, "
      "weight_decay, nesterov, "),
-    (dict(optimizer=dict(type="AdamW", lr=0.1, betas=0.9)),
+    (dict(optimizer=dict(type="AdamW", lr=0.1, betas=0.9, _delete_=True)),
      "tiny: optimizer.betas=0.9: expected 2 numbers"),
     (dict(optimizer=dict(type="SGD", lr=0.1, nesterov="yes")),
      "tiny: optimizer.nesterov='yes': expected True or False"),
@@ -346,7 +346,7 @@ BAD_RECIPES = [
     (dict(data=dict(scale=0.5)), "tiny: data.scale=0.5: expected 2 numbers"),
     (dict(schedule=dict(epochs=2, warmup_epochs="1")),
      "tiny: schedule.warmup_epochs='1': expected a number >= 0"),
-    (dict(schedule=dict(epochs="2")), "tiny: schedule.epochs must be a positive integer"),
+    (dict(schedule=dict(epochs="2")), "tiny: schedule.epochs='2': expected an integer >= 1"),
     (dict(loss=dict(type="KL", temperature="4")),
      "tiny: loss.temperature='4': expected a number"),
     (dict(loss_weight=None), "tiny: loss_weight=None: expected a number >= 0"),

@@ -75,7 +75,9 @@ def test_arms_differ_only_in_teacher_loss_and_data():
         assert r[key]["teacher"]["weights"].endswith("teacher/cifar10_teacher.safetensors")
     assert r["a"]["data"]["unlabeled_roots"] == r["b"]["data"]["unlabeled_roots"] == []
     for key in ("c", "c_epochs", "kl", "soft_ce", "hard"):
-        assert r[key]["data"]["unlabeled_roots"] == ["../shared/data/cifar10/unlabeled"], key
+        # relative to the recipe's folder: ../shared beside the checkout, from any directory
+        assert r[key]["data"]["unlabeled_roots"] == [
+            str(REPO.parent / "shared" / "data" / "cifar10" / "unlabeled")], key
     assert [r[k]["loss"]["type"] for k in ("c", "kl", "soft_ce", "hard")] == \
         ["SymmetricKL", "KL", "SoftTargetCE", "PseudoLabelCE"]
     assert r["teacher"]["student"]["name"] == r["b"]["teacher"]["name"]
