@@ -23,18 +23,13 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-def randomised(name: str, seed: int = 0, head_dropout: float | None = None,
-               **kwargs) -> torch.nn.Module:
+def randomised(name: str, seed: int = 0, **kwargs) -> torch.nn.Module:
     """A random-init zoo model in eval mode whose BatchNorms are not the identity (random
     statistics and affine) and have counted batches, so that a BN mapped to the wrong place,
-    or a statistic to the wrong buffer, shows in the output. ``head_dropout`` sets the p of
-    PaddleClas's downscale-in-infer head dropout (x(1-p) at inference)."""
+    or a statistic to the wrong buffer, shows in the output. ``drop_rate`` (a load keyword)
+    sets the p of PaddleClas's downscale-in-infer head dropout (x(1-p) at inference)."""
     torch.manual_seed(seed)
     model = ssld_zoo.load(name, pretrained=False, **kwargs).eval()
-    if head_dropout is not None:
-        drops = [m for m in model.modules() if type(m).__name__ == "DownscaleInInferDropout"]
-        assert len(drops) == 1
-        drops[0].p = head_dropout
     g = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
@@ -71,7 +66,7 @@ def timm_with(name: str, state: dict, num_classes: int) -> torch.nn.Module:
 FAMILY_CASES = [
     ("resnet50_vd", {}),                      # plain rename (ResNet_vd)
     ("pphgnet_tiny", {}),                     # PP-HGNet
-    ("pphgnet_tiny", {"head_dropout": 0.2}),  # downscale-in-infer dropout folded into the fc
+    ("pphgnet_tiny", {"drop_rate": 0.2}),  # downscale-in-infer dropout folded into the fc
     ("pphgnetv2_b0", {}),                     # PP-HGNetV2 (learnable affine blocks)
     ("pplcnet_x0_35", {}),                    # zero head-conv bias + dropout fold
     ("pplcnetv2_small", {}),                  # unused fused dw_conv dropped + dropout fold
