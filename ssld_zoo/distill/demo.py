@@ -144,7 +144,6 @@ def run_demo(work_dir: str | Path, cfg: DemoConfig | None = None,
              on_stage: Callable[[str], None] | None = None, plot: bool = True,
              extra_hooks: Callable[[str], list] | None = None) -> DemoResult:
     """Run the three trainings in ``work_dir`` and return their top-1 on the held-back digits."""
-    from ssld_zoo.distill.runner import run_distill
     cfg = cfg or DemoConfig()
     import torch
     threads = torch.get_num_threads()

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-
 
 def test_demo_quick_mode_runs_the_three_trainings(tmp_path, capsys):
     from ssld_zoo.cli.main import main

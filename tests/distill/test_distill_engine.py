@@ -32,7 +32,6 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_distill_trains_evaluates_and_exports_a_loadable_student(tiny_tree, tmp_path):
-    import ssld_zoo
     from ssld_zoo.distill.runner import run_distill
     recipe = tiny_recipe(tiny_tree)
     res = run_distill(recipe, tmp_path / "wd", log_level="WARNING")

@@ -4,9 +4,6 @@ Numerical equality with PaddleClas itself is checked by ``tests/parity``.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 

@@ -5,9 +5,6 @@ torch (plus the PaddleClas key listings in ``../shared/reference/paddle_keys``).
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 
