@@ -21,10 +21,10 @@ from mmengine.runner import EpochBasedTrainLoop, Runner
 from ssld_zoo.engine.checkpoint import (LAST_CHECKPOINT, SafeCheckpointHook,
                                         find_resume_checkpoint, mmengine_safe_globals,
                                         read_checkpoint)
-from ssld_zoo.engine.hooks import EMAHook, EpochSeedHook, HistoryHook, find_hook, unwrap
+from ssld_zoo.engine.hooks import EMAHook, EpochSeedHook, unwrap
 
 __all__ = ["SSLDRunner", "SkipEmptyBatchTrainLoop", "build_engine", "resume_checkpoint",
-           "world_size_from_env", "unwrap", "EMAHook", "HistoryHook", "find_hook"]
+           "world_size_from_env"]
 
 
 class SSLDRunner(Runner):
@@ -134,7 +134,6 @@ def world_size_from_env(launcher: str) -> int:
     if launcher in ("none", None):
         return 1
     raise ValueError(f"launcher {launcher!r}: expected one of none, pytorch, slurm")
-
 
 
 def _amp_dtype(amp: str) -> str | None:
