@@ -59,22 +59,26 @@ class EvalTransform:
         if not all(x > 0 for x in self.std):
             raise ValueError(f"transform std={self.std}: expected 3 positive numbers")
 
-    @classmethod
-    def check_overrides(cls, overrides: dict, where: str = "transform") -> None:
-        """Raise ValueError naming an unknown key of ``overrides`` (``where``.key)."""
-        bad = sorted(set(overrides) - set(cls.__dataclass_fields__))
+    def _with(self, overrides: dict, where: str) -> "EvalTransform":
+        """This transform with ``overrides``; an unknown key or a bad value is a ValueError
+        whose message starts with ``where``."""
+        bad = sorted(set(overrides) - set(self.__dataclass_fields__))
         if bad:
             raise ValueError(f"{where}: unknown key(s) {', '.join(bad)}; valid: "
-                             f"{', '.join(cls.__dataclass_fields__)}")
+                             f"{', '.join(self.__dataclass_fields__)}")
         try:
-            dataclasses.replace(cls(), **overrides)
+            return dataclasses.replace(self, **overrides)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
 
+    @classmethod
+    def check_overrides(cls, overrides: dict, where: str = "transform") -> None:
+        """Raise ValueError naming an unknown key or a bad value of ``overrides``."""
+        cls()._with(overrides, where)
+
     def replace(self, **overrides) -> "EvalTransform":
         """This transform with some fields changed (unknown keys are a ValueError)."""
-        self.check_overrides(overrides)
-        return dataclasses.replace(self, **overrides)
+        return self._with(overrides, "transform")
 
     def at_size(self, input_size: int) -> "EvalTransform":
         """The same pipeline at another crop size, keeping the crop ratio (resize / crop)."""
@@ -93,8 +97,7 @@ class EvalTransform:
         """The transform a card's ``transform`` dict describes; bad keys name ``where``."""
         if not isinstance(data, dict):
             raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
-        cls.check_overrides(data, where)
-        return cls(**data)
+        return cls()._with(data, where)
 
     def resize_crop(self):
         """PIL image or uint8 tensor -> uint8 CHW tensor: resize and centre crop, not

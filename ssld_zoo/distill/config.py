@@ -203,9 +203,8 @@ def validate_recipe(cfg: Config | dict, source: str | None = None) -> Config:
     defaults = _plain(recipe_defaults())
     given = _plain(cfg)
     given.pop("_base_", None)
-    _check_keys(given, defaults, source)
+    _check_keys(given, defaults, source)  # laying over adds no key the recipe lacks
     merged = _lay_over(given, defaults)
-    _check_keys(merged, defaults, source)  # a _delete_d section may have brought new keys
     _check_types(merged, source)
     _check_rules(merged, source)
     text = getattr(cfg, "text", "") if isinstance(cfg, Config) else ""

@@ -96,7 +96,7 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
             teacher is not run. Every pool image must be in it.
     """
     from ssld_zoo.api import load
-    from ssld_zoo.registry import EvalTransform, get_weights
+    from ssld_zoo.preprocess import eval_transform_of
 
     if per_class <= 0:
         raise ValueError(f"per_class must be positive, got {per_class}")
@@ -118,10 +118,9 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
     if model is None:
         model = load(teacher, weights=weights) if weights else load(teacher)
     model = model.to(dev).eval()
-    card = getattr(model, "weight_card", None)
-    if card is None and weights is None:
-        card = get_weights(teacher)
-    tf = (card.transform if card is not None else EvalTransform()).replace(**(transform or {}))
+    # a weights file without a card must not borrow the registered teacher's transform
+    tf = eval_transform_of(model, teacher if weights is None else None).replace(
+        **(transform or {}))
     mean = torch.tensor(tf.mean, device=dev).view(1, -1, 1, 1)
     std = torch.tensor(tf.std, device=dev).view(1, -1, 1, 1)
     loader = DataLoader(_Pool(todo, tf.resize_crop()),
