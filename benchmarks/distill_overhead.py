@@ -91,7 +91,7 @@ class _StopAt(Hook):
 
 def bare(root: Path, args) -> float:
     from torch.utils.data import DataLoader, RandomSampler
-    from ssld_zoo.distill.data import DistillDataset, build_train_transform, collate
+    from ssld_zoo.data.images import ImageDataset, build_train_transform, collate_images
     from ssld_zoo.distill.distiller import build_zoo_model
     from ssld_zoo.distill.losses import build_loss
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -100,9 +100,9 @@ def bare(root: Path, args) -> float:
     student = build_zoo_model(args.student, num_classes=10).to(dev).train()
     opt = torch.optim.SGD(student.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     crit = build_loss("SymmetricKL")
-    ds = DistillDataset([root], [], build_train_transform(args.size))
+    ds = ImageDataset([root], [], build_train_transform(args.size))
     loader = DataLoader(ds, batch_size=args.batch, sampler=RandomSampler(ds), drop_last=True,
-                        num_workers=args.workers, collate_fn=collate)
+                        num_workers=args.workers, collate_fn=collate_images)
     mean = torch.tensor([0.485, 0.456, 0.406], device=dev).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=dev).view(1, 3, 1, 1)
     t0 = None

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ssld_zoo
     from ssld_zoo.distill.config import load_recipe
-    from ssld_zoo.distill.data import DistillDataset, collate
+    from ssld_zoo.data.images import ImageDataset, collate_images
     from ssld_zoo.distill.runner import eval_transform_of, train_transform_of
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
               "val": dict(labeled_roots=[args.data / "val"])}
     batches = {}
     for name, roots in splits.items():
-        ds = DistillDataset(transform=transform, seed=recipe["runtime"]["seed"], **roots)
+        ds = ImageDataset(transform=transform, seed=recipe["runtime"]["seed"], **roots)
         step = max(1, len(ds) // args.images)
-        batches[name] = collate([ds[(1, i)] for i in range(0, len(ds), step)][:args.images])
+        batches[name] = collate_images([ds[(1, i)] for i in range(0, len(ds), step)][:args.images])
 
     table = Table(title=f"teacher on {args.recipe}'s training crops ({args.images} images a split)")
     for col in ("weights", "split", "top-1", "mean max-prob", "mean entropy (nats)"):

@@ -9,7 +9,7 @@ The loss is SSLD's symmetric KL (PaddleClas ppcls/loss/dmlloss.py), without labe
 _base_ = "./_base_/ssld_stage1.py"
 
 description = "MobileNetV1 from ResNet50_vd_ssld (71.0 -> 77.9)"
-teacher = dict(name="resnet50_vd_ssld")
-student = dict(name="mobilenetv1")
-data = dict(batch_size=4096)
-optimizer = dict(lr=1.6, weight_decay=3e-05)
+model = dict(teacher=dict(name="resnet50_vd_ssld"),
+             student=dict(name="mobilenetv1"))
+train_dataloader = dict(batch_size=4096)  # global batch
+optim_wrapper = dict(optimizer=dict(lr=1.6, weight_decay=3e-05))

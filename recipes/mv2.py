@@ -9,7 +9,7 @@ The loss is SSLD's symmetric KL (PaddleClas ppcls/loss/dmlloss.py), without labe
 _base_ = "./_base_/ssld_stage1.py"
 
 description = "MobileNetV2 from ResNet50_vd_ssld (72.2 -> 76.74)"
-teacher = dict(name="resnet50_vd_ssld")
-student = dict(name="mobilenetv2")
-data = dict(batch_size=3072)
-optimizer = dict(lr=0.54, weight_decay=1e-05)
+model = dict(teacher=dict(name="resnet50_vd_ssld"),
+             student=dict(name="mobilenetv2"))
+train_dataloader = dict(batch_size=3072)  # global batch
+optim_wrapper = dict(optimizer=dict(lr=0.54, weight_decay=1e-05))

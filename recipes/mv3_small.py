@@ -9,7 +9,7 @@ The loss is SSLD's symmetric KL (PaddleClas ppcls/loss/dmlloss.py), without labe
 _base_ = "./_base_/ssld_stage1.py"
 
 description = "MobileNetV3_small_x1_0 from ResNet50_vd_ssld (68.2 -> 71.3)"
-teacher = dict(name="resnet50_vd_ssld")
-student = dict(name="mobilenetv3_small_x1_0")
-data = dict(batch_size=5760)
-optimizer = dict(lr=3.65625, weight_decay=1e-05)
+model = dict(teacher=dict(name="resnet50_vd_ssld"),
+             student=dict(name="mobilenetv3_small_x1_0"))
+train_dataloader = dict(batch_size=5760)  # global batch
+optim_wrapper = dict(optimizer=dict(lr=3.65625, weight_decay=1e-05))

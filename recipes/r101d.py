@@ -9,7 +9,7 @@ The loss is SSLD's symmetric KL (PaddleClas ppcls/loss/dmlloss.py), without labe
 _base_ = "./_base_/ssld_stage1.py"
 
 description = "ResNet101_vd from ResNeXt101_32x16d_wsl (ResNet101_vd_ssld, 80.2 -> 83.7)"
-teacher = dict(name="resnext101_32x16d_wsl")
-student = dict(name="resnet101_vd")
-data = dict(batch_size=1024)
-optimizer = dict(lr=0.4, weight_decay=7e-05)
+model = dict(teacher=dict(name="resnext101_32x16d_wsl"),
+             student=dict(name="resnet101_vd"))
+train_dataloader = dict(batch_size=1024)  # global batch
+optim_wrapper = dict(optimizer=dict(lr=0.4, weight_decay=7e-05))

@@ -8,8 +8,9 @@ The loss is SSLD's symmetric KL (PaddleClas ppcls/loss/dmlloss.py), without labe
 """
 _base_ = "./_base_/ssld_stage1.py"
 
-description = "ResNet50_vd from ResNeXt101_32x16d_wsl: 360 epochs on ImageNet-1k + mined ImageNet-22k (the paper's ResNet50_vd_ssld, 79.1 -> 83.0)"
-teacher = dict(name="resnext101_32x16d_wsl")
-student = dict(name="resnet50_vd")
-data = dict(batch_size=1024)
-optimizer = dict(lr=0.4, weight_decay=7e-05)
+description = ("ResNet50_vd from ResNeXt101_32x16d_wsl: 360 epochs on ImageNet-1k + mined ImageNet-22k "
+               "(the paper's ResNet50_vd_ssld, 79.1 -> 83.0)")
+model = dict(teacher=dict(name="resnext101_32x16d_wsl"),
+             student=dict(name="resnet50_vd"))
+train_dataloader = dict(batch_size=1024)  # global batch
+optim_wrapper = dict(optimizer=dict(lr=0.4, weight_decay=7e-05))

@@ -9,7 +9,7 @@ The loss is SSLD's symmetric KL (PaddleClas ppcls/loss/dmlloss.py), without labe
 _base_ = "./_base_/ssld_stage1.py"
 
 description = "ResNet50_vd_ssld_v2: as r50d plus AutoAugment and weight decay 2e-5 (82.99)"
-teacher = dict(name="resnext101_32x16d_wsl")
-student = dict(name="resnet50_vd")
-data = dict(batch_size=1024, auto_augment="imagenet")
-optimizer = dict(lr=0.4, weight_decay=2e-05)
+model = dict(teacher=dict(name="resnext101_32x16d_wsl"),
+             student=dict(name="resnet50_vd"))
+train_dataloader = dict(batch_size=1024, dataset=dict(transform=dict(auto_augment="imagenet")))  # global batch
+optim_wrapper = dict(optimizer=dict(lr=0.4, weight_decay=2e-05))

@@ -1,6 +1,6 @@
 """Reading images for predict, export and training (``ssld_zoo.preprocess.decode_image``):
 16-bit files scaled to 8 bits, pixel limits and undecodable files as one-line errors naming the
-file; the training reader skips them instead (``ssld_zoo.distill.data.read_image``)."""
+file; the training reader skips them instead (``ssld_zoo.data.images.read_image``)."""
 from __future__ import annotations
 
 import io
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from ssld_zoo.distill.data import read_image as train_read
+from ssld_zoo.data.images import read_image as train_read
 from ssld_zoo.preprocess import decode_image, read_image
 
 FUZZ = settings(max_examples=150, deadline=None,

@@ -4,5 +4,5 @@ train + unlabeled). Human hard labels are arm (a), supervised.py."""
 _base_ = ["./ssld_unlabeled.py"]
 
 description = "CIFAR-10 loss ablation: the teacher's hard pseudo-labels (train + unlabeled, no human labels)"
-loss = dict(type="PseudoLabelCE")
+model = dict(loss=dict(type="PseudoLabelCE"))
 export = dict(name="cifar10_ablation_hard")

@@ -3,5 +3,5 @@ ssld_unlabeled.py (no labels, train + unlabeled)."""
 _base_ = ["./ssld_unlabeled.py"]
 
 description = "CIFAR-10 loss ablation: KL at T=4 instead of symmetric KL (train + unlabeled, no labels)"
-loss = dict(type="KL", temperature=4.0)
+model = dict(loss=dict(type="KL", temperature=4.0))
 export = dict(name="cifar10_ablation_kl")

@@ -3,5 +3,5 @@
 _base_ = ["./ssld_unlabeled.py"]
 
 description = "CIFAR-10 loss ablation: soft-target cross-entropy (train + unlabeled, no labels)"
-loss = dict(type="SoftTargetCE")
+model = dict(loss=dict(type="SoftTargetCE"))
 export = dict(name="cifar10_ablation_soft_ce")

@@ -8,11 +8,18 @@ classes kept per view), then train from it:
 
 View v of an image is the crop ssld.py trains on at epoch v, so with one view per image per
 epoch and 32 >= 30 stored views this run sees exactly (b)'s crops: only the compression of the
-teacher's output differs. ``--cfg-options teacher_cache.views=N`` uses the first N views
+teacher's output differs. ``--cfg-options train_dataloader.dataset.views=N`` uses the first N views
 (benchmarks/reproduce_cifar10.py's cache arms).
 """
 _base_ = ["./ssld.py"]
 
 description = "CIFAR-10 reproduction (b) from a teacher cache (32 views, top-5): no teacher forward in training"
-teacher_cache = dict(path="work_dirs/cifar10/teacher_cache", crops_per_image=1, views=None)
+# The cache folder is named twice: the Distiller reads what the cache holds (its kind and
+# classes) instead of building the teacher, the dataset replays its views.
+cache = "work_dirs/cifar10/teacher_cache"
+model = dict(teacher_cache=cache)
+train_dataloader = dict(
+    collate_fn=dict(type="collate_cached"),
+    dataset=dict(_delete_=True, type="CachedViewDataset", cache=cache, crops_per_image=1,
+                 views=None, images={{ _base_.train_dataloader.dataset }}))
 export = dict(name="cifar10_ssld_cached")

@@ -8,6 +8,7 @@ unlabeled images bring, not more training.
 _base_ = ["./ssld.py"]
 
 description = "CIFAR-10 reproduction (c): SSLD label-free on train + unlabeled (15k images), same steps as (b)"
-data = dict(unlabeled_roots=["../../../shared/data/cifar10/unlabeled"])
-schedule = dict(epochs=20)
+train_dataloader = dict(dataset=dict(
+    unlabeled_roots=["{{ fileDirname }}/../../../shared/data/cifar10/unlabeled"]))
+train_cfg = dict(max_epochs=20)
 export = dict(name="cifar10_ssld_unlabeled")

@@ -7,5 +7,5 @@ paper's comparison; (c) - (b), at equal steps, says how much of it the images br
 _base_ = ["./ssld_unlabeled.py"]
 
 description = "CIFAR-10 reproduction (c+): SSLD label-free on train + unlabeled for (b)'s 30 epochs (1.5x its steps)"
-schedule = dict(epochs=30)
+train_cfg = dict(max_epochs=30)
 export = dict(name="cifar10_ssld_unlabeled_equal_epochs")

@@ -6,7 +6,8 @@ augmentation and schedule; only the loss differs (cross-entropy on the human lab
 _base_ = ["./_base_/cifar10_cpu.py"]
 
 description = "CIFAR-10 reproduction (a): MobileNetV1_x0.5 supervised on train (10k labels), the baseline"
-teacher = None
-student = dict(name="mobilenetv1_x0_5", pretrained=False, num_classes=10)
-hard_label_weight = 1.0
+model = dict(teacher=None,
+             student=dict(type="ZooModel", name="mobilenetv1_x0_5", pretrained=False,
+                          num_classes=10),
+             hard_label_weight=1.0)
 export = dict(name="cifar10_supervised")

@@ -36,7 +36,7 @@ from mmengine.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
 import ssld_zoo
 from ssld_zoo.adapters.stages import stage_layout
-from ssld_zoo.distill.distiller import DistillPreprocessor, NonFiniteLossError
+from ssld_zoo.distill.distiller import UInt8Preprocessor, NonFiniteLossError
 from ssld_zoo.engine.hooks import EMAHook, find_hook, unwrap
 from ssld_zoo.registry import get_arch
 
@@ -157,14 +157,14 @@ class TransferClassifier(BaseModel):
 
     ``net``: a zoo model, or ``dict(name=, weights=, pretrained=, num_classes=)`` for
     :func:`ssld_zoo.distill.distiller.build_zoo_model`. Batches are ``dict(inputs=uint8 NCHW,
-    labels=)``; the :class:`DistillPreprocessor` normalises them on the device. ``predict``
-    returns what :class:`~ssld_zoo.distill.metrics.DistillAccuracy` reads (``student`` logits
+    labels=)``; the :class:`UInt8Preprocessor` normalises them on the device. ``predict``
+    returns what :class:`~ssld_zoo.engine.metrics.TopKAccuracy` reads (``student`` logits
     and ``labels``)."""
 
     def __init__(self, net: nn.Module | dict, data_preprocessor: dict | nn.Module | None = None):
         if isinstance(data_preprocessor, dict):
-            data_preprocessor = DistillPreprocessor(**data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor or DistillPreprocessor())
+            data_preprocessor = UInt8Preprocessor(**data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor or UInt8Preprocessor())
         if isinstance(net, dict):
             from ssld_zoo.distill.distiller import build_zoo_model
             net = build_zoo_model(**net)
@@ -245,13 +245,13 @@ def _check_splits(data: Path) -> None:
 
 
 def _datasets(data: Path, cfg: TransferConfig):
-    """The train and val :class:`~ssld_zoo.distill.data.DistillDataset` (transforms set later,
+    """The train and val :class:`~ssld_zoo.data.images.ImageDataset` (transforms set later,
     from the weight card), each capped per class."""
-    from ssld_zoo.distill.data import DistillDataset
+    from ssld_zoo.data.images import ImageDataset
 
     _check_splits(data)
-    train = DistillDataset([str(data / "train")], seed=cfg.seed)
-    val = DistillDataset([str(data / "val")], seed=cfg.seed)
+    train = ImageDataset([str(data / "train")], seed=cfg.seed)
+    val = ImageDataset([str(data / "val")], seed=cfg.seed)
     if train.classes != val.classes:
         raise ValueError(f"{data}: train classes {train.classes} differ from val classes "
                          f"{val.classes}")
@@ -339,8 +339,8 @@ def finetune(name: str, data: str | Path, weights: str | None = "ssld",
     ``optimizer``/``schedule``/``runtime`` sections (dotted keys).
     """
     from ssld_zoo.adapters.resolve import resolve_weights
-    from ssld_zoo.distill.data import build_train_transform, collate
-    from ssld_zoo.distill.metrics import DistillAccuracy
+    from ssld_zoo.data.images import build_train_transform, collate_images
+    from ssld_zoo.engine.metrics import TopKAccuracy
     from ssld_zoo.engine.checkpoint import find_resume_checkpoint
     from ssld_zoo.engine.runner import build_engine, resume_checkpoint
     from ssld_zoo.preprocess import eval_transform_of
@@ -390,7 +390,7 @@ def finetune(name: str, data: str | Path, weights: str | None = "ssld",
         mean=eval_tf.mean, std=eval_tf.std, channels_last=bool(rt["channels_last"])))
     workers = int(cfg.workers)
     common = dict(num_workers=workers, persistent_workers=workers > 0,
-                  pin_memory=cuda and cfg.device != "cpu", collate_fn=collate)
+                  pin_memory=cuda and cfg.device != "cpu", collate_fn=collate_images)
     records = _EpochRecords(progress)
     runner = build_engine(
         model=net, work_dir=work_dir,
@@ -400,7 +400,7 @@ def finetune(name: str, data: str | Path, weights: str | None = "ssld",
         val_dataloader=dict(dataset=val, batch_size=cfg.batch_size * 2,
                             sampler=dict(type="DefaultSampler", shuffle=False,
                                          round_up=False), **common),
-        val_evaluator=dict(type=DistillAccuracy), optimizer=run["optimizer"],
+        val_evaluator=dict(type=TopKAccuracy), optimizer=run["optimizer"],
         schedule=run["schedule"], runtime=rt, cfg=run, resume_path=resume_path,
         custom_hooks=[records, *extra_hooks], save_best="top1",
         paramwise_cfg=dict(module="net", stage_lr_mult=list(mult)),
@@ -427,7 +427,7 @@ def _export(runner, result: TransferResult, data: Path, eval_tf, cfg: TransferCo
             classes: list[str]) -> Path:
     """The fine-tuned network (the EMA's when the run has an EMAHook) as
     ``<work_dir>/<arch>_<dataset>_transfer.safetensors`` with its card."""
-    from ssld_zoo.distill.export import export_student
+    from ssld_zoo.weights.export import export_with_card
     from ssld_zoo.registry import WeightCard
 
     ema = find_hook(runner, EMAHook)
@@ -445,4 +445,4 @@ def _export(runner, result: TransferResult, data: Path, eval_tf, cfg: TransferCo
                 "transfer": dataclasses.asdict(cfg), "stage_lr_mult": list(result.stage_lr_mult),
                 "train_images": result.train_images, "val_images": result.val_images,
                 "history": result.epochs, "ema": ema is not None}
-    return export_student(state, out, card, training=training)
+    return export_with_card(state, out, card, training=training)

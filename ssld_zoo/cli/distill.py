@@ -3,7 +3,8 @@
 Single process::
 
     ssld-zoo distill r50d --work-dir work_dirs/r50d \\
-        --cfg-options data.labeled_roots="['/data/imagenet/train']" data.val_root=/data/imagenet/val
+        --cfg-options train_dataloader.dataset.labeled_roots="['/data/imagenet/train']" \\
+                      val_dataloader.dataset.labeled_roots="['/data/imagenet/val']"
 
 Several GPUs or nodes (the recipe's batch size is the global one)::
 
@@ -97,7 +98,8 @@ def add_parser(subparsers) -> None:
                                       "(default: work_dirs/<recipe name>)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                    metavar="KEY=VALUE", help="override recipe values, e.g. "
-                   "data.labeled_roots=\"['/data/train']\" schedule.epochs=10")
+                   "train_dataloader.dataset.labeled_roots=\"['/data/train']\" "
+                   "train_cfg.max_epochs=10")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                    help="resume from CKPT, or from the latest checkpoint in the work dir "
                         "(none there is an error, unless --allow-fresh)")
@@ -115,8 +117,9 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from ssld_zoo.cli._console import console, err_console
-    from ssld_zoo.distill.config import load_recipe, recipe_name
-    from ssld_zoo.distill.distiller import NonFiniteLossError
+    from ssld_zoo.distill.recipes import load_recipe, recipe_name
+    from ssld_zoo.engine.models import spec_text
+    from ssld_zoo.engine.preprocessor import NonFiniteLossError
     from ssld_zoo.distill.runner import run_distill
 
     if args.allow_fresh and args.resume is not True:
@@ -151,6 +154,6 @@ def run(args: argparse.Namespace) -> int:
         console.print(table)
     if result.export_path:
         console.print(f"student exported to [bold]{result.export_path}[/] (+ .json model card); "
-                      f"load it with ssld_zoo.load({recipe['student']['name']!r}, "
+                      f"load it with ssld_zoo.load({spec_text(recipe['model']['student'])!r}, "
                       f"weights={str(result.export_path)!r})")
     return 0

@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
                                TextColumn, TimeElapsedColumn, TimeRemainingColumn)
     from ssld_zoo.cli._console import console
     from ssld_zoo.distill.cache import build_teacher_cache
-    from ssld_zoo.distill.config import load_recipe, recipe_name
+    from ssld_zoo.distill.recipes import load_recipe, recipe_name
 
     recipe = load_recipe(args.recipe, args.cfg_options)
-    out = args.out or (recipe["teacher_cache"] or {}).get("path") or \
+    out = args.out or recipe["model"].get("teacher_cache") or \
         Path("work_dirs") / recipe_name(recipe.filename) / "teacher_cache"
     import os
     show = int(os.environ.get("RANK", 0)) == 0
@@ -73,6 +73,6 @@ def run(args: argparse.Namespace) -> int:
                       f"({res.images} images, {res.images_per_s:.1f} img/s), "
                       f"{res.reused_shards} reused; {res.bytes / 1e6:.1f} MB, "
                       f"{res.bytes / max(1, s.num_images):.0f} B/image")
-        console.print(f"train from it with teacher_cache=dict(path={str(res.root)!r}) in the "
-                      f"recipe, or --cfg-options teacher_cache.path={res.root}")
+        console.print(f"train from it with model.teacher_cache={str(res.root)!r} and a "
+                      f"CachedViewDataset of it in the recipe (see recipes/cifar10/ssld_cached.py)")
     return 0

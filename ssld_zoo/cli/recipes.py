@@ -1,5 +1,5 @@
 """``ssld-zoo recipes [NAME]``: the distillation recipes, one line each; with a name, that
-recipe fully resolved (its ``_base_`` files merged, defaults filled in, validated): a dry run
+recipe fully resolved (its ``_base_`` files merged, checked): a dry run
 of what ``ssld-zoo distill NAME`` would train."""
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from ssld_zoo.cli._console import console
-    from ssld_zoo.distill.config import defaults_file, list_recipes, load_recipe, recipe_dirs
+    from ssld_zoo.distill.recipes import list_recipes, load_recipe, recipe_dirs
 
     if args.name:
         recipe = load_recipe(args.name, args.cfg_options)
-        console.print(f"[bold]{recipe.filename}[/]: valid; resolved settings (laid over "
-                      f"{defaults_file()}):")
+        console.print(f"[bold]{recipe.filename}[/]: valid; the Runner config it resolves to "
+                      f"(its _base_ files merged):")
         console.print(recipe.pretty_text, markup=False, highlight=False)
         return 0
     found = list_recipes()

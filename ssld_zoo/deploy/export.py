@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from ssld_zoo.deploy.fuse import fuse as fuse_model
-from ssld_zoo.distill.export import card_path
+from ssld_zoo.weights.export import card_path
 from ssld_zoo.preprocess import eval_transform_of, weight_card_of
 from ssld_zoo.registry import EvalTransform
 from ssld_zoo.weights.fileops import atomic_write, sha256_of

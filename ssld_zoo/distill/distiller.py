@@ -1,9 +1,13 @@
-"""The distillation model: a frozen zoo teacher and a trainable zoo student (an mmengine model).
+"""The distillation model: a frozen teacher and a trainable student, from anywhere (an mmengine
+model, registered as ``Distiller``).
 
 ``Distiller(teacher=..., student=..., loss=...)`` runs the teacher without autograd on every
-batch and trains the student to match it. With ``teacher=None`` it trains the student on labels
-alone (the supervised baselines of the demo and of the reproduction use the same engine). With
-``teacher_cache`` the teacher's outputs come with the batch, read from a cache
+batch and trains the student to match it. Teacher and student are any classifiers
+:func:`~ssld_zoo.engine.models.build_classifier` builds (a zoo name, timm, torchvision, an
+importable builder), each seeing the batch through its own :class:`~ssld_zoo.engine.models.
+ModelInput` (its own mean, std and input size). With ``teacher=None`` it trains the student on
+labels alone (the supervised baselines of the demo and of the reproduction use the same engine).
+With ``teacher_cache`` the teacher's outputs come with the batch, read from a cache
 (:mod:`ssld_zoo.distill.cache`), and no teacher is built at all.
 """
 from __future__ import annotations
@@ -13,68 +17,49 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseDataPreprocessor, BaseModel
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS
 
 from ssld_zoo.distill.cache.format import dense_probs, log_probs
 from ssld_zoo.distill.losses import build_loss
-from ssld_zoo.registry import IMAGENET_MEAN, IMAGENET_STD
+from ssld_zoo.engine.models import (ModelInput, build_classifier, default_input, model_spec,
+                                    num_classes_of)
+from ssld_zoo.engine.preprocessor import NonFiniteLossError, UInt8Preprocessor
 
-__all__ = ["Distiller", "DistillPreprocessor", "NonFiniteLossError", "build_zoo_model",
-           "build_teacher_model"]
+__all__ = ["Distiller", "NonFiniteLossError", "build_teacher_model", "split_model_spec",
+           "RUN_KEYS"]
 
 _BN_MODES = ("train", "eval")
+# Keys of a teacher or student spec that say how it runs, not which model it is: popped before
+# the model is built. mean/std/input_size: how it sees images (default: its weights' own).
+RUN_KEYS = ("bn_mode", "precision", "fold_bn", "channels_last", "compile", "mean", "std",
+            "input_size", "class_map")
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; raised before the optimiser step, so the weights (and
-    every checkpoint written so far) stay the last good ones."""
+def split_model_spec(spec: str | dict) -> tuple[dict, dict]:
+    """``(model config, run settings)`` of a teacher or student spec."""
+    spec = model_spec(spec)
+    return ({k: v for k, v in spec.items() if k not in RUN_KEYS},
+            {k: v for k, v in spec.items() if k in RUN_KEYS})
 
 
-class DistillPreprocessor(BaseDataPreprocessor):
-    """Moves a batch to the device, turns uint8 images into normalised floats there, and
-    optionally makes them channels-last (faster convolutions with AMP on recent GPUs)."""
-
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, channels_last: bool = False):
-        super().__init__(non_blocking=True)
-        # Not persistent: they are settings of the recipe, not weights of the student.
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-        self.channels_last = channels_last
-
-    def forward(self, data: dict, training: bool = False) -> dict:
-        data = self.cast_data(dict(data))
-        x = data["inputs"]
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255.0)
-        x = (x - self.mean) / self.std
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        data["inputs"] = x
-        return data
+def build_teacher_model(spec: str | dict) -> nn.Module:
+    """The frozen (no gradients, eval mode) model a teacher spec names."""
+    model_cfg, _ = split_model_spec(spec)
+    if model_cfg["type"] == "ZooModel":
+        model_cfg.setdefault("pretrained", True)
+    return build_classifier(model_cfg).eval().requires_grad_(False)
 
 
-def build_zoo_model(name: str, weights: str | None = None, pretrained: bool = False,
-                    num_classes: int | None = None, **kwargs: Any) -> nn.Module:
-    """A zoo model by name, from scratch, from its published weights or from a weights file
-    (an exported student's card tells :func:`ssld_zoo.load` its number of classes)."""
-    from ssld_zoo.api import load
-    if weights is not None:
-        return load(name, weights=weights, num_classes=num_classes, **kwargs)
-    return load(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
-
-
-# Keys of a recipe's teacher section that configure how it runs, not which model it is.
-_TEACHER_RUN_KEYS = ("kwargs", "bn_mode", "precision", "fold_bn", "channels_last", "compile")
-
-
-def build_teacher_model(teacher: dict) -> nn.Module:
-    """The frozen (no gradients, eval mode) zoo model a recipe's teacher section names."""
-    teacher = dict(teacher)
-    teacher.setdefault("pretrained", True)
-    t = build_zoo_model(**{k: v for k, v in teacher.items() if k not in _TEACHER_RUN_KEYS},
-                        **teacher.get("kwargs", {}))
-    return t.eval().requires_grad_(False)
+def model_input(model: nn.Module, run: dict, shared: dict) -> ModelInput:
+    """How ``model`` sees a batch: the spec's mean/std/input_size, else the Distiller's shared
+    ones, else its weights' own (:func:`~ssld_zoo.engine.models.default_input`)."""
+    own = default_input(model)
+    pick = {k: run.get(k, shared.get(k)) for k in ("mean", "std", "input_size")}
+    return ModelInput(pick["mean"] if pick["mean"] is not None else own["mean"],
+                      pick["std"] if pick["std"] is not None else own["std"],
+                      pick["input_size"] if pick["input_size"] is not None else
+                      own["input_size"])
 
 
 def _set_bn_eval(module: nn.Module) -> None:
@@ -83,42 +68,53 @@ def _set_bn_eval(module: nn.Module) -> None:
             m.eval()
 
 
+@MODELS.register_module()
 class Distiller(BaseModel):
     """Teacher -> student distillation as an mmengine model.
 
     Args:
-        student: ``dict(name=, weights=None, pretrained=False, num_classes=None,
-            bn_mode='train', kwargs={})``: the zoo model to train (``bn_mode='eval'`` freezes
-            its BatchNorm statistics, e.g. for fine-tuning with tiny per-GPU batches).
-        teacher: ``dict(name=, weights=None, pretrained=True, num_classes=None,
-            bn_mode='eval', kwargs={})``, or None for label-only training. The teacher is
-            frozen and run under ``torch.no_grad``; ``bn_mode='train'`` normalises with batch
-            statistics (the SSLD paper: 76.00 vs 75.84 for MobileNetV3_large).
+        student: the model to train: ``dict(type='ZooModel', name=..., pretrained=False)``,
+            ``dict(type='TimmModel', name=...)``, ``dict(type='TorchvisionModel', name=...)``,
+            ``dict(type='ImportedModel', builder='pkg.mod:fn', ...)`` or a string for short
+            (:mod:`ssld_zoo.engine.models`), plus how it runs: ``bn_mode='train'`` (``'eval'``
+            freezes its BatchNorm statistics), ``mean``, ``std``, ``input_size``.
+        teacher: the same for the frozen teacher (a zoo teacher defaults to its published
+            weights), or None for label-only training, plus ``bn_mode='eval'`` (``'train'``
+            normalises with batch statistics: the SSLD paper's 76.00 vs 75.84 for
+            MobileNetV3_large), the fast-teacher levers ``precision``, ``fold_bn``,
+            ``channels_last``, ``compile`` (:class:`~ssld_zoo.distill.teacher.OnlineTeacher`),
+            and ``class_map``: when the teacher predicts a superset of the student's classes,
+            the teacher class of each student class (a list of indices, or a text file of them,
+            one a line); without it both must predict the same number of classes.
         loss: the distillation loss, ``dict(type='SymmetricKL', ...)`` (see ``losses.LOSSES``).
         loss_weight: its weight.
         hard_label_weight: weight of cross-entropy on labeled samples (label -1 = unlabeled);
             0 by default: SSLD needs no labels.
-        data_preprocessor: a :class:`DistillPreprocessor` or its config.
-        teacher_cache: ``dict(kind=, num_classes=)`` of the cache the batches' teacher outputs
-            (``teacher_ids``, ``teacher_probs``) come from; the teacher is then not built.
+        mean, std, input_size: how both models see images unless their spec says otherwise
+            (default: each its weights' own; e.g. CIFAR-10's statistics for both).
+        data_preprocessor: a :class:`~ssld_zoo.engine.preprocessor.UInt8Preprocessor` or its
+            config (uint8 to the device as [0, 1] floats).
+        teacher_cache: the folder of a teacher cache (``ssld-zoo label``) the batches' teacher
+            outputs (``teacher_ids``, ``teacher_probs``) come from; the teacher is not built.
         mix: ``dict(mixup_alpha=, cutmix_alpha=, prob=, switch_prob=)``: mix each batch before
             both models see it; cached teacher outputs are mixed in the same proportions.
-
-    The online teacher runs as an :class:`~ssld_zoo.distill.teacher.OnlineTeacher`
-    (``precision``, ``fold_bn``, ``channels_last`` and ``compile`` of the teacher section).
     """
 
-    def __init__(self, student: dict, teacher: dict | None = None,
+    def __init__(self, student: str | dict, teacher: str | dict | None = None,
                  loss: dict | str = "SymmetricKL", loss_weight: float = 1.0,
                  hard_label_weight: float = 0.0,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 input_size: int | None = None,
                  data_preprocessor: dict | nn.Module | None = None,
-                 teacher_cache: dict | None = None, mix: dict | None = None):
+                 teacher_cache: str | None = None, mix: dict | None = None):
         if isinstance(data_preprocessor, dict):
-            data_preprocessor = DistillPreprocessor(**data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor or DistillPreprocessor())
-        student, teacher = dict(student), (dict(teacher) if teacher else None)
-        self.student_bn = student.pop("bn_mode", "train")
-        self.teacher_bn = teacher.pop("bn_mode", "eval") if teacher else "eval"
+            data_preprocessor = MODELS.build({"type": "UInt8Preprocessor", **data_preprocessor})
+        super().__init__(data_preprocessor=data_preprocessor or UInt8Preprocessor())
+        shared = dict(mean=mean, std=std, input_size=input_size)
+        student_cfg, student_run = split_model_spec(student)
+        teacher_run = split_model_spec(teacher)[1] if teacher is not None else {}
+        self.student_bn = student_run.get("bn_mode", "train")
+        self.teacher_bn = teacher_run.get("bn_mode", "eval")
         for what, mode in (("student", self.student_bn), ("teacher", self.teacher_bn)):
             if mode not in _BN_MODES:
                 raise ValueError(f"{what}.bn_mode={mode!r}: expected one of {_BN_MODES}")
@@ -127,25 +123,42 @@ class Distiller(BaseModel):
                              "set hard_label_weight > 0 (or give a teacher)")
         channels_last = bool(getattr(self.data_preprocessor, "channels_last", False))
         self.teacher: nn.Module | None = None
-        self.cache = dict(teacher_cache) if teacher_cache else None
-        teacher_classes = self.cache["num_classes"] if self.cache else None
-        if teacher is not None and self.cache is None:
+        self.teacher_input: ModelInput | None = None
+        self.cache = None
+        teacher_classes = None
+        if teacher is not None and teacher_cache:
+            from ssld_zoo.distill.cache.format import TeacherCache
+            spec = TeacherCache(teacher_cache).spec
+            self.cache = {"kind": spec.kind, "num_classes": spec.num_classes}
+            teacher_classes = spec.num_classes
+        elif teacher is not None:
             from ssld_zoo.distill.teacher import OnlineTeacher
             model = build_teacher_model(teacher)
-            teacher_classes = model.num_classes
-            self.teacher = OnlineTeacher(model, precision=teacher.get("precision", "auto"),
-                                         fold_bn=teacher.get("fold_bn", True),
-                                         channels_last=teacher.get("channels_last", True),
-                                         compile=teacher.get("compile", False),
-                                         bn_mode=self.teacher_bn)
-        s_cfg = {k: v for k, v in student.items() if k != "kwargs"}
-        if s_cfg.get("num_classes") is None and teacher_classes is not None:
-            # The student predicts the teacher's classes unless told otherwise.
-            s_cfg["num_classes"] = teacher_classes
-        self.student = build_zoo_model(**s_cfg, **student.get("kwargs", {}))
-        if teacher_classes is not None and self.student.num_classes != teacher_classes:
-            raise ValueError(f"student has {self.student.num_classes} classes but the teacher "
-                             f"{teacher_classes}: they must predict the same classes")
+            self.teacher_input = model_input(model, teacher_run, shared)
+            teacher_classes = num_classes_of(model, self.teacher_input.input_size or 224)
+            self.teacher = OnlineTeacher(model, precision=teacher_run.get("precision", "auto"),
+                                         fold_bn=teacher_run.get("fold_bn", True),
+                                         channels_last=teacher_run.get("channels_last", True),
+                                         compile=teacher_run.get("compile", False),
+                                         bn_mode=self.teacher_bn,
+                                         probe_size=self.teacher_input.input_size or 224)
+        self.class_map = None
+        if teacher_run.get("class_map") is not None and teacher_classes is not None:
+            self.register_buffer("class_map", _class_map(teacher_run["class_map"],
+                                                         teacher_classes), persistent=False)
+            teacher_classes = len(self.class_map)
+        if student_cfg.get("num_classes") is None and teacher_classes is not None and \
+                _takes_num_classes(student_cfg):
+            # The student predicts the teacher's (mapped) classes unless told otherwise.
+            student_cfg["num_classes"] = teacher_classes
+        self.student = build_classifier(student_cfg)
+        self.student_input = model_input(self.student, student_run, shared)
+        self.num_classes = num_classes_of(self.student, self.student_input.input_size or 224)
+        if teacher_classes is not None and self.num_classes != teacher_classes:
+            raise ValueError(f"the student predicts {self.num_classes} classes but the teacher "
+                             f"{teacher_classes}: give the teacher a class_map (the teacher "
+                             f"class of each student class) or a student with "
+                             f"{teacher_classes} classes")
         if channels_last:
             self.student.to(memory_format=torch.channels_last)
         self.has_teacher = teacher is not None
@@ -176,7 +189,7 @@ class Distiller(BaseModel):
             return self.loss(inputs, labels, skipped, teacher_ids, teacher_probs)
         if mode == "predict":
             return self.predict(inputs, labels)
-        return self.student(inputs)
+        return self.student(self.student_input(inputs))
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor | None, skipped: int = 0,
              teacher_ids: torch.Tensor | None = None,
@@ -186,7 +199,7 @@ class Distiller(BaseModel):
         perm, lam = None, 1.0
         if self.mix is not None:
             inputs, perm, lam = self.mix(inputs)
-        logits = self.student(inputs)
+        logits = self.student(self.student_input(inputs))
         losses: dict[str, torch.Tensor] = {}
         if self.has_teacher:
             target = self._teacher_target(inputs, teacher_ids, teacher_probs, perm, lam)
@@ -215,7 +228,8 @@ class Distiller(BaseModel):
         """Teacher logits (float32) for the batch: online on the (mixed) images, or rebuilt
         from the cached outputs (log-probabilities, mixed linearly like the images)."""
         if self.cache is None:
-            return self.teacher(inputs)
+            logits = self.teacher(self.teacher_input(inputs))
+            return logits if self.class_map is None else logits.index_select(1, self.class_map)
         if ids is None or probs is None:
             raise ValueError("this Distiller trains from a teacher cache, but the batch has no "
                              "teacher_ids/teacher_probs (use the cache's data loader)")
@@ -228,9 +242,9 @@ class Distiller(BaseModel):
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, labels: torch.Tensor | None) -> list[dict]:
         """Student logits (and the teacher's, on the first validation) of one batch."""
-        out = {"student": self.student(inputs).float(), "labels": labels}
+        out = {"logits": self.student(self.student_input(inputs)).float(), "labels": labels}
         if self.eval_teacher and self.teacher is not None:
-            out["teacher"] = self.teacher(inputs).float()
+            out["teacher_logits"] = self._teacher_target(inputs, None, None, None, 1.0)
         return [out]
 
 
@@ -243,3 +257,37 @@ def _labeled_ce(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tens
     if n == 0:
         return logits.sum() * 0.0  # keeps the graph (and DDP's gradient hooks) alive
     return F.cross_entropy(logits[mask].float(), labels[mask])
+
+
+def _class_map(class_map: Sequence[int] | str, teacher_classes: int) -> torch.Tensor:
+    """The teacher class of each student class, checked against the teacher's classes."""
+    where = "teacher.class_map"
+    if isinstance(class_map, str):
+        from pathlib import Path
+        try:
+            lines = Path(class_map).read_text(encoding="utf-8").split()
+            class_map = [int(v) for v in lines]
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{where}={class_map!r}: expected a text file of teacher class "
+                             f"indices, one a line ({e})") from None
+    ids = list(class_map)
+    if not ids or not all(isinstance(i, int) and 0 <= i < teacher_classes for i in ids):
+        raise ValueError(f"{where}: expected a list of teacher class indices in [0, "
+                         f"{teacher_classes}), one per student class; got {ids[:8]}...")
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _takes_num_classes(model_cfg: dict) -> bool:
+    """Whether the builder of ``model_cfg`` accepts ``num_classes`` (an imported builder may
+    not: then the student's own output width must already match)."""
+    if model_cfg["type"] != "ImportedModel":
+        return True
+    import inspect
+    module, _, attr = str(model_cfg.get("builder", "")).partition(":")
+    try:
+        import importlib
+        fn = getattr(importlib.import_module(module), attr)
+        params = inspect.signature(fn).parameters
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return False
+    return "num_classes" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

@@ -3,12 +3,14 @@ per-epoch record are the shared engine's: :mod:`ssld_zoo.engine.hooks`.)"""
 from __future__ import annotations
 
 from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 
 from ssld_zoo.engine.hooks import unwrap
 
 __all__ = ["TeacherOnceHook"]
 
 
+@HOOKS.register_module()
 class TeacherOnceHook(Hook):
     """The teacher's accuracy is a constant: evaluate it on the first validation only."""
 

@@ -19,9 +19,11 @@ log-probabilities of 1,000 classes in bf16 lose the small terms that distillatio
 from __future__ import annotations
 
 import inspect
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.registry import MODELS
 
 __all__ = ["LOSSES", "register_loss", "build_loss", "linear_in_teacher", "SymmetricKL", "KL",
            "JSD", "SoftTargetCE", "PseudoLabelCE", "DKD", "DIST"]
@@ -30,9 +32,10 @@ LOSSES: dict[str, type[nn.Module]] = {}
 
 
 def register_loss(cls: type[nn.Module]) -> type[nn.Module]:
-    """Class decorator: make ``cls`` buildable by name in recipes (``loss=dict(type=NAME)``)."""
+    """Class decorator: make ``cls`` buildable by name in recipes (``loss=dict(type=NAME)``),
+    and register it in mmengine's ``MODELS`` under its own name."""
     LOSSES[cls.__name__] = cls
-    return cls
+    return MODELS.register_module(module=cls)
 
 
 def build_loss(cfg: dict | str) -> nn.Module:

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ssld_zoo.distill.data import read_image, scan_unlabeled
+from ssld_zoo.data.images import read_image, scan_unlabeled
 from ssld_zoo.weights.fileops import atomic_write
 
 __all__ = ["mine", "MiningResult", "scores_path", "read_scores"]

@@ -1,39 +1,36 @@
-"""Build the engine's Runner from a validated recipe, train, and export the student.
+"""Run a recipe (an mmengine Runner config) as ``ssld-zoo distill`` does, and export the student.
 
-``run_distill(recipe, work_dir)`` is what ``ssld-zoo distill`` calls. One process per device;
-under ``torchrun ... --launcher pytorch`` the recipe's global batch is split evenly over the
-processes, so a run gives the same result on 1 or N processes (up to BatchNorm statistics, which
-are per process unless ``runtime.sync_bn`` is on). The runner itself (checkpoints, logging,
-AMP, DDP, EMA) is the shared engine's: :mod:`ssld_zoo.engine.runner`.
+``run_distill(recipe, work_dir)`` builds the recipe's Runner with what a launch adds on top of
+``Runner.from_cfg``: the recipe's ``train_dataloader.batch_size`` is the GLOBAL batch, split
+evenly over the processes under ``torchrun ... --launcher pytorch`` (so a run gives the same
+result on 1 or N processes, up to BatchNorm statistics, which are per process unless the recipe
+sets ``sync_bn='torch'``); the training set is opened first, so a missing root or a batch larger
+than the data fails before any process group or model exists; a teacher cache is checked against
+the recipe's teacher and loss. Then it trains and (rank 0) exports the final student.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import torch
+from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.registry import MODELS
+from mmengine.registry import DATASETS, RUNNERS
 from mmengine.runner import Runner
 
-from ssld_zoo.distill.cache.dataset import CachedViewDataset, collate_cached
-from ssld_zoo.distill.data import DistillDataset, build_train_transform, collate
-from ssld_zoo.distill.distiller import Distiller
-from ssld_zoo.distill.hooks import TeacherOnceHook
-from ssld_zoo.distill.metrics import DistillAccuracy
-from ssld_zoo.engine.hooks import EMAHook, HistoryHook, find_hook, unwrap
-from ssld_zoo.engine.runner import (SSLDRunner, build_engine, resume_checkpoint,
-                                    world_size_from_env)
+from ssld_zoo.distill.recipes import train_images_cfg
+from ssld_zoo.engine.hooks import HistoryHook, ModuleEMAHook, find_hook, unwrap
+from ssld_zoo.engine.models import spec_text
+from ssld_zoo.engine.runner import prepare_launch, resume_checkpoint, world_size_from_env
 from ssld_zoo.registry import EvalTransform
 
 __all__ = ["build_runner", "run_distill", "DistillResult", "eval_transform_of",
-           "train_transform_of", "recipe_record", "open_teacher_cache"]
-
-MODELS.register_module(name="SSLDDistiller", module=Distiller, force=True)
+           "recipe_record", "check_teacher_cache", "export_from_runner"]
 
 
 @dataclass
@@ -47,193 +44,184 @@ class DistillResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def train_transform_of(recipe: Any) -> Callable:
-    """The training transform of a run (PIL image -> uint8 tensor), from its ``data`` section."""
-    d = recipe["data"]
-    return build_train_transform(d["input_size"], d["scale"], d["ratio"], d["hflip"],
-                                 d["auto_augment"], d["interpolation"], d["resize"])
-
-
 def recipe_record(recipe: Any) -> dict[str, Any]:
     """What an exported student's card keeps of the recipe that trained it (under ``training``):
     enough to tell which recipe made an export (``benchmarks/reproduce_cifar10.py`` does)."""
     plain = recipe.to_dict() if hasattr(recipe, "to_dict") else dict(recipe)
-    return {"teacher": plain["teacher"], "teacher_cache": plain["teacher_cache"],
-            "student": plain["student"], "loss": plain["loss"],
-            "hard_label_weight": plain["hard_label_weight"], "data": dict(plain["data"]),
-            "schedule": plain["schedule"], "optimizer": plain["optimizer"],
-            "seed": plain["runtime"]["seed"]}
+    model = plain["model"]
+    return {"teacher": model.get("teacher"), "student": model.get("student"),
+            "teacher_cache": model.get("teacher_cache"), "loss": model.get("loss"),
+            "hard_label_weight": model.get("hard_label_weight", 0.0),
+            "data": train_images_cfg(plain), "batch_size": plain["train_dataloader"]["batch_size"],
+            "optim_wrapper": plain["optim_wrapper"], "param_scheduler": plain.get("param_scheduler"),
+            "max_epochs": plain["train_cfg"].get("max_epochs"),
+            "seed": (plain.get("randomness") or {}).get("seed")}
 
 
-def eval_transform_of(recipe: Any) -> EvalTransform:
-    """The evaluation transform of a run, which also sets the normalisation of training: the
-    card of the teacher's published weights (else the student's, else the zoo default), with
-    the fields ``data.eval_transform`` sets replacing the card's."""
-    from ssld_zoo.registry import get_weights
-    base = EvalTransform()
-    for who in (recipe["teacher"], recipe["student"]):
-        if who and who.get("name") and who.get("pretrained", False) and not who.get("weights"):
-            card = get_weights(who["name"])
-            if card is not None:
-                base = card.transform
-                break
-    return base.replace(**dict(recipe["data"]["eval_transform"] or {}))
+def eval_transform_of(recipe: Any, model: Any) -> EvalTransform:
+    """The evaluation transform of a trained student: the recipe's validation crop
+    (``ResizeCenterCrop``; else the default resize 256 / crop 224) with the student's own
+    normalisation (its :class:`~ssld_zoo.engine.models.ModelInput`)."""
+    tf = EvalTransform()
+    val = (recipe.get("val_dataloader") or {}).get("dataset") or {}
+    crop = val.get("transform") if isinstance(val, dict) else None
+    if isinstance(crop, dict) and crop.get("type") == "ResizeCenterCrop":
+        tf = tf.replace(**{k: v for k, v in crop.items() if k != "type"})
+    settings = model.student_input.settings()
+    return tf.replace(mean=tuple(settings["mean"]), std=tuple(settings["std"]))
 
 
-def open_teacher_cache(recipe: Any, images: DistillDataset
-                       ) -> tuple[CachedViewDataset, dict[str, Any]]:
-    """The training set of a recipe with ``teacher_cache``, and what the Distiller needs to know
-    of the cache. Refuses a cache built for another teacher, transform, normalisation or
-    images, or one whose kind does not suit the loss, naming what differs."""
+def check_teacher_cache(recipe: Any, images: Any) -> None:
+    """Refuse a teacher cache built for another teacher, normalisation or images, or one whose
+    kind does not suit the loss, naming what differs (before any training starts)."""
     from ssld_zoo.distill.cache import CacheMismatchError, TeacherCache, teacher_fingerprint
     from ssld_zoo.distill.cache.format import teacher_diff
     from ssld_zoo.distill.losses import linear_in_teacher
-    c = recipe["teacher_cache"]
-    cache = TeacherCache(c["path"])
-    spec = cache.spec
-    ident, _ = teacher_fingerprint(recipe)
-    diff = teacher_diff(spec.teacher, ident)
-    tf = eval_transform_of(recipe)
+    model = recipe["model"]
+    cache = TeacherCache(model["teacher_cache"])
+    ds = recipe["train_dataloader"]["dataset"]
+    if ds.get("type") != "CachedViewDataset" or \
+            os.path.abspath(str(ds.get("cache"))) != os.path.abspath(str(cache.root)):
+        raise CacheMismatchError(f"model.teacher_cache={model['teacher_cache']!r} but "
+                                 f"train_dataloader.dataset is not a CachedViewDataset of that "
+                                 f"folder (cache={ds.get('cache')!r})")
+    ident, _, teacher_input = teacher_fingerprint(recipe)
+    input_settings = teacher_input.settings()
+    diff = teacher_diff(cache.spec.teacher, ident)
     for k in ("mean", "std"):
-        if tuple(spec.__dict__[k]) != getattr(tf, k):
-            diff.append(f"{k}: {spec.__dict__[k]} in the cache, {getattr(tf, k)} in the "
-                        f"recipe's transform")
+        if tuple(cache.spec.__dict__[k]) != tuple(input_settings[k]):
+            diff.append(f"{k}: {cache.spec.__dict__[k]} in the cache, {input_settings[k]} "
+                        f"for the recipe's teacher")
     if diff:
         raise CacheMismatchError(f"{cache.root}: built for another teacher or input "
                                  f"normalisation ({'; '.join(diff)})")
-    if spec.kind == "sampled" and not linear_in_teacher(recipe["loss"]):
+    if cache.spec.kind == "sampled" and not linear_in_teacher(model.get("loss", "SymmetricKL")):
         raise CacheMismatchError(
             f"{cache.root}: a 'sampled' cache is zero on the classes not drawn, which only "
             f"losses linear in the teacher's probabilities tolerate (KL or SoftTargetCE at "
-            f"temperature 1); loss={recipe['loss']}: build a 'topk' cache or change the loss")
-    dataset = CachedViewDataset(images, cache, train_transform_of(recipe),
-                                crops_per_image=c["crops_per_image"], views=c["views"])
-    return dataset, {"kind": spec.kind, "num_classes": spec.num_classes}
+            f"temperature 1); loss={model.get('loss')}: build a 'topk' cache or change the loss")
 
 
-def build_runner(recipe: Any, work_dir: str | os.PathLike, launcher: str = "none",
+def _tensorboard_available() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def build_runner(recipe: Config, work_dir: str | os.PathLike, launcher: str = "none",
                  resume: bool | str = False, extra_hooks: Sequence[Hook] = (),
-                 log_level: str = "INFO", allow_fresh: bool = False
-                 ) -> tuple[SSLDRunner, HistoryHook]:
-    """The engine's :class:`~ssld_zoo.engine.runner.SSLDRunner` for a validated recipe (an
-    mmengine Config from :func:`~.config.load_recipe` or :func:`~.config.validate_recipe`).
-
-    ``resume``: False, True (the latest checkpoint of ``work_dir``; none there is an error
-    unless ``allow_fresh``) or a checkpoint file (see
-    :func:`~ssld_zoo.engine.runner.resume_checkpoint`)."""
+                 log_level: str = "INFO", allow_fresh: bool = False) -> Runner:
+    """The recipe's Runner (its ``runner_type``, else mmengine's) for a launch by
+    ``ssld-zoo distill`` (see the module doc). ``resume``: False, True (the latest checkpoint of
+    ``work_dir``; none there is an error unless ``allow_fresh``) or a checkpoint file."""
     resume_path = resume_checkpoint(work_dir, resume, allow_fresh)
-    r = recipe
-    d, rt = r["data"], r["runtime"]
+    cfg = copy.deepcopy(recipe)
     world = world_size_from_env(launcher)
-    if d["batch_size"] % world:
-        raise ValueError(f"data.batch_size={d['batch_size']} (global) does not split evenly "
+    loader = cfg["train_dataloader"]
+    batch = int(loader["batch_size"])
+    if batch % world:
+        raise ValueError(f"train_dataloader.batch_size={batch} (global) does not split evenly "
                          f"over {world} processes")
-    per_rank = d["batch_size"] // world
-    cuda = torch.cuda.is_available()
-    channels_last = cuda if rt["channels_last"] == "auto" else bool(rt["channels_last"])
-    eval_tf = eval_transform_of(r)
-
-    # Datasets first: a missing root fails here, before any process group or model exists.
-    train_set = DistillDataset(d["labeled_roots"], d["unlabeled_roots"], train_transform_of(r),
-                               seed=rt["seed"], classes=d["classes"])
-    train_collate, cache_info = collate, None
-    if r["teacher_cache"] is not None:
-        train_set, cache_info = open_teacher_cache(r, train_set)
-        train_collate = collate_cached
-        per_rank //= r["teacher_cache"]["crops_per_image"]  # images per step; views stay B
+    per_rank = batch // world
+    ds_cfg = loader["dataset"]
+    crops = int(ds_cfg.get("crops_per_image", 1)) if ds_cfg.get("type") == "CachedViewDataset" \
+        else 1
+    if per_rank % crops:
+        raise ValueError(f"train_dataloader.batch_size={batch} (views per step) is not a "
+                         f"multiple of train_dataloader.dataset.crops_per_image={crops} on each "
+                         f"of {world} processes")
+    per_rank //= crops  # images per step; a cached image brings `crops` views
+    if cfg["model"].get("teacher_cache"):
+        check_teacher_cache(cfg, train_images_cfg(cfg))
+    # The training set first: a missing root fails here, before any process group or model
+    # (a second scan of the folders; the Runner builds the set it trains on from the config).
+    train_set = DATASETS.build(ds_cfg) if isinstance(ds_cfg, dict) else ds_cfg
     per_rank_images = math.ceil(len(train_set) / world)
     if per_rank < 1 or per_rank_images < per_rank:
         where = f" per process ({world} processes)" if world > 1 else ""
         raise ValueError(
-            f"data.batch_size={d['batch_size']} is larger than the training set: "
-            f"{per_rank} images a step{where} but {per_rank_images} training images{where}, so "
-            f"an epoch would have no complete batch; set data.batch_size to at most "
-            f"{len(train_set) * (r['teacher_cache'] or {}).get('crops_per_image', 1)}")
-    val_set = None
-    if d["val_root"]:
-        val_set = DistillDataset([d["val_root"]], (), eval_tf.resize_crop(),
-                                 classes=train_set.classes or d["classes"])
-
-    workers = int(d["num_workers"])
-    loader_common = dict(num_workers=workers, persistent_workers=workers > 0,
-                         pin_memory=cuda, collate_fn=collate)
-    train_loader = dict(dataset=train_set, batch_size=per_rank, drop_last=True,
-                        sampler=dict(type="SSLDEpochIndexSampler", shuffle=True),
-                        **{**loader_common, "collate_fn": train_collate})
-    val_loader = None if val_set is None else dict(
-        dataset=val_set, batch_size=d["val_batch_size"] or per_rank,
-        sampler=dict(type="DefaultSampler", shuffle=False, round_up=False), **loader_common)
-    history = HistoryHook()
-    hooks: list[Hook] = [history]
-    if r["teacher"] is not None and cache_info is None:
-        hooks.append(TeacherOnceHook())
-    model = dict(type="SSLDDistiller", student=r["student"], teacher=r["teacher"],
-                 loss=r["loss"], loss_weight=r["loss_weight"],
-                 hard_label_weight=r["hard_label_weight"],
-                 data_preprocessor=dict(mean=eval_tf.mean, std=eval_tf.std,
-                                        channels_last=channels_last),
-                 teacher_cache=cache_info, mix=d["mix"])
-    runner = build_engine(
-        model=model, work_dir=work_dir, train_dataloader=train_loader,
-        val_dataloader=val_loader, val_evaluator=dict(type=DistillAccuracy),
-        optimizer=r["optimizer"], schedule=r["schedule"], runtime=rt, cfg=r,
-        launcher=launcher, resume_path=resume_path, custom_hooks=hooks + list(extra_hooks),
-        save_best="top1", log_level=log_level,
-        experiment_name=f"{Path(r.filename or 'recipe').stem}_{uuid.uuid4().hex[:8]}")
-    return runner, history
+            f"train_dataloader.batch_size={batch} is larger than the training set: {per_rank} "
+            f"images a step{where} but {per_rank_images} training images{where}, so an epoch "
+            f"would have no complete batch; set it to at most {len(train_set) * crops}")
+    loader["batch_size"] = per_rank
+    del train_set  # the Runner builds its own: a config holds no built objects (it is dumped)
+    cfg["work_dir"] = str(work_dir)
+    cfg["log_level"] = log_level
+    name = Path(getattr(recipe, "filename", None) or "recipe").stem
+    cfg["experiment_name"] = f"{name}_{uuid.uuid4().hex[:8]}"
+    prepare_launch(cfg, launcher)
+    vis = cfg.get("visualizer") or {}
+    if vis.get("vis_backends") and not _tensorboard_available():
+        vis["vis_backends"] = [b for b in vis["vis_backends"]
+                               if b.get("type") != "TensorboardVisBackend"]
+    if resume_path is not None:
+        cfg["resume"], cfg["load_from"] = True, str(resume_path)
+    runner = RUNNERS.build(cfg) if cfg.get("runner_type") else Runner.from_cfg(cfg)
+    for hook in extra_hooks:
+        runner.register_hook(hook)
+    return runner
 
 
-def run_distill(recipe: Any, work_dir: str | os.PathLike, launcher: str = "none",
+def run_distill(recipe: Config, work_dir: str | os.PathLike, launcher: str = "none",
                 resume: bool | str = False, extra_hooks: Sequence[Hook] = (),
                 export: bool = True, log_level: str = "INFO",
                 allow_fresh: bool = False) -> DistillResult:
     """Train as the recipe says, then (rank 0) export the final student with its card.
     ``resume`` and ``allow_fresh`` as :func:`build_runner`."""
     from mmengine.dist import get_rank
-    runner, history = build_runner(recipe, work_dir, launcher, resume, extra_hooks, log_level,
-                                   allow_fresh=allow_fresh)
+    runner = build_runner(recipe, work_dir, launcher, resume, extra_hooks, log_level,
+                          allow_fresh=allow_fresh)
     runner.train()
-    metrics = dict(history.history[-1]) if history.history else {}
-    metrics.pop("epoch", None)
-    result = DistillResult(Path(work_dir), None, {k: v for k, v in metrics.items()
-                                                  if k in ("top1", "top5")},
-                           dict(history.teacher), list(history.history))
+    history = find_hook(runner, HistoryHook)
+    rows = list(history.history) if history is not None else []
+    metrics = dict(rows[-1]) if rows else {}
+    result = DistillResult(Path(work_dir), None,
+                           {k: v for k, v in metrics.items() if k in ("top1", "top5")},
+                           dict(history.teacher) if history is not None else {}, rows)
     if export and get_rank() == 0:
         result.export_path = export_from_runner(runner, recipe, result)
     return result
 
 
 def export_from_runner(runner: Runner, recipe: Any, result: DistillResult) -> Path:
-    """Export the trained student of a finished runner: the EMA weights when the run has an
-    :class:`~ssld_zoo.engine.hooks.EMAHook`, else the student's own."""
-    from ssld_zoo.distill.export import export_student
+    """Export the trained student of a finished runner: the EMA weights when the run has a
+    :class:`~ssld_zoo.engine.hooks.ModuleEMAHook`, else the student's own; a zoo student as
+    ``<name>.safetensors`` + card, any other as that plus the files its library loads
+    (:func:`~ssld_zoo.weights.export.export_with_card`)."""
     from ssld_zoo.registry import WeightCard
+    from ssld_zoo.weights.export import export_with_card
     model = unwrap(runner.model)
-    ema = find_hook(runner, EMAHook)
+    ema = find_hook(runner, ModuleEMAHook)
     state = ema.state_for_export() if ema is not None else model.student.state_dict()
-    s, t, d = recipe["student"], recipe["teacher"], recipe["data"]
-    arch = getattr(model.student, "arch_name", s["name"])
-    stem = Path(recipe.filename or "recipe").stem
-    name = recipe["export"]["name"] or f"{arch}_{stem}"
-    teacher = None if t is None else (t.get("weights") or t["name"])
-    desc = recipe["export"]["description"] or recipe["description"] or \
+    m = recipe["model"]
+    student_spec, teacher_spec = m["student"], m.get("teacher")
+    arch = getattr(model.student, "arch_name", None) or spec_text(student_spec)
+    stem = Path(getattr(recipe, "filename", None) or "recipe").stem
+    export = recipe.get("export") or {}
+    name = export.get("name") or f"{arch.replace('/', '_')}_{stem}"
+    teacher = None if teacher_spec is None else \
+        (teacher_spec.get("weights") if isinstance(teacher_spec, dict) else None) or \
+        spec_text(teacher_spec)
+    desc = export.get("description") or recipe.get("description") or \
         f"{arch} distilled from {teacher} by ssld-zoo ({stem})"
     record = recipe_record(recipe)
     dataset = runner.train_dataloader.dataset
+    images = getattr(dataset, "images", dataset)
+    val = ((recipe.get("val_dataloader") or {}).get("dataset") or {}).get("labeled_roots")
     training = {
-        "recipe": recipe.filename, **record,
-        # The whole data section (roots, batch, augmentation), so that the card alone says how
-        # the student was trained, plus what the dataset resolved (counts, class names).
-        "data": {**record["data"], "num_images": len(dataset),
-                 "num_labeled": dataset.num_labeled, "classes": dataset.classes or None},
+        "recipe": getattr(recipe, "filename", None), **record,
+        # what the dataset resolved (counts, class names) beside what the recipe said
+        "data": {**dict(record["data"]), "num_images": len(dataset),
+                 "num_labeled": images.num_labeled, "classes": images.classes or None},
         "metrics": result.metrics, "teacher_metrics": result.teacher_metrics,
         "history": result.history, "ema": ema is not None,
     }
     out = Path(result.work_dir) / f"{name}.safetensors"
     card = WeightCard(
         name=name, arch=arch, urls=(out.name,), top1=result.metrics.get("top1"),
-        top1_source=(f"ssld-zoo distill {stem}, top-1 on {d['val_root']}" if d["val_root"]
-                     else ""),
-        teacher=teacher, transform=eval_transform_of(recipe), key_format="torch",
-        num_classes=model.student.num_classes, description=desc)
-    return export_student(state, out, card, training=training)
+        top1_source=f"ssld-zoo distill {stem}, top-1 on {val[0]}" if val else "",
+        teacher=teacher, transform=eval_transform_of(recipe, model), key_format="torch",
+        num_classes=model.num_classes, description=desc)
+    return export_with_card(state, out, card, training=training)

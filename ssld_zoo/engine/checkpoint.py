@@ -4,10 +4,10 @@
 writing the next (with ``max_keep_ckpts=1`` a kill in between leaves none), and rewrites
 ``last_checkpoint`` (an absolute path) in place. Here instead:
 
-* :class:`AtomicLocalBackend` (mmengine file backend ``ssld_atomic_local``) writes every file
+* :class:`AtomicLocalBackend` (mmengine file backend ``AtomicLocalBackend``) writes every file
   to a temp file beside it, fsyncs it, renames it into place and fsyncs the folder: a file under
   its final name is always complete.
-* :class:`AtomicCheckpointHook` (``SSLDCheckpointHook``, mmengine's CheckpointHook otherwise)
+* :class:`AtomicCheckpointHook` (mmengine's CheckpointHook otherwise)
   removes a superseded checkpoint only after the new one and ``last_checkpoint`` are written,
   stores ``last_checkpoint`` relative to the work folder (a copied folder resumes from its own
   files), and on resume removes the file a killed run had not yet removed.
@@ -131,7 +131,7 @@ class AtomicLocalBackend(LocalBackend):
                 super().remove(f)
 
 
-register_backend("ssld_atomic_local", AtomicLocalBackend, force=True)
+register_backend("AtomicLocalBackend", AtomicLocalBackend)
 
 
 def write_last_checkpoint(work_dir: str | os.PathLike, checkpoint: str | os.PathLike) -> None:
@@ -249,6 +249,7 @@ def from_safe(obj: Any) -> Any:
     return obj
 
 
+@HOOKS.register_module()
 class SafeCheckpointHook(Hook):
     """Make every checkpoint weights_only-loadable (runs after all other hooks have added to it)."""
 
@@ -276,14 +277,14 @@ def mmengine_safe_globals() -> Iterator[None]:
         yield
 
 
-@HOOKS.register_module(name="SSLDCheckpointHook", force=True)
+@HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine's CheckpointHook, made safe against a kill at any moment (see the module doc):
     atomic writes through :class:`AtomicLocalBackend`, superseded checkpoints removed only once
     the new one is complete, ``last_checkpoint`` relative to the work folder."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("backend_args", {"backend": "ssld_atomic_local"})
+        kwargs.setdefault("backend_args", {"backend": "AtomicLocalBackend"})
         super().__init__(*args, **kwargs)
 
     def before_train(self, runner) -> None:
@@ -311,6 +312,8 @@ class AtomicCheckpointHook(CheckpointHook):
         if stale and os.path.basename(stale) not in keep:
             self._remove(os.path.join(self.out_dir, os.path.basename(stale)))
 
+    # The three private overrides below: mmengine 0.10.7 has no public hook between writing a
+    # checkpoint and removing the one it supersedes, which is the order a kill must not break.
     def _remove(self, path: str) -> None:
         if os.path.isfile(path):
             os.remove(path)

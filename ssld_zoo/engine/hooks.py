@@ -10,8 +10,9 @@ from typing import TypeVar
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 
-__all__ = ["EpochSeedHook", "EMAHook", "HistoryHook", "find_hook", "unwrap"]
+__all__ = ["EpochSeedHook", "ModuleEMAHook", "HistoryHook", "find_hook", "unwrap"]
 
 H = TypeVar("H", bound=Hook)
 
@@ -23,13 +24,15 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def find_hook(runner, kind: type[H]) -> H | None:
-    """The runner's hook of type ``kind`` (e.g. :class:`EMAHook`, which export asks for), or
+    """The runner's hook of type ``kind`` (e.g. :class:`ModuleEMAHook`, which export asks for), or
     None when the run has none."""
     return next((h for h in runner.hooks if isinstance(h, kind)), None)
 
 
+@HOOKS.register_module()
 class EpochSeedHook(Hook):
-    """Reseeds torch's generators at the start of every training epoch from (seed, epoch, rank).
+    """Reseeds torch's generators at the start of every training epoch from (the run's seed,
+    ``randomness.seed``; epoch; rank).
 
     In-model randomness (dropout, stochastic depth) then depends only on where training is, not
     on what ran before (validation and data-loader start-up also draw from the global
@@ -38,17 +41,15 @@ class EpochSeedHook(Hook):
 
     priority = "VERY_HIGH"
 
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = int(seed)
-
     def before_train_epoch(self, runner) -> None:
         from mmengine.dist import get_rank
-        from ssld_zoo.distill.data import sample_seed
-        s = sample_seed(self.seed, runner.epoch, get_rank(), stream=1)
+        from ssld_zoo.data.images import sample_seed
+        s = sample_seed(int(runner.seed), runner.epoch, get_rank(), stream=1)
         torch.manual_seed(s)  # seeds CUDA generators too
 
 
-class EMAHook(Hook):
+@HOOKS.register_module()
+class ModuleEMAHook(Hook):
     """An exponential moving average of the trained network ``model.<module>`` (the student of
     a distillation, the classifier of a transfer; never a frozen teacher).
 
@@ -108,6 +109,7 @@ class EMAHook(Hook):
         return self.ema.state_dict()
 
 
+@HOOKS.register_module()
 class HistoryHook(Hook):
     """Records per-epoch train loss, learning rate and validation metrics (for the model card
     and the demo's plot)."""

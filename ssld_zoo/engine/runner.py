@@ -1,54 +1,45 @@
 """The training engine shared by distillation and transfer: mmengine's Runner, made safe.
 
-:func:`build_engine` turns a model, its data loaders, an optimiser and a recipe's ``schedule``
-and ``runtime`` sections into an :class:`SSLDRunner`: the same checkpoints (atomic, resumable,
-``weights_only``-loadable; :mod:`ssld_zoo.engine.checkpoint`), logging, TensorBoard, AMP, DDP
-and per-epoch seeding for ``ssld-zoo distill`` (:mod:`ssld_zoo.distill.runner`) and
-``ssld-zoo transfer`` (:mod:`ssld_zoo.adapters.transfer`).
+A run is an mmengine Runner config (``recipes/_base_/default_runtime.py`` has the pieces every
+recipe shares): :class:`SSLDRunner` loads checkpoints under torch's ``weights_only`` with
+mmengine's own non-tensor objects allow-listed for the load only (see
+:mod:`ssld_zoo.engine.checkpoint`), :class:`SkipEmptyBatchTrainLoop` survives batches of
+unreadable images, :func:`auto_amp_optim_wrapper` is AMP on a GPU and fp32 on a CPU.
+:func:`prepare_launch` makes the few changes a launch needs (CPU DDP, SyncBN only on GPUs).
 """
 from __future__ import annotations
 
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
-from mmengine.hooks import Hook
-from mmengine.registry import LOOPS
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.registry import LOOPS, OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import EpochBasedTrainLoop, Runner
 
-from ssld_zoo.engine.checkpoint import (LAST_CHECKPOINT, SafeCheckpointHook,
-                                        find_resume_checkpoint, mmengine_safe_globals,
-                                        read_checkpoint)
-from ssld_zoo.engine.hooks import EMAHook, EpochSeedHook, unwrap
+from ssld_zoo.engine.checkpoint import (LAST_CHECKPOINT, find_resume_checkpoint,
+                                        mmengine_safe_globals, read_checkpoint)
+from ssld_zoo.engine.hooks import unwrap
 
-__all__ = ["SSLDRunner", "SkipEmptyBatchTrainLoop", "build_engine", "resume_checkpoint",
-           "world_size_from_env"]
+__all__ = ["SSLDRunner", "SkipEmptyBatchTrainLoop", "auto_amp_optim_wrapper", "prepare_launch",
+           "resume_checkpoint", "world_size_from_env"]
 
 
+@RUNNERS.register_module()
 class SSLDRunner(Runner):
-    """mmengine's Runner whose checkpoint loads allow-list mmengine's own non-tensor objects
-    (see :mod:`ssld_zoo.engine.checkpoint`) instead of disabling ``weights_only``, and refuse a
-    file that is not a training checkpoint in one line (:func:`~.checkpoint.read_checkpoint`)."""
+    """mmengine's Runner whose checkpoint loads allow-list, for the load only, the numpy types
+    mmengine leaves in optimizer and scheduler states (see :mod:`ssld_zoo.engine.checkpoint`)
+    instead of disabling ``weights_only``. Recipes name it (``runner_type``); a plain
+    ``Runner.from_cfg`` trains them the same way and resumes checkpoints without numpy state."""
 
-    def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = False,
-                        revise_keys: list = [(r"^module.", "")]) -> dict:  # noqa: B006 (mmengine's)
-        from mmengine.runner.checkpoint import _load_checkpoint_to_model
-        checkpoint = read_checkpoint(filename, map_location)
-        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
-        checkpoint = _load_checkpoint_to_model(unwrap(self.model), checkpoint, strict,
-                                               revise_keys=revise_keys)
-        self._has_loaded = True
-        self.logger.info(f"Load checkpoint from {filename}")
-        return checkpoint
-
-    def resume(self, *args: Any, **kwargs: Any) -> None:
+    def load_checkpoint(self, filename: str, *args: Any, **kwargs: Any) -> dict:
         with mmengine_safe_globals():
-            return super().resume(*args, **kwargs)
+            return super().load_checkpoint(filename, *args, **kwargs)
 
 
-@LOOPS.register_module(name="SSLDEpochBasedTrainLoop", force=True)
+@LOOPS.register_module()
 class SkipEmptyBatchTrainLoop(EpochBasedTrainLoop):
     """mmengine's epoch loop, except that a batch left with too few readable images to train
     on (none; or one, when a BatchNorm layer normalises with batch statistics) is skipped: no
@@ -115,6 +106,7 @@ def resume_checkpoint(work_dir: str | os.PathLike, resume: bool | str | os.PathL
         path = Path(resume)
         if not path.is_file():
             raise FileNotFoundError(f"--resume {path}: no such checkpoint file")
+        read_checkpoint(path)  # one line naming the file when it cannot be resumed from
         return path
     path = find_resume_checkpoint(work_dir)
     if path is None and not allow_fresh:
@@ -136,110 +128,37 @@ def world_size_from_env(launcher: str) -> int:
     raise ValueError(f"launcher {launcher!r}: expected one of none, pytorch, slurm")
 
 
-def _amp_dtype(amp: str) -> str | None:
+@OPTIM_WRAPPERS.register_module()
+def auto_amp_optim_wrapper(optimizer: torch.optim.Optimizer, amp: str = "auto",
+                           **kwargs: Any) -> OptimWrapper:
+    """mmengine's ``AmpOptimWrapper`` on a GPU (``amp``: ``auto`` = bf16 where supported, else
+    fp16; ``bf16``; ``fp16``), its plain ``OptimWrapper`` for ``amp='none'`` or on a CPU (its AMP
+    wrapper is GPU-only, and CPU autocast was slower); ``kwargs`` go to the wrapper."""
+    if amp not in ("auto", "bf16", "fp16", "none"):
+        raise ValueError(f"optim_wrapper.amp={amp!r}: expected one of auto, bf16, fp16, none")
     if amp == "none" or not torch.cuda.is_available():
-        return None  # fp32 on CPU: mmengine's AMP wrapper is GPU-only, and CPU AMP is slower
+        return OptimWrapper(optimizer=optimizer, **kwargs)
     if amp == "auto":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return {"bf16": "bfloat16", "fp16": "float16"}[amp]
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    dtype = {"bf16": "bfloat16", "fp16": "float16"}[amp]
+    return AmpOptimWrapper(optimizer=optimizer, dtype=dtype, **kwargs)
 
 
-def _schedulers(s: dict) -> list[dict]:
-    epochs, warm = s["epochs"], s["warmup_epochs"]
-    out = []
-    if warm > 0:
-        out.append(dict(type="LinearLR", start_factor=s["warmup_start_factor"], by_epoch=True,
-                        begin=0, end=warm, convert_to_iter_based=True))
-    out.append(dict(type="CosineAnnealingLR", T_max=epochs - warm, eta_min=s["eta_min"],
-                    by_epoch=True, begin=warm, end=epochs, convert_to_iter_based=True))
-    return out
-
-
-def _tensorboard_available() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
-def build_engine(*, model: dict | torch.nn.Module, work_dir: str | os.PathLike,
-                 train_dataloader: dict, val_dataloader: dict | None, val_evaluator: Any,
-                 optimizer: dict, schedule: dict, runtime: dict, cfg: Any,
-                 launcher: str = "none", resume_path: str | os.PathLike | None = None,
-                 custom_hooks: Sequence[Hook] = (), save_best: str | None = None,
-                 paramwise_cfg: dict | None = None, constructor: str | None = None,
-                 log_level: str = "INFO", experiment_name: str = "run",
-                 ema_module: str = "student") -> SSLDRunner:
-    """An :class:`SSLDRunner` for ``model``: epochs, warm-up and cosine from ``schedule``;
-    seed, AMP, compile, EMA, SyncBN, checkpoint/validation/log intervals and TensorBoard from
-    ``runtime`` (the sections of ``recipes/_base_/defaults.py``); ``optimizer`` is an mmengine
-    optimizer dict, ``paramwise_cfg``/``constructor`` as mmengine's ``optim_wrapper`` takes them.
-    ``cfg`` is the recipe (an mmengine Config) the run records. With ``runtime.ema`` the
-    :class:`~ssld_zoo.engine.hooks.EMAHook` averages ``model.<ema_module>``; find it again
-    with :func:`find_hook`."""
-    rt = runtime
+def prepare_launch(cfg: Any, launcher: str) -> None:
+    """Adjust a run config in place for where it runs: gloo instead of NCCL and DDP without
+    device ids on a CPU (mmengine 0.10.7's launcher assumes GPUs), SyncBN only with several
+    GPUs, cuDNN autotuning only with CUDA."""
     cuda = torch.cuda.is_available()
-    world = world_size_from_env(launcher)
-    hooks: list[Hook] = [EpochSeedHook(rt["seed"]), SafeCheckpointHook()]
-    if rt["ema"]:
-        hooks.append(EMAHook(module=ema_module, **rt["ema"]))
-    hooks += list(custom_hooks)
-    optim_wrapper: dict[str, Any] = dict(type="OptimWrapper", optimizer=dict(optimizer))
-    amp = _amp_dtype(rt["amp"])
-    if amp:
-        optim_wrapper.update(type="AmpOptimWrapper", dtype=amp)
-    if paramwise_cfg is not None:
-        optim_wrapper["paramwise_cfg"] = paramwise_cfg
-    if constructor is not None:
-        optim_wrapper["constructor"] = constructor
-    vis_backends = [dict(type="LocalVisBackend")]
-    if rt["tensorboard"] and _tensorboard_available():
-        vis_backends.append(dict(type="TensorboardVisBackend"))
-    # mmengine reads compile, sync_bn and model_wrapper_cfg from the run's config: set them on
-    # a copy of the recipe, which is also what the run records (work_dir/.../<name>.py).
-    cfg = cfg.copy() if hasattr(cfg, "copy") else cfg
-    cfg["compile"] = rt["compile"]
-    if rt["sync_bn"] and cuda and world > 1:
-        cfg["sync_bn"] = "torch"  # mmengine converts BatchNorm when it wraps in DDP
+    cfg["launcher"] = launcher
+    env = cfg.setdefault("env_cfg", {})
+    env["cudnn_benchmark"] = bool(env.get("cudnn_benchmark", True)) and cuda
+    env.setdefault("dist_cfg", {})["backend"] = "nccl" if cuda else "gloo"
+    if cfg.get("sync_bn") and not (cuda and world_size_from_env(launcher) > 1):
+        cfg.pop("sync_bn")
     if launcher != "none" and not cuda:
-        # mmengine 0.10.7's launcher calls torch.cuda.set_device and gives DDP a device id, both
-        # wrong on CPU: start gloo ourselves (mmengine then skips its init) and wrap without ids.
+        # start gloo ourselves (mmengine then skips its init, which calls cuda.set_device)
         import torch.distributed as dist
         if not dist.is_initialized():
             dist.init_process_group("gloo")
         cfg["model_wrapper_cfg"] = dict(type="MMDistributedDataParallel", device_ids=None,
                                         broadcast_buffers=False)
-    return SSLDRunner(
-        model=model,
-        work_dir=str(work_dir),
-        train_dataloader=train_dataloader,
-        val_dataloader=val_dataloader,
-        val_evaluator=val_evaluator if val_dataloader is not None else None,
-        train_cfg=dict(type="SSLDEpochBasedTrainLoop", max_epochs=schedule["epochs"],
-                       val_interval=rt["val_interval"]),
-        val_cfg=None if val_dataloader is None else dict(),
-        optim_wrapper=optim_wrapper,
-        param_scheduler=_schedulers(schedule),
-        default_hooks=dict(
-            timer=dict(type="IterTimerHook"),
-            logger=dict(type="LoggerHook", interval=rt["log_interval"]),
-            param_scheduler=dict(type="ParamSchedulerHook"),
-            checkpoint=dict(type="SSLDCheckpointHook", interval=rt["checkpoint_interval"],
-                            by_epoch=True, max_keep_ckpts=rt["max_keep_ckpts"], save_last=True,
-                            save_best=save_best if val_dataloader is not None else None,
-                            rule="greater"),
-            sampler_seed=dict(type="DistSamplerSeedHook")),
-        custom_hooks=hooks,
-        launcher=launcher,
-        env_cfg=dict(cudnn_benchmark=cuda, dist_cfg=dict(backend="nccl" if cuda else "gloo"),
-                     mp_cfg=dict(mp_start_method="fork" if os.name != "nt" else "spawn")),
-        randomness=dict(seed=rt["seed"], deterministic=rt["deterministic"]),
-        resume=resume_path is not None,
-        load_from=None if resume_path is None else str(resume_path),
-        log_processor=dict(by_epoch=True, window_size=rt["log_interval"]),
-        log_level=log_level,
-        visualizer=dict(type="Visualizer", vis_backends=vis_backends),
-        experiment_name=experiment_name,
-        cfg=cfg,
-    )

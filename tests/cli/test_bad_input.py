@@ -79,13 +79,13 @@ def test_predict_non_utf8_file_names(tmp_path, capsys, weights):
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX file names are bytes")
 def test_unlabeled_list_file_with_non_utf8_names(tmp_path):
-    from ssld_zoo.distill.data import DistillDataset, scan_unlabeled
+    from ssld_zoo.data.images import ImageDataset, scan_unlabeled
     raw = b"caf\xe9.png"
     Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / os.fsdecode(raw))
     listing = tmp_path / "mined.txt"
     listing.write_bytes(b"# mined\n" + raw + b"\t3\t0.9\n")  # the name's bytes, not UTF-8
     assert scan_unlabeled(listing) == [str(tmp_path / os.fsdecode(raw))]
-    image, label, _ = DistillDataset((), [str(listing)])[0]
+    image, label, _ = ImageDataset((), [str(listing)])[0]
     assert label == -1 and image[:, 0, 0].tolist() == [1, 2, 3]
 
 

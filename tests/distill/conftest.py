@@ -39,23 +39,46 @@ def tiny_tree(cifar10: Path, tmp_path_factory) -> dict[str, Path]:
     return {k: root / k for k in ("train", "val", "unlabeled")}
 
 
-def tiny_recipe(tree: dict[str, Path], **over) -> dict:
-    """A validated recipe: tiny student and teacher (random init), 32 px, 2 epochs, batch 8."""
-    from ssld_zoo.distill.config import validate_recipe
-    recipe = dict(
-        description="tiny test run",
-        teacher=dict(name=TINY_ARCH, pretrained=False, num_classes=10),
-        student=dict(name=TINY_ARCH, num_classes=10),
-        data=dict(labeled_roots=[str(tree["train"])], unlabeled_roots=[str(tree["unlabeled"])],
-                  val_root=str(tree["val"]), batch_size=8, num_workers=0, input_size=32,
-                  eval_transform=dict(input_size=32, resize=32)),
-        optimizer=dict(type="SGD", lr=0.05, momentum=0.9, weight_decay=1e-4),
-        schedule=dict(epochs=2, warmup_epochs=0),
-        runtime=dict(log_interval=1, tensorboard=False, checkpoint_interval=1),
-    )
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(recipe.get(key), dict):
-            recipe[key] = {**recipe[key], **value}
-        else:
-            recipe[key] = value
-    return validate_recipe(recipe, "tiny.py")
+TINY_RECIPE = """\
+_base_ = ["{base}/models/distiller.py", "{base}/default_runtime.py"]
+description = "tiny test run"
+model = dict(teacher=dict(type="ZooModel", name="{arch}", pretrained=False, num_classes=10),
+             student=dict(type="ZooModel", name="{arch}", num_classes=10))
+train_dataloader = dict(
+    batch_size=8, num_workers=0, persistent_workers=False, drop_last=True,
+    sampler=dict(type="EpochIndexSampler", shuffle=True), collate_fn=dict(type="collate_images"),
+    dataset=dict(type="ImageDataset", labeled_roots=["{train}"], unlabeled_roots=["{unlabeled}"],
+                 seed=0, transform=dict(type="TrainViewTransform", input_size=32)))
+val_dataloader = dict(
+    batch_size=8, num_workers=0, sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),
+    collate_fn=dict(type="collate_images"),
+    dataset=dict(type="ImageDataset", labeled_roots=["{val}"],
+                 transform=dict(type="ResizeCenterCrop", input_size=32, resize=32)))
+val_evaluator = dict(type="TopKAccuracy")
+val_cfg = dict()
+optim_wrapper = dict(type="auto_amp_optim_wrapper",
+                     optimizer=dict(type="SGD", lr=0.05, momentum=0.9, weight_decay=1e-4))
+param_scheduler = [dict(type="CosineAnnealingLR", eta_min=0.0, by_epoch=True, begin=0,
+                        convert_to_iter_based=True)]
+train_cfg = dict(type="SkipEmptyBatchTrainLoop", max_epochs=2, val_interval=1)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
+visualizer = dict(vis_backends=[dict(type="LocalVisBackend")])
+"""
+
+NO_VAL = {"val_dataloader": None, "val_cfg": None, "val_evaluator": None,
+          "default_hooks.checkpoint.save_best": None}
+
+
+def tiny_recipe(tree: dict[str, Path], no_val: bool = False, folder: Path | None = None,
+                **options):
+    """A checked recipe (an mmengine Config read from a file): tiny student and teacher
+    (random init), 32 px, 2 epochs, batch 8. ``options``: dotted keys, as ``--cfg-options``
+    (``tiny_recipe(tree, **{"train_cfg.max_epochs": 1})``); ``no_val``: no validation."""
+    import tempfile
+    from ssld_zoo.distill.recipes import load_recipe
+    from ssld_zoo.shipped import recipes_dir
+    folder = Path(folder or tempfile.mkdtemp(prefix="tiny_recipe_"))
+    path = folder / "tiny.py"
+    path.write_text(TINY_RECIPE.format(base=recipes_dir() / "_base_", arch=TINY_ARCH,
+                                       **{k: str(v) for k, v in tree.items()}))
+    return load_recipe(path, {**(NO_VAL if no_val else {}), **options})

@@ -6,20 +6,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssld_zoo.distill.data import (DistillDataset, build_train_transform, collate,
+from ssld_zoo.data.images import (ImageDataset, build_train_transform, collate_images,
                                    scan_unlabeled)
 from tests.distill.conftest import TINY_ARCH
 
 
 def test_crops_are_a_function_of_seed_epoch_and_index(tiny_tree):
     tf = build_train_transform(24, scale=(0.2, 1.0))
-    ds = DistillDataset([tiny_tree["train"]], [tiny_tree["unlabeled"]], tf, seed=3)
+    ds = ImageDataset([tiny_tree["train"]], [tiny_tree["unlabeled"]], tf, seed=3)
     torch.manual_seed(0)
     a = ds[(1, 5)][0]
     torch.manual_seed(123)  # the global generator does not matter
     assert torch.equal(a, ds[(1, 5)][0])
     assert not torch.equal(a, ds[(2, 5)][0])  # another epoch, another crop
-    other = DistillDataset([tiny_tree["train"]], [tiny_tree["unlabeled"]], tf, seed=4)
+    other = ImageDataset([tiny_tree["train"]], [tiny_tree["unlabeled"]], tf, seed=4)
     assert not torch.equal(a, other[(1, 5)][0])
     state = torch.get_rng_state()
     ds[(0, 1)]
@@ -27,11 +27,11 @@ def test_crops_are_a_function_of_seed_epoch_and_index(tiny_tree):
 
 
 def test_labeled_and_unlabeled_in_one_stream(tiny_tree):
-    ds = DistillDataset([tiny_tree["train"]], [tiny_tree["unlabeled"]])
+    ds = ImageDataset([tiny_tree["train"]], [tiny_tree["unlabeled"]])
     assert len(ds) == 30 + 11 and ds.num_labeled == 30 and len(ds.classes) == 10
     assert [lab for _, lab in ds.samples[30:]] == [-1] * 11
     bad = next(i for i, (p, _) in enumerate(ds.samples) if p.endswith("zz_broken.jpg"))
-    batch = collate([ds[0], ds[bad], ds[31]])
+    batch = collate_images([ds[0], ds[bad], ds[31]])
     assert batch["inputs"].shape[0] == 2 and batch["skipped"] == 1
     assert batch["labels"].tolist() == [ds.samples[0][1], -1]
 
@@ -47,9 +47,9 @@ def test_list_file_roots(tiny_tree, tmp_path):
 
 def test_missing_roots_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="labeled data root .*nope"):
-        DistillDataset([tmp_path / "nope"])
+        ImageDataset([tmp_path / "nope"])
     with pytest.raises(FileNotFoundError, match="unlabeled data root .*gone"):
-        DistillDataset([], [tmp_path / "gone"])
+        ImageDataset([], [tmp_path / "gone"])
 
 
 def test_mine_keeps_top_k_per_class_and_resumes(tiny_tree, tmp_path):
@@ -72,7 +72,7 @@ def test_mine_keeps_top_k_per_class_and_resumes(tiny_tree, tmp_path):
     assert all(len(v) <= 2 and v == sorted(v, reverse=True) for v in by_class.values())
     assert sum(len(v) for v in by_class.values()) == res.selected
     # the confidences are the teacher's softmax maxima
-    from ssld_zoo.distill.data import read_image
+    from ssld_zoo.data.images import read_image
     from ssld_zoo.registry import EvalTransform
     t = EvalTransform(32, 32).resize_crop()
     path, c, conf = rows[0]
@@ -83,7 +83,7 @@ def test_mine_keeps_top_k_per_class_and_resumes(tiny_tree, tmp_path):
         p = teacher(x).softmax(-1)[0]
     assert int(p.argmax()) == int(c) and float(p.max()) == pytest.approx(float(conf), abs=1e-5)
     # the selection is usable as an unlabeled root
-    assert DistillDataset([], [out]).num_labeled == 0
+    assert ImageDataset([], [out]).num_labeled == 0
     # resume: a partial scores file (as a kill leaves it, last line cut) is reused
     lines = scores_path(out).read_text().splitlines(keepends=True)
     scores_path(out).write_text("".join(lines[:5]) + lines[5][:10])

@@ -63,10 +63,10 @@ def test_distill_trains_evaluates_and_exports_a_loadable_student(tiny_tree, tmp_
 def test_export_loads_through_the_public_api(tmp_path):
     """A 1000-class export (what the paper recipes produce) -> ssld_zoo.load(arch, weights=)."""
     import ssld_zoo
-    from ssld_zoo.distill.export import export_student
+    from ssld_zoo.weights.export import export_with_card
     from ssld_zoo.registry import EvalTransform, WeightCard
     src = ssld_zoo.load(TINY_ARCH, pretrained=False)
-    path = export_student(src.state_dict(), tmp_path / "mine.safetensors", WeightCard(
+    path = export_with_card(src.state_dict(), tmp_path / "mine.safetensors", WeightCard(
         name="mine_ssld", arch=TINY_ARCH, urls=("mine.safetensors",), num_classes=1000,
         top1=12.5, top1_source="test", teacher="resnet50_vd_ssld", key_format="torch",
         description="a test export", transform=EvalTransform(

@@ -189,9 +189,9 @@ def test_teacher_fit_statistics_by_hand():
 
 def test_teacher_fit_runs_on_real_crops(tiny_tree, tmp_path: Path, capsys):
     import ssld_zoo
-    from ssld_zoo.distill.export import export_student
+    from ssld_zoo.weights.export import export_with_card
     from ssld_zoo.registry import EvalTransform, WeightCard
-    weights = export_student(
+    weights = export_with_card(
         ssld_zoo.load("mobilenetv1_x0_25", pretrained=False, num_classes=10).state_dict(),
         tmp_path / "teacher.safetensors", WeightCard(
             name="t", arch="mobilenetv1_x0_25", urls=("teacher.safetensors",), top1=None,

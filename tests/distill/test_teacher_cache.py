@@ -19,13 +19,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _teacher_file(tmp: Path) -> str:
     """A fixed random teacher as a weights file (what real recipes name)."""
-    from ssld_zoo.distill.export import export_student
+    from ssld_zoo.weights.export import export_with_card
     from ssld_zoo.registry import EvalTransform, WeightCard
     torch.manual_seed(1)
     model = __import__("ssld_zoo").load(TINY_ARCH, pretrained=False, num_classes=10)
     out = tmp / "teacher.safetensors"
     if not out.exists():
-        export_student(model.state_dict(), out, WeightCard(
+        export_with_card(model.state_dict(), out, WeightCard(
             name="tiny_teacher", arch=TINY_ARCH, urls=(out.name,), top1=None, top1_source="",
             num_classes=10, key_format="torch", transform=EvalTransform(32, 32)))
     return str(out)
@@ -81,13 +81,13 @@ def test_views_replay_exactly_and_hold_the_teachers_top_k(built, tiny_tree, teac
     online run sees at epoch v."""
     import ssld_zoo
     from ssld_zoo.distill.cache import TeacherCache
-    from ssld_zoo.distill.data import DistillDataset, read_image, sample_seed, seeded
+    from ssld_zoo.data.images import ImageDataset, read_image, sample_seed, seeded
     from ssld_zoo.distill.runner import eval_transform_of, train_transform_of
     root, _ = built
     recipe = _recipe(tiny_tree, teacher_weights)
     cache, tf = TeacherCache(root), train_transform_of(recipe)
     teacher = ssld_zoo.load(TINY_ARCH, weights=teacher_weights).eval()
-    online = DistillDataset(recipe["data"]["labeled_roots"], recipe["data"]["unlabeled_roots"],
+    online = ImageDataset(recipe["data"]["labeled_roots"], recipe["data"]["unlabeled_roots"],
                             tf, seed=recipe["runtime"]["seed"])
     normalise = eval_transform_of(recipe)  # the card's (here the zoo default) mean and std
     mean = torch.tensor(normalise.mean).view(1, 3, 1, 1)
@@ -114,7 +114,7 @@ def test_the_train_transform_draws_as_torchvision_compose():
     runs made before it are reproduced."""
     from PIL import Image
     from torchvision.transforms import v2 as T
-    from ssld_zoo.distill.data import build_train_transform, seeded
+    from ssld_zoo.data.images import build_train_transform, seeded
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), np.uint8))
     ours = build_train_transform(24, scale=(0.2, 1.0), auto_augment="rand-m9-n2")
     ref = T.Compose([T.RandomResizedCrop(24, scale=(0.2, 1.0), antialias=True),

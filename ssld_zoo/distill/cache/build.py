@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from ssld_zoo.distill.cache.format import (FORMAT_VERSION, IMAGES, KINDS, MANIFEST, SCORES,
                                            CacheMismatchError, CacheSpec, images_digest,
                                            record_dtype, shard_name, teacher_diff)
-from ssld_zoo.distill.data import DistillDataset, read_image, sample_seed, seeded
+from ssld_zoo.data.images import ImageDataset, read_image, sample_seed, seeded
 from ssld_zoo.weights.fileops import atomic_write, sha256_of
 
 __all__ = ["build_teacher_cache", "BuildResult", "teacher_fingerprint", "cache_spec"]
@@ -57,39 +57,47 @@ def state_dict_sha256(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _teacher_section(recipe: dict) -> dict:
-    t = recipe["teacher"]
+def _teacher_spec(recipe: dict) -> dict:
+    from ssld_zoo.engine.models import model_spec
+    t = recipe["model"].get("teacher")
     if t is None:
-        raise ValueError(f"{recipe.filename or 'recipe'}: teacher=None: a teacher cache needs a "
-                         f"teacher")
-    return t
+        raise ValueError(f"{getattr(recipe, 'filename', None) or 'recipe'}: model.teacher=None: "
+                         f"a teacher cache needs a teacher")
+    return model_spec(t)
 
 
-def teacher_fingerprint(recipe: dict) -> tuple[dict, torch.nn.Module]:
-    """``(identity, model)``: the teacher a recipe names, built (CPU, eval mode), and what a cache
-    records of it: its name, weights and the sha256 of its state dict."""
-    from ssld_zoo.distill.distiller import build_teacher_model
-    t = _teacher_section(recipe)
+def teacher_fingerprint(recipe: dict) -> tuple[dict, torch.nn.Module, torch.nn.Module]:
+    """``(identity, model, input)``: the teacher a recipe names, built (CPU, eval mode), what a
+    cache records of it (what it is, its weights, classes and the sha256 of its state dict,
+    whatever the model), and how it sees images (its
+    :class:`~ssld_zoo.engine.models.ModelInput`)."""
+    from ssld_zoo.distill.distiller import build_teacher_model, model_input, split_model_spec
+    from ssld_zoo.engine.models import num_classes_of, spec_text
+    t = _teacher_spec(recipe)
+    _, run = split_model_spec(t)
+    m = recipe["model"]
+    shared = {k: m.get(k) for k in ("mean", "std", "input_size")}
     # A randomly initialised teacher (tests, benchmarks) is the same on every call.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(recipe["runtime"]["seed"]))
+        torch.manual_seed(int((recipe.get("randomness") or {}).get("seed") or 0))
         model = build_teacher_model(t)
-    ident = {"name": t["name"], "weights": t.get("weights"), "pretrained": t.get("pretrained"),
-             "num_classes": model.num_classes, "bn_mode": t.get("bn_mode", "eval"),
+    inp = model_input(model, run, shared)
+    ident = {"name": spec_text(t), "weights": t.get("weights"), "pretrained": t.get("pretrained"),
+             "num_classes": num_classes_of(model, inp.input_size or 224),
+             "bn_mode": run.get("bn_mode", "eval"),
              "weights_sha256": state_dict_sha256(model)}
-    return ident, model
+    return ident, model, inp
 
 
 def cache_spec(recipe: dict, samples, teacher_ident: dict, transform_settings: dict, *,
-               views: int, topk: int, kind: str, shard_size: int) -> CacheSpec:
+               views: int, topk: int, kind: str, shard_size: int, seed: int,
+               mean, std) -> CacheSpec:
     """The :class:`CacheSpec` of a cache of ``recipe`` over ``samples``."""
-    from ssld_zoo.distill.runner import eval_transform_of
-    tf = eval_transform_of(recipe)  # the normalisation the views are scored with
     return CacheSpec(teacher=teacher_ident, transform=dict(transform_settings),
-                     seed=int(recipe["runtime"]["seed"]), views=int(views), topk=int(topk),
+                     seed=int(seed), views=int(views), topk=int(topk),
                      kind=kind, num_classes=int(teacher_ident["num_classes"]),
                      num_images=len(samples), images_sha256=images_digest(samples),
-                     shard_size=int(shard_size), mean=tf.mean, std=tf.std)
+                     shard_size=int(shard_size), mean=tuple(mean), std=tuple(std))
 
 
 class _Views(Dataset):
@@ -155,7 +163,7 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
     """Run the recipe's teacher over its images, ``views`` views each, into the cache ``out``.
 
     Args:
-        recipe: a validated recipe (:func:`~ssld_zoo.distill.config.load_recipe`).
+        recipe: a checked recipe (:func:`~ssld_zoo.distill.recipes.load_recipe`).
         views: augmented views per image (N); topk: classes kept per view (K).
         kind: ``"topk"`` or ``"sampled"`` (see :mod:`~ssld_zoo.distill.cache.format`).
         batch_size: views per teacher forward (default: the recipe's per-process batch).
@@ -164,7 +172,8 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
 
     A cache folder holding a build for other settings is refused, naming what differs.
     """
-    from ssld_zoo.distill.runner import train_transform_of
+    from mmengine.registry import TRANSFORMS
+    from ssld_zoo.distill.recipes import train_images_cfg
     from ssld_zoo.distill.teacher import OnlineTeacher
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r}: expected one of {KINDS}")
@@ -177,15 +186,17 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
         if not dist.is_initialized():
             dist.init_process_group("gloo")  # only barriers: gloo works on CPU and GPU jobs
     root = Path(out)
-    d = recipe["data"]
-    images = DistillDataset(d["labeled_roots"], d["unlabeled_roots"], None,
-                            seed=recipe["runtime"]["seed"], classes=d["classes"])
-    transform = train_transform_of(recipe)
-    ident, model = teacher_fingerprint(recipe)
-    if kind == "topk" and topk > model.num_classes:
-        raise ValueError(f"topk={topk} exceeds the teacher's {model.num_classes} classes")
+    d = dict(train_images_cfg(recipe))
+    transform = TRANSFORMS.build(d["transform"])
+    images = ImageDataset(d.get("labeled_roots", ()), d.get("unlabeled_roots", ()), None,
+                          seed=d.get("seed", 0), classes=d.get("classes"))
+    ident, model, inp = teacher_fingerprint(recipe)
+    if kind == "topk" and topk > ident["num_classes"]:
+        raise ValueError(f"topk={topk} exceeds the teacher's {ident['num_classes']} classes")
+    settings = inp.settings()
     spec = cache_spec(recipe, images.samples, ident, transform.settings, views=views,
-                      topk=topk, kind=kind, shard_size=shard_size)
+                      topk=topk, kind=kind, shard_size=shard_size, seed=images.seed,
+                      mean=settings["mean"], std=settings["std"])
 
     manifest_path = root / MANIFEST
     if manifest_path.is_file():
@@ -204,14 +215,15 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
         dist.barrier()
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    t = recipe["teacher"]
+    t = _teacher_spec(recipe)
     teacher = OnlineTeacher(model.to(dev), precision=t.get("precision", "auto"),
                             fold_bn=t.get("fold_bn", True), channels_last=t.get("channels_last", True),
-                            bn_mode=t.get("bn_mode", "eval"))
-    mean = torch.tensor(spec.mean, device=dev).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, device=dev).view(1, -1, 1, 1)
-    per_forward = int(batch_size or max(1, d["batch_size"] // world))
-    workers = d["num_workers"] if num_workers is None else num_workers
+                            bn_mode=t.get("bn_mode", "eval"),
+                            probe_size=inp.input_size or 224)
+    inp = inp.to(dev)
+    loader_cfg = recipe["train_dataloader"]
+    per_forward = int(batch_size or max(1, loader_cfg["batch_size"] // world))
+    workers = loader_cfg.get("num_workers", 0) if num_workers is None else num_workers
     dtype = record_dtype(views, topk, spec.num_classes)
     mine = [s for s in range(spec.num_shards) if s % world == rank]
     todo = [s for s in mine if not _shard_done(root, s, spec)]
@@ -231,7 +243,7 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
             good = [(row, item) for row, item in batch if item is not None]
             if good:
                 x = torch.cat([item[0] for _, item in good]).to(dev, non_blocking=True)
-                x = (x.float().div_(255) - mean) / std
+                x = inp(x.float().div_(255))
                 logits = torch.cat([teacher(chunk) for chunk in x.split(per_forward)])
                 ids, probs, p = _targets(logits, topk, kind, gen)
                 ids = ids.view(len(good), views, topk).cpu().numpy()

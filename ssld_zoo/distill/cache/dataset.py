@@ -14,10 +14,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from mmengine.registry import DATASETS, FUNCTIONS
 from torch.utils.data import Dataset
 
 from ssld_zoo.distill.cache.format import CacheMismatchError, TeacherCache
-from ssld_zoo.distill.data import (DistillDataset, TrainViewTransform, collate, read_image,
+from ssld_zoo.data.images import (ImageDataset, TrainViewTransform, collate_images, read_image,
                                    sample_seed, seeded)
 
 __all__ = ["CachedViewDataset", "collate_cached", "view_index"]
@@ -36,22 +37,26 @@ def view_index(seed: int, row: int, slot: int, views: int) -> int:
     return int(rng.permutation(views)[offset])
 
 
+@DATASETS.register_module()
 class CachedViewDataset(Dataset):
     """A recipe's images with their cached views: ``dataset[(epoch, i)]`` is a list of
     ``crops_per_image`` samples ``(image, label, i, teacher ids, teacher probs)``, or None for
     an image that cannot be read (or that the build could not read).
 
     Args:
-        images: the recipe's images (its :class:`DistillDataset`, whose transform is ignored).
-        cache: the opened cache; every image of ``images`` must be in it.
-        transform: the recipe's train transform; must be the one the cache was built with.
+        images: the recipe's images (its :class:`ImageDataset` or that dataset's config).
+        cache: the opened cache, or its folder; every image of ``images`` must be in it.
+        transform: the train transform the cache was built with (default: ``images``').
         crops_per_image: views cut from one decode (m).
         views: use the first ``views`` stored views (default: all).
     """
 
-    def __init__(self, images: DistillDataset, cache: TeacherCache,
-                 transform: TrainViewTransform, crops_per_image: int = 1,
+    def __init__(self, images: ImageDataset | dict, cache: TeacherCache | str,
+                 transform: TrainViewTransform | None = None, crops_per_image: int = 1,
                  views: int | None = None):
+        images = DATASETS.build(images) if isinstance(images, dict) else images
+        cache = TeacherCache(cache) if not isinstance(cache, TeacherCache) else cache
+        transform = images.transform if transform is None else transform
         spec = cache.spec
         self.views = spec.views if views is None else int(views)
         if not 1 <= self.views <= spec.views:
@@ -115,11 +120,12 @@ class CachedViewDataset(Dataset):
         return out
 
 
+@FUNCTIONS.register_module()
 def collate_cached(batch: Sequence[Any]) -> dict[str, Any]:
-    """:func:`~ssld_zoo.distill.data.collate` over the views of a batch of images, plus the
+    """:func:`~ssld_zoo.data.images.collate_images` over the views of a batch of images, plus the
     teacher's cached ``teacher_ids`` and ``teacher_probs`` (N, K)."""
     views = [v for item in batch if item is not None for v in item]
-    out = collate([v[:3] for v in views])
+    out = collate_images([v[:3] for v in views])
     out["skipped"] = sum(1 for item in batch if item is None)
     if views:
         out["teacher_ids"] = torch.stack([v[3] for v in views])

@@ -1,4 +1,4 @@
-"""Training and evaluation data for distillation: labeled + unlabeled images in one stream.
+"""Training and evaluation images for distillation and transfer: labeled + unlabeled in one stream.
 
 * Labeled roots are ImageFolder trees (``root/<class>/<image>``); unlabeled roots are a folder of
   images (searched recursively) or a list file (one image path per line, tab-separated extra columns allowed; relative
@@ -8,10 +8,13 @@
   ``(seed, epoch, index)``, so the same crop can be recomputed later (e.g. to cache teacher outputs
   per crop) and a resumed run sees exactly the crops an uninterrupted one would. The sampler below
   hands ``(epoch, index)`` keys to the dataset for that reason: it works with persistent workers.
-* An unreadable image is skipped (the batch is one smaller) with a warning naming it; the collate
+* An unreadable image is skipped (the batch is one smaller) with a warning naming it; the collate_images
   function counts skips so the training log shows how many there were.
 * Images leave the workers as uint8 tensors; normalisation happens on the device (see
-  :class:`~ssld_zoo.distill.distiller.DistillPreprocessor`), which is 4x less to copy.
+  :class:`~ssld_zoo.engine.preprocessor.UInt8Preprocessor`), which is 4x less to copy.
+* Every class here is registered in mmengine's registries under its own name, so that a recipe
+  writes ``dict(type="ImageDataset", ...)``, ``dict(type="TrainViewTransform", ...)``,
+  ``dict(type="EpochIndexSampler")``, ``collate_fn=dict(type="collate_images")``.
 """
 from __future__ import annotations
 
@@ -22,13 +25,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from mmengine.dataset import DefaultSampler
+from mmengine.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS, TRANSFORMS
 from torch.utils.data import Dataset
 
-__all__ = ["IMG_EXTENSIONS", "scan_image_folder", "scan_unlabeled", "DistillDataset",
-           "TrainViewTransform", "build_train_transform", "collate",
+__all__ = ["IMG_EXTENSIONS", "scan_image_folder", "scan_unlabeled", "ImageDataset",
+           "TrainViewTransform", "ResizeCenterCrop", "build_train_transform", "collate_images",
            "sample_seed", "seeded", "read_image", "EpochIndexSampler"]
 
-log = logging.getLogger("ssld_zoo.distill")
+log = logging.getLogger("ssld_zoo.data")
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm",
                   ".gif")
@@ -98,6 +103,7 @@ def _modes(name: str):
     return getattr(T.InterpolationMode, name.upper())
 
 
+@TRANSFORMS.register_module()
 class TrainViewTransform:
     """The training augmentation as one object whose random draws can be recorded and replayed.
 
@@ -160,6 +166,25 @@ class TrainViewTransform:
         return f"TrainViewTransform({', '.join(f'{k}={v!r}' for k, v in self.settings.items())})"
 
 
+@TRANSFORMS.register_module()
+class ResizeCenterCrop:
+    """PIL image -> uint8 CHW tensor: short side to ``resize``, centre crop ``input_size``
+    (the evaluation transform; normalisation is each model's own, on the device)."""
+
+    def __init__(self, input_size: int = 224, resize: int = 256,
+                 interpolation: str = "bilinear"):
+        from ssld_zoo.registry import EvalTransform
+        self.settings = {"input_size": int(input_size), "resize": int(resize),
+                         "interpolation": interpolation}
+        self._transform = EvalTransform(**self.settings).resize_crop()
+
+    def __call__(self, img) -> torch.Tensor:
+        return self._transform(img)
+
+    def __repr__(self) -> str:
+        return f"ResizeCenterCrop({', '.join(f'{k}={v!r}' for k, v in self.settings.items())})"
+
+
 def build_train_transform(input_size: int = 224, scale: Sequence[float] = (0.08, 1.0),
                           ratio: Sequence[float] = (3 / 4, 4 / 3), hflip: float = 0.5,
                           auto_augment: str | None = None, interpolation: str = "bilinear",
@@ -202,13 +227,15 @@ def read_image(path: str):
         return None
 
 
-class DistillDataset(Dataset):
+@DATASETS.register_module()
+class ImageDataset(Dataset):
     """Labeled and unlabeled images in one indexable stream.
 
     Args:
         labeled_roots: ImageFolder roots; their class folders must agree (union, sorted).
         unlabeled_roots: folders of images or list files; label -1.
-        transform: PIL image -> tensor.
+        transform: PIL image -> tensor, or its config (``dict(type="TrainViewTransform",
+            ...)``, ``dict(type="ResizeCenterCrop", ...)``).
         seed: base of the per-sample augmentation seeds.
         classes: fix the class order (else the sorted union of the labeled roots' folders).
 
@@ -217,7 +244,7 @@ class DistillDataset(Dataset):
     """
 
     def __init__(self, labeled_roots: Sequence[str] = (), unlabeled_roots: Sequence[str] = (),
-                 transform: Callable | None = None, seed: int = 0,
+                 transform: Callable | dict | None = None, seed: int = 0,
                  classes: Sequence[str] | None = None):
         scanned = [scan_image_folder(r) for r in labeled_roots]
         names = sorted({c for cs, _ in scanned for c in cs})
@@ -235,7 +262,7 @@ class DistillDataset(Dataset):
             self.samples += [(p, -1) for p in scan_unlabeled(root)]
         if not self.samples:
             raise ValueError("no images: give at least one labeled or unlabeled root")
-        self.transform = transform
+        self.transform = TRANSFORMS.build(transform) if isinstance(transform, dict) else transform
         self.seed = int(seed)
 
     def __len__(self) -> int:
@@ -260,7 +287,8 @@ class DistillDataset(Dataset):
         return x, label, index
 
 
-def collate(batch: list[Any]) -> dict[str, Any]:
+@FUNCTIONS.register_module()
+def collate_images(batch: list[Any]) -> dict[str, Any]:
     """Stack the readable samples: ``inputs`` uint8 (N,C,H,W), ``labels`` (-1 = unlabeled),
     ``indices`` (dataset indices) and ``skipped`` (unreadable files in this batch)."""
     good = [b for b in batch if b is not None]
@@ -275,20 +303,11 @@ def collate(batch: list[Any]) -> dict[str, Any]:
             "skipped": skipped}
 
 
-def _register_sampler():
-    from mmengine.dataset import DefaultSampler
-    from mmengine.registry import DATA_SAMPLERS
+@DATA_SAMPLERS.register_module()
+class EpochIndexSampler(DefaultSampler):
+    """mmengine's DefaultSampler (same shuffling and sharding across ranks) yielding
+    ``(epoch, index)`` keys, so that each sample's augmentation depends on both."""
 
-    @DATA_SAMPLERS.register_module(name="SSLDEpochIndexSampler", force=True)
-    class EpochIndexSampler(DefaultSampler):
-        """mmengine's DefaultSampler (same shuffling and sharding across ranks) yielding
-        ``(epoch, index)`` keys, so that each sample's augmentation depends on both."""
-
-        def __iter__(self) -> Iterator[tuple[int, int]]:
-            epoch = self.epoch
-            return ((epoch, int(i)) for i in super().__iter__())
-
-    return EpochIndexSampler
-
-
-EpochIndexSampler = _register_sampler()
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return ((epoch, int(i)) for i in super().__iter__())

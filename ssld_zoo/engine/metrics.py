@@ -1,12 +1,13 @@
-"""Top-1 / top-5 accuracy of the student (and of the teacher, once) as an mmengine metric."""
+"""Top-1 / top-5 accuracy of the trained network (and of a teacher, once) as an mmengine metric."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import torch
 from mmengine.evaluator import BaseMetric
+from mmengine.registry import METRICS
 
-__all__ = ["DistillAccuracy"]
+__all__ = ["TopKAccuracy"]
 
 
 def _correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
@@ -15,9 +16,10 @@ def _correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
     return int((top == labels[:, None]).any(-1).sum())
 
 
-class DistillAccuracy(BaseMetric):
-    """``top1``/``top5`` (percent) of the student; ``teacher_top1``/``teacher_top5`` when the
-    batch outputs carry teacher logits (the Distiller adds them on the first validation only).
+@METRICS.register_module()
+class TopKAccuracy(BaseMetric):
+    """``top1``/``top5`` (percent) of the outputs' ``logits``; ``teacher_top1``/``teacher_top5``
+    when they also carry ``teacher_logits`` (a Distiller adds them on its first validation).
 
     Each processed batch stores counts, not logits, so memory does not grow with the val set;
     the validation sampler must not pad (``round_up=False``) so that no image counts twice.
@@ -31,9 +33,9 @@ class DistillAccuracy(BaseMetric):
             keep = labels >= 0
             labels = labels[keep]
             rec = {"n": int(keep.sum())}
-            for who in ("student", "teacher"):
-                if who in out:
-                    logits = out[who][keep]
+            for who, key in (("student", "logits"), ("teacher", "teacher_logits")):
+                if key in out:
+                    logits = out[key][keep]
                     rec[f"{who}_1"] = _correct(logits, labels, 1)
                     rec[f"{who}_5"] = _correct(logits, labels, 5)
             self.results.append(rec)

@@ -17,7 +17,7 @@ import torch
 from ssld_zoo.registry import WeightCard
 from ssld_zoo.weights.fileops import atomic_write
 
-__all__ = ["export_student", "card_path"]
+__all__ = ["export_with_card", "card_path"]
 
 
 def card_path(weights: str | os.PathLike) -> Path:
@@ -26,7 +26,7 @@ def card_path(weights: str | os.PathLike) -> Path:
     return p.with_suffix(p.suffix + ".json")
 
 
-def export_student(state: dict[str, torch.Tensor], out: str | os.PathLike, card: WeightCard,
+def export_with_card(state: dict[str, torch.Tensor], out: str | os.PathLike, card: WeightCard,
                    training: dict[str, Any] | None = None) -> Path:
     """Write ``state`` as safetensors at ``out`` and ``card`` (plus ``training``) beside it,
     both atomically."""
