@@ -117,27 +117,44 @@ def prepare_digits(root: Path, cfg: DemoConfig) -> dict[str, Any]:
 def _recipe(cfg: DemoConfig, roots: dict, *, student: str, teacher: dict | None,
             labeled: list[str], unlabeled: list[str], epochs: int, batch: int,
             hard: float, name: str) -> dict:
-    from ssld_zoo.distill.config import validate_recipe
+    from ssld_zoo.distill.recipes import compose_recipe
     size = cfg.input_size
+    images = dict(type="ImageDataset", classes=[str(c) for c in range(10)], seed=cfg.seed)
+    loader = dict(num_workers=0, persistent_workers=False, collate_fn=dict(type="collate_images"))
+    warmup = 1 if epochs > 2 else 0
     recipe = dict(
         description=f"ssld-zoo demo: {name}",
-        teacher=teacher,
-        student=dict(name=student, pretrained=False, num_classes=10),
-        loss=dict(type="SymmetricKL"),
-        hard_label_weight=hard,
-        data=dict(labeled_roots=labeled, unlabeled_roots=unlabeled, val_root=roots["test"],
-                  classes=[str(c) for c in range(10)], batch_size=batch,
-                  val_batch_size=200, num_workers=0, input_size=size, resize=size,
-                  scale=cfg.crop_scale, ratio=(0.8, 1.25), hflip=0.0,  # digits are not mirror-symmetric
-                  eval_transform=dict(input_size=size, resize=size)),
-        optimizer=dict(type="SGD", lr=cfg.lr, momentum=0.9, weight_decay=5e-4, nesterov=True),
-        schedule=dict(epochs=epochs, warmup_epochs=1 if epochs > 2 else 0, eta_min=0.0),
-        runtime=dict(seed=cfg.seed, checkpoint_interval=epochs, max_keep_ckpts=1,
-                     val_interval=max(1, epochs // max(cfg.val_points, 1)), log_interval=10,
-                     tensorboard=False),
+        model=dict(teacher=teacher,
+                   student=dict(type="ZooModel", name=student, pretrained=False, num_classes=10),
+                   loss=dict(type="SymmetricKL"), hard_label_weight=hard),
+        train_dataloader=dict(
+            batch_size=batch, drop_last=True, **loader,
+            sampler=dict(type="EpochIndexSampler", shuffle=True),
+            dataset=dict(**images, labeled_roots=labeled, unlabeled_roots=unlabeled,
+                         # digits are not mirror-symmetric: no flips
+                         transform=dict(type="TrainViewTransform", input_size=size, resize=size,
+                                        scale=cfg.crop_scale, ratio=(0.8, 1.25), hflip=0.0))),
+        val_dataloader=dict(
+            batch_size=200, **loader,
+            sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),
+            dataset=dict(**images, labeled_roots=[roots["test"]],
+                         transform=dict(type="ResizeCenterCrop", input_size=size, resize=size))),
+        val_evaluator=dict(type="TopKAccuracy"), val_cfg=dict(),
+        optim_wrapper=dict(type="auto_amp_optim_wrapper", optimizer=dict(
+            type="SGD", lr=cfg.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)),
+        param_scheduler=[dict(type="LinearLR", start_factor=0.01, by_epoch=True, begin=0,
+                              end=warmup, convert_to_iter_based=True)] * bool(warmup) + [
+            dict(type="CosineAnnealingLR", eta_min=0.0, by_epoch=True, begin=warmup,
+                 convert_to_iter_based=True)],
+        train_cfg=dict(type="SkipEmptyBatchTrainLoop", max_epochs=epochs,
+                       val_interval=max(1, epochs // max(cfg.val_points, 1))),
+        default_hooks=dict(checkpoint=dict(interval=epochs, max_keep_ckpts=1),
+                           logger=dict(interval=10)),
+        randomness=dict(seed=cfg.seed),
+        visualizer=dict(vis_backends=[dict(type="LocalVisBackend")]),
         export=dict(name=name),
     )
-    return validate_recipe(recipe, f"demo_{name}.py")
+    return compose_recipe(recipe, f"demo_{name}.py")
 
 
 def run_demo(work_dir: str | Path, cfg: DemoConfig | None = None,
@@ -182,7 +199,8 @@ def _run_demo(work_dir: Path, cfg: DemoConfig, on_stage, plot: bool, extra_hooks
         counts["labeled"], counts["labeled"], cfg.student)
     train("ssld", _recipe(
         cfg, roots, student=cfg.student,
-        teacher=dict(name=cfg.teacher, weights=str(teacher.export_path), num_classes=10),
+        teacher=dict(type="ZooModel", name=cfg.teacher, weights=str(teacher.export_path),
+                     num_classes=10),
         labeled=[roots["labeled"]], unlabeled=[roots["unlabeled"]], epochs=cfg.ssld_epochs,
         batch=cfg.batch_size, hard=0.0, name="ssld"),
         0, counts["labeled"] + counts["unlabeled"], cfg.student)

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from mmengine.config import Config
 
-__all__ = ["RecipeError", "load_recipe", "check_recipe", "recipe_dirs", "recipe_name",
+__all__ = ["RecipeError", "load_recipe", "check_recipe", "compose_recipe", "recipe_dirs", "recipe_name",
            "resolve_recipe", "list_recipes", "train_images_cfg"]
 
 
@@ -264,6 +264,22 @@ def load_recipe(name_or_path: str | os.PathLike, cfg_options: dict | None = None
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
     return check_recipe(cfg, str(path))
+
+
+def compose_recipe(settings: dict, filename: str,
+                   bases: tuple[str, ...] = ("models/distiller.py", "default_runtime.py")
+                   ) -> Config:
+    """A recipe written in Python rather than in a file: ``settings`` (nested dicts, or dotted
+    keys as ``--cfg-options``) merged into the shipped ``recipes/_base_`` files ``bases``, as a
+    file with ``_base_ = [...]`` would be; checked (:func:`check_recipe`). ``filename`` names
+    the run (work dir, export)."""
+    from ssld_zoo.shipped import recipes_dir
+    cfg = Config()
+    for base in bases:
+        cfg.merge_from_dict(Config.fromfile(str(recipes_dir() / "_base_" / base),
+                                            lazy_import=False).to_dict())
+    cfg.merge_from_dict(settings)
+    return check_recipe(Config(cfg.to_dict(), filename=filename), filename)
 
 
 def list_recipes() -> list[tuple[str, str, Path]]:
