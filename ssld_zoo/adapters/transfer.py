@@ -8,19 +8,19 @@ the full rate. Stages are those of :func:`ssld_zoo.adapters.stages.stage_layout`
 
 Data layout: ``DIR/train/<class>/*`` and ``DIR/val/<class>/*`` (ImageFolder trees).
 
-The run is the shared engine's (:func:`ssld_zoo.engine.runner.build_engine`, the one
-``ssld-zoo distill`` uses): a :class:`TransferClassifier` mmengine model, the stage groups
-built by the ``SSLDTransferLrConstructor`` optimizer-wrapper constructor, warm-up + cosine
-from the ``schedule`` section, and the ``runtime`` section's checkpoints (atomic, resumable), EMA,
-AMP, logging and TensorBoard, all in one work dir. The transforms are the weight card's: the
-card's eval transform at ``image_size`` for validation and export, its mean/std (applied on the
-device) and interpolation for training.
+A transfer run is a recipe too: :func:`transfer_recipe` turns a :class:`TransferConfig` (the
+CLI's flags) into an mmengine Runner config over the same ``recipes/_base_/default_runtime.py``
+``ssld-zoo distill`` uses (``Runner.from_cfg`` trains it unchanged): a
+:class:`TransferClassifier` model, the stage groups built by the
+``StageLrOptimWrapperConstructor``, a linear warm-up + cosine, the atomic resumable checkpoints,
+EMA, AMP, logging and TensorBoard, all in one work dir. The transforms are the weight card's:
+the card's eval transform at ``image_size`` for validation and export, its mean/std (applied on
+the device) and interpolation for training.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -36,13 +36,14 @@ from mmengine.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
 import ssld_zoo
 from ssld_zoo.adapters.stages import stage_layout
-from ssld_zoo.distill.distiller import UInt8Preprocessor, NonFiniteLossError
-from ssld_zoo.engine.hooks import EMAHook, find_hook, unwrap
-from ssld_zoo.registry import get_arch
+from ssld_zoo.engine.hooks import ModuleEMAHook, find_hook, unwrap
+from ssld_zoo.engine.models import ModelInput, build_classifier
+from ssld_zoo.engine.preprocessor import NonFiniteLossError, UInt8Preprocessor
+from ssld_zoo.registry import IMAGENET_MEAN, IMAGENET_STD, get_arch
 
 __all__ = ["TransferConfig", "TransferResult", "TransferClassifier",
            "StageLrOptimWrapperConstructor", "default_stage_lr_mult", "default_work_dir",
-           "finetune", "stage_param_groups"]
+           "finetune", "stage_param_groups", "transfer_recipe"]
 
 # Published per-stage multipliers (stem first), by family file (PaddleClas distillation_en.md).
 # The zoo's MobileNetV3 has five stages (strides 2..32) where PaddleClas's list has five entries
@@ -122,7 +123,7 @@ def stage_param_groups(model: nn.Module, lr: float, weight_decay: float,
              "weight_decay": 0.0 if nd else weight_decay} for (g, nd), ps in groups.items()]
 
 
-@OPTIM_WRAPPER_CONSTRUCTORS.register_module(name="SSLDTransferLrConstructor", force=True)
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class StageLrOptimWrapperConstructor:
     """mmengine optimizer-wrapper constructor that builds :func:`stage_param_groups` of the
     model's ``paramwise_cfg['module']`` (default ``net``) with ``paramwise_cfg['stage_lr_mult']``
@@ -134,11 +135,11 @@ class StageLrOptimWrapperConstructor:
         p = dict(paramwise_cfg or {})
         self.module = p.pop("module", "net")
         if "stage_lr_mult" not in p:
-            raise ValueError("SSLDTransferLrConstructor needs "
+            raise ValueError("StageLrOptimWrapperConstructor needs "
                              "paramwise_cfg=dict(stage_lr_mult=...)")
         self.stage_lr_mult = tuple(p.pop("stage_lr_mult"))
         if p:
-            raise ValueError(f"SSLDTransferLrConstructor: unknown paramwise_cfg key(s) "
+            raise ValueError(f"StageLrOptimWrapperConstructor: unknown paramwise_cfg key(s) "
                              f"{sorted(p)}; valid: module, stage_lr_mult")
 
     def __call__(self, model: nn.Module):
@@ -151,24 +152,25 @@ class StageLrOptimWrapperConstructor:
         return OPTIM_WRAPPERS.build(wrapper, default_args=dict(optimizer=optimizer))
 
 
-@MODELS.register_module(name="SSLDTransferClassifier", force=True)
+@MODELS.register_module()
 class TransferClassifier(BaseModel):
-    """A zoo classifier (``net``) fine-tuned with cross-entropy, as an mmengine model.
+    """A classifier (``net``) fine-tuned with cross-entropy, as an mmengine model.
 
-    ``net``: a zoo model, or ``dict(name=, weights=, pretrained=, num_classes=)`` for
-    :func:`ssld_zoo.distill.distiller.build_zoo_model`. Batches are ``dict(inputs=uint8 NCHW,
-    labels=)``; the :class:`UInt8Preprocessor` normalises them on the device. ``predict``
-    returns what :class:`~ssld_zoo.engine.metrics.TopKAccuracy` reads (``student`` logits
-    and ``labels``)."""
+    ``net``: a model or its spec (``dict(type="ZooModel", name=, weights=, num_classes=)``;
+    :func:`~ssld_zoo.engine.models.build_classifier`). Batches are ``dict(inputs=uint8 NCHW,
+    labels=)``: the :class:`UInt8Preprocessor` brings them to the device as [0, 1] floats, and
+    ``mean``/``std`` normalise them there. ``predict`` returns what
+    :class:`~ssld_zoo.engine.metrics.TopKAccuracy` reads (``logits`` and ``labels``)."""
 
-    def __init__(self, net: nn.Module | dict, data_preprocessor: dict | nn.Module | None = None):
+    def __init__(self, net: nn.Module | dict, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD,
+                 data_preprocessor: dict | nn.Module | None = None):
         if isinstance(data_preprocessor, dict):
-            data_preprocessor = UInt8Preprocessor(**data_preprocessor)
+            data_preprocessor = UInt8Preprocessor(
+                **{k: v for k, v in data_preprocessor.items() if k != "type"})
         super().__init__(data_preprocessor=data_preprocessor or UInt8Preprocessor())
-        if isinstance(net, dict):
-            from ssld_zoo.distill.distiller import build_zoo_model
-            net = build_zoo_model(**net)
-        self.net = net
+        self.net = build_classifier(net)
+        self.net_input = ModelInput(mean, std)
         if getattr(self.data_preprocessor, "channels_last", False):
             self.net.to(memory_format=torch.channels_last)
         self.skipped_images = 0
@@ -179,7 +181,7 @@ class TransferClassifier(BaseModel):
                 mode: str = "tensor") -> Any:
         if mode == "loss":
             self.skipped_images += int(skipped)
-            loss = F.cross_entropy(self.net(inputs).float(), labels)
+            loss = F.cross_entropy(self.net(self.net_input(inputs)).float(), labels)
             if not torch.isfinite(loss.detach()):
                 raise NonFiniteLossError(
                     f"the loss became {loss.item()}; stopped before the optimiser step, so the "
@@ -188,8 +190,8 @@ class TransferClassifier(BaseModel):
             return {"loss_ce": loss}
         if mode == "predict":
             with torch.no_grad():
-                return [{"student": self.net(inputs).float(), "labels": labels}]
-        return self.net(inputs)
+                return [{"logits": self.net(self.net_input(inputs)).float(), "labels": labels}]
+        return self.net(self.net_input(inputs))
 
 
 class _EpochRecords(Hook):
@@ -244,37 +246,6 @@ def _check_splits(data: Path) -> None:
                                     f"layout {data}/train/<class>/*.jpg and {data}/val/<class>/")
 
 
-def _datasets(data: Path, cfg: TransferConfig):
-    """The train and val :class:`~ssld_zoo.data.images.ImageDataset` (transforms set later,
-    from the weight card), each capped per class."""
-    from ssld_zoo.data.images import ImageDataset
-
-    _check_splits(data)
-    train = ImageDataset([str(data / "train")], seed=cfg.seed)
-    val = ImageDataset([str(data / "val")], seed=cfg.seed)
-    if train.classes != val.classes:
-        raise ValueError(f"{data}: train classes {train.classes} differ from val classes "
-                         f"{val.classes}")
-    for ds, cap in ((train, cfg.max_train_per_class), (val, cfg.max_val_per_class)):
-        _per_class(ds, cap, cfg.seed)
-    return train, val, train.classes
-
-
-def _per_class(ds, cap: int | None, seed: int) -> None:
-    """Keep at most ``cap`` images per class of ``ds`` (drawn with ``seed``), in place."""
-    if cap is None:
-        return
-    rng = random.Random(seed)
-    by_class: dict[int, list[int]] = {}
-    for i, (_, y) in enumerate(ds.samples):
-        by_class.setdefault(y, []).append(i)
-    keep = []
-    for idx in by_class.values():
-        keep += rng.sample(idx, min(cap, len(idx)))
-    ds.samples = [ds.samples[i] for i in sorted(keep)]
-    ds.num_labeled = len(ds.samples)
-
-
 def _warmup_epochs(cfg: TransferConfig, iters_per_epoch: int) -> float:
     """The warm-up in epochs, whole iterations long (mmengine converts epochs to iterations by
     ``int(epochs * iters_per_epoch)``: half an iteration more keeps float rounding out)."""
@@ -286,39 +257,85 @@ def _warmup_epochs(cfg: TransferConfig, iters_per_epoch: int) -> float:
     return (iters + 0.5) / iters_per_epoch if iters > 0 else 0
 
 
-def _sections(cfg: TransferConfig, iters_per_epoch: int, cuda: bool,
-              cfg_options: dict | None):
-    """The run's recorded Config: the ``transfer`` settings and the engine's ``optimizer``,
-    ``schedule`` and ``runtime`` sections (``recipes/_base_/defaults.py``'s keys and defaults,
-    set from ``cfg``), with ``cfg_options`` (``{"runtime.log_interval": 10, ...}``) laid over."""
+def transfer_recipe(arch: str, data: str | os.PathLike, weights: str | None,
+                    cfg: TransferConfig, classes: Sequence[str], train_images: int,
+                    stage_lr_mult: Sequence[float], eval_tf: Any,
+                    cfg_options: dict | None = None) -> Any:
+    """The Runner config of a transfer run (see the module doc): ``arch`` with ``weights`` (a
+    resolved file or weight name, or None) and a new ``len(classes)``-way classifier, fine-tuned
+    on ``data/train`` and evaluated on ``data/val`` as ``cfg`` says, with ``cfg_options``
+    (dotted keys of the Runner config, e.g. ``{"default_hooks.logger.interval": 10}``) merged
+    over it and the result checked (:func:`~ssld_zoo.engine.config_check.check_config`)."""
     from mmengine.config import Config
-    from ssld_zoo.distill.config import recipe_defaults
+    from ssld_zoo.engine.config_check import check_config
+    from ssld_zoo.shipped import recipes_dir
 
-    base = recipe_defaults()
-    schedule = dict(base["schedule"], epochs=cfg.epochs,
-                    warmup_epochs=_warmup_epochs(cfg, iters_per_epoch))
-    runtime = dict(base["runtime"], seed=cfg.seed,
-                   amp=cfg.amp if cfg.device != "cpu" else "none",
-                   channels_last=cuda and cfg.device != "cpu",
-                   ema=None if cfg.ema is None else dict(momentum=float(cfg.ema), begin_iter=0),
-                   tensorboard=cfg.tensorboard, checkpoint_interval=cfg.checkpoint_interval,
-                   max_keep_ckpts=cfg.max_keep_ckpts, val_interval=1,
-                   log_interval=max(1, min(50, iters_per_epoch)))
-    optimizer = dict(type="SGD", lr=cfg.lr, momentum=0.9, nesterov=True,
-                     weight_decay=cfg.weight_decay)
-    plain = {k: list(v) if isinstance(v, tuple) else v
-             for k, v in dataclasses.asdict(cfg).items()}
-    run = Config(dict(transfer=plain, optimizer=optimizer, schedule=schedule, runtime=runtime))
-    for key in cfg_options or {}:
-        section, _, leaf = key.partition(".")
-        if section not in ("optimizer", "schedule", "runtime") or not leaf or (
-                section != "optimizer" and leaf not in run[section]):
-            valid = [f"{s}.{k}" for s in ("schedule", "runtime") for k in run[s]]
-            raise ValueError(f"--cfg-options {key}: not a setting of the run; valid: "
-                             f"optimizer.<SGD argument>, {', '.join(valid)}")
+    data = Path(data)
+    iters = train_images // cfg.batch_size
+    warm = _warmup_epochs(cfg, iters)
+    cuda = torch.cuda.is_available() and cfg.device != "cpu"
+    images = dict(type="ImageDataset", seed=cfg.seed, classes=list(classes))
+    loader = dict(num_workers=int(cfg.workers), persistent_workers=cfg.workers > 0,
+                  pin_memory=cuda, collate_fn=dict(type="collate_images"))
+    net = dict(type="ZooModel", name=arch, num_classes=len(classes),
+               **(dict(weights=weights) if weights is not None else dict(pretrained=False)))
+    settings = dict(
+        custom_imports=dict(imports=["ssld_zoo.adapters.transfer"], allow_failed_imports=False),
+        description=f"ssld-zoo transfer of {arch} to {data}",
+        transfer={k: list(v) if isinstance(v, tuple) else v
+                  for k, v in dataclasses.asdict(cfg).items()},
+        model=dict(type="TransferClassifier", net=net, mean=tuple(eval_tf.mean),
+                   std=tuple(eval_tf.std),
+                   data_preprocessor=dict(type="UInt8Preprocessor", channels_last=cuda)),
+        train_dataloader=dict(
+            batch_size=cfg.batch_size, drop_last=True, **loader,
+            sampler=dict(type="EpochIndexSampler", shuffle=True, seed=cfg.seed),
+            dataset=dict(**images, labeled_roots=[str(data / "train")],
+                         max_per_class=cfg.max_train_per_class,
+                         transform=dict(type="TrainViewTransform", input_size=cfg.image_size,
+                                        scale=(0.5, 1.0), interpolation=eval_tf.interpolation))),
+        val_dataloader=dict(
+            batch_size=cfg.batch_size * 2, **loader,
+            sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),
+            dataset=dict(**images, labeled_roots=[str(data / "val")],
+                         max_per_class=cfg.max_val_per_class,
+                         transform=dict(type="ResizeCenterCrop", input_size=eval_tf.input_size,
+                                        resize=eval_tf.resize,
+                                        interpolation=eval_tf.interpolation))),
+        val_evaluator=dict(type="TopKAccuracy"), val_cfg=dict(),
+        optim_wrapper=dict(
+            type="auto_amp_optim_wrapper", amp=cfg.amp if cuda else "none",
+            optimizer=dict(type="SGD", lr=cfg.lr, momentum=0.9, nesterov=True,
+                           weight_decay=cfg.weight_decay),
+            constructor="StageLrOptimWrapperConstructor",
+            paramwise_cfg=dict(module="net", stage_lr_mult=list(stage_lr_mult))),
+        param_scheduler=[dict(type="LinearLR", start_factor=0.01, by_epoch=True, begin=0,
+                              end=warm, convert_to_iter_based=True)] * bool(warm) + [
+            dict(type="CosineAnnealingLR", eta_min=0.0, by_epoch=True, begin=warm,
+                 convert_to_iter_based=True)],
+        train_cfg=dict(type="SkipEmptyBatchTrainLoop", max_epochs=cfg.epochs, val_interval=1),
+        default_hooks=dict(checkpoint=dict(interval=cfg.checkpoint_interval,
+                                           max_keep_ckpts=cfg.max_keep_ckpts),
+                           logger=dict(interval=max(1, min(50, iters)))),
+        randomness=dict(seed=cfg.seed),
+    )
+    if cfg.ema is not None:
+        settings["custom_hooks"] = [
+            dict(type="EpochSeedHook"), dict(type="SafeCheckpointHook"),
+            dict(type="ModuleEMAHook", momentum=float(cfg.ema), begin_iter=0, module="net")]
+    else:
+        settings["custom_hooks"] = [dict(type="EpochSeedHook"), dict(type="SafeCheckpointHook")]
+    if not cfg.tensorboard:
+        settings["visualizer"] = dict(vis_backends=[dict(type="LocalVisBackend")])
+    run = Config.fromfile(str(recipes_dir() / "_base_" / "default_runtime.py"),
+                          lazy_import=False)
+    run.merge_from_dict(settings)
     if cfg_options:
         run.merge_from_dict(dict(cfg_options))
-    return run
+    # the optim wrapper's constructor and paramwise_cfg go beside its type (mmengine's layout)
+    return check_config(Config(run.to_dict(), cfg_text=f"# transfer_{arch}.py",
+                                filename=f"transfer_{arch}.py"),
+                        "ssld-zoo transfer")
 
 
 def finetune(name: str, data: str | Path, weights: str | None = "ssld",
@@ -336,13 +353,13 @@ def finetune(name: str, data: str | Path, weights: str | None = "ssld",
     ``ssld_zoo.load(arch, weights=path)``). ``resume``: True continues from the work dir's
     latest checkpoint, a path from that checkpoint. ``progress`` is called with each epoch's
     record. ``extra_hooks``: more mmengine hooks; ``cfg_options``: overrides of the run's
-    ``optimizer``/``schedule``/``runtime`` sections (dotted keys).
+    Runner config (dotted keys, see :func:`transfer_recipe`).
     """
+    from mmengine.registry import RUNNERS
     from ssld_zoo.adapters.resolve import resolve_weights
-    from ssld_zoo.data.images import build_train_transform, collate_images
-    from ssld_zoo.engine.metrics import TopKAccuracy
+    from ssld_zoo.data.images import ImageDataset
     from ssld_zoo.engine.checkpoint import find_resume_checkpoint
-    from ssld_zoo.engine.runner import build_engine, resume_checkpoint
+    from ssld_zoo.engine.runner import prepare_launch, resume_checkpoint
     from ssld_zoo.preprocess import eval_transform_of
 
     cfg = cfg or TransferConfig()
@@ -363,49 +380,44 @@ def finetune(name: str, data: str | Path, weights: str | None = "ssld",
         raise FileNotFoundError(f"resume: no checkpoint to resume from in {work_dir} (no "
                                 f"last_checkpoint, no complete epoch_N.pth); check the work dir")
     resume_path = resume_checkpoint(work_dir, resume)
-    train, val, classes = _datasets(data, cfg)
+    _check_splits(data)
+    train = ImageDataset([str(data / "train")], seed=cfg.seed,
+                         max_per_class=cfg.max_train_per_class)
+    val = ImageDataset([str(data / "val")], seed=cfg.seed, max_per_class=cfg.max_val_per_class)
+    if train.classes != val.classes:
+        raise ValueError(f"{data}: train classes {train.classes} differ from val classes "
+                         f"{val.classes}")
+    classes = train.classes
     if len(train) < cfg.batch_size:
         raise ValueError(f"batch_size={cfg.batch_size} is larger than the {len(train)} training "
                          f"images, so an epoch would have no complete batch")
-    torch.manual_seed(cfg.seed)  # the new classifier's initialisation
+    # The weights' card (eval transform) and stage count, from the model as it loads.
     model = (ssld_zoo.load(arch, weights=resolved) if resolved is not None
              else ssld_zoo.load(arch, pretrained=False))
-    model.reset_classifier(len(classes))
     n_stages = len(model.feature_info)
     mult = tuple(cfg.stage_lr_mult) if cfg.stage_lr_mult is not None else \
         default_stage_lr_mult(arch, n_stages)
     stage_param_groups(model, cfg.lr, cfg.weight_decay, mult)  # a bad count fails here
-
     # One transform path: the weight card's eval transform at image_size (validation, export),
     # its mean/std on the device, its interpolation for the training crops.
     eval_tf = eval_transform_of(model, name).at_size(cfg.image_size)
-    train.transform = build_train_transform(cfg.image_size, scale=(0.5, 1.0),
-                                            interpolation=eval_tf.interpolation)
-    val.transform = eval_tf.resize_crop()
-
-    iters = len(train) // cfg.batch_size
-    run = _sections(cfg, iters, cuda, cfg_options)
-    rt = run["runtime"]
-    net = TransferClassifier(model, data_preprocessor=dict(
-        mean=eval_tf.mean, std=eval_tf.std, channels_last=bool(rt["channels_last"])))
-    workers = int(cfg.workers)
-    common = dict(num_workers=workers, persistent_workers=workers > 0,
-                  pin_memory=cuda and cfg.device != "cpu", collate_fn=collate_images)
+    del model
+    run = transfer_recipe(arch, data, resolved, cfg, classes, len(train), mult, eval_tf,
+                          cfg_options)
+    run["work_dir"] = str(work_dir)
+    run["log_level"] = log_level
+    run["experiment_name"] = f"transfer_{arch}_{uuid.uuid4().hex[:8]}"
+    prepare_launch(run, "none")
+    if not cfg.tensorboard or not _tensorboard_available():
+        run["visualizer"]["vis_backends"] = [b for b in run["visualizer"]["vis_backends"]
+                                             if b["type"] != "TensorboardVisBackend"]
+    if resume_path is not None:
+        run["resume"], run["load_from"] = True, str(resume_path)
+    torch.manual_seed(cfg.seed)  # the new classifier's initialisation
+    runner = RUNNERS.build(run)
     records = _EpochRecords(progress)
-    runner = build_engine(
-        model=net, work_dir=work_dir,
-        train_dataloader=dict(dataset=train, batch_size=cfg.batch_size, drop_last=True,
-                              sampler=dict(type="SSLDEpochIndexSampler", shuffle=True,
-                                           seed=cfg.seed), **common),
-        val_dataloader=dict(dataset=val, batch_size=cfg.batch_size * 2,
-                            sampler=dict(type="DefaultSampler", shuffle=False,
-                                         round_up=False), **common),
-        val_evaluator=dict(type=TopKAccuracy), optimizer=run["optimizer"],
-        schedule=run["schedule"], runtime=rt, cfg=run, resume_path=resume_path,
-        custom_hooks=[records, *extra_hooks], save_best="top1",
-        paramwise_cfg=dict(module="net", stage_lr_mult=list(mult)),
-        constructor="SSLDTransferLrConstructor", log_level=log_level,
-        experiment_name=f"transfer_{arch}_{uuid.uuid4().hex[:8]}", ema_module="net")
+    for hook in (records, *extra_hooks):
+        runner.register_hook(hook)
     if cfg.device == "cpu":
         runner.model.to("cpu")  # mmengine places the model on the GPU when there is one
     t0 = time.perf_counter()
@@ -423,14 +435,22 @@ def finetune(name: str, data: str | Path, weights: str | None = "ssld",
     return result
 
 
+def _tensorboard_available() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 def _export(runner, result: TransferResult, data: Path, eval_tf, cfg: TransferConfig,
             classes: list[str]) -> Path:
-    """The fine-tuned network (the EMA's when the run has an EMAHook) as
+    """The fine-tuned network (the EMA's when the run has a ModuleEMAHook) as
     ``<work_dir>/<arch>_<dataset>_transfer.safetensors`` with its card."""
     from ssld_zoo.weights.export import export_with_card
     from ssld_zoo.registry import WeightCard
 
-    ema = find_hook(runner, EMAHook)
+    ema = find_hook(runner, ModuleEMAHook)
     state = ema.state_for_export() if ema is not None else unwrap(runner.model).net.state_dict()
     dataset = data.resolve().name or "data"
     name = f"{result.name}_{dataset}_transfer"

@@ -58,8 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                    help="continue from CKPT, or from the latest checkpoint in the work dir")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                   metavar="KEY=VALUE", help="override the run's engine settings, e.g. "
-                   "runtime.log_interval=10 schedule.eta_min=1e-5 optimizer.momentum=0.95")
+                   metavar="KEY=VALUE", help="override the run's Runner config (see "
+                   "ssld_zoo.adapters.transfer.transfer_recipe), e.g. "
+                   "default_hooks.logger.interval=10 optim_wrapper.optimizer.momentum=0.95")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 

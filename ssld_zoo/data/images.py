@@ -238,6 +238,8 @@ class ImageDataset(Dataset):
             ...)``, ``dict(type="ResizeCenterCrop", ...)``).
         seed: base of the per-sample augmentation seeds.
         classes: fix the class order (else the sorted union of the labeled roots' folders).
+        max_per_class: keep at most this many labeled images per class, drawn with ``seed``
+            (a quick transfer run on a subset).
 
     ``dataset[(epoch, i)]`` draws sample ``i``'s augmentation from ``(seed, epoch, i)``;
     ``dataset[i]`` uses epoch 0. Returns ``(image, label, i)``, or None for an unreadable file.
@@ -245,7 +247,7 @@ class ImageDataset(Dataset):
 
     def __init__(self, labeled_roots: Sequence[str] = (), unlabeled_roots: Sequence[str] = (),
                  transform: Callable | dict | None = None, seed: int = 0,
-                 classes: Sequence[str] | None = None):
+                 classes: Sequence[str] | None = None, max_per_class: int | None = None):
         scanned = [scan_image_folder(r) for r in labeled_roots]
         names = sorted({c for cs, _ in scanned for c in cs})
         self.classes = list(classes) if classes is not None else names
@@ -257,6 +259,8 @@ class ImageDataset(Dataset):
                     raise ValueError(f"class folder {c!r} of {root} is not among the "
                                      f"{len(self.classes)} classes of this run")
                 self.samples.append((path, index[c]))
+        if max_per_class is not None:
+            self.samples = _per_class(self.samples, int(max_per_class), int(seed))
         self.num_labeled = len(self.samples)
         for root in unlabeled_roots:
             self.samples += [(p, -1) for p in scan_unlabeled(root)]
@@ -285,6 +289,19 @@ class ImageDataset(Dataset):
         with seeded(sample_seed(self.seed, epoch, index)):
             x = self.transform(img)
         return x, label, index
+
+
+def _per_class(samples: list[tuple[str, int]], cap: int, seed: int) -> list[tuple[str, int]]:
+    """At most ``cap`` samples of each class, drawn with ``seed``, in their original order."""
+    import random
+    rng = random.Random(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, (_, y) in enumerate(samples):
+        by_class.setdefault(y, []).append(i)
+    keep = []
+    for idx in by_class.values():
+        keep += rng.sample(idx, min(cap, len(idx)))
+    return [samples[i] for i in sorted(keep)]
 
 
 @FUNCTIONS.register_module()

@@ -12,7 +12,6 @@ so a mistake is one line naming the key and what is expected, before anything is
 """
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -27,141 +26,17 @@ class RecipeError(ValueError):
     """A recipe key or value is invalid; the message names it and what is valid."""
 
 
-def _registries() -> dict[str, Any]:
-    """Which registry a nested ``type=`` dict is looked up in, by its key."""
-    import mmengine.dataset  # noqa: F401  (registers DefaultSampler, pseudo_collate)
-    import mmengine.evaluator  # noqa: F401
-    import mmengine.hooks  # noqa: F401
-    import mmengine.optim  # noqa: F401  (registers torch's optimisers and schedulers)
-    import mmengine.runner  # noqa: F401
-    from mmengine import registry as R
-
-    import ssld_zoo.distill  # noqa: F401  (registers every class a recipe names)
-    return {"model": R.MODELS, "teacher": R.MODELS, "student": R.MODELS, "loss": R.MODELS,
-            "data_preprocessor": R.MODELS, "optim_wrapper": R.OPTIM_WRAPPERS,
-            "optimizer": R.OPTIMIZERS, "param_scheduler": R.PARAM_SCHEDULERS,
-            "dataset": R.DATASETS, "images": R.DATASETS, "transform": R.TRANSFORMS,
-            "sampler": R.DATA_SAMPLERS, "collate_fn": R.FUNCTIONS, "train_cfg": R.LOOPS,
-            "val_evaluator": R.METRICS, "hook": R.HOOKS, "vis_backend": R.VISBACKENDS,
-            "visualizer": R.VISUALIZERS}
-
-
-# Arguments the Runner passes itself (default_args), never written in a recipe.
-_INJECTED = {"self", "optimizer", "params", "dataset", "model", "runner", "dataloader",
-             "epoch_length", "seed", "module", "batch"}
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _signature(obj: Any) -> dict[str, inspect.Parameter] | None:
-    """The parameters of a class's ``__init__`` (the first in its MRO that names them, past
-    pass-through ``(*args, **kwargs)`` overrides) or of a function."""
-    for fn in ([c.__init__ for c in inspect.getmro(obj)] if inspect.isclass(obj) else [obj]):
-        try:
-            params = dict(inspect.signature(fn).parameters)
-        except (TypeError, ValueError):
-            return None
-        if any(p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"
-               for n, p in params.items()):
-            return params
-    return None
-
-
-def _check_value(where: str, value: Any, default: Any) -> str | None:
-    """What ``value`` should have been, judged by the parameter's default; None when fine."""
-    if value is None or default is inspect.Parameter.empty or default is None:
-        return None
-    if isinstance(default, bool):
-        return None if isinstance(value, bool) else "True or False"
-    if _is_num(default):  # an int default may take a float (SGD's momentum=0)
-        return None if _is_num(value) else "a number"
-    if isinstance(default, tuple) and default and all(_is_num(x) for x in default):
-        ok = isinstance(value, (list, tuple)) and len(value) == len(default) and \
-            all(_is_num(x) for x in value)
-        return None if ok else f"{len(default)} numbers"
-    return None
-
-
-def _check_typed(where: str, cfg: dict, registry: Any, source: str,
-                 drop: Iterable[str] = ()) -> None:
-    """``cfg`` (a ``type=`` dict) against the signature of the class its registry names."""
-    kind = cfg.get("type")
-    obj = kind if callable(kind) else registry.get(kind) if isinstance(kind, str) else None
-    if obj is None:
-        known = sorted(k for k in registry.module_dict)[:40]
-        raise RecipeError(f"{source}: {where}.type={kind!r} is not a registered "
-                          f"{registry.name} name; expected one of: {', '.join(known)}"
-                          f"{' ...' if len(registry.module_dict) > 40 else ''}")
-    params = _signature(obj)
-    if params is None:
-        return
-    name = getattr(obj, "__name__", str(kind))
-    given = {k: v for k, v in cfg.items() if k not in ("type", "_scope_", *drop)}
-    open_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    valid = [n for n, p in params.items() if n not in _INJECTED and
-             p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-    bad = sorted(set(given) - set(params)) if not open_kwargs else []
-    if bad:
-        hint = (f" (a section inherited from a _base_ file merges into yours: write "
-                f"{where}=dict(_delete_=True, type=..., ...) to replace it)" if
-                where.endswith("optimizer") else "")
-        raise RecipeError(f"{source}: unknown key(s) {', '.join(f'{where}.{b}' for b in bad)} "
-                          f"for {name}; valid: {', '.join(valid)}{hint}")
-    for key, value in given.items():
-        if key in params:
-            want = _check_value(f"{where}.{key}", value, params[key].default)
-            if want:
-                raise RecipeError(f"{source}: {where}.{key}={value!r}: expected {want}")
-    if registry.name in ("model", "dataset", "loop", "hook", "metric", "transform"):
-        missing = [n for n in valid
-                   if params[n].default is inspect.Parameter.empty and n not in given]
-        if missing:
-            raise RecipeError(f"{source}: {where}.{missing[0]} is required for {name}")
-
-
-def _walk(where: str, value: Any, source: str, registries: dict, key: str) -> None:
-    from ssld_zoo.distill.distiller import RUN_KEYS
-    if isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _walk(f"{where}[{i}]", v, source, registries, key)
-        return
-    if not isinstance(value, dict):
-        return
-    registry = registries.get(key)
-    if registry is not None and "type" in value:
-        drop = RUN_KEYS if key in ("teacher", "student") else ()
-        _check_typed(where, value, registry, source, drop)
-    for k, v in value.items():
-        child = {"custom_hooks": "hook", "vis_backends": "vis_backend"}.get(k, k)
-        if key == "default_hooks":
-            child = "hook"
-        _walk(f"{where}.{k}", v, source, registries, child)
-
-
 def check_recipe(cfg: Config, source: str | None = None) -> Config:
-    """Check ``cfg`` against the signatures of the classes it names (see the module doc);
+    """Check ``cfg`` against the signatures of the classes it names
+    (:func:`ssld_zoo.engine.config_check.check_config`) and what a distillation needs;
     returns it. Raises :class:`RecipeError` naming the bad key and what is expected."""
+    from ssld_zoo.engine.config_check import ConfigError, check_config
     source = source or getattr(cfg, "filename", None) or "recipe"
-    registries = _registries()
-    plain = cfg.to_dict()
-    for k in ("model", "train_dataloader", "train_cfg", "optim_wrapper"):
-        if not isinstance(plain.get(k), dict):
-            raise RecipeError(f"{source}: {k} is required (an mmengine Runner config; see "
-                              f"recipes/_base_/ and docs/distillation.md)")
-    for key, value in plain.items():
-        _walk(key, value, source, registries, key)
-    for loader in ("train_dataloader", "val_dataloader"):
-        d = plain.get(loader)
-        if isinstance(d, dict):
-            for k, low in (("batch_size", 1), ("num_workers", 0)):
-                v = d.get(k)
-                if v is not None and not (isinstance(v, int) and not isinstance(v, bool)
-                                          and v >= low):
-                    raise RecipeError(f"{source}: {loader}.{k}={v!r}: expected an integer "
-                                      f">= {low}")
-    model = plain["model"]
+    try:
+        check_config(cfg, source)
+    except ConfigError as e:
+        raise RecipeError(str(e)) from None
+    model = cfg["model"]
     if model.get("type") == "Distiller" and model.get("student") is None:
         raise RecipeError(f"{source}: model.student is required (e.g. dict(type='ZooModel', "
                           f"name='resnet50_vd'); see `ssld-zoo list`)")
@@ -279,7 +154,8 @@ def compose_recipe(settings: dict, filename: str,
         cfg.merge_from_dict(Config.fromfile(str(recipes_dir() / "_base_" / base),
                                             lazy_import=False).to_dict())
     cfg.merge_from_dict(settings)
-    return check_recipe(Config(cfg.to_dict(), filename=filename), filename)
+    return check_recipe(Config(cfg.to_dict(), cfg_text=f"# {filename}", filename=filename),
+                        filename)
 
 
 def list_recipes() -> list[tuple[str, str, Path]]:

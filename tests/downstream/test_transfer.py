@@ -13,7 +13,7 @@ import ssld_zoo
 from ssld_zoo.adapters.transfer import TransferConfig, _warmup_epochs, finetune
 from ssld_zoo.cli.main import main
 from ssld_zoo.engine.checkpoint import find_resume_checkpoint, read_checkpoint
-from ssld_zoo.engine.hooks import EMAHook, find_hook
+from ssld_zoo.engine.hooks import ModuleEMAHook, find_hook
 from ssld_zoo.registry import EvalTransform
 
 TINY = dict(epochs=1, batch_size=8, image_size=32, max_train_per_class=2, max_val_per_class=2)
@@ -153,7 +153,7 @@ def test_export_loads_through_ssld_zoo_load(two_epochs):
 
 def test_ema_export_is_the_ema_weights(two_epochs):
     res, cap = two_epochs
-    hook = find_hook(cap.runner, EMAHook)
+    hook = find_hook(cap.runner, ModuleEMAHook)
     assert hook is not None and hook.module == "net"
     saved = load_file(res.export_path)
     ema = hook.state_for_export()
