@@ -19,11 +19,15 @@ from tests.distill.conftest import TINY_ARCH, tiny_recipe
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _recipe_file(path: Path, recipe: dict) -> Path:
-    """Write a recipe dict as an mmengine Python config (what users write)."""
-    body = "".join(f"{k} = {v!r}\n" for k, v in recipe.items() if not k.startswith("_"))
-    path.write_text(body)
+def _recipe_file(path: Path, recipe) -> Path:
+    """Write a recipe (an mmengine Config) as the Python config file users write."""
+    recipe.dump(str(path))
     return path
+
+
+EMA_HOOKS = [dict(type="EpochSeedHook"), dict(type="SafeCheckpointHook"),
+             dict(type="HistoryHook"), dict(type="TeacherOnceHook"),
+             dict(type="ModuleEMAHook", momentum=0.5, begin_iter=0, module="student")]
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
@@ -49,8 +53,8 @@ def test_distill_trains_evaluates_and_exports_a_loadable_student(tiny_tree, tmp_
     assert card["top1"] == pytest.approx(res.metrics["top1"])
     assert card["transform"]["input_size"] == 32
     assert card["training"]["data"]["num_labeled"] == 30
-    from ssld_zoo.distill.distiller import build_zoo_model
-    model = build_zoo_model(TINY_ARCH, weights=str(path))  # 10 classes, from the card
+    import ssld_zoo
+    model = ssld_zoo.load(TINY_ARCH, weights=str(path))  # 10 classes, from the card
     assert model.weight_card.name == card["name"]
     assert model.weight_card.transform.input_size == 32
     saved = _state(path)
@@ -82,16 +86,17 @@ def test_export_loads_through_the_public_api(tmp_path):
 
 def test_unreadable_image_is_skipped_and_counted(tiny_tree, tmp_path, caplog):
     from ssld_zoo.distill.runner import run_distill
-    recipe = tiny_recipe(tiny_tree, schedule=dict(epochs=1), data=dict(val_root=None))
-    with caplog.at_level("WARNING", logger="ssld_zoo.distill"):
+    recipe = tiny_recipe(tiny_tree, no_val=True, **{"train_cfg.max_epochs": 1})
+    with caplog.at_level("WARNING", logger="ssld_zoo.data"):
         res = run_distill(recipe, tmp_path / "wd", log_level="WARNING", export=False)
     assert "zz_broken.jpg" in caplog.text
     assert res.history and torch.isfinite(torch.tensor(res.history[0]["loss"]))
 
 
 def test_nan_loss_stops_before_the_step_and_keeps_the_checkpoint(tiny_tree, tmp_path):
-    from ssld_zoo.distill.distiller import NonFiniteLossError
+    from mmengine.registry import MODELS
     from ssld_zoo.distill.losses import LOSSES, register_loss
+    from ssld_zoo.engine.preprocessor import NonFiniteLossError
     from ssld_zoo.distill.runner import build_runner
 
     @register_loss
@@ -104,8 +109,8 @@ def test_nan_loss_stops_before_the_step_and_keeps_the_checkpoint(tiny_tree, tmp_
             return loss * float("nan") if NaNOnCall.calls > 5 else loss
 
     try:
-        recipe = tiny_recipe(tiny_tree, loss=dict(type="NaNOnCall"), data=dict(val_root=None))
-        runner, _ = build_runner(recipe, tmp_path / "wd", log_level="WARNING")
+        recipe = tiny_recipe(tiny_tree, no_val=True, **{"model.loss.type": "NaNOnCall"})
+        runner = build_runner(recipe, tmp_path / "wd", log_level="WARNING")
         with pytest.raises(NonFiniteLossError, match="nan.*checkpoints written so far are intact"):
             runner.train()
         student = runner.model.student.state_dict()
@@ -116,6 +121,7 @@ def test_nan_loss_stops_before_the_step_and_keeps_the_checkpoint(tiny_tree, tmp_
         assert not (tmp_path / "wd" / "epoch_2.pth").exists()
     finally:
         LOSSES.pop("NaNOnCall", None)
+        MODELS.module_dict.pop("NaNOnCall", None)  # module_dict is the registry's own dict
 
 
 def _cli(*args: str) -> list[str]:
@@ -129,7 +135,7 @@ def _env() -> dict:
 
 def test_resume_after_sigkill_reaches_the_same_weights(tiny_tree, tmp_path):
     recipe = _recipe_file(tmp_path / "tiny_resume.py", tiny_recipe(
-        tiny_tree, schedule=dict(epochs=3), data=dict(val_root=None)))
+        tiny_tree, no_val=True, **{"train_cfg.max_epochs": 3}))
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(_cli("distill", str(recipe), "--work-dir", str(ref), "--no-progress"),
                    check=True, env=_env(), capture_output=True, timeout=600)
@@ -161,8 +167,8 @@ def test_resume_after_sigkill_reaches_the_same_weights(tiny_tree, tmp_path):
 def test_ddp_two_cpu_processes_match_one_process(tiny_tree, tmp_path):
     # Student BatchNorm frozen: per-process batch statistics (no SyncBN on CPU) would
     # otherwise legitimately differ from one process's; everything else must match.
-    r = tiny_recipe(tiny_tree, student=dict(bn_mode="eval"),
-                    data=dict(unlabeled_roots=[], val_root=None))
+    r = tiny_recipe(tiny_tree, no_val=True, **{"model.student.bn_mode": "eval",
+                                               "train_dataloader.dataset.unlabeled_roots": []})
     recipe = _recipe_file(tmp_path / "tiny_ddp.py", r)
     one, two = tmp_path / "one", tmp_path / "two"
     subprocess.run(_cli("distill", str(recipe), "--work-dir", str(one), "--no-progress"),
@@ -187,11 +193,13 @@ def test_runtime_options_channels_last_ema_compile_train_bn_randaugment(tiny_tre
     from safetensors.torch import load_file
     from ssld_zoo.engine.checkpoint import mmengine_safe_globals
     from ssld_zoo.distill.runner import build_runner, export_from_runner, DistillResult
-    recipe = tiny_recipe(tiny_tree, schedule=dict(epochs=1), teacher=dict(bn_mode="train"),
-                         data=dict(auto_augment="rand-m7-n2"),
-                         runtime=dict(channels_last=True, ema=dict(momentum=0.5),
-                                      compile=dict(backend="eager")))
-    runner, history = build_runner(recipe, tmp_path / "wd", log_level="WARNING")
+    from ssld_zoo.engine.hooks import HistoryHook, find_hook
+    recipe = tiny_recipe(tiny_tree, **{
+        "train_cfg.max_epochs": 1, "model.teacher.bn_mode": "train",
+        "train_dataloader.dataset.transform.auto_augment": "rand-m7-n2",
+        "model.data_preprocessor.channels_last": True, "custom_hooks": EMA_HOOKS,
+        "compile": dict(_delete_=True, backend="eager")})
+    runner = build_runner(recipe, tmp_path / "wd", log_level="WARNING")
     teacher = runner.model.teacher
     t_weights = {k: v.detach().clone() for k, v in teacher.named_parameters()}
     t_mean = {k: v.clone() for k, v in teacher.state_dict().items() if "running_mean" in k}
@@ -205,7 +213,7 @@ def test_runtime_options_channels_last_ema_compile_train_bn_randaugment(tiny_tre
     assert any(not torch.equal(after[k], v) for k, v in t_mean.items())     # ... batch-stat BN
     # Export writes the EMA weights, which the checkpoint also holds; they differ from the
     # raw student's (momentum 0.5 after several steps).
-    res = DistillResult(tmp_path / "wd", None, {}, {}, history.history)
+    res = DistillResult(tmp_path / "wd", None, {}, {}, find_hook(runner, HistoryHook).history)
     exported = load_file(str(export_from_runner(runner, recipe, res)))
     with mmengine_safe_globals():
         ckpt = torch.load(tmp_path / "wd" / "epoch_1.pth", weights_only=True)
