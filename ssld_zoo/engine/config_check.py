@@ -67,9 +67,32 @@ def _signature(obj: Any) -> dict[str, inspect.Parameter] | None:
     return None
 
 
-def _check_value(where: str, value: Any, default: Any) -> str | None:
-    """What ``value`` should have been, judged by the parameter's default; None when fine."""
-    if value is None or default is inspect.Parameter.empty or default is None:
+def _annotated(param: inspect.Parameter) -> set[str]:
+    """The type names of a parameter's annotation (``int | None`` -> {"int", "None"})."""
+    ann = param.annotation
+    if ann is inspect.Parameter.empty:
+        return set()
+    text = ann if isinstance(ann, str) else getattr(ann, "__name__", None) or str(ann)
+    for junk in ("typing.", "Optional[", "Union[", "]", "NoneType"):
+        text = text.replace(junk, "None" if junk == "NoneType" else "")
+    return {t.strip() for t in text.replace(",", "|").split("|") if t.strip()}
+
+
+def _check_value(value: Any, param: inspect.Parameter) -> str | None:
+    """What ``value`` should have been, judged by the parameter's annotation (int, float,
+    bool) or else its default; None when fine."""
+    if value is None:
+        return None
+    names, default = _annotated(param), param.default
+    none = " or None" if "None" in names else ""
+    if names and names <= {"int", "None"} and "int" in names:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else f"an integer{none}"
+    if names and names <= {"int", "float", "None"} and "float" in names:
+        return None if _is_num(value) else f"a number{none}"
+    if names and names <= {"bool", "None"} and "bool" in names:
+        return None if isinstance(value, bool) else "True or False"
+    if default is inspect.Parameter.empty or default is None:
         return None
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "True or False"
@@ -109,7 +132,7 @@ def _check_typed(where: str, cfg: dict, registry: Any, source: str,
                           f"for {name}; valid: {', '.join(valid)}{hint}")
     for key, value in given.items():
         if key in params:
-            want = _check_value(f"{where}.{key}", value, params[key].default)
+            want = _check_value(value, params[key])
             if want:
                 raise ConfigError(f"{source}: {where}.{key}={value!r}: expected {want}")
     if registry.name in ("model", "dataset", "loop", "hook", "metric", "transform"):

@@ -75,8 +75,8 @@ def _assert_resumable(work_dir: Path) -> Path:
 def kill_recipe(tiny_tree, tmp_path) -> Path:
     # 3 epochs, one checkpoint kept: the case where mmengine alone could lose every checkpoint.
     return _recipe_file(tmp_path / "tiny_kill.py", tiny_recipe(
-        tiny_tree, schedule=dict(epochs=3), data=dict(val_root=None),
-        runtime=dict(max_keep_ckpts=1)))
+        tiny_tree, no_val=True, **{"train_cfg.max_epochs": 3,
+                                   "default_hooks.checkpoint.max_keep_ckpts": 1}))
 
 
 def test_sigkill_inside_checkpoint_writes_and_at_random_then_resume_matches(kill_recipe,
@@ -161,16 +161,16 @@ def test_find_resume_checkpoint_reads_relative_absolute_and_damaged_pointers(tmp
 def test_copied_work_dir_resumes_from_its_own_checkpoints(tiny_tree, tmp_path):
     from ssld_zoo.engine.checkpoint import read_checkpoint
     from ssld_zoo.distill.runner import run_distill
-    recipe = tiny_recipe(tiny_tree, schedule=dict(epochs=1), data=dict(val_root=None),
-                         runtime=dict(max_keep_ckpts=1))
+    recipe = tiny_recipe(tiny_tree, no_val=True, **{
+        "train_cfg.max_epochs": 1, "default_hooks.checkpoint.max_keep_ckpts": 1})
     first = tmp_path / "first"
     run_distill(recipe, first, log_level="WARNING", export=False)
     assert (first / "last_checkpoint").read_text().strip() == "epoch_1.pth"
     copy = tmp_path / "copy"
     shutil.copytree(first, copy)
     shutil.rmtree(first)  # the original is gone: the copy must not need it
-    longer = tiny_recipe(tiny_tree, schedule=dict(epochs=2), data=dict(val_root=None),
-                         runtime=dict(max_keep_ckpts=1))
+    longer = tiny_recipe(tiny_tree, no_val=True, **{
+        "train_cfg.max_epochs": 2, "default_hooks.checkpoint.max_keep_ckpts": 1})
     run_distill(longer, copy, resume=True, log_level="WARNING", export=False)
     assert sorted(p.name for p in copy.glob("epoch_*.pth")) == ["epoch_2.pth"]
     assert (copy / "last_checkpoint").read_text().strip() == "epoch_2.pth"
@@ -192,7 +192,7 @@ def test_resume_without_a_checkpoint_is_an_error_unless_allow_fresh(kill_recipe,
     assert main(_distill(kill_recipe, wd, "--allow-fresh", "--no-export")) == 1
     assert ("error: --allow-fresh goes with a bare --resume" in capsys.readouterr().err)
     assert main(_distill(kill_recipe, wd, "--resume", "--allow-fresh", "--no-export",
-                         "--cfg-options", "schedule.epochs=1")) == 0
+                         "--cfg-options", "train_cfg.max_epochs=1")) == 0
     assert (wd / "epoch_1.pth").is_file()
 
 
@@ -294,11 +294,13 @@ def test_batches_without_enough_readable_images_are_skipped_and_counted(cifar10,
         (pool / f).symlink_to(cifar10 / "unlabeled" / f)
     for i in range(6):
         (pool / f"broken_{i}.jpg").write_bytes(b"not a jpeg")
-    tree = {"train": None, "val": None, "unlabeled": pool}
-    recipe = tiny_recipe(tree, data=dict(labeled_roots=[], unlabeled_roots=[str(pool)],
-                                         val_root=None, batch_size=2),
-                         schedule=dict(epochs=2))
-    runner, history = build_runner(recipe, tmp_path / "wd", log_level="WARNING")
+    from ssld_zoo.engine.hooks import HistoryHook, find_hook
+    tree = {"train": "", "val": "", "unlabeled": pool}
+    recipe = tiny_recipe(tree, no_val=True, **{"train_dataloader.dataset.labeled_roots": [],
+                                               "train_dataloader.batch_size": 2,
+                                               "train_cfg.max_epochs": 2})
+    runner = build_runner(recipe, tmp_path / "wd", log_level="WARNING")
+    history = find_hook(runner, HistoryHook)
     before = {k: v.clone() for k, v in runner.model.student.state_dict().items()}
     runner.train()  # was: NaN loss, "lower the learning rate"
     model = runner.model
@@ -312,70 +314,62 @@ def test_batches_without_enough_readable_images_are_skipped_and_counted(cifar10,
 
 def test_partly_unreadable_batches_still_train(tiny_tree, tmp_path):
     from ssld_zoo.distill.runner import run_distill
-    recipe = tiny_recipe(tiny_tree, schedule=dict(epochs=1), data=dict(val_root=None))
+    recipe = tiny_recipe(tiny_tree, no_val=True, **{"train_cfg.max_epochs": 1})
     res = run_distill(recipe, tmp_path / "wd", log_level="WARNING", export=False)
     assert torch.isfinite(torch.tensor(res.history[0]["loss"]))
 
 
+OPT = "optim_wrapper.optimizer"
 BAD_RECIPES = [
-    (dict(optimizer=dict(type="SGDD", lr=0.1)),
-     "tiny: optimizer.type='SGDD' is not a known optimiser; expected one of torch.optim's: "),
-    (dict(optimizer=dict(type="SGD", lr="0.1")),
-     "tiny: optimizer.lr='0.1': expected a number"),
-    (dict(optimizer=dict(lr="0.1")),  # no type: refines the default SGD
-     "tiny: optimizer.lr='0.1': expected a number"),
-    (dict(optimizer=dict(type="SGD", lr=0.1, momentun=0.9)),
-     "tiny: unknown key(s) optimizer.momentun for SGD; valid: lr, momentum, dampening, "
-     "weight_decay, nesterov, "),
-    (dict(optimizer=dict(type="AdamW", lr=0.1, betas=0.9, _delete_=True)),
-     "tiny: optimizer.betas=0.9: expected 2 numbers"),
-    (dict(optimizer=dict(type="SGD", lr=0.1, nesterov="yes")),
-     "tiny: optimizer.nesterov='yes': expected True or False"),
-    (dict(student=dict(num_classes="10")),
-     "tiny: student.num_classes='10': expected None (from the weights or the teacher) or an "
-     "integer >= 1"),
-    (dict(teacher=dict(num_classes=10.0)),
-     "tiny: teacher.num_classes=10.0: expected None (from the weights or the teacher) or an "
-     "integer >= 1"),
-    (dict(student=dict(num_classes=True)),
-     "tiny: student.num_classes=True: expected None (from the weights or the teacher) or an "
-     "integer >= 1"),
-    (dict(data=dict(batch_size="8")), "tiny: data.batch_size='8': expected an integer >= 1"),
-    (dict(data=dict(batch_size=0)), "tiny: data.batch_size=0: expected an integer >= 1"),
-    (dict(data=dict(hflip=2)), "tiny: data.hflip=2: expected a probability in [0, 1]"),
-    (dict(data=dict(scale=0.5)), "tiny: data.scale=0.5: expected 2 numbers"),
-    (dict(schedule=dict(epochs=2, warmup_epochs="1")),
-     "tiny: schedule.warmup_epochs='1': expected a number >= 0"),
-    (dict(schedule=dict(epochs="2")), "tiny: schedule.epochs='2': expected an integer >= 1"),
-    (dict(loss=dict(type="KL", temperature="4")),
-     "tiny: loss.temperature='4': expected a number"),
-    (dict(loss_weight=None), "tiny: loss_weight=None: expected a number >= 0"),
-    (dict(runtime=dict(max_keep_ckpts=1.5)),
-     "tiny: runtime.max_keep_ckpts=1.5: expected an integer >= -1"),
+    ({f"{OPT}.type": "SGDD"},
+     f"{OPT}.type='SGDD' is not a registered optimizer name; expected one of: ASGD, "),
+    ({f"{OPT}.lr": "0.1"}, f"{OPT}.lr='0.1': expected a number"),
+    ({f"{OPT}.momentun": 0.9},
+     f"unknown key(s) {OPT}.momentun for SGD; valid: lr, momentum, dampening, weight_decay, "
+     f"nesterov, "),
+    ({OPT: dict(type="AdamW", lr=0.1, betas=0.9, _delete_=True)},
+     f"{OPT}.betas=0.9: expected 2 numbers"),
+    ({f"{OPT}.nesterov": "yes"}, f"{OPT}.nesterov='yes': expected True or False"),
+    ({"model.student.num_classes": "10"},
+     "model.student.num_classes='10': expected an integer or None"),
+    ({"model.teacher.num_classes": 10.0},
+     "model.teacher.num_classes=10.0: expected an integer or None"),
+    ({"model.student.num_classes": True},
+     "model.student.num_classes=True: expected an integer or None"),
+    ({"train_dataloader.batch_size": "8"},
+     "train_dataloader.batch_size='8': expected an integer >= 1"),
+    ({"train_dataloader.batch_size": 0}, "train_dataloader.batch_size=0: expected an integer "
+                                         ">= 1"),
+    ({"train_dataloader.dataset.transform.hflip": "2"},
+     "train_dataloader.dataset.transform.hflip='2': expected a number"),
+    ({"train_dataloader.dataset.transform.scale": 0.5},
+     "train_dataloader.dataset.transform.scale=0.5: expected 2 numbers"),
+    ({"train_cfg.max_epochs": "2"}, "train_cfg.max_epochs='2': expected an integer"),
+    ({"model.loss": dict(type="KL", temperature="4")},
+     "model.loss.temperature='4': expected a number"),
+    ({"model.loss_weight": "1"}, "model.loss_weight='1': expected a number"),
+    ({"default_hooks.checkpoint.max_keep_ckpts": 1.5},
+     "default_hooks.checkpoint.max_keep_ckpts=1.5: expected an integer"),
 ]
 
 
-@pytest.mark.parametrize("over,message", BAD_RECIPES, ids=[m.split(": ")[1][:40]
-                                                          for _, m in BAD_RECIPES])
-def test_bad_recipe_values_are_one_line_errors(tiny_tree, over, message):
-    from ssld_zoo.distill.config import RecipeError, validate_recipe
-    base = tiny_recipe(tiny_tree)
-    recipe = {k: v for k, v in base.items() if not k.startswith("_")}
-    for key, value in over.items():  # a section given replaces the tiny recipe's, key by key
-        merge = isinstance(value, dict) and key != "optimizer" and isinstance(recipe[key], dict)
-        recipe[key] = {**recipe[key], **value} if merge else value
+@pytest.mark.parametrize("options,message", BAD_RECIPES, ids=[m[:40] for _, m in BAD_RECIPES])
+def test_bad_recipe_values_are_one_line_errors(tiny_tree, tmp_path, options, message):
+    from ssld_zoo.distill.recipes import RecipeError
     with pytest.raises(RecipeError) as e:
-        validate_recipe(recipe, "tiny")
-    assert str(e.value).startswith(message) and "\n" not in str(e.value), str(e.value)
+        tiny_recipe(tiny_tree, folder=tmp_path, **options)
+    assert str(e.value).startswith(f"{tmp_path / 'tiny.py'}: {message}") and \
+        "\n" not in str(e.value), str(e.value)
 
 
 def test_recipe_errors_from_the_cli_name_the_file_and_key(kill_recipe, tmp_path, capsys):
     from ssld_zoo.cli.main import main
     wd = tmp_path / "wd"
-    for options, message in ((["optimizer.type=SGDD"], "optimizer.type='SGDD' is not a known "
-                                                         "optimiser"),
-                             (["optimizer.lr=fast"], "optimizer.lr='fast': expected a number"),
-                             (["student.num_classes=ten"], "student.num_classes='ten': expected")):
+    for options, message in (([f"{OPT}.type=SGDD"], f"{OPT}.type='SGDD' is not a registered "
+                                                     f"optimizer name"),
+                             ([f"{OPT}.lr=fast"], f"{OPT}.lr='fast': expected a number"),
+                             (["model.student.num_classes=ten"],
+                              "model.student.num_classes='ten': expected")):
         assert main(_distill(kill_recipe, wd, "--no-export", "--cfg-options", *options)) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"error: {kill_recipe}: {message}") and err.count("\n") == 1, err
@@ -384,13 +378,13 @@ def test_recipe_errors_from_the_cli_name_the_file_and_key(kill_recipe, tmp_path,
 
 def test_batch_larger_than_the_training_set_is_one_line(tiny_tree, tmp_path):
     from ssld_zoo.distill.runner import build_runner
-    recipe = tiny_recipe(tiny_tree, data=dict(batch_size=64, unlabeled_roots=[],
-                                              val_root=None))
+    recipe = tiny_recipe(tiny_tree, no_val=True, **{
+        "train_dataloader.batch_size": 64, "train_dataloader.dataset.unlabeled_roots": []})
     with pytest.raises(ValueError) as e:
         build_runner(recipe, tmp_path / "wd", log_level="WARNING")
-    assert str(e.value) == ("data.batch_size=64 is larger than the training set: 64 images a "
-                            "step but 30 training images, so an epoch would have no complete "
-                            "batch; set data.batch_size to at most 30")
+    assert str(e.value) == ("train_dataloader.batch_size=64 is larger than the training set: "
+                            "64 images a step but 30 training images, so an epoch would have "
+                            "no complete batch; set it to at most 30")
 
 
 def test_out_of_range_out_indices_is_an_error():
