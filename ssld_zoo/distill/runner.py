@@ -52,7 +52,8 @@ def recipe_record(recipe: Any) -> dict[str, Any]:
     return {"teacher": model.get("teacher"), "student": model.get("student"),
             "teacher_cache": model.get("teacher_cache"), "loss": model.get("loss"),
             "hard_label_weight": model.get("hard_label_weight", 0.0),
-            "data": train_images_cfg(plain), "batch_size": plain["train_dataloader"]["batch_size"],
+            "data": plain["train_dataloader"]["dataset"],
+            "batch_size": plain["train_dataloader"]["batch_size"],
             "optim_wrapper": plain["optim_wrapper"], "param_scheduler": plain.get("param_scheduler"),
             "max_epochs": plain["train_cfg"].get("max_epochs"),
             "seed": (plain.get("randomness") or {}).get("seed")}

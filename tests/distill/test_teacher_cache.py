@@ -36,9 +36,9 @@ def teacher_weights(tmp_path_factory) -> str:
     return _teacher_file(tmp_path_factory.mktemp("teacher"))
 
 
-def _recipe(tree, teacher_weights, **over):
-    teacher = dict(name=TINY_ARCH, weights=teacher_weights, num_classes=10)
-    return tiny_recipe(tree, teacher=teacher, **over)
+def _recipe(tree, teacher_weights, **options):
+    teacher = dict(type="ZooModel", name=TINY_ARCH, weights=teacher_weights, num_classes=10)
+    return tiny_recipe(tree, **{"model.teacher": teacher, **options})
 
 
 @pytest.fixture(scope="module")
@@ -82,21 +82,20 @@ def test_views_replay_exactly_and_hold_the_teachers_top_k(built, tiny_tree, teac
     import ssld_zoo
     from ssld_zoo.distill.cache import TeacherCache
     from ssld_zoo.data.images import ImageDataset, read_image, sample_seed, seeded
-    from ssld_zoo.distill.runner import eval_transform_of, train_transform_of
+    from mmengine.registry import DATASETS
     root, _ = built
     recipe = _recipe(tiny_tree, teacher_weights)
-    cache, tf = TeacherCache(root), train_transform_of(recipe)
+    online = DATASETS.build(recipe.train_dataloader.dataset)
+    cache, tf, seed = TeacherCache(root), online.transform, online.seed
     teacher = ssld_zoo.load(TINY_ARCH, weights=teacher_weights).eval()
-    online = ImageDataset(recipe["data"]["labeled_roots"], recipe["data"]["unlabeled_roots"],
-                            tf, seed=recipe["runtime"]["seed"])
-    normalise = eval_transform_of(recipe)  # the card's (here the zoo default) mean and std
+    normalise = teacher.weight_card.transform  # the card's (here the zoo default) mean, std
     mean = torch.tensor(normalise.mean).view(1, 3, 1, 1)
     std = torch.tensor(normalise.std).view(1, 3, 1, 1)
     for row in (0, 17, 35):
         rec = cache.record(row)
         img = read_image(cache.paths[row])
         for v in (0, 5):
-            assert int(rec["seed"][v]) == sample_seed(recipe["runtime"]["seed"], v, row)
+            assert int(rec["seed"][v]) == sample_seed(seed, v, row)
             with seeded(int(rec["seed"][v])):
                 x, box, flip = tf.view(img)
             assert np.allclose(box, rec["box"][v], atol=1e-6) and flip == bool(rec["flip"][v])
@@ -179,8 +178,16 @@ def test_a_folder_built_for_other_settings_is_refused(built, tiny_tree, teacher_
                             shard_size=16)
 
 
-def _cached(tree, weights, root, **cache):
-    return _recipe(tree, weights, teacher_cache=dict(path=str(root), **cache))
+def _cached(tree, weights, root, crops_per_image=1, views=None, **options):
+    """The tiny recipe training from the cache at ``root`` (as recipes/cifar10/ssld_cached.py)."""
+    recipe = _recipe(tree, weights, **options)
+    images = recipe.train_dataloader.dataset.to_dict()
+    recipe.merge_from_dict({
+        "model.teacher_cache": str(root), "train_dataloader.collate_fn.type": "collate_cached",
+        "train_dataloader.dataset": dict(_delete_=True, type="CachedViewDataset",
+                                         cache=str(root), images=images,
+                                         crops_per_image=crops_per_image, views=views)})
+    return recipe
 
 
 def test_training_refuses_a_cache_that_does_not_match_the_recipe(built, tiny_tree,
@@ -189,18 +196,18 @@ def test_training_refuses_a_cache_that_does_not_match_the_recipe(built, tiny_tre
     from ssld_zoo.distill.runner import build_runner
     root = built[0]
     cases = [
-        (dict(data=dict(scale=(0.3, 1.0))), r"scale: \[0.08, 1.0\] in the cache, \[0.3, 1.0\]"),
-        (dict(teacher=dict(weights=None, pretrained=False)),
+        ({"train_dataloader.dataset.transform.scale": (0.3, 1.0)},
+         r"scale: \[0.08, 1.0\] in the cache, \[0.3, 1.0\]"),
+        ({"model.teacher.weights": None},
          r"teacher.weights: '.*teacher.safetensors' in the cache, None in the recipe"),
-        (dict(data=dict(eval_transform=dict(input_size=32, resize=32, mean=(0.5, 0.5, 0.5)))),
-         r"mean: \(0.485, 0.456, 0.406\) in the cache, \(0.5, 0.5, 0.5\) in the recipe"),
-        (dict(data=dict(unlabeled_roots=[str(tiny_tree["val"])])),
+        ({"model.mean": (0.5, 0.5, 0.5)},
+         r"mean: \(0.485, 0.456, 0.406\) in the cache, \(0.5, 0.5, 0.5\) for the recipe's "
+         r"teacher"),
+        ({"train_dataloader.dataset.unlabeled_roots": [str(tiny_tree["val"])]},
          r"10 of the recipe's 40 images are not in the cache \(first: .*val"),
     ]
-    for over, msg in cases:
-        recipe = _cached(tiny_tree, teacher_weights, root)
-        for k, v in over.items():
-            recipe[k] = {**recipe[k], **v} if isinstance(v, dict) else v
+    for options, msg in cases:
+        recipe = _cached(tiny_tree, teacher_weights, root, **options)
         with pytest.raises(CacheMismatchError, match=msg):
             build_runner(recipe, tmp_path / "wd", log_level="WARNING")
     # the same weights under another path are the same teacher (the content hash decides)
@@ -209,8 +216,7 @@ def test_training_refuses_a_cache_that_does_not_match_the_recipe(built, tiny_tre
     moved.parent.mkdir()
     shutil.copy(teacher_weights, moved)
     shutil.copy(teacher_weights + ".json", str(moved) + ".json")
-    recipe = _cached(tiny_tree, teacher_weights, root)
-    recipe["teacher"]["weights"] = str(moved)
+    recipe = _cached(tiny_tree, teacher_weights, root, **{"model.teacher.weights": str(moved)})
     build_runner(recipe, tmp_path / "wd_moved", log_level="WARNING")
     with pytest.raises(CacheMismatchError, match="stores 6 views"):
         build_runner(_cached(tiny_tree, teacher_weights, root, views=7), tmp_path / "wd",
@@ -241,9 +247,9 @@ def test_training_from_the_cache_runs_without_a_teacher_and_resumes_exactly(
         built, tiny_tree, teacher_weights, tmp_path):
     from safetensors.torch import load_file
     from ssld_zoo.distill.runner import build_runner, run_distill
-    recipe = _cached(tiny_tree, teacher_weights, built[0], crops_per_image=2)
-    recipe["data"]["mix"] = dict(mixup_alpha=0.2, cutmix_alpha=1.0, prob=0.5)
-    runner, _ = build_runner(recipe, tmp_path / "probe", log_level="WARNING")
+    recipe = _cached(tiny_tree, teacher_weights, built[0], crops_per_image=2, **{
+        "model.mix": dict(mixup_alpha=0.2, cutmix_alpha=1.0, prob=0.5)})
+    runner = build_runner(recipe, tmp_path / "probe", log_level="WARNING")
     model = runner.model
     assert model.teacher is None and model.cache == {"kind": "topk", "num_classes": 10}
     assert runner.train_dataloader.batch_size == 4  # 8 views per step = 4 images x 2 crops
@@ -255,7 +261,8 @@ def test_training_from_the_cache_runs_without_a_teacher_and_resumes_exactly(
     full = run_distill(recipe, tmp_path / "full", log_level="WARNING")
     assert all(np.isfinite(h["loss"]) for h in full.history) and not full.teacher_metrics
     card = json.loads(full.export_path.with_suffix(".safetensors.json").read_text())
-    assert card["training"]["teacher_cache"]["crops_per_image"] == 2
+    assert card["training"]["teacher_cache"] == str(built[0])
+    assert card["training"]["data"]["crops_per_image"] == 2
     # one epoch, then resume for the second: the same weights as the uninterrupted run
     run_distill(recipe, tmp_path / "part", log_level="WARNING", extra_hooks=[_StopAfter(1)],
                 export=False)
@@ -325,9 +332,8 @@ def test_a_sampled_cache_is_unbiased_and_refused_for_nonlinear_losses(tiny_tree,
     with pytest.raises(CacheMismatchError, match="'sampled' cache .*SymmetricKL"):
         build_runner(_cached(tiny_tree, teacher_weights, root), tmp_path / "wd",
                      log_level="WARNING")
-    recipe = _cached(tiny_tree, teacher_weights, root)
-    recipe["loss"] = {"type": "KL"}
-    runner, _ = build_runner(recipe, tmp_path / "wd2", log_level="WARNING")
+    recipe = _cached(tiny_tree, teacher_weights, root, **{"model.loss.type": "KL"})
+    runner = build_runner(recipe, tmp_path / "wd2", log_level="WARNING")
     assert runner.model.cache["kind"] == "sampled"
 
 
