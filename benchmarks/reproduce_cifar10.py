@@ -54,22 +54,23 @@ class Arm:
 
     @functools.cached_property
     def _recipe(self) -> dict:
-        from ssld_zoo.distill.config import load_recipe
+        from ssld_zoo.distill.recipes import load_recipe
         return load_recipe(self.recipe)
 
     @property
     def unlabeled(self) -> bool:
         """The recipe reads the unlabeled folder."""
-        return bool(self._recipe["data"]["unlabeled_roots"])
+        from ssld_zoo.distill.recipes import train_images_cfg
+        return bool(train_images_cfg(self._recipe)["unlabeled_roots"])
 
     @property
     def needs_teacher(self) -> bool:
-        return self._recipe["teacher"] is not None
+        return self._recipe["model"].get("teacher") is not None
 
     @property
     def needs_cache(self) -> bool:
         """The arm trains from the teacher cache (built by :func:`build_cache`)."""
-        return self._recipe["teacher_cache"] is not None
+        return bool(self._recipe["model"].get("teacher_cache"))
 
 
 ARMS = [
@@ -87,9 +88,9 @@ ARMS = [
         "train + unlabeled, no labels", "CE on teacher arg-max"),
     Arm("b_unfolded", "cifar10/ssld", "(b) SSLD, teacher BatchNorm unfolded",
         "train, no labels", "symmetric KL",
-        ("teacher.fold_bn=False", "teacher.channels_last=False")),
+        ("model.teacher.fold_bn=False", "model.teacher.channels_last=False")),
     *(Arm(f"cached_{n}", "cifar10/ssld_cached", f"(b) SSLD from the cache, N={n}",
-          "train, no labels", "symmetric KL", (f"teacher_cache.views={n}",))
+          "train, no labels", "symmetric KL", (f"train_dataloader.dataset.views={n}",))
       for n in (1, 4, 16, 32)),
 ]
 TEACHER_EXPORT = "cifar10_teacher.safetensors"
@@ -103,13 +104,16 @@ def default_data() -> Path:
 
 def arm_options(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
     """The ``--cfg-options`` of one arm: the data roots and teacher of this run, then ``extra``."""
-    opts = [f"data.labeled_roots=['{data / 'train'}']", f"data.val_root={data / 'val'}"]
+    images = "train_dataloader.dataset" + (".images" if arm.needs_cache else "")
+    opts = [f"{images}.labeled_roots=['{data / 'train'}']",
+            f"val_dataloader.dataset.labeled_roots=['{data / 'val'}']"]
     if arm.unlabeled:
-        opts.append(f"data.unlabeled_roots=['{data / 'unlabeled'}']")
+        opts.append(f"{images}.unlabeled_roots=['{data / 'unlabeled'}']")
     if arm.needs_teacher:
-        opts.append(f"teacher.weights={work / 'teacher' / TEACHER_EXPORT}")
+        opts.append(f"model.teacher.weights={work / 'teacher' / TEACHER_EXPORT}")
     if arm.needs_cache:
-        opts.append(f"teacher_cache.path={work / 'teacher_cache'}")
+        opts += [f"model.teacher_cache={work / 'teacher_cache'}",
+                 f"train_dataloader.dataset.cache={work / 'teacher_cache'}"]
     return opts + list(arm.options) + list(extra)
 
 
@@ -118,7 +122,8 @@ def build_cache(data: Path, work: Path, extra: list[str]) -> float:
     ``ssld-zoo label``; returns its wall seconds (also kept in ``<work>/teacher_cache.seconds``
     when it built anything)."""
     arm = next(a for a in ARMS if a.needs_cache)
-    opts = [o for o in arm_options(arm, data, work, extra) if not o.startswith("teacher_cache.")]
+    opts = [o for o in arm_options(arm, data, work, extra)
+            if not o.startswith(("model.teacher_cache=", "train_dataloader.dataset.cache="))]
     cmd = [sys.executable, "-m", "ssld_zoo.cli.main", "label",
            str(ROOT / "recipes" / f"{CACHE_RECIPE}.py"), "--views", str(CACHE_VIEWS),
            "--topk", str(CACHE_TOPK), "--out", str(work / "teacher_cache"),
@@ -154,7 +159,7 @@ def stale_sections(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[s
     """The sections of ``arm``'s recipe (with this run's options) that its exported card does
     not match: [] when the export is current, ``["export"]`` when there is none."""
     from mmengine.config import DictAction
-    from ssld_zoo.distill.config import load_recipe
+    from ssld_zoo.distill.recipes import load_recipe
     from ssld_zoo.distill.runner import recipe_record
     path = card_of(work, arm)
     if path is None:
@@ -230,10 +235,11 @@ def collect(arms: list[Arm], work: Path) -> list[dict]:
             key=arm.key, label=arm.label, recipe=f"recipes/{arm.recipe}.py", data=arm.data,
             loss=arm.loss, arch=card.get("arch"), images=d.get("num_images"),
             labels_used=d.get("num_labeled") if tr.get("hard_label_weight", 0) > 0 else 0,
-            epochs=tr.get("schedule", {}).get("epochs"),
-            # optimiser steps: full batches only (the train loader drops the last one)
-            steps=(d["num_images"] // d["batch_size"] * tr["schedule"]["epochs"]
-                   if d.get("batch_size") else None),
+            epochs=tr.get("max_epochs"),
+            # optimiser steps: full batches only (the train loader drops the last one); a
+            # cached image brings crops_per_image views of the global batch
+            steps=(d["num_images"] // (tr["batch_size"] // d.get("crops_per_image", 1))
+                   * tr["max_epochs"] if tr.get("batch_size") else None),
             top1=m.get("top1"), top5=m.get("top5"),
             teacher_top1=tr.get("teacher_metrics", {}).get("top1"), minutes=secs / 60,
             history=[h for h in tr.get("history", []) if "top1" in h]))

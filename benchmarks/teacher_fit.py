@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     import ssld_zoo
-    from ssld_zoo.distill.config import load_recipe
+    from mmengine.registry import TRANSFORMS
     from ssld_zoo.data.images import ImageDataset, collate_images
-    from ssld_zoo.distill.runner import eval_transform_of, train_transform_of
+    from ssld_zoo.distill.recipes import load_recipe, train_images_cfg
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("weights", nargs="+", type=Path,
@@ -56,15 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     recipe = load_recipe(args.recipe)
-    transform, tf = train_transform_of(recipe), eval_transform_of(recipe)
-    mean = torch.tensor(tf.mean).view(1, -1, 1, 1)
-    std = torch.tensor(tf.std).view(1, -1, 1, 1)
+    images = train_images_cfg(recipe)
+    transform = TRANSFORMS.build(images["transform"])
+    # the normalisation the recipe's models share (CIFAR-10's statistics)
+    mean = torch.tensor(recipe["model"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(recipe["model"]["std"]).view(1, -1, 1, 1)
     splits = {"train": dict(labeled_roots=[args.data / "train"]),
               "unlabeled": dict(unlabeled_roots=[args.data / "unlabeled"]),
               "val": dict(labeled_roots=[args.data / "val"])}
     batches = {}
     for name, roots in splits.items():
-        ds = ImageDataset(transform=transform, seed=recipe["runtime"]["seed"], **roots)
+        ds = ImageDataset(transform=transform, seed=images["seed"], **roots)
         step = max(1, len(ds) // args.images)
         batches[name] = collate_images([ds[(1, i)] for i in range(0, len(ds), step)][:args.images])
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ssld_zoo.distill.config import list_recipes, load_recipe, recipe_name, resolve_recipe
+from ssld_zoo.distill.recipes import list_recipes, load_recipe, recipe_name, resolve_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,8 @@ def test_nested_recipe_names_resolve_and_name_the_default_work_dir():
 
 
 def test_arms_differ_only_in_teacher_loss_and_data():
-    r = {a.key: load_recipe(a.recipe) for a in _driver().ARMS}
+    from tests.distill.test_recipe_equivalence import _as_before  # the sections, by meaning
+    r = {a.key: _as_before(load_recipe(a.recipe)) for a in _driver().ARMS}
     students = {k: v for k, v in r.items() if k != "teacher"}
     images = {k: 10_000 + (5_000 if v["data"]["unlabeled_roots"] else 0)
               for k, v in students.items()}
@@ -76,7 +77,7 @@ def test_arms_differ_only_in_teacher_loss_and_data():
     assert r["a"]["data"]["unlabeled_roots"] == r["b"]["data"]["unlabeled_roots"] == []
     for key in ("c", "c_epochs", "kl", "soft_ce", "hard"):
         # relative to the recipe's folder: ../shared beside the checkout, from any directory
-        assert r[key]["data"]["unlabeled_roots"] == [
+        assert [os.path.normpath(REPO / p) for p in r[key]["data"]["unlabeled_roots"]] == [
             str(REPO.parent / "shared" / "data" / "cifar10" / "unlabeled")], key
     assert [r[k]["loss"]["type"] for k in ("c", "kl", "soft_ce", "hard")] == \
         ["SymmetricKL", "KL", "SoftTargetCE", "PseudoLabelCE"]
@@ -84,12 +85,16 @@ def test_arms_differ_only_in_teacher_loss_and_data():
     assert r["teacher"]["export"]["name"] + ".safetensors" == _driver().TEACHER_EXPORT
 
 
+# One epoch of batches of 8, its first half warming up, validated at its end.
+FAST = ["train_cfg.max_epochs=1", "param_scheduler.0.end=0.5", "param_scheduler.1.begin=0.5",
+        "train_dataloader.batch_size=8", "train_cfg.val_interval=1"]
+
+
 def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
     drv = _driver()
     data = tiny_tree["train"].parent  # train 3 per class, val 1, unlabeled 10 + 1 broken
     work = tmp_path / "work"
-    opts = ["schedule.epochs=1", "schedule.warmup_epochs=0", "data.batch_size=8",
-            "runtime.val_interval=1"]
+    opts = FAST
     # Asking for (c) alone trains the teacher it needs first.
     assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms", "a,c",
                      "--jobs", "2", "--cfg-options", *opts]) == 0
@@ -116,9 +121,11 @@ def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
     arms = {a.key: a for a in drv.ARMS}
     teacher, a_arm, c_arm = arms["teacher"], arms["a"], arms["c"]
     assert drv.plan([a_arm, c_arm], teacher, data, work, opts, force=False) == []
-    assert drv.stale_sections(a_arm, data, work, opts + ["optimizer.lr=0.05"]) == ["optimizer"]
-    assert drv.stale_sections(c_arm, data, work, opts + ["data.hflip=0.0"]) == ["data"]
-    assert drv.plan([a_arm, c_arm], teacher, data, work, opts + ["data.hflip=0.0"],
+    assert drv.stale_sections(a_arm, data, work, opts + ["optim_wrapper.optimizer.lr=0.05"]) \
+        == ["optim_wrapper"]
+    hflip = "train_dataloader.dataset.transform.hflip=0.0"
+    assert drv.stale_sections(c_arm, data, work, opts + [hflip]) == ["data"]
+    assert drv.plan([a_arm, c_arm], teacher, data, work, opts + [hflip],
                     force=False) == [teacher, a_arm, c_arm]
     # ... and so does a teacher newer than the students that learnt from it.
     t_file = work / "teacher" / drv.TEACHER_EXPORT
@@ -133,8 +140,7 @@ def test_driver_builds_the_cache_once_for_the_cached_arms(tiny_tree, tmp_path: P
     drv = _driver()
     data = tiny_tree["train"].parent
     work = tmp_path / "work"
-    opts = ["schedule.epochs=1", "schedule.warmup_epochs=0", "data.batch_size=8",
-            "runtime.val_interval=1"]
+    opts = FAST
     assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms",
                      "b,cached_1,cached_4", "--cfg-options", *opts]) == 0
     out = capsys.readouterr().out
@@ -143,8 +149,8 @@ def test_driver_builds_the_cache_once_for_the_cached_arms(tiny_tree, tmp_path: P
     assert m["spec"]["num_images"] == 30  # (b)'s images: train only
     cards = {k: json.loads(drv.card_of(work, a).read_text())["training"]
              for k, a in {a.key: a for a in drv.ARMS}.items() if k in ("cached_1", "cached_4")}
-    assert cards["cached_1"]["teacher_cache"]["views"] == 1
-    assert cards["cached_4"]["teacher_cache"]["views"] == 4
+    assert cards["cached_1"]["data"]["views"] == 1
+    assert cards["cached_4"]["data"]["views"] == 4
     assert "| (b) SSLD from the cache, N=4 | 4 |" in out
     assert "(b) from the cache, N=1 - (b) online" in out
     assert (work / "reproduction_cifar10_fast.png").stat().st_size > 10_000
