@@ -51,7 +51,14 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
     The returned model has timm's ``pretrained_cfg`` dict (input size, crop_pct,
     interpolation, mean, std, first_conv, classifier, ...), also without weights, and
     ``weight_card``: the :class:`WeightCard` of the loaded weights, or None.
+
+    A student distilled from a non-zoo model (``timm/<model>``, ``torchvision/<model>``,
+    ``package.module:function``: the ``arch`` of its card) loads back with
+    ``load(arch, weights=<export>.safetensors)``.
     """
+    from ssld_zoo.foreign import is_foreign
+    if is_foreign(name):
+        return _load_foreign(name, weights, num_classes, **kwargs)
     arch = get_arch(name)
     if features_only and num_classes:
         raise ValueError(f"features_only=True returns stage outputs, not a classifier: "
@@ -223,3 +230,30 @@ def class_names() -> list[str]:
     """The 1,000 ImageNet-1k class names in PaddleClas's (= the standard) index order."""
     text = resources.files("ssld_zoo").joinpath("data/imagenet1k_classes.txt").read_text()
     return text.splitlines()
+
+
+def _load_foreign(name: str, weights: str | os.PathLike | None, num_classes: int | None,
+                  **kwargs: Any) -> nn.Module:
+    """A non-zoo model (:mod:`ssld_zoo.foreign`) with an exported safetensors file and its card
+    (the card's ``num_classes`` unless given), in eval mode, ``weight_card`` attached."""
+    import json
+    from pathlib import Path
+
+    from ssld_zoo.foreign import create_foreign
+    from ssld_zoo.registry import WeightCard
+    if weights is None:
+        raise ValueError(f"{name}: a model outside the zoo loads from an exported weights file "
+                         f"(weights=...); for its library's own weights use that library")
+    path = Path(weights)
+    if path.suffix != ".safetensors" or not path.is_file():
+        raise ValueError(f"{path}: expected an exported .safetensors file (ssld-zoo distill)")
+    card = None
+    sidecar = path.with_suffix(path.suffix + ".json")
+    if sidecar.is_file():
+        card = WeightCard.from_json(json.loads(sidecar.read_text()), str(sidecar))
+    classes = num_classes if num_classes is not None else (card.num_classes if card else None)
+    model = create_foreign(name, classes, **kwargs)
+    from safetensors.torch import load_file
+    model.load_state_dict(load_file(str(path)), strict=True)
+    model.weight_card = card
+    return model.eval()

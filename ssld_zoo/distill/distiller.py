@@ -143,7 +143,8 @@ class Distiller(BaseModel):
                                          bn_mode=self.teacher_bn,
                                          probe_size=self.teacher_input.input_size or 224)
         self.class_map = None
-        if teacher_run.get("class_map") is not None and teacher_classes is not None:
+        if teacher_run.get("class_map") is not None and self.teacher is not None:
+            # (a cache already holds the mapped classes)
             self.register_buffer("class_map", _class_map(teacher_run["class_map"],
                                                          teacher_classes), persistent=False)
             teacher_classes = len(self.class_map)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 
 import torch
 import torch.nn as nn
@@ -77,7 +78,12 @@ class OnlineTeacher(nn.Module):
             with _fresh_rng():  # the probe must not consume the caller's random stream
                 example = torch.randn(2, 3, probe_size, probe_size).to(
                     p.device if p is not None else "cpu")
-                self.folded = fold_batchnorm(model, example)
+                try:
+                    self.folded = fold_batchnorm(model, example)
+                except RuntimeError as e:  # not where it does not apply (timm's BatchNormAct2d:
+                    # the activation lives in the BatchNorm); the model was restored
+                    logging.getLogger("ssld_zoo.distill").warning(
+                        "teacher BatchNorm not folded: %s", e)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model

@@ -15,7 +15,6 @@ own mean and std (by default those its weights were trained with: the zoo card's
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any, Sequence
 
 import torch
@@ -23,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
+from ssld_zoo.foreign import create_foreign, import_builder
 from ssld_zoo.registry import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["ZooModel", "TimmModel", "TorchvisionModel", "ImportedModel", "model_spec",
@@ -46,11 +46,8 @@ def TimmModel(name: str, pretrained: bool = False, num_classes: int | None = Non
     """``timm.create_model(name, ...)``; ``name`` may start with ``timm/`` (its Hub
     organisation, as timm's model cards write it). A local file: ``pretrained=True,
     pretrained_cfg_overlay=dict(file=PATH)``."""
-    import timm
     name = name[len("timm/"):] if name.startswith("timm/") else name
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
-    return timm.create_model(name, pretrained=pretrained, **kwargs)
+    return create_foreign(f"timm/{name}", num_classes, pretrained, **kwargs)
 
 
 @MODELS.register_module()
@@ -66,14 +63,7 @@ def TorchvisionModel(name: str, weights: str | None = None,  # noqa: N802
 @MODELS.register_module()
 def ImportedModel(builder: str, **kwargs: Any) -> nn.Module:  # noqa: N802
     """``builder(**kwargs)`` for ``builder='package.module:function'`` (or a class)."""
-    module, sep, attr = builder.partition(":")
-    if not sep or not module or not attr:
-        raise ValueError(f"builder={builder!r}: expected 'package.module:function'")
-    try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"builder={builder!r}: cannot import it ({e})") from None
-    return fn(**kwargs)
+    return import_builder(builder)(**kwargs)
 
 
 def model_spec(spec: str | dict) -> dict:

@@ -86,6 +86,10 @@ def teacher_fingerprint(recipe: dict) -> tuple[dict, torch.nn.Module, torch.nn.M
              "num_classes": num_classes_of(model, inp.input_size or 224),
              "bn_mode": run.get("bn_mode", "eval"),
              "weights_sha256": state_dict_sha256(model)}
+    if run.get("class_map") is not None:  # the cache holds the mapped classes only
+        from ssld_zoo.distill.distiller import _class_map
+        ident["class_map"] = _class_map(run["class_map"], ident["num_classes"]).tolist()
+        ident["num_classes"] = len(ident["class_map"])
     return ident, model, inp
 
 
@@ -221,6 +225,8 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
                             bn_mode=t.get("bn_mode", "eval"),
                             probe_size=inp.input_size or 224)
     inp = inp.to(dev)
+    class_map = None if "class_map" not in ident else \
+        torch.tensor(ident["class_map"], dtype=torch.long, device=dev)
     loader_cfg = recipe["train_dataloader"]
     per_forward = int(batch_size or max(1, loader_cfg["batch_size"] // world))
     workers = loader_cfg.get("num_workers", 0) if num_workers is None else num_workers
@@ -245,6 +251,8 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
                 x = torch.cat([item[0] for _, item in good]).to(dev, non_blocking=True)
                 x = inp(x.float().div_(255))
                 logits = torch.cat([teacher(chunk) for chunk in x.split(per_forward)])
+                if class_map is not None:
+                    logits = logits.index_select(1, class_map)
                 ids, probs, p = _targets(logits, topk, kind, gen)
                 ids = ids.view(len(good), views, topk).cpu().numpy()
                 probs = probs.view(len(good), views, topk).cpu().numpy()
