@@ -48,21 +48,31 @@ class _Clock(Hook):
             self.t1, self.n = time.perf_counter(), self.n + 1
 
 
-def _recipe(root: Path, args) -> dict:
-    from ssld_zoo.distill.config import validate_recipe
-    r = validate_recipe(dict(
-        teacher=dict(name=args.teacher, pretrained=False, num_classes=10),
-        student=dict(name=args.student, num_classes=10),
-        data=dict(labeled_roots=[str(root)], batch_size=args.batch, num_workers=args.workers,
-                  input_size=args.size),
-        schedule=dict(epochs=1), runtime=dict(log_interval=10 ** 6, tensorboard=False,
-                                              checkpoint_interval=10 ** 6)), "distill_overhead.py")
-    return r
+def _recipe(root: Path, args):
+    from ssld_zoo.distill.recipes import compose_recipe
+    return compose_recipe(dict(
+        model=dict(teacher=dict(type="ZooModel", name=args.teacher, pretrained=False,
+                                num_classes=10),
+                   student=dict(type="ZooModel", name=args.student, num_classes=10)),
+        train_dataloader=dict(
+            batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0,
+            drop_last=True, sampler=dict(type="EpochIndexSampler", shuffle=True),
+            collate_fn=dict(type="collate_images"),
+            dataset=dict(type="ImageDataset", labeled_roots=[str(root)],
+                         transform=dict(type="TrainViewTransform", input_size=args.size))),
+        optim_wrapper=dict(type="auto_amp_optim_wrapper", optimizer=dict(
+            type="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4)),
+        param_scheduler=[dict(type="CosineAnnealingLR", by_epoch=True, begin=0,
+                              convert_to_iter_based=True)],
+        train_cfg=dict(type="SkipEmptyBatchTrainLoop", max_epochs=1),
+        default_hooks=dict(logger=dict(interval=10 ** 6),
+                           checkpoint=dict(interval=10 ** 6, save_best=None)),
+        visualizer=dict(vis_backends=[dict(type="LocalVisBackend")])), "distill_overhead.py")
 
 
 def engine(root: Path, args, work: Path) -> float:
     from ssld_zoo.distill.runner import build_runner
-    runner, _ = build_runner(_recipe(root, args), work, log_level="ERROR")
+    runner = build_runner(_recipe(root, args), work, log_level="ERROR")
     clock = _Clock(args.warmup)
     runner.register_hook(clock)
     stop = _StopAt(args.warmup + args.iters)
@@ -92,7 +102,7 @@ class _StopAt(Hook):
 def bare(root: Path, args) -> float:
     from torch.utils.data import DataLoader, RandomSampler
     from ssld_zoo.data.images import ImageDataset, build_train_transform, collate_images
-    from ssld_zoo.distill.distiller import build_zoo_model
+    from ssld_zoo.engine.models import ZooModel as build_zoo_model
     from ssld_zoo.distill.losses import build_loss
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)

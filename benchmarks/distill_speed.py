@@ -76,26 +76,42 @@ class _Done(Exception):
     pass
 
 
-def recipe(root: Path, args, *, teacher: dict | None, cache: dict | None = None) -> dict:
-    from ssld_zoo.distill.config import validate_recipe
-    r = validate_recipe(dict(
-        teacher=None if teacher is None else dict(name=args.teacher, pretrained=False,
-                                                  num_classes=1000, **teacher),
-        student=dict(name=args.student, num_classes=1000),
-        hard_label_weight=1.0 if teacher is None else 0.0,
-        teacher_cache=cache,
-        data=dict(labeled_roots=[str(root)], batch_size=args.batch, num_workers=args.workers,
-                  input_size=args.size),
-        schedule=dict(epochs=100),
-        runtime=dict(log_interval=10 ** 6, tensorboard=False, checkpoint_interval=10 ** 6,
-                     val_interval=10 ** 6, channels_last=args.channels_last)), "distill_speed.py")
-    return r
+def recipe(root: Path, args, *, teacher: dict | None, cache: dict | None = None):
+    """The benchmark's recipe; ``cache``: ``dict(path=, crops_per_image=)`` to train from one."""
+    from ssld_zoo.distill.recipes import compose_recipe
+    images = dict(type="ImageDataset", labeled_roots=[str(root)],
+                  transform=dict(type="TrainViewTransform", input_size=args.size))
+    dataset, collate = images, "collate_images"
+    if cache is not None:
+        dataset = dict(type="CachedViewDataset", cache=cache["path"], images=images,
+                       crops_per_image=cache.get("crops_per_image", 1))
+        collate = "collate_cached"
+    return compose_recipe(dict(
+        model=dict(teacher=None if teacher is None else dict(
+                       type="ZooModel", name=args.teacher, pretrained=False, num_classes=1000,
+                       **teacher),
+                   student=dict(type="ZooModel", name=args.student, num_classes=1000),
+                   hard_label_weight=1.0 if teacher is None else 0.0,
+                   teacher_cache=None if cache is None else cache["path"],
+                   data_preprocessor=dict(channels_last=args.channels_last)),
+        train_dataloader=dict(
+            batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0,
+            drop_last=True, sampler=dict(type="EpochIndexSampler", shuffle=True),
+            collate_fn=dict(type=collate), dataset=dataset),
+        optim_wrapper=dict(type="auto_amp_optim_wrapper", optimizer=dict(
+            type="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4)),
+        param_scheduler=[dict(type="CosineAnnealingLR", by_epoch=True, begin=0,
+                              convert_to_iter_based=True)],
+        train_cfg=dict(type="SkipEmptyBatchTrainLoop", max_epochs=100),
+        default_hooks=dict(logger=dict(interval=10 ** 6),
+                           checkpoint=dict(interval=10 ** 6, save_best=None)),
+        visualizer=dict(vis_backends=[dict(type="LocalVisBackend")])), "distill_speed.py")
 
 
 def train_speed(r: dict, args, work: Path) -> float:
     """Training views per second of one recipe (a real runner)."""
     from ssld_zoo.distill.runner import build_runner
-    runner, _ = build_runner(r, work, log_level="ERROR")
+    runner = build_runner(r, work, log_level="ERROR")
     clock = _Clock(args.warmup, args.iters)
     runner.register_hook(clock)
     try:

@@ -6,7 +6,7 @@ a frozen teacher as it was (``torch.no_grad``, BatchNorm unfolded, fp32) and wit
         [--iters 5] [--repeats 3] [--compile] [--json out.json]
 
 On a GPU: ``--teacher resnext101_32x16d_wsl --batch 128``. The levers' defaults in
-``ssld_zoo/distill/teacher.py`` and ``distill/config.py`` follow these figures. Rows alternate
+``ssld_zoo/distill/teacher.py`` and the recipes' defaults follow these figures. Rows alternate
 over ``--repeats`` so machine load hits all alike; the best of each is reported. The teacher
 is randomly initialised (1,000 classes) with non-trivial BatchNorm statistics.
 """

@@ -66,7 +66,7 @@ def test_recipes_are_listed_and_resolve_by_name(installed):
     listing = _cli(installed, "recipes")
     for name in ("r50d", "mv3_large", "cifar10/ssld"):
         assert name in listing
-    where = _run(installed, "-c", "from ssld_zoo.distill.config import resolve_recipe; "
+    where = _run(installed, "-c", "from ssld_zoo.distill.recipes import resolve_recipe; "
                                   "print(resolve_recipe('r50d'))")
     assert Path(where.strip()) == installed["site"] / "ssld_zoo" / "recipes" / "r50d.py"
     shown = _cli(installed, "recipes", "r50d", "--cfg-options", "data.batch_size=64")
