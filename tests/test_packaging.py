@@ -69,7 +69,7 @@ def test_recipes_are_listed_and_resolve_by_name(installed):
     where = _run(installed, "-c", "from ssld_zoo.distill.recipes import resolve_recipe; "
                                   "print(resolve_recipe('r50d'))")
     assert Path(where.strip()) == installed["site"] / "ssld_zoo" / "recipes" / "r50d.py"
-    shown = _cli(installed, "recipes", "r50d", "--cfg-options", "data.batch_size=64")
+    shown = _cli(installed, "recipes", "r50d", "--cfg-options", "train_dataloader.batch_size=64")
     assert "valid" in shown and "batch_size=64" in shown
     assert "resnext101_32x16d_wsl" in shown  # the teacher from the recipe, through _base_
 
