@@ -58,7 +58,7 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
     """
     from ssld_zoo.foreign import is_foreign
     if is_foreign(name):
-        return _load_foreign(name, weights, num_classes, **kwargs)
+        return _load_foreign(name, weights, num_classes, pretrained, **kwargs)
     arch = get_arch(name)
     if features_only and num_classes:
         raise ValueError(f"features_only=True returns stage outputs, not a classifier: "
@@ -233,17 +233,19 @@ def class_names() -> list[str]:
 
 
 def _load_foreign(name: str, weights: str | os.PathLike | None, num_classes: int | None,
-                  **kwargs: Any) -> nn.Module:
+                  pretrained: bool, **kwargs: Any) -> nn.Module:
     """A non-zoo model (:mod:`ssld_zoo.foreign`) with an exported safetensors file and its card
-    (the card's ``num_classes`` unless given), in eval mode, ``weight_card`` attached."""
+    (the card's ``num_classes`` unless given), in eval mode, ``weight_card`` attached; without
+    ``weights``, with its library's own pretrained weights (``pretrained``) or none."""
     import json
     from pathlib import Path
 
     from ssld_zoo.foreign import create_foreign
     from ssld_zoo.registry import WeightCard
     if weights is None:
-        raise ValueError(f"{name}: a model outside the zoo loads from an exported weights file "
-                         f"(weights=...); for its library's own weights use that library")
+        model = create_foreign(name, num_classes, pretrained=pretrained, **kwargs)
+        model.weight_card = None
+        return model.eval()
     path = Path(weights)
     if path.suffix != ".safetensors" or not path.is_file():
         raise ValueError(f"{path}: expected an exported .safetensors file (ssld-zoo distill)")

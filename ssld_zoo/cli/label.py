@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--format", choices=("topk", "sampled"), default="topk",
                    help="topk: the K most probable classes (default; suits every loss); "
                         "sampled: K draws from the teacher (unbiased; KL/SoftTargetCE only)")
-    p.add_argument("--out", help="cache folder (default: the recipe's teacher_cache.path, else "
+    p.add_argument("--out", help="cache folder (default: the recipe's model.teacher_cache, else "
                                  "work_dirs/<recipe>/teacher_cache)")
     p.add_argument("--batch-size", type=int, help="views per teacher forward "
                                                   "(default: the recipe's batch)")

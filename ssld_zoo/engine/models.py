@@ -30,7 +30,7 @@ __all__ = ["ZooModel", "TimmModel", "TorchvisionModel", "ImportedModel", "model_
 
 
 @MODELS.register_module()
-def ZooModel(name: str, weights: str | None = None, pretrained: bool = False,  # noqa: N802
+def ZooModel(name: str, weights: str | None = None, pretrained: bool = False,
              num_classes: int | None = None, **kwargs: Any) -> nn.Module:
     """A zoo model by name (named as the ``type`` a config writes): from scratch, its published
     weights, or a weights file (an exported card tells :func:`ssld_zoo.load` its classes)."""
@@ -41,7 +41,7 @@ def ZooModel(name: str, weights: str | None = None, pretrained: bool = False,  #
 
 
 @MODELS.register_module()
-def TimmModel(name: str, pretrained: bool = False, num_classes: int | None = None,  # noqa: N802
+def TimmModel(name: str, pretrained: bool = False, num_classes: int | None = None,
               **kwargs: Any) -> nn.Module:
     """``timm.create_model(name, ...)``; ``name`` may start with ``timm/`` (its Hub
     organisation, as timm's model cards write it). A local file: ``pretrained=True,
@@ -51,7 +51,7 @@ def TimmModel(name: str, pretrained: bool = False, num_classes: int | None = Non
 
 
 @MODELS.register_module()
-def TorchvisionModel(name: str, weights: str | None = None,  # noqa: N802
+def TorchvisionModel(name: str, weights: str | None = None,
                      num_classes: int | None = None, **kwargs: Any) -> nn.Module:
     """``torchvision.models.get_model(name, weights=...)`` (``weights``: e.g. ``'DEFAULT'``)."""
     import torchvision
@@ -61,7 +61,7 @@ def TorchvisionModel(name: str, weights: str | None = None,  # noqa: N802
 
 
 @MODELS.register_module()
-def ImportedModel(builder: str, **kwargs: Any) -> nn.Module:  # noqa: N802
+def ImportedModel(builder: str, **kwargs: Any) -> nn.Module:
     """``builder(**kwargs)`` for ``builder='package.module:function'`` (or a class)."""
     return import_builder(builder)(**kwargs)
 

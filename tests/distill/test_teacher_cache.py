@@ -81,7 +81,7 @@ def test_views_replay_exactly_and_hold_the_teachers_top_k(built, tiny_tree, teac
     online run sees at epoch v."""
     import ssld_zoo
     from ssld_zoo.distill.cache import TeacherCache
-    from ssld_zoo.data.images import ImageDataset, read_image, sample_seed, seeded
+    from ssld_zoo.data.images import read_image, sample_seed, seeded
     from mmengine.registry import DATASETS
     root, _ = built
     recipe = _recipe(tiny_tree, teacher_weights)
