@@ -7,6 +7,7 @@ One module per format, registered by name (:func:`list_formats`): ``timm``
 
 * :func:`convert`: ``(model, converted)`` for a format and a model or name;
 * :func:`get_format`: the :class:`Format` (``targets()``, ``check()``, ``write()``, ``usage()``);
+* :func:`formats_for`: the formats an architecture converts to;
 * :data:`TIMM_EQUIVALENTS` / :data:`NOT_EQUIVALENT`, :func:`to_timm_state_dict`,
   :func:`check_timm_state_dict`, :func:`timm_equivalent`: the timm format's own API.
 
@@ -14,11 +15,12 @@ One module per format, registered by name (:func:`list_formats`): ``timm``
 >>> model, converted = convert("mmdet", "resnet50_vd_ssld")        # doctest: +SKIP
 >>> get_format("mmdet").check(model, converted)                     # doctest: +SKIP
 """
-from ssld_zoo.interop._core import Converted, Format, convert, get_format, list_formats
+from ssld_zoo.interop._core import (Converted, Format, convert, formats_for, get_format,
+                                    list_formats)
 from ssld_zoo.interop.timm_weights import (NOT_EQUIVALENT, TIMM_EQUIVALENTS,
                                            check_timm_state_dict, timm_equivalent,
                                            to_timm_state_dict)
 
-__all__ = ["convert", "get_format", "list_formats", "Format", "Converted",
+__all__ = ["convert", "get_format", "list_formats", "formats_for", "Format", "Converted",
            "TIMM_EQUIVALENTS", "NOT_EQUIVALENT", "timm_equivalent", "to_timm_state_dict",
            "check_timm_state_dict"]

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
-__all__ = ["Converted", "Format", "register_format", "get_format", "list_formats",
+__all__ = ["Converted", "Format", "register_format", "get_format", "list_formats", "formats_for",
            "rename_state", "compare_stages", "probe_batch", "stage_outputs", "save_pth",
            "save_safetensors", "replace_dir", "resnet_vd_block_positions", "parse_resnet_vd_key",
            "convert"]
@@ -123,6 +123,11 @@ def get_format(name: str) -> Format:
 def list_formats() -> list[str]:
     _ensure_loaded()
     return sorted(_FORMATS)
+
+
+def formats_for(arch: str) -> list[str]:
+    """The formats ``arch`` converts to (those with a twin of it)."""
+    return [name for name in list_formats() if arch in _FORMATS[name].targets()]
 
 
 Rule = tuple[str, "str | None"]
