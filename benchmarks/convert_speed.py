@@ -1,13 +1,13 @@
 """Time of ``ssld-zoo to FORMAT`` (load + convert + check by running the target network +
 write) for every format, and the families x formats table of the largest feature difference.
 
-    python benchmarks/convert_speed.py [--threads 2] [--size 64]
+    python benchmarks/convert_speed.py [--threads 2] [--repeats 3]
 
 Weights are random (BatchNorm statistics and affine, and PP-HGNetV2's learnable affine
 blocks, randomised so that a misplaced tensor would show), saved to a temp file and passed
 with ``--weights``: nothing is downloaded. The timed command is the CLI's own entry point,
 in-process, after one untimed warm-up run per format (imports of timm / transformers /
-mmdet). Each family is represented by one architecture; a family with no twin in a format
+mmdet); the figure is the median of ``--repeats`` runs. Each family is represented by one architecture; a family with no twin in a format
 shows the reason's first words. A format whose library is not installed (mmdet) says so.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -70,6 +71,7 @@ def cli_seconds(fmt: str, name: str, weights: Path, out: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from safetensors.torch import save_file
@@ -88,7 +90,9 @@ def main() -> None:
             suffix = get_format(fmt).suffix
             try:
                 cli_seconds(fmt, name, weights, tmp / f"warm_{fmt}{suffix}")  # imports
-                seconds = cli_seconds(fmt, name, weights, tmp / f"{fmt}_{name}{suffix}")
+                seconds = statistics.median(
+                    cli_seconds(fmt, name, weights, tmp / f"{fmt}_{name}{suffix}")
+                    for _ in range(args.repeats))
                 print(f"| {fmt} | {name} | {seconds:.2f} |")
             except ImportError as e:
                 print(f"| {fmt} | {name} | not run: {e} |")

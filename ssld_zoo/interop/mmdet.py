@@ -41,9 +41,9 @@ def resnet_v1d_state(model: nn.Module, where: str) -> dict[str, torch.Tensor]:
             return f"stem.{3 * j + (layer == 'bn')}.{leaf}"
         block = f"layer{stage + 1}.{index}"
         if part == "short":
-            # downsample = [AvgPool2d (strided stages only), conv, bn]
-            first = 0 if stage == 0 else 1
-            return f"{block}.downsample.{first + (layer == 'bn')}.{leaf}"
+            # downsample = [AvgPool2d, conv, bn]: with avg_down mmdet adds the pool in every
+            # stage, a 1x1/1 no-op in stage 1 (where PaddleClas has no pool).
+            return f"{block}.downsample.{1 + (layer == 'bn')}.{leaf}"
         c = int(part[4:]) + 1
         return f"{block}.{'bn' if layer == 'bn' else 'conv'}{c}.{leaf}"
 

@@ -66,7 +66,6 @@ def test_hf_folder_loads_with_from_pretrained_and_computes_our_features(name, tm
     assert [p.name for p in tmp_path.iterdir()] == ["backbone"]  # no temp folder left
     cls = getattr(transformers, converted.target)
     theirs = cls.from_pretrained(str(out)).eval()
-    assert type(transformers.AutoBackbone.from_pretrained(str(out))) is cls
     x = probe_batch()
     diff = compare_stages(stage_outputs(ours, x), their_stages(theirs, x), name, rtol=1e-5)
     assert diff <= 1e-5
