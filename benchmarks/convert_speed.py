@@ -7,8 +7,9 @@ Weights are random (BatchNorm statistics and affine, and PP-HGNetV2's learnable 
 blocks, randomised so that a misplaced tensor would show), saved to a temp file and passed
 with ``--weights``: nothing is downloaded. The timed command is the CLI's own entry point,
 in-process, after one untimed warm-up run per format (imports of timm / transformers /
-mmdet); the figure is the median of ``--repeats`` runs. Each family is represented by one architecture; a family with no twin in a format
-shows the reason's first words. A format whose library is not installed (mmdet) says so.
+mmdet); the figure is the median of ``--repeats`` runs. Each family is represented by one
+architecture; a family with no twin in a format shows "no twin". A format whose library is
+not installed (mmdet) says so.
 """
 from __future__ import annotations
 

@@ -94,4 +94,6 @@ class DFineFormat(Format):
         expected = f"PPHGNetV2_{c['name']}_stage1.pth"
         line = (f"HGNetv2: {{name: {c['name']}, use_lab: {c['use_lab']}, pretrained: True, "
                 f"local_model_dir: {str(out.parent) + '/'!r}}}")
-        return line if out.name == expected else f"{line}  # after renaming {out.name} to {expected}"
+        if out.name == expected:
+            return line
+        return f"{line}  # after renaming {out.name} to {expected}"

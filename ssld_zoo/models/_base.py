@@ -21,7 +21,7 @@ maps onto it key for key. A family implements:
 
 Everything else timm users call (``forward_intermediates``, ``prune_intermediate_layers``,
 ``set_grad_checkpointing``, ``group_matcher``, ``no_weight_decay``, ``pretrained_cfg``,
-``feature_info`` as timm's ``FeatureInfo``) is implemented here once, on top of those.
+``feature_info``) is implemented here once, on top of those.
 
 Graph capture: family code is written so that ``torch.jit.script``, ``torch.fx`` and
 ``torch.export`` all take it: no Python sets or ``getattr`` by computed name in ``forward``,
@@ -246,11 +246,9 @@ class Backbone(FlatBlocks):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        """timm's parameter groups: ``{"stem": regex, "blocks": [(regex, (ordinal,)), ...]}``,
-        one block group per stage (``coarse``) or per block, in forward order; what no regex
-        matches (the head after the last stage) is timm's last group. timm's
-        ``param_groups_layer_decay`` and the downstream adapters' stage layout read it; the
-        stages are derived from ``feature_info`` (:mod:`ssld_zoo.models._groups`)."""
+        """timm's parameter groups (``{"stem": regex, "blocks": [(regex, (i,)), ...]}``, per
+        stage if ``coarse`` else per block; the head is timm's last group), derived from
+        ``feature_info`` by :mod:`ssld_zoo.models._groups`."""
         from ssld_zoo.models._groups import matcher_from_units, stage_units
 
         stem, stages = stage_units(self)
@@ -258,9 +256,7 @@ class Backbone(FlatBlocks):
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
-        """Parameter names timm's ``param_groups_weight_decay`` must not decay beyond the ones
-        it already skips (every 1-d tensor: biases, norms, PP-HGNetV2's affine scalars): none
-        in these convolutional families, whose only other parameters are conv/linear weights."""
+        """Names timm must not decay beyond the 1-d tensors it skips: none (all conv/linear)."""
         return set()
 
     @torch.jit.ignore

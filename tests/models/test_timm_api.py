@@ -193,7 +193,8 @@ def test_timm_layer_decay_and_weight_decay_groups_apply(name):
     scales = sorted(groups)
     assert len(scales) == len(fine["blocks"]) + 1 + (fine["stem"] is not None)
     classifier = model.pretrained_cfg["classifier"]
-    assert {f"{classifier}.{n}" for n, _ in model.get_classifier().named_parameters()} <= groups[1.0]
+    head = {f"{classifier}.{n}" for n, _ in model.get_classifier().named_parameters()}
+    assert head <= groups[1.0]
     if fine["stem"] is not None:
         first = model.pretrained_cfg["first_conv"] + ".weight"
         assert first in groups[scales[0]]
