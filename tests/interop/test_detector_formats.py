@@ -235,3 +235,20 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         main(["to", "onnx", "resnet50_vd", str(tmp_path / "x.pth")])
     assert not list(tmp_path.iterdir())
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["hf", "rtdetr", "dfine", "mmdet"])
+def test_every_target_computes_our_features(fmt, resource_unavailable):
+    """By output, every architecture each detector format claims (the fast tier runs one or
+    two per format)."""
+    if fmt == "mmdet":
+        try:
+            import mmdet  # noqa: F401
+        except ImportError as e:
+            resource_unavailable(f"mmdet is not importable ({e}): make setup-downstream")
+    f = get_format(fmt)
+    for arch in f.targets():
+        ours = randomised(arch)
+        _, converted = convert(fmt, ours)
+        assert f.check(ours, converted) <= 1e-5, arch
