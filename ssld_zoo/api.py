@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from ssld_zoo.models._base import FeaturePyramid, adapt_input_conv
-from ssld_zoo.registry import EvalTransform, WeightCard, get_arch, get_weights
+from ssld_zoo.registry import EvalTransform, WeightCard, get_arch, get_weights, list_weights
 from ssld_zoo.weights.files import sidecar_card
 from ssld_zoo.weights.source import load_weights, parse_source
 
@@ -98,7 +98,8 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
     model.eval()
     if num_classes is not None and num_classes != model.num_classes:
         model.reset_classifier(num_classes)
-    model.pretrained_cfg = pretrained_cfg(model, card, in_chans)
+    model.pretrained_cfg = pretrained_cfg(model, card, in_chans,
+                                          transform=_default_transform(name))
     if features_only:
         model = FeaturePyramid(model, out_indices).eval()
     return model
@@ -134,12 +135,29 @@ def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
     raise ValueError(f"{type(model).__name__} has no convolution")
 
 
+def _default_card(name: str) -> WeightCard | None:
+    """The weights that describe ``name`` when none are loaded (timm's default pretrained
+    tag): the name's own, else its architecture's SSLD weights, else any of its weights."""
+    card = get_weights(name)
+    if card is not None:
+        return card
+    arch = get_arch(name).name
+    cards = [c for c in list_weights() if c.arch == arch]
+    return next((c for c in cards if c.name == f"{arch}_ssld"), cards[0] if cards else None)
+
+
+def _default_transform(name: str) -> EvalTransform:
+    card = _default_card(name)
+    return card.transform if card is not None else EvalTransform()
+
+
 def pretrained_cfg(model: nn.Module, card: WeightCard | None = None,
-                   in_chans: int = 3) -> dict[str, Any]:
+                   in_chans: int = 3, transform: EvalTransform | None = None) -> dict[str, Any]:
     """timm's ``pretrained_cfg`` dict for a zoo model: what ``timm.data.resolve_data_config``
     and code written for timm read (input size, crop, interpolation, mean, std, first conv,
-    classifier), from the weight card, or the default eval transform without one."""
-    tf = card.transform if card is not None else EvalTransform()
+    classifier), from the weight card; without one, from ``transform`` (``load`` passes the
+    default weights' eval transform, as timm's cfg of an unloaded model has) or the default."""
+    tf = card.transform if card is not None else (transform or EvalTransform())
     classifier = model.get_classifier()
     names = {m: n for n, m in model.named_modules()}
     return {
@@ -219,10 +237,9 @@ def complexity(arch_name: str, input_size: int = 224) -> dict[str, float]:
 
 
 def transforms(name: str):
-    """The eval transform of ``name``'s weights (resize, centre crop, normalise)."""
-    get_arch(name)  # raises a helpful KeyError for unknown names
-    card = get_weights(name)
-    return (card.transform if card else EvalTransform()).build()
+    """The eval transform of ``name``'s weights (resize, centre crop, normalise); for an
+    architecture without weights of its own, that of its default (SSLD) weights."""
+    return _default_transform(name).build()
 
 
 @lru_cache(maxsize=None)

@@ -2,18 +2,17 @@
 
 Zoo models keep PaddleClas's module names (ResNet_vd's blocks are flat, ``blocks.0`` ...
 ``blocks.15``), so "stage 2" is not a sub-module but a range of modules. Downstream code needs
-stages for three things, all built here on the backbone's ``feature_info``, for any family:
+stages for three things, all built here for any family:
 
 * freezing the stem and the first stages (``frozen_stages``, MMDetection's convention);
 * per-stage learning rates (PaddleDetection's ``lr_mult_list``, the paper's transfer recipe);
 * dilation instead of striding in the last stages (``output_stride`` 8/16 for segmentation).
 
-The rule: order the leaf modules as registered (= the order the forward uses them in these
-sequential networks); stage ``i`` ends at the last leaf inside ``feature_info[i].module`` and
-starts after stage ``i - 1``. Stage 0 starts at the first of the run of sibling modules named
-like its output module (``blocks.0`` .. ``blocks.2``, ``bb_0_0`` .. ``bb_0_2``); what precedes
-it is the stem; what follows the last stage (pooling, classifier) is the head. Families whose
-outputs are not a sequence of stages (HRNet's parallel branches) raise ValueError.
+The stages are the model's own ``group_matcher(coarse=True)`` (timm's API, the same groups its
+layer-wise learning-rate decay uses; :mod:`ssld_zoo.models._groups` derives them): each leaf
+module goes to the stem, to stage ``i``, or, matched by neither, to the head. A family whose
+outputs are not a sequence of stages (HRNet's parallel branches: every ``feature_info`` entry
+comes from its last stage) raises ValueError.
 """
 from __future__ import annotations
 
@@ -53,8 +52,6 @@ class StageLayout:
 
 
 def _leaves(model: nn.Module) -> list[str]:
-    # Leaves with state or computation; containers are skipped, empty leaves kept (they cost
-    # nothing and keep the order complete).
     return [n for n, m in model.named_modules() if n and not any(True for _ in m.children())]
 
 
@@ -64,45 +61,42 @@ def _under(name: str, module: str) -> bool:
 
 def stage_layout(model: nn.Module, feature_info: Sequence[FeatureInfo] | None = None
                  ) -> StageLayout:
-    """Group ``model``'s leaf modules into stem, stages (one per ``feature_info`` entry) and head.
+    """Group ``model``'s leaf modules into stem, stages (one per ``feature_info`` entry) and
+    head, by ``model.group_matcher(coarse=True)``.
 
-    Raises ValueError when the feature modules are not in forward order (a family whose
-    stages cannot be cut this way).
+    Raises ValueError when the model has no ``group_matcher`` or stage ``i``'s output module
+    (``feature_info[i].module``) is not in group ``i`` (a family whose stages cannot be cut
+    into a sequence).
     """
     info = list(feature_info if feature_info is not None else model.feature_info)
-    leaves = _leaves(model)
-    ends = []
+    if not hasattr(model, "group_matcher"):
+        raise ValueError(f"{type(model).__name__} has no group_matcher (timm's API): its "
+                         f"stages are unknown")
+    try:
+        matcher = model.group_matcher(coarse=True)
+    except ValueError as e:
+        raise ValueError(f"{type(model).__name__}: {e}") from None
+    stem_re = re.compile(matcher["stem"]) if matcher.get("stem") else None
+    stage_res = [(re.compile(r), ordinal[0]) for r, ordinal in matcher["blocks"]]
+    if sorted(i for _, i in stage_res) != list(range(len(info))):
+        raise ValueError(f"{type(model).__name__}: group_matcher has stages "
+                         f"{[i for _, i in stage_res]}, feature_info {len(info)}")
+    stem: list[str] = []
+    stages: list[list[str]] = [[] for _ in info]
+    head: list[str] = []
+    for leaf in _leaves(model):
+        name = leaf + "."
+        if stem_re is not None and stem_re.match(name):
+            stem.append(leaf)
+            continue
+        stage = next((i for r, i in stage_res if r.match(name)), None)
+        (head if stage is None else stages[stage]).append(leaf)
     for i, f in enumerate(info):
-        idx = [k for k, n in enumerate(leaves) if _under(n, f.module)]
-        if not idx:
-            raise ValueError(f"stage {i}'s module {f.module!r} is not a module of "
-                             f"{type(model).__name__}")
-        ends.append(max(idx))
-    if any(b <= a for a, b in zip(ends, ends[1:])):
-        raise ValueError(f"{type(model).__name__}: stage modules "
-                         f"{[f.module for f in info]} are not in forward order")
-    start = _stage0_start(leaves, info[0].module)
-    stages, prev = [], start
-    for end in ends:
-        stages.append(tuple(leaves[prev:end + 1]))
-        prev = end + 1
-    return StageLayout(stem=tuple(leaves[:start]), stages=tuple(stages),
-                       head=tuple(leaves[ends[-1] + 1:]))
-
-
-def _stage0_start(leaves: list[str], module: str) -> int:
-    """Index of stage 0's first leaf: walk back from ``module`` over sibling modules named
-    like it with other numbers (``blocks.0``/``blocks.1`` before ``blocks.2``; ``bb_0_0``
-    before ``bb_0_2``), so that the stem is what comes before that run of blocks."""
-    depth = module.count(".") + 1
-    pattern = re.compile(re.sub(r"\d+", r"\\d+", re.escape(module)) + "$")
-    start = min(k for k, n in enumerate(leaves) if _under(n, module))
-    while start > 0:
-        owner = ".".join(leaves[start - 1].split(".")[:depth])
-        if not pattern.match(owner):
-            break
-        start -= 1
-    return start
+        if not any(_under(n, f.module) for n in stages[i]):
+            raise ValueError(f"{type(model).__name__}: stage {i}'s output module {f.module!r} "
+                             f"is not a module of its stage {i} group")
+    return StageLayout(stem=tuple(stem), stages=tuple(tuple(s) for s in stages),
+                       head=tuple(head))
 
 
 def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:

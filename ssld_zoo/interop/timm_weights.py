@@ -28,13 +28,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Union
 
 import torch
 import torch.nn as nn
 
+from ssld_zoo.interop._core import Converted, Format, register_format, save_safetensors
+
 __all__ = ["TIMM_EQUIVALENTS", "NOT_EQUIVALENT", "timm_equivalent", "to_timm_state_dict",
-           "check_timm_state_dict"]
+           "check_timm_state_dict", "TimmFormat"]
 
 
 @dataclass(frozen=True)
@@ -339,3 +342,39 @@ def check_timm_state_dict(model: nn.Module, timm_name: str, state: dict[str, tor
         raise ValueError(f"timm's {timm_name} with the converted weights differs from ours by "
                          f"{diff:.3g} (outputs up to {scale:.3g}): refusing the conversion")
     return diff
+
+
+@register_format
+class TimmFormat(Format):
+    """timm's model of the same network (``timm.create_model(name, pretrained=True,
+    pretrained_cfg_overlay=dict(file=OUT))``), classifier included."""
+
+    name = "timm"
+    summary = "timm state dict (.safetensors) for timm's model of the same network"
+    suffix = ".safetensors"
+
+    def targets(self) -> dict[str, str]:
+        return dict(TIMM_EQUIVALENTS)
+
+    def why_not(self, arch: str) -> str:
+        return NOT_EQUIVALENT.get(arch, "timm has no implementation of it")
+
+    def convert(self, model: nn.Module, arch: str) -> Converted:
+        timm_name, state = to_timm_state_dict(model)
+        return Converted(self.name, arch, timm_name, state,
+                         {"num_classes": int(getattr(model, "num_classes", 1000))})
+
+    def check(self, model: nn.Module, converted: Converted) -> float:
+        return check_timm_state_dict(model, converted.target, converted.state)
+
+    def write(self, converted: Converted, out: Path) -> None:
+        save_safetensors(converted.state, out, {"timm_model": converted.target,
+                                                "arch": converted.arch})
+
+    def usage(self, converted: Converted, out: Path) -> str:
+        n = converted.config["num_classes"]
+        # timm drops a checkpoint's classifier when its cfg says another class count: say ours.
+        extra = "" if n == 1000 else f", num_classes={n}"
+        overlay = f"dict(file={str(out)!r}{extra})"
+        return (f"timm.create_model({converted.target!r}, pretrained=True, "
+                f"pretrained_cfg_overlay={overlay}{extra})")

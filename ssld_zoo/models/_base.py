@@ -20,8 +20,8 @@ maps onto it key for key. A family implements:
 * ``head_names``: the attributes that only the classifier uses.
 
 Everything else timm users call (``forward_intermediates``, ``prune_intermediate_layers``,
-``set_grad_checkpointing``, ``pretrained_cfg``, ``feature_info`` as timm's ``FeatureInfo``) is
-implemented here once, on top of those.
+``set_grad_checkpointing``, ``group_matcher``, ``no_weight_decay``, ``pretrained_cfg``,
+``feature_info``) is implemented here once, on top of those.
 
 Graph capture: family code is written so that ``torch.jit.script``, ``torch.fx`` and
 ``torch.export`` all take it: no Python sets or ``getattr`` by computed name in ``forward``,
@@ -243,6 +243,21 @@ class Backbone(FlatBlocks):
             items = list(child) if _is_container(child) else [child]
             units += [m for m in items if any(True for _ in m.parameters())]
         return units
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """timm's parameter groups (``{"stem": regex, "blocks": [(regex, (i,)), ...]}``, per
+        stage if ``coarse`` else per block; the head is timm's last group), derived from
+        ``feature_info`` by :mod:`ssld_zoo.models._groups`."""
+        from ssld_zoo.models._groups import matcher_from_units, stage_units
+
+        stem, stages = stage_units(self)
+        return matcher_from_units(stem, stages, coarse)
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Names timm must not decay beyond the 1-d tensors it skips: none (all conv/linear)."""
+        return set()
 
     @torch.jit.ignore
     def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None,

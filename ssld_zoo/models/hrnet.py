@@ -17,13 +17,14 @@ dense-prediction heads use; the head's ``last_cls`` bottlenecks are not returned
 """
 from __future__ import annotations
 
-from typing import List
+from typing import Any, Dict, List
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ssld_zoo.models._base import PoolLinearBackbone, check_input
+from ssld_zoo.models._groups import matcher_from_units
 from ssld_zoo.models.layers import ConvBNAct
 from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
                                register_model, register_weights)
@@ -249,6 +250,24 @@ class HRNet(PoolLinearBackbone):
         xs = self.st2([self.conv_tr1_1(x), self.conv_tr1_2(x)])
         xs = self.st3([xs[0], xs[1], self.conv_tr2(xs[-1])])
         return self.st4([xs[0], xs[1], xs[2], self.conv_tr3(xs[-1])])
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        """timm's groups (as timm's own HRNet): the two stem convs; then stage 1 (``layer1``)
+        and each exchange stage with the transition convs that feed it. Fine: one group per
+        block of those (``layer1.<i>``, ``st<k>.stage_func_list.<i>``, a transition conv).
+        Every output branch comes from ``st4``, so these stages are not the four
+        ``feature_info`` entries (the downstream stage layout refuses HRNet)."""
+        stages = [["layer1"], ["conv_tr1_1", "conv_tr1_2", "st2"], ["conv_tr2", "st3"],
+                  ["conv_tr3", "st4"]]
+        if not coarse:
+            stages = [[f"layer1.{i}" for i in range(len(self.layer1))]] + [
+                [u for m in units for u in
+                 ([m] if m.startswith("conv_tr") else
+                  [f"{m}.stage_func_list.{i}"
+                   for i in range(len(getattr(self, m).stage_func_list))])]
+                for units in stages[1:]]
+        return matcher_from_units(["conv_layer1_1", "conv_layer1_2"], stages, coarse)
 
     def _truncate(self, picked: List[int]) -> None:
         # Every branch comes out of st4: only the last exchange's layers that make the

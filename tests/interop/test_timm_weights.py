@@ -10,6 +10,7 @@ from ssld_zoo.cli.main import main
 from ssld_zoo.interop import (NOT_EQUIVALENT, TIMM_EQUIVALENTS, check_timm_state_dict,
                               timm_equivalent, to_timm_state_dict)
 from ssld_zoo.registry import get_arch, list_architectures
+from tests.interop.helpers import randomised
 
 import timm  # noqa: E402  (a test dependency: pyproject [test])
 
@@ -21,24 +22,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
-
-
-def randomised(name: str, seed: int = 0, **kwargs) -> torch.nn.Module:
-    """A random-init zoo model in eval mode whose BatchNorms are not the identity (random
-    statistics and affine) and have counted batches, so that a BN mapped to the wrong place,
-    or a statistic to the wrong buffer, shows in the output. ``drop_rate`` (a load keyword)
-    sets the p of PaddleClas's downscale-in-infer head dropout (x(1-p) at inference)."""
-    torch.manual_seed(seed)
-    model = ssld_zoo.load(name, pretrained=False, **kwargs).eval()
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            m.num_batches_tracked.fill_(7)
-    return model
 
 
 def assert_same_outputs(ours: torch.nn.Module, theirs: torch.nn.Module, size: int = 64) -> None:

@@ -7,6 +7,7 @@ import torch.nn as nn
 from safetensors.torch import save_file
 
 import ssld_zoo
+from ssld_zoo.registry import list_architectures, list_weights
 from tests.models.test_graph_capture import NAMES, _model, _x
 
 # Families whose PaddleClas classes have head dropout (drop_rate) or stochastic depth.
@@ -42,8 +43,12 @@ def test_pretrained_cfg_without_weights_names_real_modules(name):
     model = _model(name)
     cfg = model.pretrained_cfg
     assert cfg["input_size"] == (3, 224, 224) and cfg["num_classes"] == 1000
-    assert cfg["crop_pct"] == pytest.approx(224 / 256)
-    assert cfg["interpolation"] in ("bilinear", "bicubic")
+    # Without weights, the eval transform of the default (SSLD) weights, as timm's cfg has.
+    default = next(c for c in list_weights() if c.arch == name and (
+        c.name in (name, f"{name}_ssld")))
+    tf = default.transform
+    assert cfg["crop_pct"] == pytest.approx(tf.input_size / tf.resize)
+    assert cfg["interpolation"] == tf.interpolation
     first = model.get_submodule(cfg["first_conv"])
     assert isinstance(first, nn.Conv2d) and first.in_channels == 3
     assert model.get_submodule(cfg["classifier"]) is model.get_classifier()
@@ -137,3 +142,91 @@ def test_grad_checkpointing_gives_the_same_loss_and_gradients(name):
     assert grads_ck.keys() == grads_ref.keys()
     for key in grads_ref:
         torch.testing.assert_close(grads_ck[key], grads_ref[key], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,interpolation,crop_pct,size", [
+    ("pphgnet_tiny", "bicubic", 224 / 232, 224), ("pphgnetv2_b0", "bicubic", 224 / 232, 224),
+    ("pphgnetv2_b4", "bicubic", 224 / 236, 224), ("nextvit_small_224", "bicubic", 224 / 256, 224),
+    ("nextvit_small_384", "bicubic", 1.0, 384), ("resnet50_vd", "bilinear", 224 / 256, 224)])
+def test_pretrained_cfg_without_weights_is_the_default_weights_transform(
+        name, interpolation, crop_pct, size):
+    """timm's pretrained_cfg of a model built without weights describes its default weights;
+    PP-HGNet(V2) and Next-ViT are evaluated bicubic at 224 of 232/236 and 256 (384 at 384)."""
+    import timm.data as timm_data
+
+    with torch.device("meta"):
+        model = ssld_zoo.load(name, pretrained=False)
+    cfg = model.pretrained_cfg
+    assert (cfg["interpolation"], cfg["input_size"]) == (interpolation, (3, size, size))
+    assert cfg["crop_pct"] == pytest.approx(crop_pct)
+    assert cfg["tag"] == "" and cfg["url"] == ""  # no weights loaded: none named
+    resolved = timm_data.resolve_data_config(model=model)
+    assert resolved["interpolation"] == interpolation
+    assert resolved["crop_pct"] == pytest.approx(crop_pct)
+
+
+def _layer_decay_groups(model: nn.Module) -> dict[float, set[str]]:
+    from timm.optim import param_groups_layer_decay
+
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups: dict[float, set[str]] = {}
+    for g in param_groups_layer_decay(model, weight_decay=0.05, layer_decay=0.5):
+        groups.setdefault(g["lr_scale"], set()).update(names[id(p)] for p in g["params"])
+    return groups
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_timm_layer_decay_and_weight_decay_groups_apply(name):
+    """timm's param_groups_layer_decay reads group_matcher(coarse=False): the stem gets the
+    smallest lr scale, every block its own rising scale, the classifier 1.0;
+    param_groups_weight_decay reads no_weight_decay() and skips 1-d tensors."""
+    from timm.optim import param_groups_weight_decay
+
+    with torch.device("meta"):
+        model = ssld_zoo.load(name, pretrained=False)
+    fine, coarse = model.group_matcher(), model.group_matcher(coarse=True)
+    assert len(coarse["blocks"]) == 4 + (name in ("ghostnet_x0_5", "mobilenetv1_x0_25",
+                                                   "mobilenetv2_x0_25", "mobilenetv3_small_x0_35",
+                                                   "pplcnet_x0_25"))
+    assert len(fine["blocks"]) >= len(coarse["blocks"])
+    groups = _layer_decay_groups(model)
+    scales = sorted(groups)
+    assert len(scales) == len(fine["blocks"]) + 1 + (fine["stem"] is not None)
+    classifier = model.pretrained_cfg["classifier"]
+    head = {f"{classifier}.{n}" for n, _ in model.get_classifier().named_parameters()}
+    assert head <= groups[1.0]
+    if fine["stem"] is not None:
+        first = model.pretrained_cfg["first_conv"] + ".weight"
+        assert first in groups[scales[0]]
+    assert model.no_weight_decay() == set()
+    wd = param_groups_weight_decay(model, weight_decay=0.05)
+    decayed = {id(p) for g in wd if g["weight_decay"] > 0 for p in g["params"]}
+    # (PP-LCNetV2's fused conv, unused by forward, does not train: timm leaves it out.)
+    assert all((p.ndim > 1) == (id(p) in decayed) for p in model.parameters() if p.requires_grad)
+
+
+def test_hrnet_groups_are_its_stem_stages_and_transitions():
+    with torch.device("meta"):
+        model = ssld_zoo.load("hrnet_w18_c", pretrained=False)
+    coarse = model.group_matcher(coarse=True)
+    import re
+    stage_of = {n: next((o[0] for r, o in coarse["blocks"] if re.match(r, n)), None)
+                for n, _ in model.named_parameters()}
+    assert stage_of["layer1.0.conv1.conv.weight"] == 0
+    assert stage_of["conv_tr1_2.conv.weight"] == 1 and stage_of["conv_tr3.conv.weight"] == 3
+    assert re.match(coarse["stem"], "conv_layer1_1.conv.weight")
+    assert stage_of["fc.weight"] is None  # the head: timm's last group
+
+
+@pytest.mark.slow
+def test_timm_param_groups_work_on_every_architecture():
+    from timm.optim import param_groups_layer_decay
+
+    for name in list_architectures():
+        with torch.device("meta"):
+            model = ssld_zoo.load(name, pretrained=False)
+        groups = param_groups_layer_decay(model, weight_decay=0.05, layer_decay=0.75)
+        n_params = sum(len(g["params"]) for g in groups)
+        assert n_params == sum(p.requires_grad for p in model.parameters()), name
+        assert len({g["lr_scale"] for g in groups}) == len(model.group_matcher()["blocks"]) + 2 - (
+            model.group_matcher()["stem"] is None), name
