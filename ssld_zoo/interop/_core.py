@@ -134,7 +134,8 @@ Rule = tuple[str, "str | None"]
 
 
 def rename_state(state: dict[str, torch.Tensor],
-                 rules: Sequence[Rule] | Callable[[str], str | None], where: str) -> dict[str, torch.Tensor]:
+                 rules: Sequence[Rule] | Callable[[str], str | None],
+                 where: str) -> dict[str, torch.Tensor]:
     """``state`` with every key renamed: by the first ``(regex, replacement)`` rule whose
     regex matches the whole key (replacement None: the key is dropped), or by a function
     ``key -> new key | None``. A key no rule matches, or two keys landing on one name, is a

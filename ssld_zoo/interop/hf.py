@@ -33,10 +33,6 @@ _HGNETV2 = tuple(f"B{i}" for i in range(7))
 _NORM = {"conv": "convolution", "bn": "normalization"}
 
 
-def _arch_resnet_depth(arch: str) -> int:
-    return int(arch[len("resnet"):-len("_vd")])
-
-
 def rtdetr_resnet_config(model: nn.Module) -> dict[str, Any]:
     """``RTDetrResNetConfig`` arguments of the network of one of our ResNet_vd models."""
     info = model.feature_info
@@ -153,8 +149,7 @@ def _run(model: nn.Module, hf_model: nn.Module, state: dict[str, torch.Tensor],
     return compare_stages(stage_outputs(model, x), theirs, where)
 
 
-def run_rtdetr_resnet(model: nn.Module, arch: str, state: dict[str, torch.Tensor],
-                      where: str) -> float:
+def run_rtdetr_resnet(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> float:
     """Load ``state`` into ``RTDetrResNetBackbone`` (strictly) and compare its four feature
     maps with ``model``'s stages."""
     tf = _transformers()
@@ -199,7 +194,7 @@ class HFFormat(Format):
     def check(self, model: nn.Module, converted: Converted) -> float:
         where = f"{converted.arch} -> transformers {converted.target}"
         if converted.target == "RTDetrResNetBackbone":
-            return run_rtdetr_resnet(model, converted.arch, converted.state, where)
+            return run_rtdetr_resnet(model, converted.state, where)
         return run_hgnetv2(model, converted.state, where)
 
     def write(self, converted: Converted, out: Path) -> None:

@@ -100,8 +100,8 @@ class RTDetrFormat(Format):
         from ssld_zoo.interop.hf import run_rtdetr_resnet
 
         hf_state = {rtdetr_key_to_hf(k): v for k, v in converted.state.items()}
-        return run_rtdetr_resnet(model, converted.arch, hf_state, "rtdetr (through "
-                                 "transformers' RTDetrResNetBackbone)")
+        return run_rtdetr_resnet(model, hf_state,
+                                 "rtdetr (through transformers' RTDetrResNetBackbone)")
 
     def write(self, converted: Converted, out: Path) -> None:
         save_pth(converted.state, out)

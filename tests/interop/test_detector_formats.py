@@ -86,7 +86,7 @@ def test_hf_writes_over_an_old_folder_only_when_complete(tmp_path):
     out.mkdir()
     (out / "old.txt").write_text("old")
     bad = type(converted)(**{**converted.__dict__, "state": {}})
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="Missing key"):
         fmt.write(bad, out)  # transformers refuses the empty state: the old folder stays
     assert (out / "old.txt").exists()
     fmt.write(converted, out)
