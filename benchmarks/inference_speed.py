@@ -11,18 +11,22 @@ where timm's twin holds the same tensors, run with the same (timm-initialised) w
 its column is empty for other settings). Also times
 ``ssld_zoo.load(name)`` from the converted-weights cache. timm is optional (``pip install timm``).
 
-``--deploy`` times the inference forms of one architecture instead (default resnet50_vd, batch
-8, 2 threads), all interleaved in one run, against timm's twin with the same weights:
+``--deploy`` times the deployment forms instead: per model and thread count (default: the
+five models of ``DEPLOY``, batch 1 and 8, 1 and 2 threads), every form interleaved in one run:
 
-    .venv/bin/python benchmarks/inference_speed.py --deploy [--models resnet50_vd] [--iters 10]
+    .venv/bin/python benchmarks/inference_speed.py --deploy [--models pplcnet_x1_0] \
+        [--batch 1,8] [--threads 1,2] [--iters 10]
 
-ours eager / ``ssld_zoo.deploy.fuse`` / channels_last / both / fused + TorchScript frozen (and in
-channels_last), timm eager / timm TorchScript frozen, with and without
-``torch.jit.optimize_for_inference``. "Frozen" is ``torch.jit.script`` (else ``torch.jit.trace``,
-labelled so) + ``torch.jit.freeze``; our frozen rows add ``optimize_for_inference``, and so does
-timm's last row (the same recipe: freezing folds timm's BatchNorms too). The last column is each
-output's largest difference from ours eager, relative to that output's largest value: the fused
-forms must stay at fp32 rounding.
+ours eager; fused + channels_last (``ssld_zoo.deploy.optimize(compile=False)``); compiled
+(``optimize``: + ``torch.compile`` with freezing); the AOTInductor package (``ssld-zoo export
+--format aoti``); bf16 compiled; int8 (PT2E PTQ, compiled); onnxruntime fp32 and int8 (QDQ);
+OpenVINO fp32 (if installed); timm eager and timm given the same recipe (``optimize`` on timm's
+model); Paddle Inference with oneDNN (``benchmarks/paddle_inference_speed.py`` in the reference
+venv, PaddleClas's deployment path). All models have random weights with BatchNorm statistics
+of random inputs, denormals flushed; where timm's twin holds the same tensors, it runs ours.
+The last column is each output's largest difference from ours eager, relative to its largest
+value (batch of the first column; bf16 and int8 differ by design, on random weights). Inductor
+bakes the thread count into its kernels, so every compiled form is compiled per thread count.
 """
 from __future__ import annotations
 

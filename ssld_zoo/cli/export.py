@@ -98,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path(f"{stem}{'_features' if features else ''}{suffix}")
     ensure_writable(out)
 
+    if args.format == "torchscript":
+        console.print("[yellow]note:[/] TorchScript is deprecated by torch 2.14; --format aoti, "
+                      "pt2 or onnx are the formats of today", highlight=False)
     model = ssld_zoo.load(name, weights=weights, features_only=features,
                           out_indices=args.out_indices)
     # fuse and bf16 rewrite the model in place: the check compares with the model as loaded
