@@ -166,13 +166,11 @@ def deploy_forms(name: str, x: torch.Tensor, timm, threads: int, work: Path
     twin_name = TIMM_TWIN.get(name)
     twin = timm.create_model(twin_name, pretrained=False).eval() if timm and twin_name else None
     shared = twin is not None and share_weights(twin, ours)
-    # BatchNorm statistics as trained weights have (see share_weights on denormals)
-    ours.train()
-    with torch.no_grad():
-        ours(torch.randn(16, 3, x.shape[-1], x.shape[-1]))
-    ours.eval()
+    _input_statistics(ours, x.shape[-1])
     if shared:
         share_weights(ours, twin)
+    elif twin is not None:
+        _input_statistics(twin, x.shape[-1])
     fused_cl = optimize(copy.deepcopy(ours), compile=False)
     forms: list[tuple[str, Callable]] = [
         ("ours eager", ours),
@@ -198,6 +196,15 @@ def deploy_forms(name: str, x: torch.Tensor, timm, threads: int, work: Path
         forms.append((f"timm {twin_name} eager", twin))
         forms.append((f"timm {twin_name} same recipe", optimize(copy.deepcopy(twin))))
     return forms, shared
+
+
+@torch.no_grad()
+def _input_statistics(model: torch.nn.Module, size: int) -> None:
+    """BatchNorm statistics of random inputs: activations at the scale trained weights give
+    (fresh statistics shrink them towards denormals; see ``share_weights``)."""
+    model.train()
+    model(torch.randn(16, 3, size, size, generator=torch.Generator().manual_seed(0)))
+    model.eval()
 
 
 def _ort(path: Path, threads: int) -> Callable:
