@@ -159,7 +159,7 @@ def deploy_forms(name: str, x: torch.Tensor, timm, threads: int, work: Path
 
     from ssld_zoo.deploy import fuse, optimize
     from ssld_zoo.deploy.export import export_model, load_exported
-    from ssld_zoo.deploy.optimize import INDUCTOR_OPTIONS
+    from ssld_zoo.deploy.optimize import FrozenCompiled
     from ssld_zoo.deploy.quantize import compile_int8, load_int8, quantize_ptq, save_int8
 
     cl = torch.channels_last
@@ -204,7 +204,7 @@ def deploy_forms(name: str, x: torch.Tensor, timm, threads: int, work: Path
         # which fuse() leaves alone; Inductor's freezing folds those BatchNorms instead.
         recipe = copy.deepcopy(twin).to(memory_format=cl)
         forms.append((f"timm {twin_name} channels_last + compile (same recipe)",
-                       torch.compile(recipe, options=INDUCTOR_OPTIONS)))
+                       FrozenCompiled(recipe)))
     return forms, shared
 
 

@@ -22,8 +22,8 @@ import torch.nn as nn
 
 from ssld_zoo.deploy.fuse import fuse
 
-__all__ = ["PRECISIONS", "BFloat16Model", "to_precision", "bf16_supported", "optimize",
-           "INDUCTOR_OPTIONS"]
+__all__ = ["PRECISIONS", "BFloat16Model", "FrozenCompiled", "to_precision", "bf16_supported",
+           "optimize", "INDUCTOR_OPTIONS"]
 
 PRECISIONS = ("fp32", "bf16")
 # Freezing: parameters become constants, so Inductor folds them and pre-packs the convolution
@@ -45,6 +45,24 @@ class BFloat16Model(nn.Module):
         if isinstance(out, (list, tuple)):
             return [o.float() for o in out]
         return out.float()
+
+
+class FrozenCompiled(nn.Module):
+    """``torch.compile(model)`` compiled with :data:`INDUCTOR_OPTIONS` (freezing).
+
+    Inductor reads ``freezing`` from its global config when a graph compiles, which is at a
+    call (the first, and each recompilation for a new shape), and ``torch.compile``'s
+    ``options`` do not reach it in time: int8 graphs then fail to compile (their weight
+    pre-packing is only valid frozen). So the setting is switched on around every call, and
+    the caller's global config is left alone."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.compiled = torch.compile(model)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        with torch._inductor.config.patch(INDUCTOR_OPTIONS):
+            return self.compiled(x)
 
 
 def to_precision(model: nn.Module, precision: str) -> nn.Module:
@@ -87,4 +105,4 @@ def optimize(model: nn.Module, *, precision: str = "fp32", channels_last: bool =
     if channels_last:
         model.to(memory_format=torch.channels_last)
     fast = to_precision(model, precision)
-    return torch.compile(fast, options=INDUCTOR_OPTIONS) if compile else fast
+    return FrozenCompiled(fast) if compile else fast

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from ssld_zoo.deploy.fuse import fuse
-from ssld_zoo.deploy.optimize import INDUCTOR_OPTIONS
+from ssld_zoo.deploy.optimize import INDUCTOR_OPTIONS, FrozenCompiled
 from ssld_zoo.weights.fileops import atomic_write
 
 __all__ = ["INT8_FORMATS", "capture", "quantize_ptq", "prepare_qat", "convert", "compile_int8",
@@ -112,7 +112,7 @@ def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
 def compile_int8(quantized: torch.fx.GraphModule) -> nn.Module:
     """The converted model compiled by Inductor with freezing (int8 oneDNN kernels); compiled at
     its first call, which must run under ``torch.no_grad()`` or ``torch.inference_mode()``."""
-    return torch.compile(quantized, options=INDUCTOR_OPTIONS)
+    return FrozenCompiled(quantized)
 
 
 @torch.no_grad()
