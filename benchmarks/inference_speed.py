@@ -248,6 +248,8 @@ def time_paddle_inference(paddle_name: str, batches: list[int], threads: int, si
     import json
 
     if not PADDLE_PY.exists():
+        print(f"no Paddle Inference column: {PADDLE_PY} does not exist (make paddle-env, or "
+              f"set SSLD_ZOO_PADDLE_PYTHON)", file=sys.stderr)
         return {}
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     cmd = [str(PADDLE_PY), str(ROOT / "benchmarks/paddle_inference_speed.py"), "--model",
