@@ -160,7 +160,7 @@ def deploy_forms(name: str, x: torch.Tensor, timm, threads: int, work: Path
     from ssld_zoo.deploy import fuse, optimize
     from ssld_zoo.deploy.export import export_model, load_exported
     from ssld_zoo.deploy.optimize import FrozenCompiled
-    from ssld_zoo.deploy.quantize import compile_int8, load_int8, quantize_ptq, save_int8
+    from ssld_zoo.deploy.quantize import compile_int8, quantize_ptq, save_int8
 
     cl = torch.channels_last
     ours = ssld_zoo.load(name, pretrained=False, num_classes=1000)
