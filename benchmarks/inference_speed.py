@@ -11,18 +11,22 @@ where timm's twin holds the same tensors, run with the same (timm-initialised) w
 its column is empty for other settings). Also times
 ``ssld_zoo.load(name)`` from the converted-weights cache. timm is optional (``pip install timm``).
 
-``--deploy`` times the inference forms of one architecture instead (default resnet50_vd, batch
-8, 2 threads), all interleaved in one run, against timm's twin with the same weights:
+``--deploy`` times the deployment forms instead: per model and thread count (default: the
+five models of ``DEPLOY``, batch 1 and 8, 1 and 2 threads), every form interleaved in one run:
 
-    .venv/bin/python benchmarks/inference_speed.py --deploy [--models resnet50_vd] [--iters 10]
+    .venv/bin/python benchmarks/inference_speed.py --deploy [--models pplcnet_x1_0] \
+        [--batch 1,8] [--threads 1,2] [--iters 10]
 
-ours eager / ``ssld_zoo.deploy.fuse`` / channels_last / both / fused + TorchScript frozen (and in
-channels_last), timm eager / timm TorchScript frozen, with and without
-``torch.jit.optimize_for_inference``. "Frozen" is ``torch.jit.script`` (else ``torch.jit.trace``,
-labelled so) + ``torch.jit.freeze``; our frozen rows add ``optimize_for_inference``, and so does
-timm's last row (the same recipe: freezing folds timm's BatchNorms too). The last column is each
-output's largest difference from ours eager, relative to that output's largest value: the fused
-forms must stay at fp32 rounding.
+ours eager; fused + channels_last (``ssld_zoo.deploy.optimize(compile=False)``); compiled
+(``optimize``: + ``torch.compile`` with freezing); the AOTInductor package (``ssld-zoo export
+--format aoti``); bf16 compiled; int8 (PT2E PTQ, compiled); onnxruntime fp32 and int8 (QDQ);
+OpenVINO fp32 (if installed); timm eager and timm given the same recipe (``optimize`` on timm's
+model); Paddle Inference with oneDNN (``benchmarks/paddle_inference_speed.py`` in the reference
+venv, PaddleClas's deployment path). All models have random weights with BatchNorm statistics
+of random inputs, denormals flushed; where timm's twin holds the same tensors, it runs ours.
+The last column is each output's largest difference from ours eager, relative to its largest
+value (batch of the first column; bf16 and int8 differ by design, on random weights). Inductor
+bakes the thread count into its kernels, so every compiled form is compiled per thread count.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -62,6 +67,8 @@ TIMM_TWIN = {
 DEFAULT = ["resnet50_vd", "resnet34_vd", "mobilenetv3_large_x1_0", "mobilenetv1", "mobilenetv2",
            "res2net50_vd_26w_4s", "hrnet_w18_c", "ghostnet_x1_3", "pplcnet_x1_0",
            "pphgnet_tiny", "pphgnetv2_b0"]
+DEPLOY = ["resnet50_vd", "mobilenetv3_large_x1_0", "pplcnet_x1_0", "pplcnetv2_base",
+          "pphgnetv2_b0"]
 PADDLE_PY = Path(os.environ.get("SSLD_ZOO_PADDLE_PYTHON", ROOT / ".venv-paddle/bin/python"))
 
 
@@ -143,112 +150,203 @@ def time_cached_load(name: str) -> float:
     return statistics.median(times)
 
 
-def frozen(model: torch.nn.Module, x: torch.Tensor, optimize: bool = True
-           ) -> tuple[torch.nn.Module, str]:
-    """``model`` as a frozen TorchScript module (``optimize``: and
-    ``torch.jit.optimize_for_inference``), and how it was captured: ``torch.jit.script``, or
-    ``torch.jit.trace`` on ``x`` where scripting fails."""
-    model.eval()
-    try:
-        graph, how = torch.jit.script(model), "scripted"
-    except Exception as e:  # noqa: BLE001 - any scripting failure falls back to tracing
-        print(f"torch.jit.script({type(model).__name__}) failed, tracing instead: "
-              f"{str(e).strip().splitlines()[0]}", file=sys.stderr)
-        with torch.no_grad():
-            graph, how = torch.jit.trace(model, x), "traced"
-    graph = torch.jit.freeze(graph.eval())
-    return (torch.jit.optimize_for_inference(graph) if optimize else graph), how
-
-
-def deploy_rows(name: str, x: torch.Tensor, timm) -> tuple[list[tuple[str, torch.nn.Module,
-                                                                       bool]], bool]:
-    """(label, model, channels_last input?) for every inference form of ``name`` and its timm
-    twin, and whether both hold the same weights."""
+def deploy_forms(name: str, x: torch.Tensor, timm, threads: int, work: Path
+                 ) -> tuple[list[tuple[str, Callable]], bool]:
+    """(label, callable) for every inference form of ``name`` (see the module docstring), all
+    built at the current thread count (Inductor bakes it into its kernels), and whether timm's
+    twin holds the same weights."""
     import copy
 
-    from ssld_zoo.deploy import fuse
+    from ssld_zoo.deploy import fuse, optimize
+    from ssld_zoo.deploy.export import export_model, load_exported
+    from ssld_zoo.deploy.optimize import FrozenCompiled
+    from ssld_zoo.deploy.quantize import compile_int8, quantize_ptq, save_int8
 
     cl = torch.channels_last
-    ours = ssld_zoo.load(name, pretrained=False)
+    ours = ssld_zoo.load(name, pretrained=False, num_classes=1000)
     twin_name = TIMM_TWIN.get(name)
-    twin = timm.create_model(twin_name, pretrained=False).eval() if timm and twin_name else None
+    twin = None
+    if timm and twin_name:
+        try:
+            twin = timm.create_model(twin_name, pretrained=False).eval()
+        except RuntimeError as e:  # an older timm lacks some twins
+            print(f"no timm twin {twin_name}: {e}", file=sys.stderr)
     shared = twin is not None and share_weights(twin, ours)
-    fused = fuse(copy.deepcopy(ours), x[:1])
-    fused_cl = copy.deepcopy(fused).to(memory_format=cl)
-    frozen_ours, how = frozen(copy.deepcopy(fused), x)
-    frozen_cl, how_cl = frozen(copy.deepcopy(fused_cl), x.contiguous(memory_format=cl))
-    opt = "frozen + optimize_for_inference"
-    rows = [("ours eager", ours, False),
-            ("ours fused", fused, False),
-            ("ours channels_last", copy.deepcopy(ours).to(memory_format=cl), True),
-            ("ours fused + channels_last", fused_cl, True),
-            (f"ours fused + {how} + {opt}", frozen_ours, False),
-            (f"ours fused + channels_last + {how_cl} + {opt}", frozen_cl, True)]
+    _input_statistics(ours, x.shape[-1])
+    if shared:
+        share_weights(ours, twin)
+    elif twin is not None:
+        _input_statistics(twin, x.shape[-1])
+    fused_cl = optimize(copy.deepcopy(ours), compile=False)
+    forms: list[tuple[str, Callable]] = [
+        ("ours eager", ours),
+        ("ours fused + channels_last", lambda t, m=fused_cl: m(t.contiguous(memory_format=cl))),
+        ("ours compile (fused, channels_last, freezing)", optimize(copy.deepcopy(ours)))]
+    aoti = work / f"{name}.aoti.pt2"
+    export_model(fuse(copy.deepcopy(ours)), aoti, "aoti", dynamic_batch=True, name=name)
+    run_aoti = load_exported(aoti, "aoti")
+    forms.append(("ours AOTInductor package", lambda t: run_aoti(t)[0]))
+    forms.append(("ours bf16 compile", optimize(copy.deepcopy(ours), precision="bf16")))
+    calib = [torch.randn(8, 3, x.shape[-1], x.shape[-1]) for _ in range(4)]
+    int8 = quantize_ptq(copy.deepcopy(ours), calib)
+    forms.append(("ours int8 compile (PT2E PTQ)", compile_int8(int8)))
+    onnx_fp32 = work / f"{name}.onnx"
+    export_model(fuse(copy.deepcopy(ours)), onnx_fp32, "onnx", dynamic_batch=True, name=name)
+    onnx_int8 = save_int8(int8, work / f"{name}.int8.onnx", "onnx", calib[0][:2])
+    forms.append(("onnxruntime fp32", _ort(onnx_fp32, threads)))
+    forms.append(("onnxruntime int8 (QDQ)", _ort(onnx_int8, threads)))
+    openvino = _openvino(onnx_fp32, threads)
+    if openvino is not None:
+        forms.append(("OpenVINO fp32", openvino))
     if twin is not None:
-        frozen_twin, how_twin = frozen(copy.deepcopy(twin), x, optimize=False)
-        optimized_twin, how_opt = frozen(copy.deepcopy(twin), x)
-        rows += [(f"timm {twin_name} eager", twin, False),
-                 (f"timm {twin_name} {how_twin} + frozen", frozen_twin, False),
-                 (f"timm {twin_name} {how_opt} + {opt}", optimized_twin, False)]
-    return rows, shared
+        forms.append((f"timm {twin_name} eager", twin))
+        # timm's ConvNormAct blocks hold the activation inside the BatchNorm (BatchNormAct2d),
+        # which fuse() leaves alone; Inductor's freezing folds those BatchNorms instead.
+        recipe = copy.deepcopy(twin).to(memory_format=cl)
+        forms.append((f"timm {twin_name} channels_last + compile (same recipe)",
+                       FrozenCompiled(recipe)))
+    return forms, shared
+
+
+@torch.no_grad()
+def _input_statistics(model: torch.nn.Module, size: int) -> None:
+    """BatchNorm statistics of random inputs: activations at the scale trained weights give
+    (fresh statistics shrink them towards denormals; see ``share_weights``)."""
+    model.train()
+    model(torch.randn(16, 3, size, size, generator=torch.Generator().manual_seed(0)))
+    model.eval()
+
+
+def _ort(path: Path, threads: int) -> Callable:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda t: torch.from_numpy(session.run(None, {name: t.numpy()})[0])
+
+
+def _openvino(path: Path, threads: int) -> Callable | None:
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    try:
+        compiled = ov.Core().compile_model(str(path), "CPU", {
+            "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+    except Exception as e:  # noqa: BLE001 - a column, not the run
+        print(f"OpenVINO could not compile {path.name}: {e}", file=sys.stderr)
+        return None
+    return lambda t: torch.from_numpy(compiled(t.numpy())[0])
+
+
+def time_paddle_inference(paddle_name: str, batches: list[int], threads: int, size: int,
+                          iters: int) -> dict[int, float]:
+    """{batch: median ms} of Paddle Inference + oneDNN in the reference venv."""
+    import json
+
+    if not PADDLE_PY.exists():
+        print(f"no Paddle Inference column: {PADDLE_PY} does not exist (make paddle-env, or "
+              f"set SSLD_ZOO_PADDLE_PYTHON)", file=sys.stderr)
+        return {}
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    cmd = [str(PADDLE_PY), str(ROOT / "benchmarks/paddle_inference_speed.py"), "--model",
+           paddle_name, "--batch", *map(str, batches), "--threads", str(threads), "--iters",
+           str(iters), "--size", str(size)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    out = {}
+    for line in res.stdout.splitlines():
+        if line.startswith("{") and "median_ms" in line:
+            row = json.loads(line)
+            out[row["batch"]] = float(row["median_ms"])
+    if not out:
+        print(f"Paddle Inference of {paddle_name} failed:\n{res.stderr[-2000:]}", file=sys.stderr)
+    return out
 
 
 def run_deploy(args: argparse.Namespace, timm, console) -> None:
-    """One table per model: every inference form, timed interleaved (see the docstring)."""
+    """One table per model and thread count: every form at every batch, timed interleaved."""
     from rich.table import Table
 
-    x = torch.randn(args.batch, 3, args.size, args.size)
-    x_cl = x.contiguous(memory_format=torch.channels_last)
+    batches = [int(b) for b in str(args.batch).split(",")]
     for name in args.models.split(","):
-        rows, shared = deploy_rows(name, x, timm)
-        inputs = [x_cl if cl else x for _, _, cl in rows]
-        with torch.inference_mode():
-            ref = rows[0][1](x)
-            # timm's rows compare only when they hold the same weights
-            rel = [float((m(xi) - ref).abs().max()) / float(ref.abs().max())
-                   if shared or not label.startswith("timm") else None
-                   for (label, m, _), xi in zip(rows, inputs)]
-        ms = time_torch([m for _, m, _ in rows], inputs, args.iters)
-        timm_ms = next((t for (label, _, _), t in zip(rows, ms) if label.endswith(" eager")
-                        and label.startswith("timm")), None)
-        table = Table(title=f"{name}: CPU inference forms, float32, batch {args.batch}, "
-                            f"{args.threads} thread(s), {args.size}px, median of {args.iters}, "
-                            f"interleaved (torch {torch.__version__}"
-                            f"{', same weights as timm' if shared else ''})")
-        for col in ("form", "ms / batch", "img/s", "vs timm eager", "max |Δ| / max |eager|"):
-            table.add_column(col, justify="left" if col == "form" else "right")
-        for (label, _, _), t, r in zip(rows, ms, rel):
-            table.add_row(label, f"{t:.1f}", f"{1e3 * args.batch / t:.1f}",
-                          f"{timm_ms / t:.2f}x" if timm_ms else "-",
-                          "-" if r is None else f"{r:.1e}")
-        console.print(table)
-        ours_ms = {label: t for (label, _, _), t in zip(rows, ms) if label.startswith("ours")}
-        best = min(ours_ms, key=ours_ms.get)
-        timm_frozen = [t for (label, _, _), t in zip(rows, ms)
-                       if label.startswith("timm") and "frozen" in label]
-        if timm_ms:
-            console.print(f"fastest of ours: {best} ({ours_ms[best]:.1f} ms) = "
-                          f"{timm_ms / ours_ms[best]:.2f}x timm eager, "
-                          f"{min(timm_frozen) / ours_ms[best]:.2f}x timm's fastest frozen form",
-                          highlight=False)
+        for threads in [int(t) for t in str(args.threads).split(",")]:
+            torch.set_num_threads(threads)
+            with tempfile.TemporaryDirectory() as tmp:
+                forms, shared = deploy_forms(name, torch.randn(2, 3, args.size, args.size),
+                                             timm, threads, Path(tmp))
+                paddle = ({} if args.no_paddle else time_paddle_inference(
+                    get_arch(name).paddle_name, batches, threads, args.size, args.iters))
+                results = {}
+                for batch in batches:
+                    x = torch.randn(batch, 3, args.size, args.size)
+                    with torch.inference_mode():
+                        ref = forms[0][1](x)
+                        rel = [float((f(x) - ref).abs().max()) / float(ref.abs().max())
+                               if shared or not label.startswith("timm") else None
+                               for label, f in forms]
+                    results[batch] = (time_forms([f for _, f in forms], x, args.iters), rel)
+            table = Table(title=f"{name}: CPU inference, {threads} thread(s), {args.size}px, "
+                                f"median ms of {args.iters}, interleaved (torch "
+                                f"{torch.__version__}{', same weights as timm' if shared else ''})")
+            table.add_column("form")
+            for batch in batches:
+                table.add_column(f"b{batch} ms", justify="right")
+                table.add_column(f"b{batch} vs timm", justify="right")
+            table.add_column("max |Δ| / max |eager|", justify="right")
+            labels = [label for label, _ in forms] + ["Paddle Inference + oneDNN"]
+            for i, label in enumerate(labels):
+                cells = []
+                for batch in batches:
+                    ms, _ = results[batch]
+                    t = ms[i] if i < len(ms) else paddle.get(batch)
+                    timm_ms = next((m for (lb, _), m in zip(forms, ms)
+                                    if lb.startswith("timm") and lb.endswith("eager")), None)
+                    cells += ["-" if t is None else f"{t:.1f}",
+                              f"{timm_ms / t:.2f}x" if t and timm_ms else "-"]
+                rel = results[batches[0]][1][i] if i < len(forms) else None
+                table.add_row(label, *cells, "-" if rel is None else f"{rel:.1e}")
+            console.print(table)
+
+
+def time_forms(forms: list[Callable], x: torch.Tensor, iters: int) -> list[float]:
+    """Median ms of each callable on ``x``, interleaved (see :func:`time_torch`)."""
+    times: list[list[float]] = [[] for _ in forms]
+    with torch.inference_mode():
+        for _ in range(3):
+            for f in forms:
+                f(x)
+        for _ in range(iters):
+            for f, t_list in zip(forms, times):
+                t = time.perf_counter()
+                f(x)
+                t_list.append(time.perf_counter() - t)
+    return [statistics.median(t) * 1e3 for t in times]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--models", help=f"default: {','.join(DEFAULT)} (--deploy: resnet50_vd)")
-    ap.add_argument("--threads", type=int, help="default: 1 (--deploy: 2)")
-    ap.add_argument("--batch", type=int, help="default: 1 (--deploy: 8)")
+    ap.add_argument("--models", help=f"default: {','.join(DEFAULT)} (--deploy: "
+                                     f"{','.join(DEPLOY)})")
+    ap.add_argument("--threads", help="default: 1 (--deploy: 1,2)")
+    ap.add_argument("--batch", help="default: 1 (--deploy: 1,8)")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--iters", type=int, help="default: 20 (--deploy: 10)")
     ap.add_argument("--no-paddle", action="store_true")
     ap.add_argument("--deploy", action="store_true",
                     help="time the inference forms (fused, channels_last, frozen) of --models")
     args = ap.parse_args()
-    for key, plain, deploy in (("models", ",".join(DEFAULT), "resnet50_vd"), ("threads", 1, 2),
-                               ("batch", 1, 8), ("iters", 20, 10)):
+    for key, plain, deploy in (("models", ",".join(DEFAULT), ",".join(DEPLOY)),
+                               ("threads", 1, "1,2"), ("batch", 1, "1,8"), ("iters", 20, 10)):
         if getattr(args, key) is None:
             setattr(args, key, deploy if args.deploy else plain)
-    torch.set_num_threads(args.threads)
+    if args.deploy:
+        torch.set_flush_denormal(True)
+    else:
+        args.threads, args.batch = int(args.threads), int(args.batch)
+        torch.set_num_threads(args.threads)
     try:
         import timm
     except ImportError:

@@ -1,5 +1,5 @@
-"""``ssld-zoo export NAME|FILE --format onnx|torchscript|pt2``: a deployable model file, its
-JSON card, and a check of the file against eager PyTorch."""
+"""``ssld-zoo export NAME|FILE --format onnx|aoti|pt2|torchscript``: a deployable model file,
+its JSON card, and a check of the file against eager PyTorch."""
 from __future__ import annotations
 
 import argparse
@@ -10,39 +10,47 @@ from pathlib import Path
 from ssld_zoo.cli._console import console
 
 _DESCRIPTION = """\
-Export a zoo model to ONNX, TorchScript or a torch.export program (pt2), write its card
+Export a zoo model to ONNX, an AOTInductor package (aoti: compiled ahead of time, loadable
+with torch._inductor.aoti_load_package without the model's code; the fastest file), a
+torch.export program (pt2) or TorchScript (deprecated by torch 2.14), write its card
 (<out>.json: input size, preprocessing, outputs, class names, source weights, versions), then
 run the file on an image through the card's preprocessing and compare it with eager PyTorch
-(exit 1 beyond a relative tolerance of 1e-3).
+(exit 1 beyond a relative tolerance of 1e-3; 0.1 and the same top-1 for --precision bf16).
+For int8, see `ssld-zoo quantize`.
 
 NAME|FILE is a registered name (resnet50_vd_ssld; its published weights, or --weights FILE) or a
 weights file (.safetensors, .pth, .pdparams) together with its architecture, --arch NAME."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export to ONNX / TorchScript / pt2, with a card, checked",
+    p = sub.add_parser("export", help="export to ONNX / AOTInductor / pt2 / TorchScript, with a "
+                                      "card, checked",
                        description=_DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="NAME|FILE",
                    help="registered name (resnet50_vd_ssld) or a weights file (with --arch)")
     p.add_argument("--format", default="onnx", metavar="FORMAT",
-                   help="onnx (default), torchscript or pt2")
+                   help="onnx (default), aoti, pt2 or torchscript (deprecated)")
     p.add_argument("--arch", help="architecture of a weights FILE, e.g. resnet50_vd")
     p.add_argument("--weights", help="weights file (or weight name) for NAME instead of its "
                                      "published weights")
     p.add_argument("--out", type=Path,
-                   help="model file to write (default: NAME.onnx / .torchscript.pt / .pt2 here)")
+                   help="model file to write (default: NAME.onnx / .aoti.pt2 / .pt2 / "
+                        ".torchscript.pt here)")
     p.add_argument("--features", action="store_true",
                    help="export the backbone: outputs are the stage feature maps, no classifier")
     p.add_argument("--out-indices", type=int, nargs="+", metavar="I",
                    help="stages --features returns (default: all); implies --features")
     p.add_argument("--dynamic-batch", action="store_true",
-                   help="any batch size (onnx, pt2; TorchScript always takes any)")
+                   help="any batch size (onnx, aoti, pt2; TorchScript always takes any)")
     p.add_argument("--fuse", action="store_true",
                    help="re-parameterise and fold BatchNorm first (ssld_zoo.deploy.fuse)")
     p.add_argument("--image", type=Path,
                    help="image to check the export on (default: a synthetic test pattern)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="bf16: compute in bfloat16 (float32 input and outputs); fast on CPUs "
+                        "with AVX512-BF16/AMX and recent GPUs")
     p.set_defaults(func=run)
 
 
@@ -90,17 +98,21 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path(f"{stem}{'_features' if features else ''}{suffix}")
     ensure_writable(out)
 
+    if args.format == "torchscript":
+        console.print("[yellow]note:[/] TorchScript is deprecated by torch 2.14; --format aoti, "
+                      "pt2 or onnx are the formats of today", highlight=False)
     model = ssld_zoo.load(name, weights=weights, features_only=features,
                           out_indices=args.out_indices)
-    # fuse rewrites the model in place: the check compares with the model as loaded
-    reference = copy.deepcopy(model) if args.fuse else model
+    # fuse and bf16 rewrite the model in place: the check compares with the model as loaded
+    reference = copy.deepcopy(model) if args.fuse or args.precision != "fp32" else model
     card = export_model(model, out, args.format, dynamic_batch=args.dynamic_batch,
                         opset=args.opset, fuse=args.fuse, name=name,
-                        source=weights_source(model, weights))
+                        source=weights_source(model, weights), precision=args.precision)
     what = [args.format + (f" opset {card['opset']}" if card["opset"] else ""),
             "dynamic batch" if card["dynamic_batch"] else "batch 1",
             f"{len(card['outputs'])} feature maps" if features else
-            f"{card['num_classes']} classes"] + (["fused"] if args.fuse else [])
+            f"{card['num_classes']} classes"] + (["fused"] if args.fuse else []) + (
+        ["bf16"] if args.precision == "bf16" else [])
     console.print(f"[green]wrote[/] {out} ({', '.join(what)}; "
                   f"{out.stat().st_size / 2**20:.1f} MiB) and its card {out}.json")
 

@@ -14,11 +14,14 @@ import torch
 import ssld_zoo
 from ssld_zoo.cli.main import main
 from ssld_zoo.deploy import export as export_mod
-from ssld_zoo.deploy.export import FORMATS, RTOL, SUFFIXES, load_exported, synthetic_image
+from ssld_zoo.deploy.export import (BF16_RTOL, FORMATS, RTOL, SUFFIXES, load_exported,
+                                    synthetic_image)
 from ssld_zoo.weights.fileops import sha256_of
 from tests.distill.test_fast_teacher import _randomise_bn
 
 ARCH = "pplcnet_x0_25"  # the smallest zoo model: an export costs the exporter's time only
+# AOTInductor compiles for a minute on 2 cores: its one test is test_export_an_aoti_package
+QUICK_FORMATS = [f for f in FORMATS if f != "aoti"]
 SIZE = 224              # the default transform's crop: what the card must say
 
 
@@ -57,7 +60,7 @@ def _assert_runs_like_eager(path: Path, fmt: str, eager: torch.nn.Module, batch:
         torch.testing.assert_close(g, w, rtol=0, atol=RTOL * scale)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", QUICK_FORMATS)
 def test_export_a_weights_file_as_a_fused_dynamic_batch_classifier(fmt, weights, photo,
                                                                    tmp_path, capsys):
     out = tmp_path / "sub" / f"lcnet{SUFFIXES[fmt]}"
@@ -94,7 +97,7 @@ def test_export_a_weights_file_as_a_fused_dynamic_batch_classifier(fmt, weights,
         _assert_runs_like_eager(out, fmt, eager, batch)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", QUICK_FORMATS)
 def test_export_feature_maps_of_a_name_with_other_weights(fmt, weights, tmp_path, capsys,
                                                           monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default output file lands here
@@ -123,6 +126,43 @@ def test_export_feature_maps_of_a_name_with_other_weights(fmt, weights, tmp_path
     _assert_runs_like_eager(out, fmt, eager, 1)
 
 
+@pytest.mark.slow  # one AOTInductor compilation: about a minute on 2 cores
+def test_export_an_aoti_package(weights, photo, tmp_path, capsys):
+    out = tmp_path / f"lcnet{SUFFIXES['aoti']}"
+    assert main(["export", str(weights), "--arch", ARCH, "--format", "aoti", "--out", str(out),
+                 "--dynamic-batch", "--fuse", "--image", str(photo)]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "max |aoti - eager| =" in text and "top-1 agrees" in text and ": OK" in text
+    card = json.loads(out.with_name(out.name + ".json").read_text())
+    assert card["format"] == "aoti" and card["precision"] == "fp32" and card["fused"] is True
+    assert card["dynamic_batch"] is True and card["check"]["batch_sizes"] == [1, 3]
+    assert card["check"]["passed"] is True
+    eager = ssld_zoo.load(ARCH, weights=weights)  # not fused: the file must equal the original
+    for batch in (1, 3):
+        _assert_runs_like_eager(out, "aoti", eager, batch)
+
+
+def test_export_in_bf16(weights, photo, tmp_path, capsys):
+    out = tmp_path / "lcnet_bf16.pt2"
+    assert main(["export", str(weights), "--arch", ARCH, "--format", "pt2", "--out", str(out),
+                 "--precision", "bf16", "--image", str(photo)]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "bf16" in text and "top-1 agrees" in text and ": OK" in text
+    card = json.loads(out.with_name(out.name + ".json").read_text())
+    assert card["precision"] == "bf16" and card["input"]["dtype"] == "float32"
+    check = card["check"]
+    # bfloat16 inside: within its tolerance of eager float32, but beyond float32's
+    assert check["passed"] is True
+    assert RTOL / BF16_RTOL * check["tolerance"] < check["max_abs_diff"] <= check["tolerance"]
+    eager = ssld_zoo.load(ARCH, weights=weights)
+    x = torch.randn(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        want = eager(x)
+    got = load_exported(out, "pt2")(x)[0]
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    assert float((got - want).abs().max()) <= BF16_RTOL * float(want.abs().max())
+
+
 def test_an_export_that_differs_from_eager_fails_the_check(weights, tmp_path, capsys,
                                                            monkeypatch):
     real = export_mod.load_exported
@@ -143,7 +183,7 @@ def test_an_export_that_differs_from_eager_fails_the_check(weights, tmp_path, ca
 @pytest.mark.parametrize("args, message", [
     (["pplcnet_x0_255"], "unknown model 'pplcnet_x0_255'"),
     (["{w}", "--arch", ARCH, "--format", "tflite"], "unknown export format 'tflite': "
-                                                   "expected one of onnx, torchscript, pt2"),
+                                                   "expected one of onnx, aoti, pt2, torchscript"),
     (["{w}"], "is a weights file: name its architecture with --arch"),
     (["{tmp}/missing.safetensors", "--arch", ARCH], "missing.safetensors does not exist"),
     ([ARCH, "--weights", "{tmp}/missing.pth"], "missing.pth does not exist"),
