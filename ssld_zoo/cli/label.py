@@ -3,7 +3,8 @@
     ssld-zoo label cifar10/ssld_cached --views 30 --topk 5
     torchrun --nproc-per-node 8 -m ssld_zoo.cli.main label r50d_cached --views 64 --topk 10
 
-A recipe with ``teacher_cache=dict(path=...)`` then trains from the cache without the teacher
+A recipe with ``model.teacher_cache=DIR`` and a ``CachedViewDataset`` of it (as
+``recipes/cifar10/ssld_cached.py``) then trains from the cache without the teacher
 (``ssld-zoo distill``), and ``ssld-zoo mine --cache DIR`` reuses its scores.
 """
 from __future__ import annotations

@@ -34,6 +34,7 @@ def _train_and_load_back(recipe, work):
     return student, loaded, card, path
 
 
+@pytest.mark.slow  # ~20 s each; the builder test below is the quick check
 def test_timm_student_from_a_zoo_teacher(tiny_tree, tmp_path):
     import timm
     recipe = tiny_recipe(tiny_tree, no_val=True, **ONE_EPOCH, **{
@@ -50,6 +51,7 @@ def test_timm_student_from_a_zoo_teacher(tiny_tree, tmp_path):
         torch.testing.assert_close(again(x), student(x))
 
 
+@pytest.mark.slow  # ~20 s each; the builder test below is the quick check
 def test_zoo_student_from_a_timm_teacher_with_a_class_map_through_a_cache(tiny_tree, tmp_path):
     """A 20-class timm teacher, its even classes mapped onto the student's 10; the cache holds
     the mapped outputs, and training from it builds no teacher."""
@@ -81,6 +83,7 @@ def test_zoo_student_from_a_timm_teacher_with_a_class_map_through_a_cache(tiny_t
     assert card["teacher"] == "timm/test_efficientnet"
 
 
+@pytest.mark.slow  # ~20 s each; the builder test below is the quick check
 def test_torchvision_student_at_its_own_input_size(tiny_tree, tmp_path):
     recipe = tiny_recipe(tiny_tree, no_val=True, **ONE_EPOCH, **{
         "model.student": dict(_delete_=True, type="TorchvisionModel", name="mobilenet_v3_small",

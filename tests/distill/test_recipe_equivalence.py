@@ -141,3 +141,27 @@ def test_the_fixture_covers_every_shipped_recipe():
     from ssld_zoo.distill.recipes import list_recipes
     assert sorted(n for n, _, _ in list_recipes()) == NAMES
     assert len([n for n in NAMES if not n.startswith("cifar10/")]) == 16
+
+
+def test_transfer_defaults_describe_the_same_run():
+    """TransferConfig's defaults are as before, and transfer_recipe writes them into the Runner
+    config it builds (epochs, batch, lr, weight decay, image size, seed, intervals)."""
+    import dataclasses
+    from ssld_zoo.adapters.transfer import TransferConfig, transfer_recipe
+    from ssld_zoo.registry import EvalTransform
+    before = BEFORE["__transfer_defaults__"]
+    cfg = TransferConfig()
+    assert dataclasses.asdict(cfg) == before
+    run = transfer_recipe("resnet18_vd", "/data/x", None, cfg, ["a", "b"], 320,
+                          (0.1, 0.1, 0.2, 0.2, 0.3), EvalTransform().at_size(cfg.image_size))
+    opt = run.optim_wrapper.optimizer
+    assert (run.train_cfg.max_epochs, run.train_dataloader.batch_size, opt.lr,
+            opt.weight_decay, opt.momentum, opt.nesterov) == (2, 32, 0.01, 1e-4, 0.9, True)
+    assert run.train_dataloader.dataset.transform.input_size == 64
+    assert run.val_dataloader.dataset.transform.input_size == 64
+    assert run.randomness.seed == 0 and run.train_dataloader.dataset.seed == 0
+    assert run.default_hooks.checkpoint.interval == 1
+    assert run.default_hooks.checkpoint.max_keep_ckpts == 3
+    warm = run.param_scheduler[0]  # 10% of 2 x 10 steps = 2 steps, half a step more
+    assert warm["type"] == "LinearLR" and warm["end"] == pytest.approx(2.5 / 10)
+    assert run.optim_wrapper.paramwise_cfg.stage_lr_mult == [0.1, 0.1, 0.2, 0.2, 0.3]
