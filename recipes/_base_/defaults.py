@@ -18,6 +18,7 @@ loss_weight = 1.0
 hard_label_weight = 0.0
 data = dict(
     labeled_roots=[], unlabeled_roots=[], val_root=None, classes=None,
+    allow_empty_classes=False,  # True: a class folder without images is a warning, not an error
     batch_size=256,          # GLOBAL batch, split evenly over the processes
     val_batch_size=None,     # per process; default: the per-process train batch
     num_workers=4,

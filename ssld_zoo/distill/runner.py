@@ -135,7 +135,8 @@ def build_runner(recipe: Any, work_dir: str | os.PathLike, launcher: str = "none
 
     # Datasets first: a missing root fails here, before any process group or model exists.
     train_set = DistillDataset(d["labeled_roots"], d["unlabeled_roots"], train_transform_of(r),
-                               seed=rt["seed"], classes=d["classes"])
+                               seed=rt["seed"], classes=d["classes"],
+                               allow_empty_classes=d["allow_empty_classes"])
     train_collate, cache_info = collate, None
     if r["teacher_cache"] is not None:
         train_set, cache_info = open_teacher_cache(r, train_set)
@@ -152,7 +153,8 @@ def build_runner(recipe: Any, work_dir: str | os.PathLike, launcher: str = "none
     val_set = None
     if d["val_root"]:
         val_set = DistillDataset([d["val_root"]], (), eval_tf.resize_crop(),
-                                 classes=train_set.classes or d["classes"])
+                                 classes=train_set.classes or d["classes"], role="val root",
+                                 allow_empty_classes=d["allow_empty_classes"])
 
     workers = int(d["num_workers"])
     loader_common = dict(num_workers=workers, persistent_workers=workers > 0,

@@ -179,7 +179,8 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
     root = Path(out)
     d = recipe["data"]
     images = DistillDataset(d["labeled_roots"], d["unlabeled_roots"], None,
-                            seed=recipe["runtime"]["seed"], classes=d["classes"])
+                            seed=recipe["runtime"]["seed"], classes=d["classes"],
+                            allow_empty_classes=d["allow_empty_classes"])
     transform = train_transform_of(recipe)
     ident, model = teacher_fingerprint(recipe)
     if kind == "topk" and topk > model.num_classes:
