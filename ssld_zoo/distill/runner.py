@@ -91,7 +91,7 @@ def open_teacher_cache(recipe: Any, images: DistillDataset
     c = recipe["teacher_cache"]
     cache = TeacherCache(c["path"])
     spec = cache.spec
-    ident, _ = teacher_fingerprint(recipe)
+    ident = teacher_fingerprint(recipe)  # weights file hashed, teacher not built
     diff = teacher_diff(spec.teacher, ident)
     tf = eval_transform_of(recipe)
     for k in ("mean", "std"):

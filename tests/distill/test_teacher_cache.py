@@ -55,7 +55,7 @@ def test_build_writes_a_complete_manifest_shards_and_scores(built):
     from ssld_zoo.distill.cache import TeacherCache
     root, res = built
     m = json.loads((root / "manifest.json").read_text())
-    assert m["complete"] and m["format_version"] == 1
+    assert m["complete"] and m["format_version"] == 2
     spec = m["spec"]
     assert (spec["views"], spec["topk"], spec["kind"], spec["num_images"]) == (6, 4, "topk", 41)
     assert spec["teacher"]["name"] == TINY_ARCH and len(spec["teacher"]["weights_sha256"]) == 64

@@ -10,7 +10,6 @@ Under ``torchrun`` rank r builds shards r, r + W, ... and rank 0 finishes the ma
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -26,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from ssld_zoo.distill.cache.format import (FORMAT_VERSION, IMAGES, KINDS, MANIFEST, SCORES,
                                            CacheMismatchError, CacheSpec, images_digest,
                                            record_dtype, shard_name, teacher_diff)
-from ssld_zoo.distill.data import DistillDataset, read_image, sample_seed, seeded
+from ssld_zoo.distill.cache.identity import read_identified, teacher_identity
+from ssld_zoo.distill.data import DistillDataset, sample_seed, seeded
 from ssld_zoo.weights.fileops import atomic_write, sha256_of
 
 __all__ = ["build_teacher_cache", "BuildResult", "teacher_fingerprint", "cache_spec"]
@@ -47,16 +47,6 @@ class BuildResult:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
 
-def state_dict_sha256(model: torch.nn.Module) -> str:
-    """sha256 over a model's state dict (names, dtypes, shapes, values)."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        t = v.detach().cpu().contiguous()
-        h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
 def _teacher_section(recipe: dict) -> dict:
     t = recipe["teacher"]
     if t is None:
@@ -65,29 +55,31 @@ def _teacher_section(recipe: dict) -> dict:
     return t
 
 
-def teacher_fingerprint(recipe: dict) -> tuple[dict, torch.nn.Module]:
-    """``(identity, model)``: the teacher a recipe names, built (CPU, eval mode), and what a cache
-    records of it: its name, weights and the sha256 of its state dict."""
+def teacher_fingerprint(recipe: dict) -> dict:
+    """What a cache records of the teacher a recipe names (its name, weights and their
+    sha256), without building it when its weights are a file or a published card
+    (:func:`~ssld_zoo.distill.cache.identity.teacher_identity`)."""
+    return teacher_identity(_teacher_section(recipe), int(recipe["runtime"]["seed"]))
+
+
+def _build_teacher(recipe: dict) -> torch.nn.Module:
+    """The teacher, built (CPU, eval mode); a randomly initialised one (tests, benchmarks)
+    is the same on every call, and the same as the one :func:`teacher_fingerprint` hashed."""
     from ssld_zoo.distill.distiller import build_teacher_model
-    t = _teacher_section(recipe)
-    # A randomly initialised teacher (tests, benchmarks) is the same on every call.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(recipe["runtime"]["seed"]))
-        model = build_teacher_model(t)
-    ident = {"name": t["name"], "weights": t.get("weights"), "pretrained": t.get("pretrained"),
-             "num_classes": model.num_classes, "bn_mode": t.get("bn_mode", "eval"),
-             "weights_sha256": state_dict_sha256(model)}
-    return ident, model
+        return build_teacher_model(_teacher_section(recipe))
 
 
 def cache_spec(recipe: dict, samples, teacher_ident: dict, transform_settings: dict, *,
-               views: int, topk: int, kind: str, shard_size: int) -> CacheSpec:
+               views: int, topk: int, kind: str, shard_size: int,
+               num_classes: int) -> CacheSpec:
     """The :class:`CacheSpec` of a cache of ``recipe`` over ``samples``."""
     from ssld_zoo.distill.runner import eval_transform_of
     tf = eval_transform_of(recipe)  # the normalisation the views are scored with
     return CacheSpec(teacher=teacher_ident, transform=dict(transform_settings),
                      seed=int(recipe["runtime"]["seed"]), views=int(views), topk=int(topk),
-                     kind=kind, num_classes=int(teacher_ident["num_classes"]),
+                     kind=kind, num_classes=int(num_classes),
                      num_images=len(samples), images_sha256=images_digest(samples),
                      shard_size=int(shard_size), mean=tf.mean, std=tf.std)
 
@@ -104,7 +96,7 @@ class _Views(Dataset):
 
     def __getitem__(self, k: int):
         row = self.rows[k]
-        img = read_image(self.paths[row])
+        img, identity = read_identified(self.paths[row])
         if img is None:
             return row, None
         out, boxes, flips, seeds = [], [], [], []
@@ -116,7 +108,7 @@ class _Views(Dataset):
             boxes.append(box)
             flips.append(flip)
             seeds.append(s)
-        return row, (torch.stack(out), boxes, flips, seeds)
+        return row, (torch.stack(out), boxes, flips, seeds, identity)
 
 
 def _first(batch):
@@ -182,11 +174,12 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
                             seed=recipe["runtime"]["seed"], classes=d["classes"],
                             allow_empty_classes=d["allow_empty_classes"])
     transform = train_transform_of(recipe)
-    ident, model = teacher_fingerprint(recipe)
+    ident, model = teacher_fingerprint(recipe), _build_teacher(recipe)
     if kind == "topk" and topk > model.num_classes:
         raise ValueError(f"topk={topk} exceeds the teacher's {model.num_classes} classes")
     spec = cache_spec(recipe, images.samples, ident, transform.settings, views=views,
-                      topk=topk, kind=kind, shard_size=shard_size)
+                      topk=topk, kind=kind, shard_size=shard_size,
+                      num_classes=model.num_classes)
 
     manifest_path = root / MANIFEST
     if manifest_path.is_file():
@@ -247,6 +240,9 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
                 rec["probs"][at] = probs
                 rec["pred"][at] = cls.cpu().numpy()
                 rec["conf"][at] = conf.float().cpu().numpy()
+                rec["file_bytes"][at] = [item[4][0] for _, item in good]
+                rec["fingerprint"][at] = np.array([item[4][1] for _, item in good],
+                                                  dtype=np.uint64)
             done += len(batch)
             if progress:
                 progress(done, total)
@@ -313,6 +309,7 @@ def _finish(root: Path, spec: CacheSpec, paths: list[str]) -> int:
     atomic_write(root / SCORES, lambda tmp: Path(tmp).write_text(
         "".join(lines), encoding="utf-8", errors="surrogateescape"))
     size = sum((root / x["file"]).stat().st_size for x in shards)
-    _write_manifest(root, spec, complete=True, shards=shards, bytes=size,
+    files = {name: sha256_of(root / name) for name in (IMAGES, SCORES)}
+    _write_manifest(root, spec, complete=True, shards=shards, files=files, bytes=size,
                     bytes_per_view=size / max(1, spec.num_images * spec.views))
     return size

@@ -1,0 +1,89 @@
+"""What a teacher cache records to recognise its teacher and its images, cheaply.
+
+* The teacher: the sha256 of its weights file (read once per process and file version; the
+  teacher is not built to hash it), or its weight card's published sha256; only a teacher
+  with neither (random initialisation in tests and benchmarks) is built and its state dict
+  hashed.
+* Each image: its size and a 64-bit BLAKE2b fingerprint of the bytes that are decoded, read
+  once for both (:func:`read_identified`): training compares them with the record before it
+  uses the teacher's stored outputs, so a replaced image is refused, naming the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["teacher_identity", "file_sha256", "fingerprint", "read_identified"]
+
+
+@lru_cache(maxsize=64)
+def _file_sha256(real: str, size: int, mtime_ns: int, inode: int) -> str:
+    from ssld_zoo.weights.fileops import sha256_of
+    return sha256_of(real)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, computed once per process for each version (path, size, mtime)."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    return _file_sha256(real, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def teacher_identity(teacher: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """What a cache records of a recipe's teacher section: its name, where its weights were
+    found, its BatchNorm mode and ``weights_sha256`` (see the module docstring)."""
+    ident = {"name": teacher["name"], "weights": teacher.get("weights"),
+             "pretrained": teacher.get("pretrained"), "bn_mode": teacher.get("bn_mode", "eval")}
+    weights = teacher.get("weights")
+    if weights is not None and os.path.isfile(weights):
+        return {**ident, "weights_sha256": file_sha256(weights)}
+    if weights is None and teacher.get("pretrained", True):
+        from ssld_zoo.registry import get_weights
+        card = get_weights(teacher["name"])
+        if card is not None and card.sha256:
+            return {**ident, "weights_sha256": f"card:{card.name}:{card.sha256}"}
+    return {**ident, "weights_sha256": _built_sha256(teacher, seed)}
+
+
+def _built_sha256(teacher: dict[str, Any], seed: int) -> str:
+    """sha256 of the state dict of the teacher built as a recipe builds it (a randomly
+    initialised teacher is the same on every call with the same seed)."""
+    import torch
+
+    from ssld_zoo.distill.distiller import build_teacher_model
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = build_teacher_model(teacher)
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def fingerprint(data: bytes) -> int:
+    """A 64-bit content fingerprint (BLAKE2b): cheap next to decoding the same bytes."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def read_identified(path: str):
+    """``(RGB PIL image or None, (size, fingerprint) or None)``: the file read once,
+    fingerprinted and decoded from the same bytes. An image that cannot be decoded gives
+    ``(None, identity)``, a file that cannot be read ``(None, None)`` (logged, naming it)."""
+    from ssld_zoo.distill.data import log
+    from ssld_zoo.preprocess import decode_image
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        log.warning("skipping unreadable image: %s: %s", path, e.strerror or e)
+        return None, None
+    ident = (len(data), fingerprint(data))
+    try:
+        return decode_image(path, data=data), ident
+    except Exception as e:  # any decoding failure: skip the sample, never crash the run
+        log.warning("skipping unreadable image: %s", e)
+        return None, ident
