@@ -81,8 +81,10 @@ def _write_failure(e: OSError, dest: Path, tmp: Path) -> WriteFailure | None:
         cause = f"disk quota exceeded on {folder}"
     else:
         return None
-    return WriteFailure(code, f"{dest}: cannot be written: {cause} ({e}); nothing "
-                              f"half-written was kept")
+    failure = WriteFailure(f"{dest}: cannot be written: {cause} ({e}); nothing half-written "
+                           f"was kept")
+    failure.errno = code  # kept for callers, out of the message ("[Errno 28] ...")
+    return failure
 
 
 def atomic_write(dest: Path, write: Callable[[Path], None]) -> Path:

@@ -188,12 +188,13 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
         if diff:
             raise CacheMismatchError(f"{root}: holds a teacher cache built with other settings ("
                                      + "; ".join(diff) + "): use another folder, or delete this one")
-    elif rank == 0:
-        root.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        # (re)written on every call: a repair (`--verify --repair`) may have found it damaged
         text = "".join(f"{p}\t{label}\n" for p, label in images.samples)
         atomic_write(root / IMAGES, lambda tmp: Path(tmp).write_text(text, encoding="utf-8",
                                                                       errors="surrogateescape"))
-        _write_manifest(root, spec, complete=False)
+        if not manifest_path.is_file():
+            _write_manifest(root, spec, complete=False)
     if dist is not None:
         dist.barrier()
 
