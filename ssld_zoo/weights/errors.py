@@ -6,7 +6,7 @@ naming the file or URL, the key or value at fault, and what was expected.
 """
 from __future__ import annotations
 
-__all__ = ["WeightsFileError", "StateDictMismatch", "WeightValueError", "PdparamsError",
+__all__ = ["DtypeCastWarning", "WeightsFileError", "StateDictMismatch", "WeightValueError", "PdparamsError",
            "UnsafePickleError", "DownloadError", "HTTPStatusError", "ChecksumError",
            "OfflineError", "DeadlineError", "NotWeightsError", "CacheRepairWarning"]
 
@@ -58,6 +58,10 @@ class DeadlineError(DownloadError):
 class NotWeightsError(DownloadError):
     """The server sent something other than the weights (a web page, an empty or broken
     body, a file that does not fit the architecture); nothing of it was kept."""
+
+
+class DtypeCastWarning(UserWarning):
+    """A weights file stored in fp16/bf16 was cast to the architecture's dtype."""
 
 
 class CacheRepairWarning(UserWarning):
