@@ -61,7 +61,10 @@ def _build(tmp: Path, shard_size: int = 5):
     from ssld_zoo.distill.cache import build_teacher_cache
     tree = _tree(tmp / "data")
     weights = _weights(tmp / "teacher.safetensors")
-    recipe = tiny_recipe(tree, teacher=dict(name=TINY_ARCH, weights=weights, num_classes=10))
+    # the plain teacher: folding BatchNorm and probing precisions cost more than 12 images
+    recipe = tiny_recipe(tree, teacher=dict(name=TINY_ARCH, weights=weights, num_classes=10,
+                                            fold_bn=False, precision="fp32",
+                                            channels_last=False))
     root = tmp / "cache"
     build_teacher_cache(recipe, root, views=2, topk=3, shard_size=shard_size)
     return tree, weights, recipe, root
@@ -72,39 +75,52 @@ def built(tmp_path_factory):
     return _build(tmp_path_factory.mktemp("integrity"))
 
 
-def test_a_flipped_byte_in_a_shard_is_refused_naming_it(built):
-    from ssld_zoo.distill.cache import CacheError, TeacherCache, build_teacher_cache
+@pytest.fixture
+def fresh(built, tmp_path):
+    """The module's cache copied for a test that damages or repairs it (one build per module)."""
+    import shutil
     tree, weights, recipe, root = built
+    shutil.copytree(root, tmp_path / "cache")
+    return tree, weights, recipe, tmp_path / "cache"
+
+
+def test_a_flipped_byte_in_a_shard_is_refused_naming_it(fresh):
+    from ssld_zoo.distill.cache import CacheError, TeacherCache, build_teacher_cache
+    tree, weights, recipe, root = fresh
     shard = root / "shard_00001.npy"
     good = shard.read_bytes()
     data = bytearray(good)
     data[-5] ^= 0x01  # a bit of the last record's teacher output
     shard.write_bytes(bytes(data))
+    with pytest.raises(CacheError, match=r"shard_00001\.npy: sha256 .* damaged"):
+        TeacherCache(root)
+    from ssld_zoo.distill.cache.verify import mark_for_rebuild, verify_cache
+    report = verify_cache(root)
+    assert not report.ok and report.shards == {1} and len(report.damaged) == 1
+    assert mark_for_rebuild(report) == [1]
+    res = build_teacher_cache(recipe, root, views=2, topk=3, shard_size=5)
+    assert (res.built_shards, res.reused_shards) == (1, 2)
+    assert shard.read_bytes() == good  # the rebuild is exact
+    assert verify_cache(root).ok and TeacherCache(root).spec.num_images == 12
+
+
+def test_a_replaced_image_is_refused_when_read_and_relabelled_on_request(fresh):
+    tree, weights, recipe, root = fresh
+    victim = tree["train"] / "dog" / "2.bmp"
+    original = victim.read_bytes()
+    _bmp(victim, 999)  # another picture, same size, same name
+    assert victim.stat().st_size == len(original)
     try:
-        with pytest.raises(CacheError, match=r"shard_00001\.npy: sha256 .* damaged"):
-            TeacherCache(root)
-        from ssld_zoo.distill.cache.verify import mark_for_rebuild, verify_cache
-        report = verify_cache(root)
-        assert not report.ok and report.shards == {1} and len(report.damaged) == 1
-        assert mark_for_rebuild(report) == [1]
-        res = build_teacher_cache(recipe, root, views=2, topk=3, shard_size=5)
-        assert (res.built_shards, res.reused_shards) == (1, 2)
-        assert shard.read_bytes() == good  # the rebuild is exact
-        assert verify_cache(root).ok and TeacherCache(root).spec.num_images == 12
+        _replaced_image_is_refused_and_relabelled(recipe, root, victim)
     finally:
-        shard.write_bytes(good)
+        victim.write_bytes(original)  # the module's cache holds the original
 
 
-def test_a_replaced_image_is_refused_when_read_and_relabelled_on_request(tmp_path):
+def _replaced_image_is_refused_and_relabelled(recipe, root: Path, victim: Path) -> None:
     from ssld_zoo.distill.cache import (CachedViewDataset, CacheMismatchError, TeacherCache,
                                         build_teacher_cache)
     from ssld_zoo.distill.data import DistillDataset
     from ssld_zoo.distill.runner import train_transform_of
-    tree, weights, recipe, root = _build(tmp_path)
-    victim = tree["train"] / "dog" / "2.bmp"
-    size = victim.stat().st_size
-    _bmp(victim, 999)  # another picture, same size, same name
-    assert victim.stat().st_size == size
     d = recipe["data"]
     images = DistillDataset(d["labeled_roots"], d["unlabeled_roots"], None)
     data = CachedViewDataset(images, TeacherCache(root), train_transform_of(recipe))
@@ -124,9 +140,9 @@ def test_a_replaced_image_is_refused_when_read_and_relabelled_on_request(tmp_pat
     assert fresh[(0, row)] is not None and verify_cache(root).ok
 
 
-def test_label_verify_and_repair_from_the_command_line(tmp_path, capsys):
+def test_label_verify_and_repair_from_the_command_line(fresh, tmp_path, capsys):
     from ssld_zoo.cli.main import main
-    tree, weights, recipe, root = _build(tmp_path)
+    tree, weights, recipe, root = fresh
     recipe.dump(str(tmp_path / "r.py"))
     args = ["label", str(tmp_path / "r.py"), "--out", str(root), "--verify"]
     assert main(args) == 0
