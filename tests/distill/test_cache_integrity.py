@@ -243,3 +243,20 @@ def test_a_cache_of_the_previous_format_is_refused_naming_the_version(built, tmp
     (tmp_path / "old" / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(CacheError, match="format_version 1, this ssld-zoo reads version 2"):
         TeacherCache(tmp_path / "old")
+
+
+def test_a_registered_teachers_identity_is_its_recorded_download_hash(monkeypatch):
+    """A published teacher is recognised by the hash its download was recorded with when it
+    first validated (weights/trust.py), without building it."""
+    from ssld_zoo.distill import distiller
+    from ssld_zoo.distill.cache.identity import teacher_identity
+    from ssld_zoo.registry import get_weights
+    from ssld_zoo.weights import trust
+    card = get_weights("resnet50_vd_ssld")
+    monkeypatch.setattr(trust, "recorded_sha256",
+                        lambda name: "ab" * 32 if name == card.file_name else None)
+    monkeypatch.setattr(distiller, "build_teacher_model", lambda *a, **k: 1 / 0)
+    for teacher in (dict(name="resnet50_vd_ssld"),
+                    dict(name="resnet50_vd", weights="resnet50_vd_ssld")):
+        got = teacher_identity(teacher)["weights_sha256"]
+        assert got == f"card:resnet50_vd_ssld:{card.sha256 or 'ab' * 32}", teacher

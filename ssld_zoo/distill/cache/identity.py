@@ -1,9 +1,10 @@
 """What a teacher cache records to recognise its teacher and its images, cheaply.
 
 * The teacher: the sha256 of its weights file (read once per process and file version; the
-  teacher is not built to hash it), or its weight card's published sha256; only a teacher
-  with neither (random initialisation in tests and benchmarks) is built and its state dict
-  hashed.
+  teacher is not built to hash it), or for a registered weight its card's published sha256,
+  else the one the weights cache recorded when the download first validated; only a teacher
+  with none of these (random initialisation in tests and benchmarks, a weight never
+  downloaded) is built and its state dict hashed.
 * Each image: its size and a 64-bit BLAKE2b fingerprint of the bytes that are decoded, read
   once for both (:func:`read_identified`): training compares them with the record before it
   uses the teacher's stored outputs, so a replaced image is refused, naming the file.
@@ -39,11 +40,18 @@ def teacher_identity(teacher: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     weights = teacher.get("weights")
     if weights is not None and os.path.isfile(weights):
         return {**ident, "weights_sha256": file_sha256(weights)}
-    if weights is None and teacher.get("pretrained", True):
+    if weights is None and teacher.get("pretrained", True) or weights is not None:
+        # a registered weight: the teacher's own published weights, or one named by weights=
         from ssld_zoo.registry import get_weights
-        card = get_weights(teacher["name"])
-        if card is not None and card.sha256:
-            return {**ident, "weights_sha256": f"card:{card.name}:{card.sha256}"}
+        try:
+            card = get_weights(weights if weights is not None else teacher["name"])
+        except (KeyError, ValueError):  # a URL or another name: built and hashed below
+            card = None
+        # its published sha256, else the one recorded when its download first validated
+        from ssld_zoo.weights.trust import recorded_sha256
+        digest = card and (card.sha256 or recorded_sha256(card.file_name))
+        if digest:
+            return {**ident, "weights_sha256": f"card:{card.name}:{digest}"}
     return {**ident, "weights_sha256": _built_sha256(teacher, seed)}
 
 
