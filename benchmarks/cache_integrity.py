@@ -116,7 +116,8 @@ def main() -> None:
             hashed.append(t2 - t1)
             decoded.append(t3 - t2)
             sizes.append(len(data))
-        rows["photos"] = f"{len(photos)} JPEGs from {a.photos}, median {statistics.median(sizes) / 1e3:.0f} KB"
+        median_kb = statistics.median(sizes) / 1e3
+        rows["photos"] = f"{len(photos)} JPEGs from {a.photos}, median {median_kb:.0f} KB"
         rows["read_ms"] = 1e3 * statistics.median(read)
         rows["fingerprint_ms"] = 1e3 * statistics.median(hashed)
         rows["decode_ms"] = 1e3 * statistics.median(decoded)

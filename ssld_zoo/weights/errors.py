@@ -6,8 +6,8 @@ naming the file or URL, the key or value at fault, and what was expected.
 """
 from __future__ import annotations
 
-__all__ = ["DtypeCastWarning", "WeightsFileError", "StateDictMismatch", "WeightValueError", "PdparamsError",
-           "UnsafePickleError", "DownloadError", "HTTPStatusError", "ChecksumError",
+__all__ = ["WeightsFileError", "StateDictMismatch", "WeightValueError", "PdparamsError",
+           "DtypeCastWarning", "UnsafePickleError", "DownloadError", "HTTPStatusError", "ChecksumError",
            "OfflineError", "DeadlineError", "NotWeightsError", "CacheRepairWarning"]
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +54,8 @@ def test_mining_a_pool_with_a_loop_scores_each_image_once(tmp_path):
     root = _pool_with_a_loop(tmp_path / "pool")
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(3))
     model(torch.zeros(1, 3, 8, 8))
-    res = mine("mobilenetv3_small_x0_35", root, 5, tmp_path / "mined.tsv", model=model, num_workers=0,
-               transform=dict(input_size=8, resize=8), device="cpu")
+    res = mine("mobilenetv3_small_x0_35", root, 5, tmp_path / "mined.tsv", model=model,
+               num_workers=0, transform=dict(input_size=8, resize=8), device="cpu")
     listed = [line.split("\t")[0] for line in (tmp_path / "mined.tsv").read_text().splitlines()
               if not line.startswith("#")]
     assert res.scored == 2 and len(listed) == len(set(listed)) == 2

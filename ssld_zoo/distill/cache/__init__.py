@@ -10,5 +10,5 @@ from ssld_zoo.distill.cache.format import (KINDS, CacheError, CacheMismatchError
                                            ImageChangedError, TeacherCache, dense_log_probs)
 
 __all__ = ["build_teacher_cache", "BuildResult", "teacher_fingerprint", "CachedViewDataset",
-           "collate_cached", "TeacherCache", "CacheError", "CacheMismatchError", "ImageChangedError",
-           "dense_log_probs", "KINDS"]
+           "collate_cached", "TeacherCache", "CacheError", "CacheMismatchError",
+           "ImageChangedError", "dense_log_probs", "KINDS"]
