@@ -7,8 +7,9 @@ naming the file or URL, the key or value at fault, and what was expected.
 from __future__ import annotations
 
 __all__ = ["WeightsFileError", "StateDictMismatch", "WeightValueError", "PdparamsError",
-           "DtypeCastWarning", "UnsafePickleError", "DownloadError", "HTTPStatusError", "ChecksumError",
-           "OfflineError", "DeadlineError", "NotWeightsError", "CacheRepairWarning"]
+           "UnsafePickleError", "DownloadError", "HTTPStatusError", "ChecksumError",
+           "OfflineError", "DeadlineError", "NotWeightsError", "CacheRepairWarning",
+           "DtypeCastWarning"]
 
 
 class WeightsFileError(ValueError):
