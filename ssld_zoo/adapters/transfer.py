@@ -251,7 +251,7 @@ def _datasets(data: Path, cfg: TransferConfig):
 
     _check_splits(data)
     train = DistillDataset([str(data / "train")], seed=cfg.seed)
-    val = DistillDataset([str(data / "val")], seed=cfg.seed)
+    val = DistillDataset([str(data / "val")], seed=cfg.seed, role="val root")
     if train.classes != val.classes:
         raise ValueError(f"{data}: train classes {train.classes} differ from val classes "
                          f"{val.classes}")
