@@ -3,6 +3,7 @@ published with, and images read for it (shared by ``ssld-zoo predict`` and ``ssl
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 
@@ -65,8 +66,10 @@ def shown_path(path: str | os.PathLike) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def decode_image(path: str | os.PathLike):
+def decode_image(path: str | os.PathLike, data: bytes | None = None):
     """The RGB ``PIL.Image`` at ``path`` (8 bits per channel; 16-bit files scaled, not clipped).
+    ``data``: the file's bytes, already read by the caller (who fingerprints them); ``path``
+    then only names the file in messages.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for anything else that
     stops it: not an image, truncated, a range that cannot be scaled, or more pixels than
@@ -76,14 +79,15 @@ def decode_image(path: str | os.PathLike):
 
     from PIL import Image
 
-    if not os.path.isfile(path):
+    if data is None and not os.path.isfile(path):
         raise FileNotFoundError(f"image {shown_path(path)} does not exist")
     limit = Image.MAX_IMAGE_PIXELS
+    source = path if data is None else io.BytesIO(data)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x the limit; the size check below refuses it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            im = Image.open(source)
         with im:
             width, height = im.size
             if limit is not None and width * height > limit:
@@ -98,7 +102,9 @@ def decode_image(path: str | os.PathLike):
     except ValueError as e:
         raise ValueError(f"cannot read image {shown_path(path)}: {shown_path(e)}") from None
     except (OSError, SyntaxError, EOFError, MemoryError) as e:  # PIL's decoders raise these
-        reason = shown_path(str(e).splitlines()[0]) if str(e) else "cannot decode it"
+        # Pillow names its source: the caller's path, not an in-memory buffer
+        text = str(e).replace(repr(source), os.fspath(path)) if data is not None else str(e)
+        reason = shown_path(text.splitlines()[0]) if text else "cannot decode it"
         raise ValueError(f"cannot read image {shown_path(path)}: {type(e).__name__}: {reason}"
                          ) from None
 

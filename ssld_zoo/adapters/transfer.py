@@ -297,7 +297,7 @@ def transfer_recipe(arch: str, data: str | os.PathLike, weights: str | None,
         val_dataloader=dict(
             batch_size=cfg.batch_size * 2, **loader,
             sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),
-            dataset=dict(**images, labeled_roots=[str(data / "val")],
+            dataset=dict(**images, labeled_roots=[str(data / "val")], role="val root",
                          max_per_class=cfg.max_val_per_class,
                          transform=dict(type="ResizeCenterCrop", input_size=eval_tf.input_size,
                                         resize=eval_tf.resize,
@@ -383,7 +383,8 @@ def finetune(name: str, data: str | Path, weights: str | None = "ssld",
     _check_splits(data)
     train = ImageDataset([str(data / "train")], seed=cfg.seed,
                          max_per_class=cfg.max_train_per_class)
-    val = ImageDataset([str(data / "val")], seed=cfg.seed, max_per_class=cfg.max_val_per_class)
+    val = ImageDataset([str(data / "val")], seed=cfg.seed, max_per_class=cfg.max_val_per_class,
+                       role="val root")
     if train.classes != val.classes:
         raise ValueError(f"{data}: train classes {train.classes} differ from val classes "
                          f"{val.classes}")

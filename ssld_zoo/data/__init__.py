@@ -1,5 +1,11 @@
-"""Data pieces shared by distillation and transfer, below both: image streams, the training
-and evaluation transforms, collation and the epoch-keyed sampler (:mod:`.images`), plus package
-data (``imagenet1k_classes.txt``). Nothing is imported here: :mod:`.images` needs mmengine."""
+"""Data pieces shared by distillation, mining and transfer, below all of them.
 
-__all__ = ["images"]
+- :mod:`.walk`: one cycle-safe walker for image folders (re-exported here);
+- :mod:`.images`: image streams, the training and evaluation transforms, collation and the
+  epoch-keyed sampler (not imported here: it needs mmengine).
+
+Also ships ``imagenet1k_classes.txt`` (package data read by :func:`ssld_zoo.api.class_names`).
+"""
+from ssld_zoo.data.walk import IMG_EXTENSIONS, FolderWalk, is_image, walk_images
+
+__all__ = ["IMG_EXTENSIONS", "FolderWalk", "is_image", "walk_images"]

@@ -29,41 +29,53 @@ from mmengine.dataset import DefaultSampler
 from mmengine.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS, TRANSFORMS
 from torch.utils.data import Dataset
 
+from ssld_zoo.data.walk import IMG_EXTENSIONS, FolderWalk, walk_images
+
 __all__ = ["IMG_EXTENSIONS", "scan_image_folder", "scan_unlabeled", "ImageDataset",
            "TrainViewTransform", "ResizeCenterCrop", "build_train_transform", "collate_images",
            "sample_seed", "seeded", "read_image", "EpochIndexSampler"]
 
 log = logging.getLogger("ssld_zoo.data")
 
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm",
-                  ".gif")
 _INTERP = ("nearest", "bilinear", "bicubic")
 
 
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMG_EXTENSIONS)
-
-
-def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, str]]]:
-    """``(class names sorted, [(path, class name)])`` of an ImageFolder tree."""
+def scan_image_folder(root: str | os.PathLike, role: str = "labeled data root",
+                      allow_empty_classes: bool = False
+                      ) -> tuple[list[str], list[tuple[str, str]]]:
+    """``(class names sorted, [(path, class name)])`` of an ImageFolder tree, walked by
+    :class:`~ssld_zoo.data.walk.FolderWalk` (no loops, each real image once). A class folder
+    without images is refused, naming it, as torchvision's ImageFolder does; with
+    ``allow_empty_classes`` it stays a class (the index order holds) with a warning.
+    ``role`` names the root in messages ("labeled data root", "val root")."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"labeled data root {root} does not exist or is not a folder "
+        raise FileNotFoundError(f"{role} {root} does not exist or is not a folder "
                                 f"(expected root/<class>/<image> files)")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    walk = FolderWalk()  # one walk for all classes: an image linked into two classes counts once
     samples = []
     for c in classes:
-        for dirpath, dirnames, files in os.walk(root / c, followlinks=True):
-            dirnames.sort()
-            samples += [(os.path.join(dirpath, f), c) for f in sorted(files) if _is_image(f)]
+        found = walk.images(root / c)
+        if not found:
+            if not allow_empty_classes:
+                raise FileNotFoundError(
+                    f"{role} {root}: class folder {root / c} holds no images (extensions "
+                    f"{', '.join(IMG_EXTENSIONS)}); remove it, fill it, or keep it empty with "
+                    f"the dataset's allow_empty_classes=True")
+            log.warning("%s %s: class folder %s holds no images (kept as an empty class)",
+                        role, root, root / c)
+        samples += [(p, c) for p in found]
+    walk.report(f"{role} {root}")
     if not samples:
-        raise FileNotFoundError(f"labeled data root {root} holds no images in class folders "
+        raise FileNotFoundError(f"{role} {root} holds no images in class folders "
                                 f"(expected root/<class>/<image>, extensions {IMG_EXTENSIONS})")
     return classes, samples
 
 
 def scan_unlabeled(root: str | os.PathLike) -> list[str]:
-    """Image paths of an unlabeled root: a folder (recursive, sorted) or a list file."""
+    """Image paths of an unlabeled root: a folder (recursive, sorted, each real image once:
+    see :class:`~ssld_zoo.data.walk.FolderWalk`) or a list file."""
     root = Path(root)
     if root.is_file():
         paths = []
@@ -80,10 +92,7 @@ def scan_unlabeled(root: str | os.PathLike) -> list[str]:
     if not root.is_dir():
         raise FileNotFoundError(f"unlabeled data root {root} does not exist (expected a folder "
                                 f"of images or a list file with one image path per line)")
-    paths = []
-    for dirpath, dirnames, files in os.walk(root, followlinks=True):
-        dirnames.sort()
-        paths += [os.path.join(dirpath, f) for f in sorted(files) if _is_image(f)]
+    paths = walk_images(root, "unlabeled data root")
     if not paths:
         raise FileNotFoundError(f"unlabeled data root {root} holds no images")
     return paths
@@ -240,6 +249,9 @@ class ImageDataset(Dataset):
         classes: fix the class order (else the sorted union of the labeled roots' folders).
         max_per_class: keep at most this many labeled images per class, drawn with ``seed``
             (a quick transfer run on a subset).
+        allow_empty_classes: keep a class folder without images (a warning) instead of
+            refusing it.
+        role: what the labeled roots are, in messages (``"val root"`` for a validation set).
 
     ``dataset[(epoch, i)]`` draws sample ``i``'s augmentation from ``(seed, epoch, i)``;
     ``dataset[i]`` uses epoch 0. Returns ``(image, label, i)``, or None for an unreadable file.
@@ -247,8 +259,9 @@ class ImageDataset(Dataset):
 
     def __init__(self, labeled_roots: Sequence[str] = (), unlabeled_roots: Sequence[str] = (),
                  transform: Callable | dict | None = None, seed: int = 0,
-                 classes: Sequence[str] | None = None, max_per_class: int | None = None):
-        scanned = [scan_image_folder(r) for r in labeled_roots]
+                 classes: Sequence[str] | None = None, max_per_class: int | None = None,
+                 allow_empty_classes: bool = False, role: str = "labeled data root"):
+        scanned = [scan_image_folder(r, role, allow_empty_classes) for r in labeled_roots]
         names = sorted({c for cs, _ in scanned for c in cs})
         self.classes = list(classes) if classes is not None else names
         index = {c: i for i, c in enumerate(self.classes)}

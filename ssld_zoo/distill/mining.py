@@ -103,12 +103,13 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
     if not 0.0 <= min_conf <= 1.0:
         raise ValueError(f"min_conf must be in [0, 1], got {min_conf}")
     roots = [pool] if isinstance(pool, (str, os.PathLike)) else list(pool)
-    paths = [p for r in roots for p in scan_unlabeled(r)]
+    # each image once, even when two pool roots overlap (a folder and a list of its files)
+    paths = list(dict.fromkeys(p for r in roots for p in scan_unlabeled(r)))
     out = Path(out)
     spath = scores_path(out)
     scores = read_scores(spath)
     if cache is not None:
-        scores.update(_cache_scores(cache, teacher, paths))
+        scores.update(_cache_scores(cache, teacher, weights, paths))
     reused = sum(1 for p in paths if p in scores)
     todo = [p for p in paths if p not in scores]
     if not todo:
@@ -149,14 +150,25 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
                    unreadable)
 
 
-def _cache_scores(cache: str | os.PathLike, teacher: str,
+def _cache_scores(cache: str | os.PathLike, teacher: str, weights: str | None,
                   paths: Sequence[str]) -> dict[str, tuple[int, float]]:
-    """The pool's scores from a teacher cache, checked to come from ``teacher``."""
+    """The pool's scores from a teacher cache, checked to come from ``teacher`` with these
+    ``weights`` (their sha256: the same file elsewhere is the same teacher)."""
     from ssld_zoo.distill.cache import CacheMismatchError, TeacherCache
+    from ssld_zoo.distill.cache.identity import teacher_identity
     tc = TeacherCache(cache)
     built = tc.spec.teacher["name"]
     if built != teacher:
         raise CacheMismatchError(f"{tc.root}: built with teacher {built!r}, not {teacher!r}")
+    now = teacher_identity({"name": teacher, "weights": weights, "pretrained": True})
+    then = tc.spec.teacher.get("weights_sha256")
+    if now["weights_sha256"] != then:
+        raise CacheMismatchError(
+            f"{tc.root}: built with other weights of {teacher} "
+            f"({tc.spec.teacher.get('weights') or 'its published weights'}, sha256 "
+            f"{str(then)[:16]}...) than {weights or 'its published weights'} (sha256 "
+            f"{now['weights_sha256'][:16]}...): pass the weights the cache was built with "
+            f"(--weights)")
     scores = tc.scores()
     missing = [p for p in paths if p not in scores]
     if missing:

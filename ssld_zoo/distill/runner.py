@@ -78,6 +78,7 @@ def check_teacher_cache(recipe: Any, images: Any) -> None:
     from ssld_zoo.distill.cache import CacheMismatchError, TeacherCache, teacher_fingerprint
     from ssld_zoo.distill.cache.format import teacher_diff
     from ssld_zoo.distill.losses import linear_in_teacher
+    from ssld_zoo.distill.cache.build import teacher_normalisation
     model = recipe["model"]
     cache = TeacherCache(model["teacher_cache"])
     ds = recipe["train_dataloader"]["dataset"]
@@ -86,9 +87,10 @@ def check_teacher_cache(recipe: Any, images: Any) -> None:
         raise CacheMismatchError(f"model.teacher_cache={model['teacher_cache']!r} but "
                                  f"train_dataloader.dataset is not a CachedViewDataset of that "
                                  f"folder (cache={ds.get('cache')!r})")
-    ident, _, teacher_input = teacher_fingerprint(recipe)
-    input_settings = teacher_input.settings()
+    ident = teacher_fingerprint(recipe)  # a weights file or card is hashed, the teacher not built
     diff = teacher_diff(cache.spec.teacher, ident)
+    mean, std = teacher_normalisation(recipe)
+    input_settings = {"mean": mean, "std": std}
     for k in ("mean", "std"):
         if tuple(cache.spec.__dict__[k]) != tuple(input_settings[k]):
             diff.append(f"{k}: {cache.spec.__dict__[k]} in the cache, {input_settings[k]} "

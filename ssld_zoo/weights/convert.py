@@ -4,11 +4,15 @@ The zoo's modules carry PaddleClas's names, so the mapping is mechanical: BatchN
 ``_mean``/``_variance`` become ``running_mean``/``running_var`` and Linear weights, stored
 [in, out] by Paddle, are transposed. What is not mechanical is checking: PaddleClas's own loader
 ignores missing and unexpected keys, so a converter must be strict itself. The check covers
-keys, shapes, dtypes (those of the architecture: no silent fp16/bf16/fp64/complex) and values
-(finite, BatchNorm variances not negative).
+keys, shapes, dtypes (those of the architecture: no fp64, complex or integer in place of a
+float) and values (finite, BatchNorm variances not negative). Half-precision files (fp16/bf16,
+common on model hubs) are cast to the architecture's dtype with one warning, as torch's
+``load_state_dict`` copies them (:func:`cast_half_precision`); values that overflowed in half
+precision are still refused as non-finite.
 """
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from typing import Mapping
 
@@ -16,10 +20,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ssld_zoo.weights.errors import StateDictMismatch, WeightValueError
+from ssld_zoo.weights.errors import DtypeCastWarning, StateDictMismatch, WeightValueError
 
-__all__ = ["paddle_to_torch", "torch_to_paddle", "check_state_dict", "StateDictMismatch",
-           "WeightValueError", "best_matching_arch"]
+__all__ = ["paddle_to_torch", "torch_to_paddle", "check_state_dict", "cast_half_precision",
+           "StateDictMismatch", "WeightValueError", "best_matching_arch"]
+
+_HALF = (torch.float16, torch.bfloat16)
 
 _SHOWN = 6  # keys listed per kind of problem
 
@@ -48,6 +54,7 @@ def paddle_to_torch(paddle_state: Mapping[str, np.ndarray], model: nn.Module,
         tkey = _rename(key)
         t = torch.from_numpy(value if value.flags.writeable else value.copy())
         out[tkey] = t.t() if tkey in linear and t.ndim == 2 else t
+    out = cast_half_precision(out, model, source)
     check_state_dict(out, model, source)
     return {k: v.contiguous() for k, v in out.items()}
 
@@ -79,6 +86,29 @@ def _expected(model: nn.Module) -> dict[str, torch.Tensor]:
 def _listing(label: str, items: list[str]) -> str:
     more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
     return f"{len(items)} {label}: {', '.join(items[:_SHOWN])}{more}"
+
+
+def cast_half_precision(state: Mapping[str, torch.Tensor], model: nn.Module,
+                        source: str = "weights") -> dict[str, torch.Tensor]:
+    """``state`` with its fp16/bf16 tensors cast to the floating dtype ``model`` holds under
+    the same key, and one :class:`DtypeCastWarning` naming ``source`` when any was. Other
+    dtypes are left for :func:`check_state_dict` to refuse."""
+    full = model.state_dict()
+    cast: dict[str, torch.Tensor] = {}
+    stored: set[str] = set()
+    for key, value in state.items():
+        want = full.get(key) if isinstance(key, str) else None
+        if (isinstance(value, torch.Tensor) and want is not None and value.dtype in _HALF
+                and want.is_floating_point() and want.dtype != value.dtype):
+            cast[key] = value.to(want.dtype)
+            stored.add(str(value.dtype).replace("torch.", ""))
+    if not cast:
+        return dict(state)
+    targets = sorted({str(v.dtype).replace("torch.", "") for v in cast.values()})
+    warnings.warn(f"{source}: {len(cast)} tensors stored as {', '.join(sorted(stored))}, cast "
+                  f"to {', '.join(targets)} (the architecture's dtype), as torch's "
+                  f"load_state_dict does", DtypeCastWarning, stacklevel=3)
+    return {**state, **cast}
 
 
 def check_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 __all__ = ["WeightsFileError", "StateDictMismatch", "WeightValueError", "PdparamsError",
            "UnsafePickleError", "DownloadError", "HTTPStatusError", "ChecksumError",
-           "OfflineError", "DeadlineError", "NotWeightsError", "CacheRepairWarning"]
+           "OfflineError", "DeadlineError", "NotWeightsError", "CacheRepairWarning",
+           "DtypeCastWarning"]
 
 
 class WeightsFileError(ValueError):
@@ -58,6 +59,10 @@ class DeadlineError(DownloadError):
 class NotWeightsError(DownloadError):
     """The server sent something other than the weights (a web page, an empty or broken
     body, a file that does not fit the architecture); nothing of it was kept."""
+
+
+class DtypeCastWarning(UserWarning):
+    """A weights file stored in fp16/bf16 was cast to the architecture's dtype."""
 
 
 class CacheRepairWarning(UserWarning):

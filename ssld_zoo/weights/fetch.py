@@ -6,7 +6,15 @@ confirmation pages); a local mirror folder is copied. What none of those librari
 here: an overall deadline that a trickling server cannot stretch, resuming a ``.part`` only
 with bytes of the same URL and server version, restarting when a server ignores Range,
 bounded retries with backoff on transient failures (dropped connections, 5xx, 429), refusing
-HTML pages served with 200, and a size cap. The result is only a partial file: checking it and
+HTML pages served with 200, and a size cap.
+
+Stall policy: an attempt that receives under ``STALL_BYTES`` in ``SSLD_ZOO_DOWNLOAD_TIMEOUT``
+seconds (20), or no answer at all, has stalled. A stalled server is retried
+``SSLD_ZOO_DOWNLOAD_STALL_RETRIES`` times (2) in a row, then given up: reconnecting sometimes
+reaches a healthy replica, but a server that stalled three times will not finish soon, so by
+default it costs about a minute (:func:`stall_give_up_s`), not the deadline's hour. Any attempt
+that brings ``STALL_BYTES`` or more resets both counts, and every retry resumes the partial
+file where it stopped (Range, If-Range). The result is only a partial file: checking it and
 moving it into the cache is :mod:`ssld_zoo.weights.download`'s job.
 """
 from __future__ import annotations
@@ -27,7 +35,8 @@ from ssld_zoo.weights.fileops import atomic_write
 from ssld_zoo.weights.settings import Settings
 from ssld_zoo.weights.urls import is_google_drive
 
-__all__ = ["Deadline", "fetch", "part_paths", "BACKOFF_S", "MAX_BACKOFF_S", "MAX_ATTEMPTS"]
+__all__ = ["Deadline", "fetch", "part_paths", "stall_give_up_s", "BACKOFF_S", "MAX_BACKOFF_S",
+           "MAX_ATTEMPTS"]
 
 BACKOFF_S = 0.5           # first retry delay; doubles per consecutive failure
 MAX_BACKOFF_S = 8.0
@@ -67,10 +76,22 @@ class _Transient(Exception):
     """A failure worth retrying (connection dropped, timeout, 5xx, 429)."""
 
     def __init__(self, message: str, retry_after: float | None = None,
-                 restart: bool = False):
+                 restart: bool = False, stalled: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
         self.restart = restart  # the partial file cannot be resumed: start from zero
+        self.stalled = stalled  # no bytes worth the name within the timeout
+
+
+def _backoff(failures: int) -> float:
+    return min(MAX_BACKOFF_S, BACKOFF_S * 2 ** max(failures - 1, 0))
+
+
+def stall_give_up_s(s: Settings) -> float:
+    """The longest a server that stalls on every attempt is tried: ``stall_retries + 1``
+    stall windows and the backoff between them (about a minute with the defaults)."""
+    attempts = s.stall_retries + 1
+    return attempts * s.timeout_s + sum(_backoff(k) for k in range(1, attempts))
 
 
 def part_paths(dest: Path) -> tuple[Path, Path]:
@@ -155,7 +176,8 @@ def _open(session, url: str, headers: dict[str, str], s: Settings, deadline: Dea
         raise DownloadError(f"{url}: more than {MAX_REDIRECTS} redirects") from None
     except (requests.ConnectionError, requests.Timeout) as e:
         deadline.check(url)
-        raise _Transient(f"{type(e).__name__}: {e}") from None
+        stalled = isinstance(e, (requests.ConnectTimeout, requests.ReadTimeout))
+        raise _Transient(f"{type(e).__name__}: {e}", stalled=stalled) from None
     except requests.RequestException as e:
         raise DownloadError(f"{url}: {type(e).__name__}: {e}") from None
 
@@ -248,6 +270,11 @@ def _http_attempt(session, url: str, part: Path, meta: Path, validator: str | No
                         OSError) as e:
                     deadline.check(url)
                     of = f" of {total}" if total is not None else ""
+                    timeout = isinstance(e, (urllib3.exceptions.ReadTimeoutError,
+                                             requests.Timeout, TimeoutError))
+                    if timeout:
+                        raise _Transient(f"stalled: no bytes in {s.timeout_s:g} s after "
+                                         f"{done}{of} bytes", stalled=True) from None
                     raise _Transient(f"connection lost after {done}{of} bytes "
                                      f"({type(e).__name__})") from None
                 if not chunk:
@@ -262,7 +289,8 @@ def _http_attempt(session, url: str, part: Path, meta: Path, validator: str | No
                 if time.monotonic() - window_start >= s.timeout_s:
                     if window_bytes < STALL_BYTES:
                         raise _Transient(f"stalled: under {STALL_BYTES} bytes in "
-                                         f"{s.timeout_s:g} s after {done} bytes")
+                                         f"{s.timeout_s:g} s after {done} bytes",
+                                         stalled=True)
                     window_start, window_bytes = time.monotonic(), 0
     if total is not None and done != total:
         if done > total:
@@ -284,7 +312,7 @@ def _fetch_http(url: str, dest: Path, s: Settings, deadline: Deadline, show: boo
             part.unlink()  # bytes of unknown or other origin (another mirror): not spliced
         else:
             validator = state.get("validator")
-    failures = attempts = 0
+    failures = stalls = attempts = 0
     with requests.Session() as session, _Bar(dest.name, show) as bar:
         session.max_redirects = MAX_REDIRECTS
         session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
@@ -297,14 +325,21 @@ def _fetch_http(url: str, dest: Path, s: Settings, deadline: Deadline, show: boo
             except _Transient as e:
                 error = e
             after = part.stat().st_size if part.exists() else 0
-            failures = 0 if after - before >= STALL_BYTES else failures + 1
+            progressed = after - before >= STALL_BYTES
+            failures = 0 if progressed else failures + 1
+            stalls = 0 if progressed else stalls + error.stalled
+            if stalls > s.stall_retries:
+                raise DownloadError(f"{url}: gave up after {attempts} attempts: {error} (stalled "
+                                    f"{stalls} times in a row; SSLD_ZOO_DOWNLOAD_STALL_RETRIES="
+                                    f"{s.stall_retries}, SSLD_ZOO_DOWNLOAD_TIMEOUT="
+                                    f"{s.timeout_s:g}); the partial file is kept for a rerun")
             if failures > s.retries or attempts >= MAX_ATTEMPTS:
                 raise DownloadError(f"{url}: gave up after {attempts} attempts: {error}")
             try:
                 validator = json.loads(meta.read_text()).get("validator")
             except (OSError, ValueError, AttributeError):
                 validator = None
-            delay = min(MAX_BACKOFF_S, BACKOFF_S * 2 ** max(failures - 1, 0))
+            delay = _backoff(failures)
             if error.retry_after:
                 delay = min(max(delay, error.retry_after), MAX_BACKOFF_S)
             deadline.sleep(delay, url)

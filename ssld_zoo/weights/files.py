@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 
 from ssld_zoo.registry import WeightCard
-from ssld_zoo.weights.convert import best_matching_arch, check_state_dict, paddle_to_torch
+from ssld_zoo.weights.convert import (best_matching_arch, cast_half_precision, check_state_dict,
+                                      paddle_to_torch)
 from ssld_zoo.weights.errors import StateDictMismatch, WeightsFileError
 from ssld_zoo.weights.pdparams import read_pdparams
 from ssld_zoo.weights.settings import settings
@@ -123,7 +124,8 @@ def read_safetensors(path: Path, max_bytes: int | None = None
 def load_state_file(path: Path, arch: str, model: nn.Module, source: str | None = None,
                     kind: str | None = None) -> dict[str, torch.Tensor]:
     """Read ``path`` and return the state dict of architecture ``arch``, checked against
-    ``model`` (keys, shapes, dtypes, values; see :func:`check_state_dict`).
+    ``model`` (keys, shapes, dtypes, values; see :func:`check_state_dict`); fp16/bf16 tensors
+    are cast to the architecture's dtype, with one warning.
 
     ``source`` names the file in messages (a URL for a download), ``kind`` its type when the
     path does not end in it. A mismatch names the registered architecture the file does fit.
@@ -140,7 +142,7 @@ def load_state_file(path: Path, arch: str, model: nn.Module, source: str | None 
     try:
         if kind == ".pdparams":
             return paddle_to_torch(raw, model, label)
-        state = dict(raw)
+        state = cast_half_precision(raw, model, label)
         check_state_dict(state, model, label)
         return state
     except StateDictMismatch as e:

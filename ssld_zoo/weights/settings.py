@@ -7,9 +7,13 @@ them at any time:
 * ``SSLD_ZOO_OFFLINE``: ``1`` forbids network access (the cache, or a mirror folder, only);
 * ``SSLD_ZOO_MIRROR``: fetch every file by its name from this http(s) base URL or local folder
   instead of its own URL (firewalls, clusters without internet);
-* ``SSLD_ZOO_DOWNLOAD_TIMEOUT``: seconds to connect, and to wait for the next bytes (30);
+* ``SSLD_ZOO_DOWNLOAD_TIMEOUT``: seconds to connect, and the stall window: an attempt that
+  gets under 1 KiB in this long has stalled (20);
+* ``SSLD_ZOO_DOWNLOAD_STALL_RETRIES``: retries after a stall, in a row without progress (2):
+  by default a stalled server is given up after about a minute (3 x 20 s + 1.5 s of backoff);
 * ``SSLD_ZOO_DOWNLOAD_DEADLINE``: seconds for one file, all retries and waits included (3600);
-* ``SSLD_ZOO_DOWNLOAD_RETRIES``: failed attempts in a row before a URL is given up (4);
+* ``SSLD_ZOO_DOWNLOAD_RETRIES``: other failed attempts in a row (dropped connections, 5xx,
+  429) before a URL is given up (4);
 * ``SSLD_ZOO_MAX_FILE_BYTES``: the largest weights file read or downloaded (16 GiB).
 """
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Settings:
     timeout_s: float
     deadline_s: float
     retries: int
+    stall_retries: int
     max_file_bytes: int
 
 
@@ -63,8 +68,9 @@ def settings() -> Settings:
         home=cache_dir(),
         offline=is_offline(),
         mirror=os.environ.get("SSLD_ZOO_MIRROR", "").strip() or None,
-        timeout_s=_number("SSLD_ZOO_DOWNLOAD_TIMEOUT", 30.0, minimum=0.01),
+        timeout_s=_number("SSLD_ZOO_DOWNLOAD_TIMEOUT", 20.0, minimum=0.01),
         deadline_s=_number("SSLD_ZOO_DOWNLOAD_DEADLINE", 3600.0, minimum=0.01),
         retries=int(_number("SSLD_ZOO_DOWNLOAD_RETRIES", 4, int)),
+        stall_retries=int(_number("SSLD_ZOO_DOWNLOAD_STALL_RETRIES", 2, int)),
         max_file_bytes=int(_number("SSLD_ZOO_MAX_FILE_BYTES", 16 * 2**30, int, minimum=1)),
     )

@@ -55,7 +55,7 @@ def test_build_writes_a_complete_manifest_shards_and_scores(built):
     from ssld_zoo.distill.cache import TeacherCache
     root, res = built
     m = json.loads((root / "manifest.json").read_text())
-    assert m["complete"] and m["format_version"] == 1
+    assert m["complete"] and m["format_version"] == 2
     spec = m["spec"]
     assert (spec["views"], spec["topk"], spec["kind"], spec["num_images"]) == (6, 4, "topk", 41)
     assert spec["teacher"]["name"] == TINY_ARCH and len(spec["teacher"]["weights_sha256"]) == 64
@@ -337,13 +337,14 @@ def test_a_sampled_cache_is_unbiased_and_refused_for_nonlinear_losses(tiny_tree,
     assert runner.model.cache["kind"] == "sampled"
 
 
-def test_mining_reuses_the_cache_scores_without_the_teacher(built, tiny_tree, tmp_path):
+def test_mining_reuses_the_cache_scores_without_the_teacher(built, tiny_tree, tmp_path,
+                                                             teacher_weights):
     from ssld_zoo.distill.cache import CacheMismatchError, TeacherCache
     from ssld_zoo.distill.mining import mine
     root = built[0]
     scores = TeacherCache(root).scores()
     res = mine(TINY_ARCH, tiny_tree["unlabeled"], per_class=2, out=tmp_path / "mined.tsv",
-               cache=root, device="cpu")
+               cache=root, device="cpu", weights=teacher_weights)
     assert res.scored == 0 and res.reused == 11
     lines = [line.split("\t") for line in (tmp_path / "mined.tsv").read_text().splitlines()
              if not line.startswith("#")]
@@ -352,7 +353,8 @@ def test_mining_reuses_the_cache_scores_without_the_teacher(built, tiny_tree, tm
         mine("resnet18_vd", tiny_tree["unlabeled"], per_class=2, out=tmp_path / "x.tsv",
              cache=root)
     with pytest.raises(CacheMismatchError, match="10 of the 10 pool images are not in"):
-        mine(TINY_ARCH, tiny_tree["val"], per_class=2, out=tmp_path / "y.tsv", cache=root)
+        mine(TINY_ARCH, tiny_tree["val"], per_class=2, out=tmp_path / "y.tsv", cache=root,
+             weights=teacher_weights)
 
 
 def _recipe_file(path: Path, recipe) -> Path:

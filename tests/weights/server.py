@@ -4,8 +4,8 @@ folders import them from here).
 
 Misbehaviours, each per URL path: error statuses (with ``Retry-After``), a connection dropped
 after N bytes (once or always), a body shorter than its ``Content-Length``, an HTML page with
-200, a body trickled a byte at a time, redirects, no ``Content-Length``, Range ignored, a delay
-before answering (to overlap concurrent downloads).
+200, a body trickled a byte at a time, a body that stalls after N bytes, redirects, no
+``Content-Length``, Range ignored, a delay before answering (to overlap concurrent downloads).
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class Served:
     ignore_range: set[str] = field(default_factory=set)        # answer 200 to Range requests
     html: set[str] = field(default_factory=set)                # 200 + an HTML page instead
     trickle: dict[str, float] = field(default_factory=dict)    # path -> seconds per byte
+    stall_after: dict[str, tuple[int, float]] = field(default_factory=dict)  # path -> (bytes
+    # sent per response, then seconds of silence before the connection closes)
     redirect: dict[str, str] = field(default_factory=dict)     # path -> Location (302)
     no_length: set[str] = field(default_factory=set)           # no Content-Length header
     delay: dict[str, float] = field(default_factory=dict)      # path -> seconds before answering
@@ -115,6 +117,12 @@ def _handler(served: Served):
                         self.wfile.write(body[i:i + 1])
                         self.wfile.flush()
                         time.sleep(served.trickle[path])
+                    return
+                if path in served.stall_after:
+                    sent, silence = served.stall_after[path]
+                    self.wfile.write(body[:sent])
+                    self.wfile.flush()
+                    time.sleep(silence)
                     return
                 self.wfile.write(body if cut is None else body[:cut])  # a cut: then close
             except (BrokenPipeError, ConnectionResetError):

@@ -543,3 +543,51 @@ def test_usercontent_links_are_handed_to_gdown_as_uc():
     assert fetch.gdown_source("https://drive.usercontent.google.com/download?id=AB-c_1"
                               "&export=download#X.pdparams") == \
         "https://drive.google.com/uc?id=AB-c_1"
+
+
+# --- the stall policy (issue 25) ---------------------------------------------------------------
+
+def test_a_stalling_server_is_given_up_after_the_stall_retries_resuming_each_time(
+        server, home, monkeypatch):
+    """A server that sends a few bytes and then nothing: retried SSLD_ZOO_DOWNLOAD_STALL_RETRIES
+    times (not the 4 retries of dropped connections), each retry resuming the partial file."""
+    base, served = server
+    monkeypatch.setenv("SSLD_ZOO_DOWNLOAD_TIMEOUT", "0.3")
+    monkeypatch.setenv("SSLD_ZOO_DOWNLOAD_RETRIES", "10")
+    monkeypatch.setenv("SSLD_ZOO_DOWNLOAD_STALL_RETRIES", "2")
+    monkeypatch.setattr(fetch, "MAX_BACKOFF_S", 0.05)
+    served.files["/Tiny.pdparams"] = PAYLOAD
+    served.stall_after["/Tiny.pdparams"] = (300, 1.0)  # under STALL_BYTES: no progress
+    with pytest.raises(DownloadError, match=r"gave up after 3 attempts: stalled: .*\(stalled 3 "
+                                            r"times in a row; SSLD_ZOO_DOWNLOAD_STALL_RETRIES=2"):
+        get([base + "/Tiny.pdparams"])
+    hits = served.hits("/Tiny.pdparams")
+    assert [h.get("Range") for h in hits] == [None, "bytes=300-", "bytes=600-"]
+    part = home / "downloads" / "Tiny.pdparams.part"
+    assert part.read_bytes() == PAYLOAD[:900]  # kept for a rerun, nothing trusted
+    assert trust.read_records() == {}
+
+
+def test_a_server_that_stalls_after_progress_is_resumed_to_the_end(server, monkeypatch):
+    """Each attempt that brings STALL_BYTES or more resets the stall count: a server that
+    stalls after every 300 KB still delivers the whole file, resumed across attempts."""
+    base, served = server
+    monkeypatch.setenv("SSLD_ZOO_DOWNLOAD_TIMEOUT", "0.3")
+    monkeypatch.setenv("SSLD_ZOO_DOWNLOAD_STALL_RETRIES", "0")
+    monkeypatch.setattr(fetch, "MAX_BACKOFF_S", 0.05)
+    served.files["/Tiny.pdparams"] = PAYLOAD
+    served.stall_after["/Tiny.pdparams"] = (300_000, 1.0)
+    assert get([base + "/Tiny.pdparams"]).read_bytes() == PAYLOAD
+    assert len(served.hits("/Tiny.pdparams")) == 4
+
+
+def test_the_default_stall_policy_gives_up_in_about_a_minute(monkeypatch):
+    from ssld_zoo.weights.settings import settings
+    for name in ("SSLD_ZOO_DOWNLOAD_TIMEOUT", "SSLD_ZOO_DOWNLOAD_STALL_RETRIES"):
+        monkeypatch.delenv(name, raising=False)
+    # the shipped backoff (the weights tests shorten it)
+    monkeypatch.setattr(fetch, "BACKOFF_S", 0.5)
+    monkeypatch.setattr(fetch, "MAX_BACKOFF_S", 8.0)
+    s = settings()
+    assert (s.timeout_s, s.stall_retries) == (20.0, 2)
+    assert fetch.stall_give_up_s(s) == 3 * 20 + 0.5 + 1.0

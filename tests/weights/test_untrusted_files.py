@@ -288,8 +288,7 @@ def test_unsupported_suffix_and_empty_file(tmp_path):
 
 # --- dtypes and values against the architecture --------------------------------------------------
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64, torch.complex64,
-                                   torch.int64])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex64, torch.int64])
 def test_dtypes_other_than_the_architectures_are_refused(tmp_path, zoo_state, dtype):
     state = dict(zoo_state, **{"fc.weight": zoo_state["fc.weight"].to(dtype)})
     path = save_st(tmp_path, state)
@@ -299,6 +298,46 @@ def test_dtypes_other_than_the_architectures_are_refused(tmp_path, zoo_state, dt
     assert one_line(e) == (f"{path} do not fit MobileNetV1: 1 keys of the wrong dtype: "
                            f"fc.weight {name} (expected float32); cast the file's tensors to "
                            "the architecture's dtype (float32) if that is intended")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_weights_are_cast_to_the_architectures_dtype_with_one_warning(
+        tmp_path, zoo_state, dtype):
+    """Hub files often store fp16/bf16: loaded by casting, as torch's load_state_dict does."""
+    half = {k: v.to(dtype) if v.is_floating_point() else v for k, v in zoo_state.items()}
+    path = save_st(tmp_path, half)
+    with pytest.warns(UserWarning) as caught:
+        model = ssld_zoo.load(ARCH, weights=path)
+    casts = [w for w in caught if "cast" in str(w.message)]
+    name = str(dtype).replace("torch.", "")
+    assert len(casts) == 1 and str(casts[0].message).startswith(
+        f"{path}: {sum(v.is_floating_point() for v in zoo_state.values())} tensors stored as "
+        f"{name}, cast to float32")
+    got = model.state_dict()
+    for k, v in half.items():
+        assert got[k].dtype == zoo_state[k].dtype and torch.equal(got[k], v.to(got[k].dtype)), k
+
+
+def test_half_precision_weights_that_overflowed_stay_refused(tmp_path, zoo_state):
+    state = dict(zoo_state, **{"fc.weight": (zoo_state["fc.weight"] * 1e9).half()})  # inf
+    path = save_st(tmp_path, state)
+    with pytest.raises(WeightValueError, match=r"fc.weight has \d+ NaN/Inf values"), \
+            pytest.warns(UserWarning, match="cast to float32"):
+        ssld_zoo.load(ARCH, weights=path)
+
+
+def test_fp16_pdparams_is_cast_too(tmp_path):
+    from ssld_zoo.weights.convert import torch_to_paddle
+    from ssld_zoo.weights.pdparams import write_pdparams
+
+    model = ssld_zoo.load(ARCH, pretrained=False)
+    state = torch_to_paddle(model)
+    path = tmp_path / "f16.pdparams"
+    write_pdparams({k: v.astype(np.float16) for k, v in state.items()}, path)
+    with pytest.warns(UserWarning, match=r"tensors stored as float16, cast to float32"):
+        loaded = ssld_zoo.load(ARCH, weights=path)
+    w = model.state_dict()["fc.weight"]
+    assert torch.equal(loaded.state_dict()["fc.weight"], w.half().float())
 
 
 def test_fp64_pdparams_is_refused_too(tmp_path):

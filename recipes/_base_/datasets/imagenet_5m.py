@@ -25,7 +25,7 @@ val_dataloader = dict(
     batch_size=256, num_workers=8, persistent_workers=True, pin_memory=True,
     sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),  # no image twice
     collate_fn=dict(type="collate_images"),
-    dataset=dict(type="ImageDataset", labeled_roots=["/data/imagenet/val"],
+    dataset=dict(type="ImageDataset", labeled_roots=["/data/imagenet/val"], role="val root",
                  transform=dict(type="ResizeCenterCrop", input_size=224, resize=256,
                                 interpolation="bilinear")))
 val_evaluator = dict(type="TopKAccuracy")  # top-1/top-5 of the student (and teacher, once)

@@ -26,7 +26,7 @@ val_dataloader = dict(
     sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),
     collate_fn=dict(type="collate_images"),
     # 5,000 images of the CIFAR-10 test split
-    dataset=dict(type="ImageDataset", labeled_roots=[cifar10 + "/val"],
+    dataset=dict(type="ImageDataset", labeled_roots=[cifar10 + "/val"], role="val root",
                  transform=dict(type="ResizeCenterCrop", input_size=32, resize=32,
                                 interpolation="bilinear")))
 val_evaluator = dict(type="TopKAccuracy")

@@ -6,9 +6,9 @@
 """
 from ssld_zoo.distill.cache.build import BuildResult, build_teacher_cache, teacher_fingerprint
 from ssld_zoo.distill.cache.dataset import CachedViewDataset, collate_cached
-from ssld_zoo.distill.cache.format import (KINDS, CacheError, CacheMismatchError, TeacherCache,
-                                           dense_log_probs)
+from ssld_zoo.distill.cache.format import (KINDS, CacheError, CacheMismatchError,
+                                           ImageChangedError, TeacherCache, dense_log_probs)
 
 __all__ = ["build_teacher_cache", "BuildResult", "teacher_fingerprint", "CachedViewDataset",
            "collate_cached", "TeacherCache", "CacheError", "CacheMismatchError",
-           "dense_log_probs", "KINDS"]
+           "ImageChangedError", "dense_log_probs", "KINDS"]

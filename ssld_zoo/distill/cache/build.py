@@ -10,7 +10,6 @@ Under ``torchrun`` rank r builds shards r, r + W, ... and rank 0 finishes the ma
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -26,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from ssld_zoo.distill.cache.format import (FORMAT_VERSION, IMAGES, KINDS, MANIFEST, SCORES,
                                            CacheMismatchError, CacheSpec, images_digest,
                                            record_dtype, shard_name, teacher_diff)
-from ssld_zoo.data.images import ImageDataset, read_image, sample_seed, seeded
+from ssld_zoo.data.images import ImageDataset, sample_seed, seeded
+from ssld_zoo.distill.cache.identity import read_identified, teacher_identity
 from ssld_zoo.weights.fileops import atomic_write, sha256_of
 
 __all__ = ["build_teacher_cache", "BuildResult", "teacher_fingerprint", "cache_spec"]
@@ -47,16 +47,6 @@ class BuildResult:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
 
-def state_dict_sha256(model: torch.nn.Module) -> str:
-    """sha256 over a model's state dict (names, dtypes, shapes, values)."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        t = v.detach().cpu().contiguous()
-        h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
 def _teacher_spec(recipe: dict) -> dict:
     from ssld_zoo.engine.models import model_spec
     t = recipe["model"].get("teacher")
@@ -66,40 +56,70 @@ def _teacher_spec(recipe: dict) -> dict:
     return model_spec(t)
 
 
-def teacher_fingerprint(recipe: dict) -> tuple[dict, torch.nn.Module, torch.nn.Module]:
-    """``(identity, model, input)``: the teacher a recipe names, built (CPU, eval mode), what a
-    cache records of it (what it is, its weights, classes and the sha256 of its state dict,
-    whatever the model), and how it sees images (its
-    :class:`~ssld_zoo.engine.models.ModelInput`)."""
+def _seed(recipe: dict) -> int:
+    return int((recipe.get("randomness") or {}).get("seed") or 0)
+
+
+def teacher_fingerprint(recipe: dict) -> dict:
+    """What a cache records of the teacher a recipe names (what it is, its weights and their
+    sha256, its class map), without building it when its weights are a file or a published
+    card (:func:`~ssld_zoo.distill.cache.identity.teacher_identity`); any other teacher (timm,
+    torchvision, a builder, random weights) is built and its state dict hashed."""
+    from ssld_zoo.distill.distiller import read_class_map, split_model_spec
+    t = _teacher_spec(recipe)
+    ident = teacher_identity(t, _seed(recipe))
+    _, run = split_model_spec(t)
+    if run.get("class_map") is not None:  # the cache holds the mapped classes only
+        ident["class_map"] = read_class_map(run["class_map"])
+    return ident
+
+
+def build_teacher(recipe: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """``(model, input)``: the teacher a recipe names, built (CPU, eval mode; a randomly
+    initialised one is the same on every call, the one :func:`teacher_fingerprint` hashed),
+    and how it sees images (its :class:`~ssld_zoo.engine.models.ModelInput`)."""
     from ssld_zoo.distill.distiller import build_teacher_model, model_input, split_model_spec
-    from ssld_zoo.engine.models import num_classes_of, spec_text
     t = _teacher_spec(recipe)
     _, run = split_model_spec(t)
     m = recipe["model"]
-    shared = {k: m.get(k) for k in ("mean", "std", "input_size")}
-    # A randomly initialised teacher (tests, benchmarks) is the same on every call.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int((recipe.get("randomness") or {}).get("seed") or 0))
+        torch.manual_seed(_seed(recipe))
         model = build_teacher_model(t)
-    inp = model_input(model, run, shared)
-    ident = {"name": spec_text(t), "weights": t.get("weights"), "pretrained": t.get("pretrained"),
-             "num_classes": num_classes_of(model, inp.input_size or 224),
-             "bn_mode": run.get("bn_mode", "eval"),
-             "weights_sha256": state_dict_sha256(model)}
-    if run.get("class_map") is not None:  # the cache holds the mapped classes only
-        from ssld_zoo.distill.distiller import _class_map
-        ident["class_map"] = _class_map(run["class_map"], ident["num_classes"]).tolist()
-        ident["num_classes"] = len(ident["class_map"])
-    return ident, model, inp
+    return model, model_input(model, run, {k: m.get(k) for k in ("mean", "std", "input_size")})
+
+
+def teacher_normalisation(recipe: dict) -> tuple[tuple, tuple]:
+    """``(mean, std)`` the recipe's teacher sees images with: set in its spec or the
+    Distiller, else its registered weights' card; only a teacher with neither is built."""
+    from ssld_zoo.distill.distiller import split_model_spec
+    from ssld_zoo.registry import get_weights
+    t = _teacher_spec(recipe)
+    model_cfg, run = split_model_spec(t)
+    m = recipe["model"]
+    pick = {k: run.get(k, m.get(k)) for k in ("mean", "std")}
+    if pick["mean"] is None or pick["std"] is None:
+        card = None
+        if model_cfg["type"] == "ZooModel" and model_cfg.get("pretrained", True) and \
+                not (model_cfg.get("weights") and os.path.isfile(str(model_cfg["weights"]))):
+            try:
+                card = get_weights(model_cfg.get("weights") or model_cfg["name"])
+            except (KeyError, ValueError):
+                card = None
+        if card is not None:
+            own = dict(mean=card.transform.mean, std=card.transform.std)
+        else:
+            own = build_teacher(recipe)[1].settings()
+        pick = {k: v if v is not None else own[k] for k, v in pick.items()}
+    return tuple(pick["mean"]), tuple(pick["std"])
 
 
 def cache_spec(recipe: dict, samples, teacher_ident: dict, transform_settings: dict, *,
                views: int, topk: int, kind: str, shard_size: int, seed: int,
-               mean, std) -> CacheSpec:
+               num_classes: int, mean, std) -> CacheSpec:
     """The :class:`CacheSpec` of a cache of ``recipe`` over ``samples``."""
     return CacheSpec(teacher=teacher_ident, transform=dict(transform_settings),
                      seed=int(seed), views=int(views), topk=int(topk),
-                     kind=kind, num_classes=int(teacher_ident["num_classes"]),
+                     kind=kind, num_classes=int(num_classes),
                      num_images=len(samples), images_sha256=images_digest(samples),
                      shard_size=int(shard_size), mean=tuple(mean), std=tuple(std))
 
@@ -116,7 +136,7 @@ class _Views(Dataset):
 
     def __getitem__(self, k: int):
         row = self.rows[k]
-        img = read_image(self.paths[row])
+        img, identity = read_identified(self.paths[row])
         if img is None:
             return row, None
         out, boxes, flips, seeds = [], [], [], []
@@ -128,7 +148,7 @@ class _Views(Dataset):
             boxes.append(box)
             flips.append(flip)
             seeds.append(s)
-        return row, (torch.stack(out), boxes, flips, seeds)
+        return row, (torch.stack(out), boxes, flips, seeds, identity)
 
 
 def _first(batch):
@@ -193,14 +213,22 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
     d = dict(train_images_cfg(recipe))
     transform = TRANSFORMS.build(d["transform"])
     images = ImageDataset(d.get("labeled_roots", ()), d.get("unlabeled_roots", ()), None,
-                          seed=d.get("seed", 0), classes=d.get("classes"))
-    ident, model, inp = teacher_fingerprint(recipe)
-    if kind == "topk" and topk > ident["num_classes"]:
-        raise ValueError(f"topk={topk} exceeds the teacher's {ident['num_classes']} classes")
+                          seed=d.get("seed", 0), classes=d.get("classes"),
+                          allow_empty_classes=d.get("allow_empty_classes", False))
+    ident = teacher_fingerprint(recipe)
+    model, inp = build_teacher(recipe)
+    from ssld_zoo.engine.models import num_classes_of
+    teacher_classes = num_classes_of(model, inp.input_size or 224)
+    if "class_map" in ident:
+        from ssld_zoo.distill.distiller import _class_map
+        _class_map(ident["class_map"], teacher_classes)  # in range, named if not
+    num_classes = len(ident["class_map"]) if "class_map" in ident else teacher_classes
+    if kind == "topk" and topk > num_classes:
+        raise ValueError(f"topk={topk} exceeds the teacher's {num_classes} classes")
     settings = inp.settings()
     spec = cache_spec(recipe, images.samples, ident, transform.settings, views=views,
                       topk=topk, kind=kind, shard_size=shard_size, seed=images.seed,
-                      mean=settings["mean"], std=settings["std"])
+                      num_classes=num_classes, mean=settings["mean"], std=settings["std"])
 
     manifest_path = root / MANIFEST
     if manifest_path.is_file():
@@ -209,12 +237,13 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
         if diff:
             raise CacheMismatchError(f"{root}: holds a teacher cache built with other settings ("
                                      + "; ".join(diff) + "): use another folder, or delete this one")
-    elif rank == 0:
-        root.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        # (re)written on every call: a repair (`--verify --repair`) may have found it damaged
         text = "".join(f"{p}\t{label}\n" for p, label in images.samples)
         atomic_write(root / IMAGES, lambda tmp: Path(tmp).write_text(text, encoding="utf-8",
                                                                       errors="surrogateescape"))
-        _write_manifest(root, spec, complete=False)
+        if not manifest_path.is_file():
+            _write_manifest(root, spec, complete=False)
     if dist is not None:
         dist.barrier()
 
@@ -266,6 +295,9 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
                 rec["probs"][at] = probs
                 rec["pred"][at] = cls.cpu().numpy()
                 rec["conf"][at] = conf.float().cpu().numpy()
+                rec["file_bytes"][at] = [item[4][0] for _, item in good]
+                rec["fingerprint"][at] = np.array([item[4][1] for _, item in good],
+                                                  dtype=np.uint64)
             done += len(batch)
             if progress:
                 progress(done, total)
@@ -332,6 +364,7 @@ def _finish(root: Path, spec: CacheSpec, paths: list[str]) -> int:
     atomic_write(root / SCORES, lambda tmp: Path(tmp).write_text(
         "".join(lines), encoding="utf-8", errors="surrogateescape"))
     size = sum((root / x["file"]).stat().st_size for x in shards)
-    _write_manifest(root, spec, complete=True, shards=shards, bytes=size,
+    files = {name: sha256_of(root / name) for name in (IMAGES, SCORES)}
+    _write_manifest(root, spec, complete=True, shards=shards, files=files, bytes=size,
                     bytes_per_view=size / max(1, spec.num_images * spec.views))
     return size

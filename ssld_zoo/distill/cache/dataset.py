@@ -17,15 +17,31 @@ import torch
 from mmengine.registry import DATASETS, FUNCTIONS
 from torch.utils.data import Dataset
 
-from ssld_zoo.distill.cache.format import CacheMismatchError, TeacherCache
-from ssld_zoo.data.images import (ImageDataset, TrainViewTransform, collate_images, read_image,
+from ssld_zoo.data.images import (ImageDataset, TrainViewTransform, collate_images,
                                    sample_seed, seeded)
+from ssld_zoo.distill.cache.format import CacheMismatchError, ImageChangedError, TeacherCache
+from ssld_zoo.distill.cache.identity import read_identified
 
-__all__ = ["CachedViewDataset", "collate_cached", "view_index"]
+__all__ = ["CachedViewDataset", "collate_cached", "view_index", "check_image"]
 
 # Stored boxes are float32 fractions of the image size: a replay that differs by more than this
 # cut another crop (torchvision drew differently, or the image file changed).
 _BOX_TOL = 1e-5
+
+
+def check_image(root, path: str, rec: np.void, identity: tuple[int, int] | None) -> None:
+    """Refuse an image whose size or fingerprint differs from the record the cache holds
+    (:class:`ImageChangedError` naming the file); None (unreadable file) passes."""
+    if identity is None:
+        return
+    size, print_ = int(rec["file_bytes"]), int(rec["fingerprint"])
+    if identity != (size, print_):
+        what = (f"{identity[0]} bytes, the cache recorded {size}" if identity[0] != size
+                else "same size, other content")
+        raise ImageChangedError(
+            f"{path}: changed since the teacher cache {root} was built ({what}): its stored "
+            f"teacher outputs belong to the old image; restore the file, or relabel the "
+            f"changed images with `ssld-zoo label RECIPE --verify --repair`")
 
 
 def view_index(seed: int, row: int, slot: int, views: int) -> int:
@@ -99,7 +115,8 @@ class CachedViewDataset(Dataset):
         rec = self.cache.record(row)
         if not rec["ok"]:
             return None  # unreadable when the cache was built: no teacher output for it
-        img = read_image(path)
+        img, identity = read_identified(path)
+        check_image(self.cache.root, path, rec, identity)
         if img is None:
             return None
         out = []

@@ -4,11 +4,18 @@ A cache is a folder::
 
     manifest.json      settings (teacher and its weights hash, transform, views, top-k, kind,
                        image list hash, format version) and, once complete, the shard list
+                       with each shard's sha256, and the sha256 of images.tsv and scores.tsv
     images.tsv         path<TAB>label of every image, in cache order
     shard_00000.npy    one record per image (numpy structured array, memory-mappable)
     shard_00000.json   written after its shard: rows, bytes and sha256 (a shard without it is
                        redone by a resumed build)
     scores.tsv         path<TAB>class<TAB>confidence per image, as ``ssld-zoo mine`` writes them
+
+Integrity: opening a cache checks every file's size and sha256 against the manifest (the
+shards hashed in parallel; see docs/reliability.md for the cost at ImageNet scale), so a
+flipped byte is refused naming the file; ``verify=False`` skips the hashes for a caller that
+has just checked them. Each record also holds its image's size and a 64-bit fingerprint of
+its bytes (:mod:`.identity`): a replaced image is refused when it is read for training.
 
 A record holds, for each of the ``views`` augmented views of its image: the seed that replays
 the view exactly (the recipe's train transform run under that seed), the crop box normalised to
@@ -21,13 +28,14 @@ the image size and the flip (checked on replay), and the teacher's output in a c
 * ``kind="sampled"``: ``topk`` classes drawn from the teacher's distribution with replacement,
   stored as distinct ids with their frequencies (Sparse Logit Sampling, arXiv 2503.16870):
   an unbiased estimate of the teacher's distribution, but zero on the classes not drawn, so
-  only losses linear in the teacher's probabilities may use it (see ``losses.LINEAR_IN_TEACHER``).
+  only losses linear in the teacher's probabilities may use it (see ``losses.linear_in_teacher``).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,11 +44,11 @@ import numpy as np
 import torch
 
 __all__ = ["teacher_diff", "FORMAT_VERSION", "KINDS", "CacheError", "CacheMismatchError",
-           "CacheSpec",
+           "ImageChangedError", "CacheSpec",
            "record_dtype", "images_digest", "shard_name", "read_manifest", "TeacherCache",
            "dense_probs", "log_probs", "dense_log_probs"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: image sizes and fingerprints, file hashes checked
 KINDS = ("topk", "sampled")
 MANIFEST = "manifest.json"
 IMAGES = "images.tsv"
@@ -56,6 +64,10 @@ class CacheError(RuntimeError):
 
 class CacheMismatchError(CacheError):
     """A teacher cache was built for other settings than the recipe's; the message names them."""
+
+
+class ImageChangedError(CacheMismatchError):
+    """An image's content differs from the one the cache was built on; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,9 @@ def record_dtype(views: int, topk: int, num_classes: int) -> np.dtype:
                      ("flip", "u1", (views,)), ("ids", ids, (views, topk)),
                      ("probs", "<f2", (views, topk)),
                      # the teacher's mean prediction over the views: the mining score
-                     ("pred", "<i4"), ("conf", "<f4")])
+                     ("pred", "<i4"), ("conf", "<f4"),
+                     # the image file's identity (size, fingerprint), checked on read
+                     ("file_bytes", "<u8"), ("fingerprint", "<u8")])
 
 
 def images_digest(samples: Sequence[tuple[str, int]]) -> str:
@@ -133,6 +147,14 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
     return m
 
 
+def _sha256(path: Path) -> str:
+    try:
+        from ssld_zoo.weights.fileops import sha256_of
+        return sha256_of(path)
+    except OSError as e:
+        raise CacheError(f"{path}: cannot be read ({e.strerror or e})") from e
+
+
 def _shard_bytes(dtype: np.dtype, rows: int) -> int:
     """Size of a shard file as ``np.save`` writes it (header + rows)."""
     import io
@@ -146,10 +168,11 @@ class TeacherCache:
     """A complete teacher cache opened for reading (shards memory-mapped on first use).
 
     ``TeacherCache(root)`` checks that the manifest is complete and that every shard is present
-    with its recorded size; a missing or truncated shard is an error naming it, never skipped.
+    with its recorded size and (``verify``) sha256; a missing, truncated or damaged shard is
+    an error naming it, never skipped.
     """
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, verify: bool = True):
         self.root = Path(root)
         m = read_manifest(self.root)
         if not m.get("complete"):
@@ -167,9 +190,27 @@ class TeacherCache:
                 raise CacheError(f"{f}: shard {i} holds {f.stat().st_size} bytes, expected "
                                  f"{want}: it is truncated or damaged (rebuild it: delete it and "
                                  f"its .json, then run `ssld-zoo label` again)")
+        if verify:
+            damaged = self.damaged_files()
+            if damaged:
+                raise CacheError(damaged[0] + (f" (and {len(damaged) - 1} more damaged files)"
+                                               if len(damaged) > 1 else ""))
         self._shards: dict[int, np.ndarray] = {}
         self._paths: list[str] | None = None
         self._index: dict[str, int] | None = None
+
+    def damaged_files(self, threads: int | None = None) -> list[str]:
+        """One line per file whose sha256 differs from the manifest's (shards, images.tsv,
+        scores.tsv), hashed on ``threads`` threads (default: up to 8, one per CPU)."""
+        want = {x["file"]: x["sha256"] for x in self.manifest.get("shards", [])}
+        want.update(self.manifest.get("files", {}))
+        threads = threads or max(1, min(8, os.cpu_count() or 1))
+        with ThreadPoolExecutor(threads) as pool:  # hashlib releases the GIL on large reads
+            got = dict(zip(want, pool.map(lambda f: _sha256(self.root / f), want)))
+        return [f"{self.root / f}: sha256 {got[f][:12]}..., the manifest recorded "
+                f"{want[f][:12]}...: the file is damaged (a bad disk or copy); repair the cache "
+                f"with `ssld-zoo label RECIPE --verify --repair`" for f in sorted(want)
+                if got[f] != want[f]]
 
     @property
     def paths(self) -> list[str]:
