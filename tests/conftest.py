@@ -110,23 +110,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         f"{'all':<28}{tot['paddle_s']:>9.1f}{tot['torch_s']:>9.1f}"
         f"{tot['paddle_s'] + tot['torch_s']:>9.1f}{tot['paddle_cpu_s']:>12.1f}"
         f"{tot['torch_cpu_s']:>11.1f}{tot['paddle_cpu_s'] + tot['torch_cpu_s']:>9.1f}")
-
-
-# The full tier (``make test``, CI) runs everything; the fast tier (``make test-fast``, for
-# development) leaves out these files: they train, export or compare against PaddleClas at
-# a cost of minutes each, and the fast tier keeps one quick check of each of those paths.
-SLOW_FILES = {
-    "tests/parity/test_parity.py",
-    "tests/models/test_graph_capture.py",
-    "tests/distill/test_reproduction.py",
-    "tests/distill/test_distill_demo.py",
-    "tests/downstream/test_train_small.py",
-    "tests/test_packaging.py",
-}
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    for item in items:
-        rel = Path(str(item.fspath)).resolve().relative_to(REPO_ROOT).as_posix()
-        if rel in SLOW_FILES:
-            item.add_marker(pytest.mark.slow)

@@ -1,7 +1,7 @@
 """``ssld-zoo label RECIPE``: run a recipe's teacher once over its images into a teacher cache.
 
     ssld-zoo label cifar10/ssld_cached --views 30 --topk 5
-    torchrun --nproc-per-node 8 -m ssld_zoo.cli.main label r50d_cached --views 64 --topk 10
+    torchrun --nproc-per-node 8 -m ssld_zoo.cli.main label my_r50d_cached.py --views 64 --topk 10
 
 A recipe with ``teacher_cache=dict(path=...)`` then trains from the cache without the teacher
 (``ssld-zoo distill``), and ``ssld-zoo mine --cache DIR`` reuses its scores.

@@ -234,6 +234,6 @@ def export_from_runner(runner: Runner, recipe: Any, result: DistillResult) -> Pa
         name=name, arch=arch, urls=(out.name,), top1=result.metrics.get("top1"),
         top1_source=(f"ssld-zoo distill {stem}, top-1 on {d['val_root']}" if d["val_root"]
                      else ""),
-        teacher=teacher, transform=eval_transform_of(recipe), key_format="torch",
+        teacher=teacher, transform=eval_transform_of(recipe),
         num_classes=model.student.num_classes, description=desc)
     return export_student(state, out, card, training=training)

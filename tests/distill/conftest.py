@@ -59,3 +59,16 @@ def tiny_recipe(tree: dict[str, Path], **over) -> dict:
         else:
             recipe[key] = value
     return validate_recipe(recipe, "tiny.py")
+
+
+def write_recipe(path: Path, recipe: dict) -> Path:
+    """Write a recipe dict as an mmengine Python config (what users write)."""
+    body = "".join(f"{k} = {v!r}\n" for k, v in recipe.items() if not k.startswith("_"))
+    path.write_text(body)
+    return path
+
+
+def read_state(path: Path) -> dict:
+    """The tensors of a safetensors file (an exported student)."""
+    from safetensors.torch import load_file
+    return load_file(str(path))

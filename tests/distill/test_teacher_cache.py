@@ -27,7 +27,7 @@ def _teacher_file(tmp: Path) -> str:
     if not out.exists():
         export_student(model.state_dict(), out, WeightCard(
             name="tiny_teacher", arch=TINY_ARCH, urls=(out.name,), top1=None, top1_source="",
-            num_classes=10, key_format="torch", transform=EvalTransform(32, 32)))
+            num_classes=10, transform=EvalTransform(32, 32)))
     return str(out)
 
 
