@@ -3,8 +3,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# pytest-xdist workers (make test PYTEST_WORKERS= runs in one process).
-PYTEST_WORKERS ?= -n 2
+# pytest-xdist: two workers, each test module (and its module-scoped fixtures) kept on one;
+# `make test PYTEST_WORKERS=` runs in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadscope
 
 .PHONY: setup demo test test-fast lint fmt paddle-env openmmlab zoo-md bench
 

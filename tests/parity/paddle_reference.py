@@ -31,8 +31,9 @@ Worker mode::
     python paddle_reference.py --serve
 
 imports Paddle and PaddleClas once, then runs one parity job per line read from stdin (a JSON
-list of the parity-mode arguments above) and answers each with one JSON line on stdout:
-``{"ok": true, "wall_s": ..., "cpu_s": ...}`` or ``{"ok": false, "error": "..."}``. Everything
+list of the parity-mode arguments above) and answers each with one JSON line on stdout,
+``{"ok": true, "wall_s": ..., "cpu_s": ..., "rss_mb": ...}`` or ``{"ok": false, "error": ...}``
+(with the same timings and memory). Everything
 else the libraries print goes to stderr. The parity tests use it: paying the ~4 s import once
 instead of once per architecture saves minutes of CI.
 
@@ -382,6 +383,15 @@ def run_bench(args: argparse.Namespace) -> None:
                       "median_ms": round(float(np.median(times)), 3)}))
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux), in MiB; 0 where /proc is not there."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def serve() -> None:
     """Worker mode: parity jobs from stdin, one JSON answer line each on the real stdout."""
     import gc
@@ -389,17 +399,23 @@ def serve() -> None:
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # what Paddle, PaddleClas or print() write must not mix with the answers
     sys.stdout = sys.stderr
+    import paddle
+
     import_ppcls()
     for line in sys.stdin:
         t, cpu = time.perf_counter(), time.process_time()
         try:
-            run_parity(parse_args(json.loads(line)))
+            # A fresh name space per job, as in a new process: PaddleClas's older model files
+            # name their parameters explicitly, and dygraph refuses a name used before.
+            with paddle.utils.unique_name.guard():
+                run_parity(parse_args(json.loads(line)))
             answer = {"ok": True}
         except (Exception, SystemExit) as e:  # a failed job, not a failed worker
             import traceback
             answer = {"ok": False, "error": "".join(traceback.format_exception(e))[-4000:]}
         gc.collect()  # the last model's tensors, before the next one is built
-        answer.update(wall_s=time.perf_counter() - t, cpu_s=time.process_time() - cpu)
+        answer.update(wall_s=time.perf_counter() - t, cpu_s=time.process_time() - cpu,
+                      rss_mb=_rss_mb())
         answers.write(json.dumps(answer) + "\n")
 
 

@@ -44,6 +44,9 @@ PHOTO = "coco_mini/images/val/000000037777.jpg"
 TOL = {"fp64": 1e-6, "fp32": 1e-4}
 DTYPES = {"fp64": torch.float64, "fp32": torch.float32}
 REFERENCE_TIMEOUT_S = 1800
+# Paddle's allocator keeps what a giant model (the WSL teachers: GBs in float64) used: a worker
+# holding more than this after a job is restarted rather than kept.
+WORKER_RSS_LIMIT_MB = 2048
 # One thread on each side: both are CPU-bound on a small CI machine, and torch's OpenMP workers
 # spin when they share cores (2 threads on a busy 2-core box measured ~5x slower than 1).
 THREADS = 1
@@ -174,6 +177,8 @@ class PaddleWorker:
             pytest.fail(f"paddle_reference.py --serve died ({why}) on {' '.join(args)}:\n"
                         f"{self.log_tail()}", pytrace=False)
         answer = json.loads(line)
+        if answer.get("rss_mb", 0) > WORKER_RSS_LIMIT_MB:
+            self.close()  # give the memory back before torch loads the same giant model
         if not answer["ok"]:
             pytest.fail(f"paddle_reference.py failed on {' '.join(args)}:\n{answer['error']}",
                         pytrace=False)
