@@ -15,6 +15,20 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, each worker gets its share of the cores: torch's OpenMP threads spin
+    when more of them than cores run at once (2 workers x 2 threads on 2 cores is slower than
+    2 x 1). Subprocesses the tests start inherit the same limit."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers:
+        return
+    threads = max(1, (os.cpu_count() or 1) // int(workers))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    import torch
+    torch.set_num_threads(threads)
+
+
 def in_ci() -> bool:
     """True when running under CI (env ``CI`` set to anything but '', '0', 'false', 'no')."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
