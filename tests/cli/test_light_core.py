@@ -90,3 +90,21 @@ def test_a_command_that_needs_an_extra_says_which():
     error = done.stderr.strip()
     assert "Traceback" not in error
     assert "ssld-zoo distill needs mmengine" in error and "ssld-zoo[train]" in error, error
+
+
+def test_the_core_install_requires_no_extra():
+    """``pip install ssld-zoo`` pulls none of the extras' packages; they are in their extras."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    core = names(project["dependencies"])
+    extras = {k: names(v) for k, v in project["optional-dependencies"].items()}
+    assert not core & {"mmengine", "scikit-learn", "matplotlib", "onnx", "mmcv", "timm"}, core
+    assert "mmengine" in extras["train"]
+    assert {"scikit-learn", "matplotlib"} <= extras["demo"]
+    assert {"ruff", "mypy"} <= extras["lint"]
