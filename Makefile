@@ -3,8 +3,11 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# pytest-xdist: two workers, each test module (and its module-scoped fixtures) kept on one;
+# `make test PYTEST_WORKERS=` runs in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadscope
 
-.PHONY: setup demo test test-fast paddle-env openmmlab zoo-md bench
+.PHONY: setup demo test test-fast lint fmt paddle-env openmmlab zoo-md bench
 
 # Re-run the install whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml setup.py
@@ -26,12 +29,25 @@ openmmlab: setup
 demo: setup
 	$(VENV)/bin/ssld-zoo demo
 
-test: setup paddle-env openmmlab
-	$(PY) -m pytest
+# The lint gate, run first by test and test-fast: ruff (pyflakes, pycodestyle, import order;
+# settings in pyproject.toml), ruff's formatter, and mypy on the public API.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
-# The development tier: everything but the files marked slow in tests/conftest.py (< 5 min).
-test-fast: setup openmmlab
-	$(PY) -m pytest -m "not slow" -q
+# Apply what ruff can fix by itself (import order, formatting); then `make lint` says the rest.
+fmt: setup
+	$(VENV)/bin/ruff check --fix --exit-zero .
+	$(VENV)/bin/ruff format .
+
+# The full tier (CI). Tests run on two workers (pytest-xdist): see docs/benchmarks.md.
+test: setup lint paddle-env openmmlab
+	$(PY) -m pytest $(PYTEST_WORKERS)
+
+# The development tier: everything not marked @pytest.mark.slow (< 5 min).
+test-fast: setup lint openmmlab
+	$(PY) -m pytest -m "not slow" -q $(PYTEST_WORKERS)
 
 bench: setup
 	$(PY) -m pip install -q -e '.[bench]'

@@ -21,10 +21,11 @@ if _ADDED:
     sys.path.insert(0, _HERE)
 try:
     import ssld_zoo as _ssld_zoo
+    from ssld_zoo.registry import get_arch as _get_arch
+    from ssld_zoo.registry import get_weights as _get_weights
 finally:
     if _ADDED:
         sys.path.remove(_HERE)
-from ssld_zoo.registry import get_arch as _get_arch, get_weights as _get_weights  # noqa: E402
 
 
 def _entry(name):

@@ -14,10 +14,10 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
-from ssld_zoo.models._base import FeaturePyramid, adapt_input_conv
+from ssld_zoo.models._base import Backbone, FeaturePyramid, adapt_input_conv
 from ssld_zoo.registry import EvalTransform, WeightCard, get_arch, get_weights, list_weights
 from ssld_zoo.weights.files import sidecar_card
-from ssld_zoo.weights.source import load_weights, parse_source
+from ssld_zoo.weights.source import Source, load_weights, parse_source
 
 __all__ = ["load", "model_info", "transforms", "class_names", "pretrained_cfg"]
 
@@ -74,8 +74,8 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
         if card is None:
             raise ValueError(f"{name!r} has no published weights: use pretrained=False, or "
                              f"weights=PATH. Names with weights: ssld-zoo list {name}*")
-    source = parse_source(weights) if weights is not None else card
-    if weights is not None and source.kind == "file":
+    source: Source | WeightCard | None = parse_source(weights) if weights is not None else card
+    if isinstance(source, Source) and source.kind == "file" and source.path is not None:
         # An exported student (say a 10-class digits model) says its head size in its card.
         side = sidecar_card(source.path)
         if side is not None and side.num_classes != 1000:
@@ -88,6 +88,7 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
         # slow part of building) and adopt the loaded tensors.
         with torch.device("meta"):
             model = build()
+        assert source is not None  # weights given, or pretrained with a card (checked above)
         loaded = load_weights(source, arch.name, fits=model)
         model = _adopt(model, loaded.state, build)
         card = loaded.card
@@ -101,11 +102,11 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
     model.pretrained_cfg = pretrained_cfg(model, card, in_chans,
                                           transform=_default_transform(name))
     if features_only:
-        model = FeaturePyramid(model, out_indices).eval()
+        return FeaturePyramid(model, out_indices).eval()
     return model
 
 
-def _build(arch, kwargs: dict[str, Any], **extra: Any) -> nn.Module:
+def _build(arch, kwargs: dict[str, Any], **extra: Any) -> Backbone:
     """The architecture's model; a keyword it does not take is a one-line ValueError."""
     try:
         return arch.builder(**kwargs, **extra)
@@ -118,14 +119,21 @@ def _build(arch, kwargs: dict[str, Any], **extra: Any) -> nn.Module:
 
 def _adapt_first_conv(model: nn.Module, in_chans: int) -> None:
     name, conv = _first_conv(model)
-    new = nn.Conv2d(in_chans, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                    conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)
+    padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)
+    new = nn.Conv2d(in_chans, conv.out_channels, _pair(conv.kernel_size), _pair(conv.stride),
+                    padding, _pair(conv.dilation), conv.groups, conv.bias is not None,
+                    conv.padding_mode)
     with torch.no_grad():
         new.weight.copy_(adapt_input_conv(conv.weight, in_chans))
-        if conv.bias is not None:
+        if conv.bias is not None and new.bias is not None:
             new.bias.copy_(conv.bias)
     parent, _, leaf = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, leaf, new)
+
+
+def _pair(value: tuple[int, ...]) -> tuple[int, int]:
+    # A Conv2d keeps its sizes as tuple[int, ...]; its constructor is typed for pairs.
+    return value[0], value[1]
 
 
 def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
@@ -151,7 +159,7 @@ def _default_transform(name: str) -> EvalTransform:
     return card.transform if card is not None else EvalTransform()
 
 
-def pretrained_cfg(model: nn.Module, card: WeightCard | None = None,
+def pretrained_cfg(model: Backbone, card: WeightCard | None = None,
                    in_chans: int = 3, transform: EvalTransform | None = None) -> dict[str, Any]:
     """timm's ``pretrained_cfg`` dict for a zoo model: what ``timm.data.resolve_data_config``
     and code written for timm read (input size, crop, interpolation, mean, std, first conv,
@@ -183,8 +191,8 @@ def pretrained_cfg(model: nn.Module, card: WeightCard | None = None,
     }
 
 
-def _adopt(model: nn.Module, state: dict[str, torch.Tensor],
-           rebuild: Callable[[], nn.Module]) -> nn.Module:
+def _adopt(model: Backbone, state: dict[str, torch.Tensor],
+           rebuild: Callable[[], Backbone]) -> Backbone:
     """Give a meta-device ``model`` the (already checked) tensors of ``state``.
 
     Only BatchNorm's ``num_batches_tracked`` may be absent from a file (Paddle has no such

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ssld_zoo.registry import EvalTransform, WeightCard, get_weights
 
-__all__ = ["weight_card_of", "eval_transform_of", "read_image", "decode_image", "shown_path"]
+__all__ = ["weight_card_of", "eval_transform_of", "decode_image", "shown_path"]
 
 
 def weight_card_of(model: nn.Module) -> WeightCard | None:
@@ -107,9 +107,3 @@ def decode_image(path: str | os.PathLike, data: bytes | None = None):
         reason = shown_path(text.splitlines()[0]) if text else "cannot decode it"
         raise ValueError(f"cannot read image {shown_path(path)}: {type(e).__name__}: {reason}"
                          ) from None
-
-
-def read_image(path: str | os.PathLike):
-    """The RGB ``PIL.Image`` at ``path`` (see :func:`decode_image`); a missing file raises
-    ``FileNotFoundError``, an unreadable one ``ValueError``, both naming the path."""
-    return decode_image(path)

@@ -153,8 +153,6 @@ class Architecture:
     builder: Callable[..., nn.Module]
     paddle_name: str
     family: str
-    # Input size for the PaddleClas parity test; the giant teachers use a smaller one.
-    parity_size: int = 224
 
 
 @dataclass(frozen=True)
@@ -163,7 +161,7 @@ class WeightCard:
 
     ``top1`` is the published ImageNet-1k top-1 of these weights; for an SSLD weight
     ``baseline_top1`` is that of the same architecture trained normally, so that the card
-    states what SSLD gained. ``key_format`` says how the file names its tensors.
+    states what SSLD gained.
     """
 
     name: str
@@ -175,7 +173,6 @@ class WeightCard:
     teacher: str | None = None
     sha256: str | None = None
     transform: EvalTransform = field(default_factory=EvalTransform)
-    key_format: str = "paddle"  # "paddle" | "torch"
     license: str = "Apache-2.0"
     num_classes: int = 1000
     description: str = ""
@@ -243,7 +240,7 @@ _ARCHS: dict[str, Architecture] = {}
 _WEIGHTS: dict[str, WeightCard] = {}
 
 
-def register_model(paddle_name: str, parity_size: int = 224):
+def register_model(paddle_name: str):
     """Decorator registering a builder under its function name (timm's style)."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -251,7 +248,7 @@ def register_model(paddle_name: str, parity_size: int = 224):
         if name in _ARCHS:
             raise ValueError(f"architecture {name!r} is registered twice")
         family = fn.__module__.rsplit(".", 1)[-1]
-        _ARCHS[name] = Architecture(name, fn, paddle_name, family, parity_size)
+        _ARCHS[name] = Architecture(name, fn, paddle_name, family)
         return fn
 
     return wrap

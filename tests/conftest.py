@@ -15,6 +15,20 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, each worker gets its share of the cores: torch's OpenMP threads spin
+    when more of them than cores run at once (2 workers x 2 threads on 2 cores is slower than
+    2 x 1). Subprocesses the tests start inherit the same limit."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers:
+        return
+    threads = max(1, (os.cpu_count() or 1) // int(workers))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    import torch
+    torch.set_num_threads(threads)
+
+
 def in_ci() -> bool:
     """True when running under CI (env ``CI`` set to anything but '', '0', 'false', 'no')."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -110,23 +124,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         f"{'all':<28}{tot['paddle_s']:>9.1f}{tot['torch_s']:>9.1f}"
         f"{tot['paddle_s'] + tot['torch_s']:>9.1f}{tot['paddle_cpu_s']:>12.1f}"
         f"{tot['torch_cpu_s']:>11.1f}{tot['paddle_cpu_s'] + tot['torch_cpu_s']:>9.1f}")
-
-
-# The full tier (``make test``, CI) runs everything; the fast tier (``make test-fast``, for
-# development) leaves out these files: they train, export or compare against PaddleClas at
-# a cost of minutes each, and the fast tier keeps one quick check of each of those paths.
-SLOW_FILES = {
-    "tests/parity/test_parity.py",
-    "tests/models/test_graph_capture.py",
-    "tests/distill/test_reproduction.py",
-    "tests/distill/test_distill_demo.py",
-    "tests/downstream/test_train_small.py",
-    "tests/test_packaging.py",
-}
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    for item in items:
-        rel = Path(str(item.fspath)).resolve().relative_to(REPO_ROOT).as_posix()
-        if rel in SLOW_FILES:
-            item.add_marker(pytest.mark.slow)

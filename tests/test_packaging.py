@@ -19,6 +19,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT, unavailable
 
+# Slow tier: minutes, not seconds; `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict:

@@ -17,7 +17,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from ssld_zoo.data.images import read_image as train_read
-from ssld_zoo.preprocess import decode_image, read_image
+from ssld_zoo.preprocess import decode_image
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -44,7 +44,7 @@ def _expected(a16: np.ndarray) -> np.ndarray:
 
 def test_16_bit_grey_png_is_scaled_not_white(tmp_path):
     ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
-    img = np.asarray(read_image(_png16(tmp_path / "g.png", ramp)))
+    img = np.asarray(decode_image(_png16(tmp_path / "g.png", ramp)))
     assert img.shape == (32, 32, 3) and img.dtype == np.uint8
     np.testing.assert_array_equal(img[..., 0], _expected(ramp))
     assert 120 < img.mean() < 135  # was 254.5: everything over 255 clipped to white
@@ -58,30 +58,30 @@ def test_16_bit_grey_in_every_container(tmp_path, fmt):
         path.write_bytes(b"P5 3 2 65535\n" + a.astype(">u2").tobytes())
     else:
         Image.fromarray(a).save(path)
-    np.testing.assert_array_equal(np.asarray(read_image(path))[..., 0], _expected(a))
+    np.testing.assert_array_equal(np.asarray(decode_image(path))[..., 0], _expected(a))
 
 
 def test_16_bit_rgb_and_alpha_pngs_keep_their_colours(tmp_path):
     a = np.array([[[65535, 32768, 0], [0, 65535, 4096]]], dtype=np.uint16)
-    rgb = np.asarray(read_image(_png16(tmp_path / "rgb.png", a))).astype(int)
+    rgb = np.asarray(decode_image(_png16(tmp_path / "rgb.png", a))).astype(int)
     assert np.abs(rgb - _expected(a).astype(int)).max() <= 1
     la = np.stack([a[..., 1], np.full_like(a[..., 1], 65535)], -1)
-    grey = np.asarray(read_image(_png16(tmp_path / "la.png", la))).astype(int)
+    grey = np.asarray(decode_image(_png16(tmp_path / "la.png", la))).astype(int)
     assert np.abs(grey[..., 0] - _expected(a[..., 1]).astype(int)).max() <= 1
 
 
 def test_float_and_32_bit_images(tmp_path):
     f = np.array([[0.0, 0.5, 1.0]], dtype=np.float32)
     Image.fromarray(f).save(tmp_path / "f.tif")
-    assert np.asarray(read_image(tmp_path / "f.tif"))[0, :, 0].tolist() == [0, 128, 255]
+    assert np.asarray(decode_image(tmp_path / "f.tif"))[0, :, 0].tolist() == [0, 128, 255]
     Image.fromarray(np.array([[0.0, 2.5]], dtype=np.float32)).save(tmp_path / "hdr.tif")
     with pytest.raises(ValueError) as e:
-        read_image(tmp_path / "hdr.tif")
+        decode_image(tmp_path / "hdr.tif")
     assert str(e.value) == (f"cannot read image {tmp_path / 'hdr.tif'}: float pixels in "
                             f"[0, 2.5]; expected [0, 1] (convert it to 8 or 16 bits)")
     Image.fromarray(np.array([[0, 70000]], dtype=np.int32)).save(tmp_path / "i32.tif")
     with pytest.raises(ValueError) as e:
-        read_image(tmp_path / "i32.tif")
+        decode_image(tmp_path / "i32.tif")
     assert str(e.value) == (f"cannot read image {tmp_path / 'i32.tif'}: 32-bit integer pixels "
                             f"in [0, 70000]; expected 16-bit values in [0, 65535] (convert it "
                             f"to 8 or 16 bits)")
@@ -94,7 +94,7 @@ def test_pixel_limit_is_a_clear_error(tmp_path, monkeypatch, caplog, pixels, ove
     Image.new("L", (31, 33)).save(path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pixels)
     with pytest.raises(ValueError) as e:
-        read_image(path)
+        decode_image(path)
     assert str(e.value) == (f"cannot read image {path}: {over} is over the limit of {pixels} "
                             f"pixels (PIL.Image.MAX_IMAGE_PIXELS, a decompression-bomb guard; "
                             f"raise it only for files you trust)")
@@ -102,15 +102,15 @@ def test_pixel_limit_is_a_clear_error(tmp_path, monkeypatch, caplog, pixels, ove
         assert train_read(str(path)) is None  # training skips it, naming it
     assert f"skipping unreadable image: cannot read image {path}: {over}" in caplog.text
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1023)
-    assert read_image(path).size == (31, 33)  # at the limit: fine
+    assert decode_image(path).size == (31, 33)  # at the limit: fine
 
 
 def test_missing_and_undecodable_files(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"^image {tmp_path / 'no.png'} does not exist$"):
-        read_image(tmp_path / "no.png")
+        decode_image(tmp_path / "no.png")
     (tmp_path / "t.jpg").write_text("hello")
     with pytest.raises(ValueError) as e:
-        read_image(tmp_path / "t.jpg")
+        decode_image(tmp_path / "t.jpg")
     assert str(e.value) == (f"cannot read image {tmp_path / 't.jpg'}: UnidentifiedImageError: "
                             f"cannot identify image file '{tmp_path / 't.jpg'}'")
 
@@ -119,10 +119,10 @@ def test_missing_and_undecodable_files(tmp_path):
 def test_non_utf8_file_name_is_read_and_named(tmp_path):
     name = os.fsdecode(b"caf\xe9.png")  # not UTF-8: a surrogate in Python's str
     Image.new("RGB", (4, 4), (10, 20, 30)).save(tmp_path / name)
-    assert np.asarray(read_image(tmp_path / name))[0, 0].tolist() == [10, 20, 30]
+    assert np.asarray(decode_image(tmp_path / name))[0, 0].tolist() == [10, 20, 30]
     (tmp_path / os.fsdecode(b"bad\xe9.png")).write_bytes(b"junk")
     with pytest.raises(ValueError) as e:
-        read_image(tmp_path / os.fsdecode(b"bad\xe9.png"))
+        decode_image(tmp_path / os.fsdecode(b"bad\xe9.png"))
     str(e.value).encode("utf-8")  # printable as is: the byte is shown as \xe9
     assert "bad\\xe9.png" in str(e.value)
 
@@ -132,7 +132,7 @@ def test_non_utf8_file_name_is_read_and_named(tmp_path):
 def test_fuzz_16_bit_grey_reads_as_rounded_8_bit(tmp_path, a):
     path = tmp_path / "f.png"
     Image.fromarray(a).save(path)
-    np.testing.assert_array_equal(np.asarray(read_image(path))[..., 0], _expected(a))
+    np.testing.assert_array_equal(np.asarray(decode_image(path))[..., 0], _expected(a))
 
 
 FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM", "ICO", "TGA")

@@ -459,7 +459,7 @@ def _export(runner, result: TransferResult, data: Path, eval_tf, cfg: TransferCo
     card = WeightCard(
         name=name, arch=result.name, urls=(out.name,), top1=result.top1,
         top1_source=f"ssld-zoo transfer, top-1 on {data / 'val'}", teacher=None,
-        transform=eval_tf, key_format="torch", num_classes=result.num_classes,
+        transform=eval_tf, num_classes=result.num_classes,
         description=f"{result.name} fine-tuned on {dataset} from "
                     f"{result.weights or 'random initialisation'} by ssld-zoo transfer")
     training = {"data": str(data), "weights": result.weights, "classes": list(classes),

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from ssld_zoo.deploy.export import (check_export, ensure_writable, export_model,
                                         suffix_for, synthetic_image, weights_source,
                                         write_card)
-    from ssld_zoo.preprocess import read_image
+    from ssld_zoo.preprocess import decode_image
 
     # Everything that can be refused is refused before the model is built and exported.
     suffix = suffix_for(args.format)
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     name, weights = _resolve(args)
     features = args.features or args.out_indices is not None
     if args.image is not None:
-        image, label = read_image(args.image), str(args.image)
+        image, label = decode_image(args.image), str(args.image)
     else:
         image, label = synthetic_image(), "a synthetic test pattern (no --image given)"
     stem = Path(args.model).name.split(".")[0] if weights == args.model else name

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import ssld_zoo
-    from ssld_zoo.preprocess import eval_transform_of, read_image, shown_path
+    from ssld_zoo.preprocess import decode_image, eval_transform_of, shown_path
 
     if args.topk < 1:
         raise ValueError(f"--topk {args.topk}: expected a positive number of classes to show")
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     transform = eval_transform_of(model, args.name).build()
     names = ssld_zoo.class_names() if model.num_classes == 1000 else None
     for path in args.images:
-        image = read_image(path)
+        image = decode_image(path)
         with torch.no_grad():
             probs = model(transform(image).unsqueeze(0)).softmax(-1)[0]
         top = probs.topk(min(args.topk, probs.numel()))

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from mmengine.config import DictAction
-
 
 def add_parser(subparsers) -> None:
+    from mmengine.config import DictAction
     p = subparsers.add_parser("recipes", help="list the distillation recipes, or show one",
                               description="List the recipes `ssld-zoo distill` accepts by name "
                                           "(from $SSLD_ZOO_RECIPES and those shipped with "

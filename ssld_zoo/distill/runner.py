@@ -225,6 +225,6 @@ def export_from_runner(runner: Runner, recipe: Any, result: DistillResult) -> Pa
     card = WeightCard(
         name=name, arch=arch, urls=(out.name,), top1=result.metrics.get("top1"),
         top1_source=f"ssld-zoo distill {stem}, top-1 on {val[0]}" if val else "",
-        teacher=teacher, transform=eval_transform_of(recipe, model), key_format="torch",
+        teacher=teacher, transform=eval_transform_of(recipe, model),
         num_classes=model.num_classes, description=desc)
     return export_with_card(state, out, card, training=training)

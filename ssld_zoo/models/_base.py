@@ -31,7 +31,7 @@ graph is being captured).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 import torch.nn as nn
@@ -39,6 +39,9 @@ from torch.utils.checkpoint import checkpoint
 
 from ssld_zoo.models.layers import DownscaleInInferDropout
 from ssld_zoo.registry import FeatureInfo
+
+if TYPE_CHECKING:
+    from ssld_zoo.registry import WeightCard
 
 __all__ = ["Backbone", "ConvHeadBackbone", "FeatureInfoList", "FlatBlocks", "FeaturePyramid",
            "PoolLinearBackbone", "adapt_input_conv", "check_input", "feature_take_indices",
@@ -175,6 +178,10 @@ class Backbone(FlatBlocks):
     fixed_input_size = False
     # Python-only attributes TorchScript must not try to compile.
     __jit_unused_properties__ = ["feature_info", "default_cfg"]
+    if TYPE_CHECKING:  # what ssld_zoo.load sets, declared for the type checker only
+        arch_name: str
+        weight_card: WeightCard | None
+        pretrained_cfg: dict[str, Any]
 
     def __init__(self) -> None:
         super().__init__()
@@ -404,7 +411,8 @@ def _without_parameters(module: nn.Module) -> nn.Module:
 
 
 class _Checkpointed:
-    """A block's forward that recomputes its activations in backward (``set_grad_checkpointing``)."""
+    """A block's forward that recomputes its activations in backward
+    (``set_grad_checkpointing``)."""
 
     def __init__(self, block: nn.Module, forward):
         self.block, self.forward = block, forward

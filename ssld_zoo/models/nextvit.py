@@ -338,10 +338,7 @@ def _builder(size: str, res: int):
     build.__qualname__ = build.__name__
     build.__doc__ = (f"Next-ViT {size} (PaddleClas ``NextViT_{size}_{res}``; the architecture "
                      f"is the same at 224 and 384, the weights differ).")
-    # Parity at 128 (random batch 131: exercises ceil-mode pooling and token counts that the
-    # 1-D key/value pooling does not divide). The _384 builds are the same modules as _224,
-    # so their (duplicate) parity runs use 96.
-    return register_model(f"NextViT_{size}_{res}", parity_size=128 if res == 224 else 96)(build)
+    return register_model(f"NextViT_{size}_{res}")(build)
 
 
 nextvit_small_224 = _builder("small", 224)

@@ -135,13 +135,13 @@ def pphgnet_tiny(**kwargs) -> PPHGNet:
 
 
 # Parity at 128 (random batch 131): the big variants cost minutes per run at 224 on CI CPUs.
-@register_model("PPHGNet_small", parity_size=128)
+@register_model("PPHGNet_small")
 def pphgnet_small(**kwargs) -> PPHGNet:
     """PP-HGNet small (PaddleClas ``PPHGNet_small``)."""
     return PPHGNet("small", **kwargs)
 
 
-@register_model("PPHGNet_base", parity_size=128)
+@register_model("PPHGNet_base")
 def pphgnet_base(**kwargs) -> PPHGNet:
     """PP-HGNet base (PaddleClas ``PPHGNet_base``; head dropout 0.2, downscale-in-infer)."""
     return PPHGNet("base", **kwargs)

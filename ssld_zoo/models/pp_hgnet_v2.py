@@ -208,9 +208,7 @@ def _builder(variant: str):
     build.__name__ = f"pphgnetv2_{variant.lower()}"
     build.__qualname__ = build.__name__
     build.__doc__ = f"PP-HGNetV2 {variant} (PaddleClas ``PPHGNetV2_{variant}``)."
-    # Parity at 128 (random batch 131) from B3 up: minutes per run at 224 on CI CPUs.
-    size = 224 if variant in ("B0", "B1", "B2") else 128
-    return register_model(f"PPHGNetV2_{variant}", parity_size=size)(build)
+    return register_model(f"PPHGNetV2_{variant}")(build)
 
 
 pphgnetv2_b0 = _builder("B0")

@@ -140,22 +140,22 @@ def checkpoint_filter_fn(state: Mapping[str, Any]) -> dict[str, Any]:
 
 # Parity against PaddleClas runs in float64 on CPU; the wide teachers use a small input so
 # that it stays cheap (the weights dominate the memory: 32x48d is 829M parameters).
-@register_model("ResNeXt101_32x8d_wsl", parity_size=112)
+@register_model("ResNeXt101_32x8d_wsl")
 def resnext101_32x8d_wsl(**kwargs) -> ResNeXt101WSL:
     return ResNeXt101WSL(8, **kwargs)
 
 
-@register_model("ResNeXt101_32x16d_wsl", parity_size=96)
+@register_model("ResNeXt101_32x16d_wsl")
 def resnext101_32x16d_wsl(**kwargs) -> ResNeXt101WSL:
     return ResNeXt101WSL(16, **kwargs)
 
 
-@register_model("ResNeXt101_32x32d_wsl", parity_size=64)
+@register_model("ResNeXt101_32x32d_wsl")
 def resnext101_32x32d_wsl(**kwargs) -> ResNeXt101WSL:
     return ResNeXt101WSL(32, **kwargs)
 
 
-@register_model("ResNeXt101_32x48d_wsl", parity_size=64)
+@register_model("ResNeXt101_32x48d_wsl")
 def resnext101_32x48d_wsl(**kwargs) -> ResNeXt101WSL:
     return ResNeXt101WSL(48, **kwargs)
 

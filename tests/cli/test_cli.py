@@ -97,7 +97,7 @@ def test_predict_answers_each_image_with_the_class_its_features_point_to(tmp_pat
     print the other class."""
     import copy
 
-    from ssld_zoo.preprocess import eval_transform_of, read_image
+    from ssld_zoo.preprocess import decode_image, eval_transform_of
 
     torch.manual_seed(0)
     model = ssld_zoo.load("resnet18_vd", pretrained=False).eval()
@@ -106,7 +106,7 @@ def test_predict_answers_each_image_with_the_class_its_features_point_to(tmp_pat
     pooled.reset_classifier(0)
     transform = eval_transform_of(model, "resnet18_vd").build()
     with torch.no_grad():
-        f1, f2 = (pooled(transform(read_image(p)).unsqueeze(0))[0] for p in images)
+        f1, f2 = (pooled(transform(decode_image(p)).unsqueeze(0))[0] for p in images)
         d, m = f1 - f2, (f1 + f2) / 2
         a = 50.0 / d.dot(d)
         model.fc.weight.zero_()

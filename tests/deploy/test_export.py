@@ -17,7 +17,7 @@ from ssld_zoo.deploy import export as export_mod
 from ssld_zoo.deploy.export import (BF16_RTOL, FORMATS, RTOL, SUFFIXES, load_exported,
                                     synthetic_image)
 from ssld_zoo.weights.fileops import sha256_of
-from tests.distill.test_fast_teacher import _randomise_bn
+from tests.models.helpers import randomise_bn
 
 ARCH = "pplcnet_x0_25"  # the smallest zoo model: an export costs the exporter's time only
 # AOTInductor compiles for a minute on 2 cores: its one test is test_export_an_aoti_package
@@ -30,7 +30,7 @@ def weights(tmp_path_factory) -> Path:
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
-    model = _randomise_bn(ssld_zoo.load(ARCH, pretrained=False))
+    model = randomise_bn(ssld_zoo.load(ARCH, pretrained=False))
     path = tmp_path_factory.mktemp("weights") / "lcnet_test.safetensors"
     save_file(model.state_dict(), str(path))
     return path

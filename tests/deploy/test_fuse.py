@@ -10,12 +10,7 @@ import torch.nn as nn
 import ssld_zoo
 from ssld_zoo.deploy import fuse
 from ssld_zoo.registry import get_arch, list_architectures
-from tests.distill.test_fast_teacher import ONE_PER_FAMILY, _randomise_bn
-
-
-def _model(name: str, **kwargs) -> nn.Module:
-    torch.manual_seed(0)
-    return _randomise_bn(ssld_zoo.load(name, pretrained=False, **kwargs)).eval()
+from tests.models.helpers import SMALLEST_MODELS, random_bn_model
 
 
 def _assert_same(got, want) -> None:
@@ -43,13 +38,13 @@ def _forward_counting_batchnorms(model: nn.Module, x: torch.Tensor):
 
 def test_the_models_below_cover_every_family():
     families = {get_arch(n).family for n in list_architectures()}
-    assert {get_arch(n).family for n in ONE_PER_FAMILY} == families
+    assert {get_arch(n).family for n in SMALLEST_MODELS} == families
 
 
-@pytest.mark.parametrize("name", ONE_PER_FAMILY)
+@pytest.mark.parametrize("name", SMALLEST_MODELS)
 @torch.no_grad()
 def test_fused_model_equals_eager_for_every_family(name):
-    model = _model(name)
+    model = random_bn_model(name)
     eager = copy.deepcopy(model)
     x = torch.randn(2, 3, 96, 96)  # another batch and size than the probe (HRNet: 32k)
     want, bns = _forward_counting_batchnorms(eager, x)
@@ -62,7 +57,7 @@ def test_fused_model_equals_eager_for_every_family(name):
 
 @torch.no_grad()
 def test_fuse_re_parameterises_pplcnetv2_with_its_default_probe():
-    model = _model("pplcnetv2_small")
+    model = random_bn_model("pplcnetv2_small")
     eager = copy.deepcopy(model)
     rep = [m for m in model.modules() if getattr(m, "use_rep", False)]
     assert rep and not any(m.is_repped for m in rep)
@@ -78,7 +73,7 @@ def test_fuse_re_parameterises_pplcnetv2_with_its_default_probe():
 @pytest.mark.parametrize("order", ["fuse, then channels_last", "channels_last, then fuse"])
 @torch.no_grad()
 def test_fused_model_runs_in_channels_last(name, order):
-    model = _model(name)
+    model = random_bn_model(name)
     eager = copy.deepcopy(model)
     probe = torch.randn(1, 3, 64, 64)
     if order.startswith("fuse"):
@@ -95,7 +90,7 @@ def test_fused_model_runs_in_channels_last(name, order):
 
 @torch.no_grad()
 def test_fuse_takes_a_features_only_model():
-    model = _model("resnet18_vd", features_only=True, out_indices=(1, 3))
+    model = random_bn_model("resnet18_vd", features_only=True, out_indices=(1, 3))
     eager = copy.deepcopy(model)
     fuse(model, torch.randn(1, 3, 64, 64))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())

@@ -82,3 +82,15 @@ def tiny_recipe(tree: dict[str, Path], no_val: bool = False, folder: Path | None
     path.write_text(TINY_RECIPE.format(base=recipes_dir() / "_base_", arch=TINY_ARCH,
                                        **{k: str(v) for k, v in tree.items()}))
     return load_recipe(path, {**(NO_VAL if no_val else {}), **options})
+
+
+def write_recipe(path: Path, recipe) -> Path:
+    """Write a recipe (an mmengine Config) as the Python config file users write."""
+    recipe.dump(str(path))
+    return path
+
+
+def read_state(path: Path) -> dict:
+    """The tensors of a safetensors file."""
+    from safetensors.torch import load_file
+    return load_file(str(path))

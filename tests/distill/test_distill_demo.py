@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+# Slow tier: minutes, not seconds; `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 def test_demo_quick_mode_runs_the_three_trainings(tmp_path, capsys):
     from ssld_zoo.cli.main import main

@@ -14,25 +14,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tests.distill.conftest import TINY_ARCH, tiny_recipe
+from tests.distill.conftest import TINY_ARCH, read_state, tiny_recipe, write_recipe
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _recipe_file(path: Path, recipe) -> Path:
-    """Write a recipe (an mmengine Config) as the Python config file users write."""
-    recipe.dump(str(path))
-    return path
 
 
 EMA_HOOKS = [dict(type="EpochSeedHook"), dict(type="SafeCheckpointHook"),
              dict(type="HistoryHook"), dict(type="TeacherOnceHook"),
              dict(type="ModuleEMAHook", momentum=0.5, begin_iter=0, module="student")]
-
-
-def _state(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-    return load_file(str(path))
 
 
 def test_distill_trains_evaluates_and_exports_a_loadable_student(tiny_tree, tmp_path):
@@ -57,7 +46,7 @@ def test_distill_trains_evaluates_and_exports_a_loadable_student(tiny_tree, tmp_
     model = ssld_zoo.load(TINY_ARCH, weights=str(path))  # 10 classes, from the card
     assert model.weight_card.name == card["name"]
     assert model.weight_card.transform.input_size == 32
-    saved = _state(path)
+    saved = read_state(path)
     for k, v in model.state_dict().items():
         if k in saved:
             assert torch.equal(v, saved[k]), k
@@ -72,14 +61,14 @@ def test_export_loads_through_the_public_api(tmp_path):
     src = ssld_zoo.load(TINY_ARCH, pretrained=False)
     path = export_with_card(src.state_dict(), tmp_path / "mine.safetensors", WeightCard(
         name="mine_ssld", arch=TINY_ARCH, urls=("mine.safetensors",), num_classes=1000,
-        top1=12.5, top1_source="test", teacher="resnet50_vd_ssld", key_format="torch",
+        top1=12.5, top1_source="test", teacher="resnet50_vd_ssld",
         description="a test export", transform=EvalTransform(
             224, 256, "bilinear", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))))
     model = ssld_zoo.load(TINY_ARCH, weights=path)
     card = model.weight_card
     assert (card.name, card.arch, card.top1, card.teacher) == ("mine_ssld", TINY_ARCH, 12.5,
                                                               "resnet50_vd_ssld")
-    assert card.transform.mean == (0.5, 0.5, 0.5) and card.key_format == "torch"
+    assert card.transform.mean == (0.5, 0.5, 0.5)
     for k, v in src.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
 
@@ -134,7 +123,7 @@ def _env() -> dict:
 
 
 def test_resume_after_sigkill_reaches_the_same_weights(tiny_tree, tmp_path):
-    recipe = _recipe_file(tmp_path / "tiny_resume.py", tiny_recipe(
+    recipe = write_recipe(tmp_path / "tiny_resume.py", tiny_recipe(
         tiny_tree, no_val=True, **{"train_cfg.max_epochs": 3}))
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(_cli("distill", str(recipe), "--work-dir", str(ref), "--no-progress"),
@@ -157,8 +146,8 @@ def test_resume_after_sigkill_reaches_the_same_weights(tiny_tree, tmp_path):
     subprocess.run(_cli("distill", str(recipe), "--work-dir", str(killed), "--resume",
                         "--no-progress"), check=True, env=_env(), capture_output=True,
                    timeout=600)
-    a = _state(next(ref.glob("*.safetensors")))
-    b = _state(next(killed.glob("*.safetensors")))
+    a = read_state(next(ref.glob("*.safetensors")))
+    b = read_state(next(killed.glob("*.safetensors")))
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
@@ -169,7 +158,7 @@ def test_ddp_two_cpu_processes_match_one_process(tiny_tree, tmp_path):
     # otherwise legitimately differ from one process's; everything else must match.
     r = tiny_recipe(tiny_tree, no_val=True, **{"model.student.bn_mode": "eval",
                                                "train_dataloader.dataset.unlabeled_roots": []})
-    recipe = _recipe_file(tmp_path / "tiny_ddp.py", r)
+    recipe = write_recipe(tmp_path / "tiny_ddp.py", r)
     one, two = tmp_path / "one", tmp_path / "two"
     subprocess.run(_cli("distill", str(recipe), "--work-dir", str(one), "--no-progress"),
                    check=True, env=_env(), capture_output=True, timeout=600)
@@ -179,8 +168,8 @@ def test_ddp_two_cpu_processes_match_one_process(tiny_tree, tmp_path):
                           "--no-progress"], env=_env(), capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    a = _state(next(one.glob("*.safetensors")))
-    b = _state(next(two.glob("*.safetensors")))
+    a = read_state(next(one.glob("*.safetensors")))
+    b = read_state(next(two.glob("*.safetensors")))
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)

@@ -13,34 +13,14 @@ import ssld_zoo
 from ssld_zoo.deploy.fuse import fold_batchnorm
 from ssld_zoo.distill.mixing import BatchMix, mix_probs
 from ssld_zoo.distill.teacher import OnlineTeacher, resolve_precision
+# fold_batchnorm pairs layers by tracing, whatever the family names them: one of each family.
+from tests.models.helpers import SMALLEST_MODELS, randomise_bn
 
-# The smallest model of every family (fold_batchnorm pairs layers by tracing, whatever the
-# family names them; the giant resnext_wsl family is represented by its smallest member).
-ONE_PER_FAMILY = ["ghostnet_x0_5", "hrnet_w18_c", "mobilenetv1_x0_25", "mobilenetv2_x0_25",
-                  "mobilenetv3_small_x0_35", "nextvit_small_224", "pphgnet_tiny",
-                  "pphgnetv2_b0", "pplcnet_x0_25", "pplcnetv2_small", "res2net50_vd_26w_4s",
-                  "resnet18_vd", "resnext101_32x8d_wsl"]
-
-
-def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine terms, as trained weights have
-    (fresh ones are the identity, which would make folding trivially exact)."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
-            m.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.25)
-            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(c, generator=g) * 0.1)
-    return model
-
-
-@pytest.mark.parametrize("name", ONE_PER_FAMILY)
+@pytest.mark.parametrize("name", SMALLEST_MODELS)
 @torch.no_grad()
 def test_folding_batchnorm_is_exact_for_every_family(name):
     torch.manual_seed(0)
-    model = _randomise_bn(ssld_zoo.load(name, pretrained=False, num_classes=10)).eval()
+    model = randomise_bn(ssld_zoo.load(name, pretrained=False, num_classes=10)).eval()
     reference = copy.deepcopy(model)
     bns = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     folded = fold_batchnorm(model, torch.randn(1, 3, 64, 64))
@@ -69,7 +49,7 @@ class _ConvReadTwice(nn.Module):
 
 
 def test_folding_refuses_what_it_cannot_fold_and_leaves_the_model_as_it_was():
-    m = _randomise_bn(_ConvReadTwice())
+    m = randomise_bn(_ConvReadTwice())
     with pytest.raises(ValueError, match="eval-mode"):
         fold_batchnorm(m.train(), torch.randn(1, 3, 8, 8))
     m.eval()
@@ -92,7 +72,7 @@ def test_precision_auto_is_fp32_on_cpu_and_bad_names_are_refused():
 @pytest.fixture(scope="module")
 def resnet():
     torch.manual_seed(0)
-    return _randomise_bn(ssld_zoo.load("resnet18_vd", pretrained=False, num_classes=10)).eval()
+    return randomise_bn(ssld_zoo.load("resnet18_vd", pretrained=False, num_classes=10)).eval()
 
 
 def test_online_teacher_equals_the_plain_teacher_and_leaves_the_seed_alone(resnet):

@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.distill.conftest import TINY_ARCH, tiny_recipe
-from tests.distill.test_distill_engine import _recipe_file, _state
+from tests.distill.conftest import TINY_ARCH, read_state, tiny_recipe, write_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 KILL_POINTS = Path(__file__).with_name("_kill_points.py")
@@ -74,7 +73,7 @@ def _assert_resumable(work_dir: Path) -> Path:
 @pytest.fixture
 def kill_recipe(tiny_tree, tmp_path) -> Path:
     # 3 epochs, one checkpoint kept: the case where mmengine alone could lose every checkpoint.
-    return _recipe_file(tmp_path / "tiny_kill.py", tiny_recipe(
+    return write_recipe(tmp_path / "tiny_kill.py", tiny_recipe(
         tiny_tree, no_val=True, **{"train_cfg.max_epochs": 3,
                                    "default_hooks.checkpoint.max_keep_ckpts": 1}))
 
@@ -121,8 +120,8 @@ def test_sigkill_inside_checkpoint_writes_and_at_random_then_resume_matches(kill
     reference.stderr.close()
     assert [p.name for p in wd.glob("epoch_*.pth")] == ["epoch_3.pth"]
     assert not list(wd.glob(".*tmp"))
-    a = _state(next(ref.glob(f"{TINY_ARCH}_*.safetensors")))
-    b = _state(next(wd.glob(f"{TINY_ARCH}_*.safetensors")))
+    a = read_state(next(ref.glob(f"{TINY_ARCH}_*.safetensors")))
+    b = read_state(next(wd.glob(f"{TINY_ARCH}_*.safetensors")))
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)

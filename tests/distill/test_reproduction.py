@@ -12,6 +12,9 @@ import pytest
 
 from ssld_zoo.distill.recipes import list_recipes, load_recipe, recipe_name, resolve_recipe
 
+# Slow tier: minutes, not seconds; `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -201,7 +204,7 @@ def test_teacher_fit_runs_on_real_crops(tiny_tree, tmp_path: Path, capsys):
         ssld_zoo.load("mobilenetv1_x0_25", pretrained=False, num_classes=10).state_dict(),
         tmp_path / "teacher.safetensors", WeightCard(
             name="t", arch="mobilenetv1_x0_25", urls=("teacher.safetensors",), top1=None,
-            top1_source="", num_classes=10, key_format="torch", transform=EvalTransform(32, 32)))
+            top1_source="", num_classes=10, transform=EvalTransform(32, 32)))
     assert _teacher_fit().main([str(weights), "--arch", "mobilenetv1_x0_25", "--data",
                                 str(tiny_tree["train"].parent), "--images", "8"]) == 0
     out = capsys.readouterr().out

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.distill.conftest import TINY_ARCH, tiny_recipe
+from tests.distill.conftest import TINY_ARCH, tiny_recipe, write_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def _teacher_file(tmp: Path) -> str:
     if not out.exists():
         export_with_card(model.state_dict(), out, WeightCard(
             name="tiny_teacher", arch=TINY_ARCH, urls=(out.name,), top1=None, top1_source="",
-            num_classes=10, key_format="torch", transform=EvalTransform(32, 32)))
+            num_classes=10, transform=EvalTransform(32, 32)))
     return str(out)
 
 
@@ -357,14 +357,9 @@ def test_mining_reuses_the_cache_scores_without_the_teacher(built, tiny_tree, tm
              weights=teacher_weights)
 
 
-def _recipe_file(path: Path, recipe) -> Path:
-    recipe.dump(str(path))  # a validated recipe is an mmengine Config: its file form
-    return path
-
-
 def test_cli_label_and_a_two_process_build_equal_a_single_process_one(
         built, tiny_tree, teacher_weights, tmp_path):
-    recipe = _recipe_file(tmp_path / "r.py", _recipe(tiny_tree, teacher_weights))
+    recipe = write_recipe(tmp_path / "r.py", _recipe(tiny_tree, teacher_weights))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow tier: minutes, not seconds; `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOWNSTREAM = REPO_ROOT / "downstream"
 

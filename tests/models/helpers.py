@@ -1,9 +1,58 @@
 """Checks every model family's tests make the same way: the staged forward equals the plain one,
 the features have the shapes ``feature_info`` announces and come out of the sub-modules it names,
-and the classifier follows ``num_classes`` / ``reset_classifier``."""
+and the classifier follows ``num_classes`` / ``reset_classifier``; and the models the tests of
+every family share (the smallest of each family, with trained-looking BatchNorms)."""
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
+
+import ssld_zoo
+
+# The smallest architecture of each family (the giant resnext_wsl family by its smallest member).
+ONE_PER_FAMILY = {
+    "ghostnet": "ghostnet_x0_5",
+    "hrnet": "hrnet_w18_c",
+    "mobilenet_v1": "mobilenetv1_x0_25",
+    "mobilenet_v2": "mobilenetv2_x0_25",
+    "mobilenet_v3": "mobilenetv3_small_x0_35",
+    "nextvit": "nextvit_small_224",
+    "pp_hgnet": "pphgnet_tiny",
+    "pp_hgnet_v2": "pphgnetv2_b0",
+    "pp_lcnet": "pplcnet_x0_25",
+    "pp_lcnet_v2": "pplcnetv2_small",
+    "res2net_vd": "res2net50_vd_26w_4s",
+    "resnet_vd": "resnet18_vd",
+    "resnext_wsl": "resnext101_32x8d_wsl",
+}
+SMALLEST_MODELS = list(ONE_PER_FAMILY.values())
+
+
+def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine terms, as trained weights have
+    (fresh ones are the identity, which would make folding or a wrong BN trivially exact)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
+            m.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.25)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
+                m.bias.data.copy_(torch.randn(c, generator=g) * 0.1)
+    return model
+
+
+def sample_batch(batch: int = 2, size: int = 64) -> torch.Tensor:
+    """A seeded N(0, 1) batch; 64 is a multiple of 32 (HRNet) with enough tokens for
+    Next-ViT's pooled attention."""
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def random_bn_model(name: str, **kwargs) -> nn.Module:
+    """``ssld_zoo.load(name, pretrained=False, **kwargs)``, seeded, BatchNorms randomised, eval."""
+    torch.manual_seed(0)
+    return randomise_bn(ssld_zoo.load(name, pretrained=False, **kwargs)).eval()
 
 
 def staged_forward(model: torch.nn.Module, x: torch.Tensor):

@@ -18,48 +18,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-import ssld_zoo
 from ssld_zoo.registry import get_arch, list_architectures
+from tests.models.helpers import ONE_PER_FAMILY, SMALLEST_MODELS, random_bn_model, sample_batch
 
-# The smallest architecture of each family.
-ONE_PER_FAMILY = {
-    "ghostnet": "ghostnet_x0_5",
-    "hrnet": "hrnet_w18_c",
-    "mobilenet_v1": "mobilenetv1_x0_25",
-    "mobilenet_v2": "mobilenetv2_x0_25",
-    "mobilenet_v3": "mobilenetv3_small_x0_35",
-    "nextvit": "nextvit_small_224",
-    "pp_hgnet": "pphgnet_tiny",
-    "pp_hgnet_v2": "pphgnetv2_b0",
-    "pp_lcnet": "pplcnet_x0_25",
-    "pp_lcnet_v2": "pplcnetv2_small",
-    "res2net_vd": "res2net50_vd_26w_4s",
-    "resnet_vd": "resnet18_vd",
-    "resnext_wsl": "resnext101_32x8d_wsl",
-}
-NAMES = list(ONE_PER_FAMILY.values())
-SIZE = 64  # a multiple of 32 (HRNet) with enough tokens for Next-ViT's pooled attention
+# Slow tier: minutes, not seconds; `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
-
-def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            if m.affine:
-                m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return model
-
-
-def _model(name: str, **kwargs) -> nn.Module:
-    torch.manual_seed(0)
-    return _randomise_bn(ssld_zoo.load(name, pretrained=False, **kwargs)).eval()
-
-
-def _x(batch: int = 2) -> torch.Tensor:
-    return torch.randn(batch, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+NAMES = SMALLEST_MODELS
 
 
 def _close(got: torch.Tensor, want: torch.Tensor, rtol: float = 1e-4) -> None:
@@ -75,28 +40,28 @@ def test_one_model_per_family_covers_every_family():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_torchscript_equals_eager_for_classifier_and_features(name):
-    model, x = _model(name), _x()
+    model, x = random_bn_model(name), sample_batch()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script's deprecation
         scripted = torch.jit.script(model)
         _close(scripted(x), model(x))
         _close(scripted.forward_features(x), model.forward_features(x))
-        pyramid = _model(name, features_only=True, out_indices=(0, -1))
+        pyramid = random_bn_model(name, features_only=True, out_indices=(0, -1))
         for got, want in zip(torch.jit.script(pyramid)(x), pyramid(x)):
             _close(got, want)
     # The model itself is left as it was (scripting packs flat blocks in a copy).
-    assert list(model.state_dict()) == list(_model(name).state_dict())
+    assert list(model.state_dict()) == list(random_bn_model(name).state_dict())
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_fx_trace_and_torchvision_feature_extractor(name):
     from torchvision.models.feature_extraction import create_feature_extractor
 
-    model, x = _model(name), _x()
+    model, x = random_bn_model(name), sample_batch()
     with torch.no_grad():
         _close(torch.fx.symbolic_trace(model)(x), model(x))
         stages = model.forward_stages(x)
-        pyramid = _model(name, features_only=True)
+        pyramid = random_bn_model(name, features_only=True)
         for got, want in zip(torch.fx.symbolic_trace(pyramid)(x), stages):
             _close(got, want)
         if any("#" in f.module for f in model.feature_info):
@@ -112,26 +77,26 @@ def test_fx_trace_and_torchvision_feature_extractor(name):
 def test_torch_export_with_a_dynamic_batch(name):
     # (A static-shape export is the same capture with the batch fixed; the one-per-family ONNX
     # test below exports through torch.export too.)
-    model, x = _model(name), _x()
+    model, x = random_bn_model(name), sample_batch()
     with torch.no_grad():
         batch = torch.export.Dim("batch", min=1, max=64)
         exported = torch.export.export(model, (x,), dynamic_shapes={"x": {0: batch}})
         for n in (1, 5):
-            _close(exported.module()(_x(n)), model(_x(n)))
+            _close(exported.module()(sample_batch(n)), model(sample_batch(n)))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_onnx_in_onnxruntime_equals_eager(name, tmp_path):
     import onnxruntime as ort  # a test dependency (pyproject [test] -> [export])
 
-    model, x = _model(name), _x()
+    model, x = random_bn_model(name), sample_batch()
     path = tmp_path / f"{name}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), str(path), dynamo=True, input_names=["x"],
                           dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=64)}})
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x3 = _x(3)
+    x3 = sample_batch(3)
     got = torch.from_numpy(session.run(None, {"x": x3.numpy()})[0])
     with torch.no_grad():
         _close(got, model(x3), rtol=1e-3)
@@ -139,7 +104,7 @@ def test_onnx_in_onnxruntime_equals_eager(name, tmp_path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_channels_last_and_single_rows_equal_the_batch(name):
-    model, x = _model(name), _x(3)
+    model, x = random_bn_model(name), sample_batch(3)
     with torch.no_grad():
         ref = model(x)
         rows = torch.cat([model(x[i:i + 1]) for i in range(3)])
@@ -158,31 +123,31 @@ def _params_without_grad(model: nn.Module, x: torch.Tensor) -> list[str]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_trainable_parameter_gets_a_gradient(name):
-    assert _params_without_grad(_model(name), _x()) == []
-    n = len(_model(name).feature_info)
-    full = sum(p.numel() for p in _model(name).parameters())
+    assert _params_without_grad(random_bn_model(name), sample_batch()) == []
+    n = len(random_bn_model(name).feature_info)
+    full = sum(p.numel() for p in random_bn_model(name).parameters())
     for i in range(n):
-        pyramid = _model(name, features_only=True, out_indices=(i,))
-        assert _params_without_grad(pyramid, _x()) == [], f"out_indices=({i},)"
+        pyramid = random_bn_model(name, features_only=True, out_indices=(i,))
+        assert _params_without_grad(pyramid, sample_batch()) == [], f"out_indices=({i},)"
         kept = sum(p.numel() for p in pyramid.parameters())
         assert kept < full  # the classifier is gone, and the stages after i
-    early = _model(name, features_only=True, out_indices=(0,))
-    late = _model(name, features_only=True, out_indices=(n - 1,))
+    early = random_bn_model(name, features_only=True, out_indices=(0,))
+    late = random_bn_model(name, features_only=True, out_indices=(n - 1,))
     assert set(early.state_dict()) <= set(late.state_dict())
 
 
 @pytest.mark.parametrize("name", ["resnet18_vd", "mobilenetv3_small_x0_35", "pplcnet_x0_25",
                                   "ghostnet_x0_5"])
 def test_features_only_runs_only_the_stages_it_returns(name):
-    full = _model(name)
-    pyramid = _model(name, features_only=True, out_indices=(1,))
+    full = random_bn_model(name)
+    pyramid = random_bn_model(name, features_only=True, out_indices=(1,))
     ran = set()
     names = {m: n for n, m in pyramid.model.named_modules()}
     hooks = [m.register_forward_hook(lambda m, i, o: ran.add(names[m]))
              for m in pyramid.model.modules()]
     with torch.no_grad():
-        (out,) = pyramid(_x())
-        want = full.forward_stages(_x())[1]
+        (out,) = pyramid(sample_batch())
+        want = full.forward_stages(sample_batch())[1]
     for h in hooks:
         h.remove()
     _close(out, want)
@@ -208,12 +173,12 @@ def _ddp_worker(rank: int, world: int, port: int, names: list[str], errors) -> N
     try:
         for name in names:
             for kwargs in ({}, {"features_only": True, "out_indices": (1,)}):
-                model = _model(name, **kwargs).train()
+                model = random_bn_model(name, **kwargs).train()
                 ddp = DDP(model, find_unused_parameters=False)
                 opt = torch.optim.SGD(ddp.parameters(), lr=0.01)
                 # Two steps: an unused parameter makes DDP fail at the second one.
                 for step in range(2):
-                    out = ddp(_x() + rank + step)
+                    out = ddp(sample_batch() + rank + step)
                     loss = sum(o.mean() for o in out) if isinstance(out, list) else out.mean()
                     opt.zero_grad()
                     loss.backward()

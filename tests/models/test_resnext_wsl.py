@@ -39,7 +39,6 @@ def test_registration_and_weight_card(name):
     width = WIDTHS[name]
     arch = get_arch(name)
     assert arch.paddle_name == f"ResNeXt101_32x{width}d_wsl" and arch.family == "resnext_wsl"
-    assert arch.parity_size <= 112  # float64 parity of an up-to-829M-parameter model stays cheap
     card = get_weights(name)
     assert card.arch == name and not card.is_ssld
     assert card.urls == (

@@ -7,8 +7,9 @@ import torch.nn as nn
 from safetensors.torch import save_file
 
 import ssld_zoo
-from ssld_zoo.registry import list_architectures, list_weights
-from tests.models.test_graph_capture import NAMES, _model, _x
+from ssld_zoo.registry import list_weights
+from tests.models.helpers import SMALLEST_MODELS as NAMES
+from tests.models.helpers import random_bn_model, sample_batch
 
 # Families whose PaddleClas classes have head dropout (drop_rate) or stochastic depth.
 WITH_DROP_RATE = ["ghostnet_x0_5", "mobilenetv3_small_x0_35", "pphgnet_tiny", "pphgnetv2_b0",
@@ -17,7 +18,7 @@ WITH_DROP_RATE = ["ghostnet_x0_5", "mobilenetv3_small_x0_35", "pphgnet_tiny", "p
 
 @pytest.mark.parametrize("name", NAMES)
 def test_widths_features_head_and_classifier(name):
-    model, x = _model(name), _x()
+    model, x = random_bn_model(name), sample_batch()
     with torch.no_grad():
         feats = model.forward_features(x)
         assert feats.ndim == 4 and feats.shape[1] == model.num_features
@@ -40,7 +41,7 @@ def test_widths_features_head_and_classifier(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_pretrained_cfg_without_weights_names_real_modules(name):
-    model = _model(name)
+    model = random_bn_model(name)
     cfg = model.pretrained_cfg
     assert cfg["input_size"] == (3, 224, 224) and cfg["num_classes"] == 1000
     # Without weights, the eval transform of the default (SSLD) weights, as timm's cfg has.
@@ -59,7 +60,7 @@ def test_timm_resolve_data_config_and_create_transform_take_our_models():
     import timm.data as timm_data  # a test dependency (pyproject [test])
     from PIL import Image
 
-    model = _model("nextvit_small_224")
+    model = random_bn_model("nextvit_small_224")
     config = timm_data.resolve_data_config(model=model)
     assert config["input_size"] == (3, 224, 224)
     assert config["interpolation"] == "bicubic" or config["interpolation"] == "bilinear"
@@ -73,16 +74,16 @@ def test_timm_resolve_data_config_and_create_transform_take_our_models():
 
 
 def test_feature_info_has_timm_accessors_and_int_out_indices_take_the_last_n():
-    model = _model("resnet18_vd")
+    model = random_bn_model("resnet18_vd")
     info = model.feature_info
     assert info.channels() == [64, 128, 256, 512]
     assert info.reduction() == [4, 8, 16, 32]
     assert info.module_name(0) == "blocks.1"
     assert info.get_dicts()[3] == {"num_chs": 512, "reduction": 32, "module": "blocks.7"}
     assert info[1]["num_chs"] == 128
-    pyramid = _model("resnet18_vd", features_only=True, out_indices=2)
+    pyramid = random_bn_model("resnet18_vd", features_only=True, out_indices=2)
     assert pyramid.out_indices == (2, 3)
-    assert [t.shape[1] for t in pyramid(_x())] == [256, 512]
+    assert [t.shape[1] for t in pyramid(sample_batch())] == [256, 512]
     with pytest.raises(ValueError, match="out of range"):
         ssld_zoo.load("resnet18_vd", pretrained=False, features_only=True, out_indices=5)
     with pytest.raises(ValueError, match="num_classes"):
@@ -91,15 +92,15 @@ def test_feature_info_has_timm_accessors_and_int_out_indices_take_the_last_n():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_in_chans_builds_and_adapts_loaded_weights(name, tmp_path):
-    grey = _model(name, in_chans=1)
+    grey = random_bn_model(name, in_chans=1)
     with torch.no_grad():
-        assert grey(_x()[:, :1]).shape == (2, 1000)
-    src = _model(name)
+        assert grey(sample_batch()[:, :1]).shape == (2, 1000)
+    src = random_bn_model(name)
     save_file({k: v.contiguous() for k, v in src.state_dict().items()},
               str(tmp_path / "w.safetensors"))
     one = ssld_zoo.load(name, weights=tmp_path / "w.safetensors", in_chans=1)
     six = ssld_zoo.load(name, weights=tmp_path / "w.safetensors", in_chans=6)
-    g, rgb = _x()[:, :1], _x()
+    g, rgb = sample_batch()[:, :1], sample_batch()
     with torch.no_grad():
         want_grey = src(g.expand(-1, 3, -1, -1))
         want_rgb = src(rgb)
@@ -113,12 +114,12 @@ def test_in_chans_builds_and_adapts_loaded_weights(name, tmp_path):
 
 @pytest.mark.parametrize("name", WITH_DROP_RATE)
 def test_drop_rate_sets_the_head_dropout(name):
-    model = _model(name, drop_rate=0.5)
+    model = random_bn_model(name, drop_rate=0.5)
     assert [getattr(m, "p") for m in model.modules() if hasattr(m, "p")] == [0.5]
 
 
 def test_drop_path_rate_and_a_wrong_keyword():
-    model = _model("nextvit_small_224", drop_path_rate=0.3)
+    model = random_bn_model("nextvit_small_224", drop_path_rate=0.3)
     assert max(m.drop_prob for m in model.modules() if hasattr(m, "drop_prob")) == \
         pytest.approx(0.3)
     with pytest.raises(ValueError, match=r"resnet18_vd: .*drop_rate.*ssld_zoo/models/resnet_vd"):
@@ -129,10 +130,10 @@ def test_drop_path_rate_and_a_wrong_keyword():
                                   "ghostnet_x0_5", "nextvit_small_224"])
 def test_grad_checkpointing_gives_the_same_loss_and_gradients(name):
     def run(enable: bool):
-        model = _model(name).train()
+        model = random_bn_model(name).train()
         model.set_grad_checkpointing(enable)
         torch.manual_seed(3)
-        loss = model(_x()).square().mean()
+        loss = model(sample_batch()).square().mean()
         loss.backward()
         return loss.detach(), {n: p.grad for n, p in model.named_parameters()}
 

@@ -26,6 +26,17 @@ cannot hide behind ones and zeros, and the logits depend on the input), then wri
 
 The model runs in eval mode in float32 and, after casting every parameter and buffer, in float64.
 
+Worker mode::
+
+    python paddle_reference.py --serve
+
+imports Paddle and PaddleClas once, then runs one parity job per line read from stdin (a JSON
+list of the parity-mode arguments above) and answers each with one JSON line on stdout,
+``{"ok": true, "wall_s": ..., "cpu_s": ..., "rss_mb": ...}`` or ``{"ok": false, "error": ...}``
+(with the same timings and memory). Everything
+else the libraries print goes to stderr. The parity tests use it: paying the ~4 s import once
+instead of once per architecture saves minutes of CI.
+
 Benchmark mode::
 
     python paddle_reference.py --model ResNet50_vd --bench 20 [--size 224]
@@ -51,7 +62,7 @@ _BASE = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="PaddleClas builder name, e.g. ResNet50_vd")
+    p.add_argument("--model", help="PaddleClas builder name, e.g. ResNet50_vd")
     p.add_argument("--out", type=Path, help="output directory (parity mode)")
     p.add_argument("--size", type=int, default=224, help="side of the random input batch")
     p.add_argument("--image-size", type=int, default=None,
@@ -62,7 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bench", type=int, default=0, metavar="N",
                    help="benchmark: print the median ms of N float32 forwards at batch 1")
+    p.add_argument("--serve", action="store_true",
+                   help="worker mode: parity jobs as JSON argument lists, one per stdin line")
     args = p.parse_args(argv)
+    if args.serve:
+        return args
+    if args.model is None:
+        p.error("--model is required")
     if not args.bench and args.out is None:
         p.error("--out is required unless --bench is given")
     return args
@@ -335,6 +352,7 @@ def run_parity(args: argparse.Namespace) -> None:
                     raise SystemExit(f"no output {absent} in the forward pass (captured: "
                                      f"{sorted(capture.out)}); a list output is name#i")
         timings[f"forward_{tag}_s"] = round(time.perf_counter() - t, 3)
+    paddle.set_default_dtype("float32")  # a worker's next job starts where a new process would
     np.savez(args.out / "outputs.npz", **outputs)
 
     from importlib.metadata import version
@@ -365,9 +383,47 @@ def run_bench(args: argparse.Namespace) -> None:
                       "median_ms": round(float(np.median(times)), 3)}))
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux), in MiB; 0 where /proc is not there."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def serve() -> None:
+    """Worker mode: parity jobs from stdin, one JSON answer line each on the real stdout."""
+    import gc
+
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # what Paddle, PaddleClas or print() write must not mix with the answers
+    sys.stdout = sys.stderr
+    import paddle
+
+    import_ppcls()
+    for line in sys.stdin:
+        t, cpu = time.perf_counter(), time.process_time()
+        try:
+            # A fresh name space per job, as in a new process: PaddleClas's older model files
+            # name their parameters explicitly, and dygraph refuses a name used before.
+            with paddle.utils.unique_name.guard():
+                run_parity(parse_args(json.loads(line)))
+            answer = {"ok": True}
+        except (Exception, SystemExit) as e:  # a failed job, not a failed worker
+            import traceback
+            answer = {"ok": False, "error": "".join(traceback.format_exception(e))[-4000:]}
+        gc.collect()  # the last model's tensors, before the next one is built
+        answer.update(wall_s=time.perf_counter() - t, cpu_s=time.process_time() - cpu,
+                      rss_mb=_rss_mb())
+        answers.write(json.dumps(answer) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.bench:
+    if args.serve:
+        serve()
+    elif args.bench:
         # Must happen before paddle (and its BLAS/OpenMP runtimes) is imported.
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[var] = "1"
