@@ -43,7 +43,7 @@ def load_images(paths: list[str], size: int) -> torch.Tensor:
     """The photos as one uint8 NCHW tensor, short side resized to ``size``, centre-cropped."""
     from torchvision.transforms import v2 as T
 
-    from ssld_zoo.preprocess import read_image
+    from ssld_zoo.preprocess import decode_image as read_image
 
     resize = T.Compose([T.Resize(size, antialias=True), T.CenterCrop(size), T.PILToTensor()])
     return torch.stack([resize(read_image(p)) for p in paths])

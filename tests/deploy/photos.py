@@ -19,7 +19,7 @@ def photo_batch(folder: Path, pattern: str, count: int, size: int, step: int = 1
                 ) -> torch.Tensor:
     """``count`` photos matching ``pattern`` under ``folder`` (every ``step``-th, sorted),
     resized and centre-cropped to ``size``, normalised."""
-    from ssld_zoo.preprocess import read_image
+    from ssld_zoo.preprocess import decode_image as read_image
 
     paths = sorted(folder.glob(pattern))[::step][:count]
     assert len(paths) == count, f"{folder}/{pattern}: {len(paths)} photos, need {count}"
