@@ -11,14 +11,14 @@ from ssld_zoo.deploy import bf16_supported, optimize, to_precision
 from ssld_zoo.deploy.export import BF16_RTOL, RTOL
 from tests.deploy.photos import (photo_batch, photo_statistics_model, relative_diff,
                                  top1_agreement)
-from tests.distill.test_fast_teacher import _randomise_bn
+from tests.models.helpers import randomise_bn
 
 SIZE = 64
 
 
 def _model(name: str = "pplcnet_x0_25") -> torch.nn.Module:
     torch.manual_seed(0)
-    return _randomise_bn(ssld_zoo.load(name, pretrained=False, num_classes=10)).eval()
+    return randomise_bn(ssld_zoo.load(name, pretrained=False, num_classes=10)).eval()
 
 
 @torch.no_grad()

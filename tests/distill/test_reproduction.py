@@ -49,8 +49,8 @@ def test_nested_recipe_names_resolve_and_name_the_default_work_dir():
 
 
 def test_arms_differ_only_in_teacher_loss_and_data():
-    from tests.distill.test_recipe_equivalence import _as_before  # the sections, by meaning
-    r = {a.key: _as_before(load_recipe(a.recipe)) for a in _driver().ARMS}
+    from tests.distill.recipe_fields import as_before  # the sections, by meaning
+    r = {a.key: as_before(load_recipe(a.recipe)) for a in _driver().ARMS}
     students = {k: v for k, v in r.items() if k != "teacher"}
     images = {k: 10_000 + (5_000 if v["data"]["unlabeled_roots"] else 0)
               for k, v in students.items()}
