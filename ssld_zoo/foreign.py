@@ -14,8 +14,8 @@ __all__ = ["is_foreign", "create_foreign", "import_builder"]
 
 def is_foreign(name: str) -> bool:
     """Whether ``name`` names a model outside the zoo (``timm/...``, ``torchvision/...``,
-    ``pkg.mod:fn``)."""
-    return name.startswith(("timm/", "torchvision/")) or ":" in name
+    ``pkg.mod:fn``). Not a str: False (the zoo's lookup then names the wrong type)."""
+    return isinstance(name, str) and (name.startswith(("timm/", "torchvision/")) or ":" in name)
 
 
 def import_builder(builder: str):

@@ -150,6 +150,11 @@ def build_runner(recipe: Config, work_dir: str | os.PathLike, launcher: str = "n
             f"would have no complete batch; set it to at most {len(train_set) * crops}")
     loader["batch_size"] = per_rank
     del train_set  # the Runner builds its own: a config holds no built objects (it is dumped)
+    # the validation set too: the Runner builds it only once the models exist, and a missing
+    # val root should be named ("val root ... does not exist") before that
+    val_ds = (cfg.get("val_dataloader") or {}).get("dataset")
+    if isinstance(val_ds, dict):
+        DATASETS.build(val_ds)
     cfg["work_dir"] = str(work_dir)
     cfg["log_level"] = log_level
     name = Path(getattr(recipe, "filename", None) or "recipe").stem

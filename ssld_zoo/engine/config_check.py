@@ -111,7 +111,9 @@ def _check_typed(where: str, cfg: dict, registry: Any, source: str,
     kind = cfg.get("type")
     obj = kind if callable(kind) else registry.get(kind) if isinstance(kind, str) else None
     if obj is None:
-        known = sorted(k for k in registry.module_dict)[:40]
+        # ssld-zoo's own names first: once imported, mmcv adds 100+ layers to the same registry
+        known = sorted(registry.module_dict, key=lambda k: (not getattr(
+            registry.module_dict[k], "__module__", "").startswith("ssld_zoo"), k))[:40]
         raise ConfigError(f"{source}: {where}.type={kind!r} is not a registered "
                           f"{registry.name} name; expected one of: {', '.join(known)}"
                           f"{' ...' if len(registry.module_dict) > 40 else ''}")

@@ -39,7 +39,7 @@ def test_a_symlink_loop_is_walked_once_and_each_real_image_listed_once(tmp_path)
 
 
 def test_unlabeled_roots_and_mining_pools_use_the_walker(tmp_path, caplog):
-    from ssld_zoo.distill.data import scan_unlabeled
+    from ssld_zoo.data.images import scan_unlabeled
     root = _pool_with_a_loop(tmp_path / "pool")
     with caplog.at_level(logging.WARNING, logger="ssld_zoo.data"):
         paths = scan_unlabeled(root)
@@ -62,7 +62,7 @@ def test_mining_a_pool_with_a_loop_scores_each_image_once(tmp_path):
 
 
 def test_a_class_linked_into_another_is_not_listed_twice(tmp_path):
-    from ssld_zoo.distill.data import scan_image_folder
+    from ssld_zoo.data.images import scan_image_folder
     _png(tmp_path / "root" / "cat" / "1.png")
     _png(tmp_path / "root" / "dog" / "2.png")
     (tmp_path / "root" / "dog" / "cats").symlink_to("../cat")
@@ -72,51 +72,52 @@ def test_a_class_linked_into_another_is_not_listed_twice(tmp_path):
 
 
 def test_an_empty_class_folder_is_refused_naming_it(tmp_path):
-    from ssld_zoo.distill.data import DistillDataset
+    from ssld_zoo.data.images import ImageDataset
     _png(tmp_path / "root" / "cat" / "1.png")
     (tmp_path / "root" / "dog").mkdir()
     (tmp_path / "root" / "dog" / "readme.txt").write_text("no pictures yet")
     with pytest.raises(FileNotFoundError, match=r"class folder .*root/dog holds no images"):
-        DistillDataset([str(tmp_path / "root")])
+        ImageDataset([str(tmp_path / "root")])
 
 
 def test_an_empty_class_folder_is_kept_with_a_warning_when_allowed(tmp_path, caplog):
-    from ssld_zoo.distill.data import DistillDataset
+    from ssld_zoo.data.images import ImageDataset
     _png(tmp_path / "root" / "cat" / "1.png")
     (tmp_path / "root" / "dog").mkdir()
-    with caplog.at_level(logging.WARNING, logger="ssld_zoo.distill"):
-        ds = DistillDataset([str(tmp_path / "root")], allow_empty_classes=True)
+    with caplog.at_level(logging.WARNING, logger="ssld_zoo.data"):
+        ds = ImageDataset([str(tmp_path / "root")], allow_empty_classes=True)
     assert ds.classes == ["cat", "dog"] and len(ds) == 1
     assert any(str(tmp_path / "root" / "dog") in r.getMessage() for r in caplog.records)
 
 
 def test_the_recipe_key_allow_empty_classes_is_validated(tmp_path):
-    from ssld_zoo.distill.config import RecipeError, validate_recipe
-    recipe = dict(teacher=dict(name="resnet18", pretrained=False),
-                  student=dict(name="resnet18"),
-                  data=dict(labeled_roots=[str(tmp_path)], allow_empty_classes="yes"))
-    with pytest.raises(RecipeError, match="allow_empty_classes"):
-        validate_recipe(recipe, "r.py")
+    """The dataset's flag is a bool: a recipe saying "yes" is refused by the config check,
+    naming the key, before anything is built."""
+    from ssld_zoo.distill.recipes import RecipeError
+    from tests.distill.conftest import tiny_recipe
+    tree = {k: tmp_path / k for k in ("train", "val", "unlabeled")}
+    with pytest.raises(RecipeError, match=r"train_dataloader\.dataset\.allow_empty_classes"):
+        tiny_recipe(tree, folder=tmp_path,
+                    **{"train_dataloader.dataset.allow_empty_classes": "yes"})
 
 
 def test_a_missing_val_root_is_named_as_the_val_root(tmp_path):
-    from ssld_zoo.distill.data import DistillDataset
+    from ssld_zoo.data.images import ImageDataset
     with pytest.raises(FileNotFoundError, match=r"^val root .*nowhere does not exist"):
-        DistillDataset([str(tmp_path / "nowhere")], role="val root")
+        ImageDataset([str(tmp_path / "nowhere")], role="val root")
 
 
 def test_the_runner_names_a_missing_val_root(tmp_path):
-    """The recipe's val root, missing, is reported as such (not as a labeled data root)."""
-    from ssld_zoo.distill.config import validate_recipe
+    """The recipe's val root, missing, is reported as such (not as a labeled data root), when
+    the runner is built (before any model)."""
     from ssld_zoo.distill.runner import build_runner
+    from tests.distill.conftest import tiny_recipe
     for c in ("cat", "dog"):
         for i in range(4):
             _png(tmp_path / "train" / c / f"{i}.png", i)
-    recipe = validate_recipe(dict(
-        teacher=dict(name="mobilenetv3_small_x0_35", pretrained=False, num_classes=2),
-        student=dict(name="mobilenetv3_small_x0_35", num_classes=2),
-        data=dict(labeled_roots=[str(tmp_path / "train")], val_root=str(tmp_path / "val"),
-                  batch_size=2, num_workers=0, input_size=32),
-        schedule=dict(epochs=1, warmup_epochs=0)), "r.py")
+    tree = {k: tmp_path / k for k in ("train", "val", "unlabeled")}
+    recipe = tiny_recipe(tree, folder=tmp_path, **{
+        "train_dataloader.dataset.unlabeled_roots": [], "train_dataloader.batch_size": 2,
+        "model.teacher.num_classes": 2, "model.student.num_classes": 2})
     with pytest.raises(FileNotFoundError, match=r"^val root .*val does not exist"):
         build_runner(recipe, tmp_path / "work")

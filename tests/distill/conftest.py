@@ -52,7 +52,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=8, num_workers=0, sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),
     collate_fn=dict(type="collate_images"),
-    dataset=dict(type="ImageDataset", labeled_roots=["{val}"],
+    dataset=dict(type="ImageDataset", labeled_roots=["{val}"], role="val root",
                  transform=dict(type="ResizeCenterCrop", input_size=32, resize=32)))
 val_evaluator = dict(type="TopKAccuracy")
 val_cfg = dict()

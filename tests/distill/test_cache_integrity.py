@@ -46,11 +46,11 @@ def _tree(root: Path) -> dict[str, Path]:
 def _weights(path: Path, seed: int = 1) -> str:
     """A random 10-class teacher as an exported weights file (with its model card)."""
     import ssld_zoo
-    from ssld_zoo.distill.export import export_student
     from ssld_zoo.registry import EvalTransform, WeightCard
+    from ssld_zoo.weights.export import export_with_card
     torch.manual_seed(seed)
     model = ssld_zoo.load(TINY_ARCH, pretrained=False, num_classes=10)
-    export_student(model.state_dict(), path, WeightCard(
+    export_with_card(model.state_dict(), path, WeightCard(
         name=path.stem, arch=TINY_ARCH, urls=(path.name,), top1=None, top1_source="",
         num_classes=10, key_format="torch", transform=EvalTransform(32, 32)))
     return str(path)
@@ -62,9 +62,9 @@ def _build(tmp: Path, shard_size: int = 5):
     tree = _tree(tmp / "data")
     weights = _weights(tmp / "teacher.safetensors")
     # the plain teacher: folding BatchNorm and probing precisions cost more than 12 images
-    recipe = tiny_recipe(tree, teacher=dict(name=TINY_ARCH, weights=weights, num_classes=10,
-                                            fold_bn=False, precision="fp32",
-                                            channels_last=False))
+    teacher = dict(type="ZooModel", name=TINY_ARCH, weights=weights, num_classes=10,
+                   fold_bn=False, precision="fp32", channels_last=False)
+    recipe = tiny_recipe(tree, folder=tmp, **{"model.teacher": teacher})
     root = tmp / "cache"
     build_teacher_cache(recipe, root, views=2, topk=3, shard_size=shard_size)
     return tree, weights, recipe, root
@@ -119,11 +119,10 @@ def test_a_replaced_image_is_refused_when_read_and_relabelled_on_request(fresh):
 def _replaced_image_is_refused_and_relabelled(recipe, root: Path, victim: Path) -> None:
     from ssld_zoo.distill.cache import (CachedViewDataset, CacheMismatchError, TeacherCache,
                                         build_teacher_cache)
-    from ssld_zoo.distill.data import DistillDataset
-    from ssld_zoo.distill.runner import train_transform_of
-    d = recipe["data"]
-    images = DistillDataset(d["labeled_roots"], d["unlabeled_roots"], None)
-    data = CachedViewDataset(images, TeacherCache(root), train_transform_of(recipe))
+    from ssld_zoo.distill.recipes import train_images_cfg
+    # the recipe's images with their train transform, as training from the cache reads them
+    data = CachedViewDataset(train_images_cfg(recipe).to_dict(), TeacherCache(root))
+    images = data.images
     row = [p for p, _ in images.samples].index(str(victim))
     assert data[(0, 0)] is not None  # the others are fine
     with pytest.raises(CacheMismatchError, match=rf"{victim}: changed .*same size, other "
@@ -136,7 +135,7 @@ def _replaced_image_is_refused_and_relabelled(recipe, root: Path, victim: Path) 
     assert report.shards == {row // 5}
     mark_for_rebuild(report)
     build_teacher_cache(recipe, root, views=2, topk=3, shard_size=5)
-    fresh = CachedViewDataset(images, TeacherCache(root), train_transform_of(recipe))
+    fresh = CachedViewDataset(images, TeacherCache(root))
     assert fresh[(0, row)] is not None and verify_cache(root).ok
 
 

@@ -82,7 +82,7 @@ def test_unknown_recipe_names_the_known_ones():
     ("model.student.type", "Resnet", r"model\.student\.type='Resnet' is not a registered model "
                                      r"name; expected one of: .*ZooModel"),
     ("default_hooks.checkpoint.interval", "x",
-     r"default_hooks\.checkpoint\.interval='x': expected a number"),
+     r"default_hooks\.checkpoint\.interval='x': expected an integer"),
     ("train_cfg.max_epoch", 3, r"unknown key\(s\) train_cfg\.max_epoch for "
                                r"SkipEmptyBatchTrainLoop; valid: max_epochs"),
 ])

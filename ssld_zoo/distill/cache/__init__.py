@@ -1,7 +1,8 @@
 """Teacher caches: the teacher's outputs on stored, replayable views, computed once.
 
 ``ssld-zoo label RECIPE --views N --topk K`` builds one (:mod:`.build`); a recipe with
-``teacher_cache=dict(path=...)`` trains from it without running the teacher (:mod:`.dataset`);
+``model.teacher_cache=DIR`` and a ``CachedViewDataset`` of it trains from it without running
+the teacher (:mod:`.dataset`);
 :mod:`.format` holds the files' layout and the checks that a cache fits a recipe.
 """
 from ssld_zoo.distill.cache.build import BuildResult, build_teacher_cache, teacher_fingerprint
