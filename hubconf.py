@@ -7,6 +7,7 @@
 Each entry is ``name(pretrained=True, **kwargs)`` = ``ssld_zoo.load(name, pretrained, **kwargs)``
 (``num_classes=``, ``features_only=``, ``weights=``... as there).
 """
+
 import keyword
 import os
 import sys
@@ -41,8 +42,10 @@ def _entry(name):
         top1 = f"{card.top1:.1f}% ImageNet-1k top-1" if card.top1 is not None else "weights"
         about = f"pretrained=True loads {card.name} ({top1}{', SSLD' if card.is_ssld else ''})."
     entry.__name__ = entry.__qualname__ = name
-    entry.__doc__ = (f"{arch.paddle_name} (PaddleClas), as ssld_zoo.load({name!r}, pretrained, "
-                     f"**kwargs). {about}")
+    entry.__doc__ = (
+        f"{arch.paddle_name} (PaddleClas), as ssld_zoo.load({name!r}, pretrained, "
+        f"**kwargs). {about}"
+    )
     return entry
 
 
@@ -50,10 +53,16 @@ def _register_all():
     taken = set(globals())
     for name in _ssld_zoo.list_models():
         # torch.hub looks entries up as attributes of this module: a name must be one.
-        if (not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_")
-                or name in taken):
-            raise RuntimeError(f"registered name {name!r} cannot be a torch.hub entry point "
-                               "(not a Python identifier, private, or clashing with hubconf)")
+        if (
+            not name.isidentifier()
+            or keyword.iskeyword(name)
+            or name.startswith("_")
+            or name in taken
+        ):
+            raise RuntimeError(
+                f"registered name {name!r} cannot be a torch.hub entry point "
+                "(not a Python identifier, private, or clashing with hubconf)"
+            )
         globals()[name] = _entry(name)
 
 

@@ -14,6 +14,7 @@
    a file, to fingerprint its bytes (BLAKE2b-64) and to decode it (what training does anyway),
    per image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 def write_cache(root: Path, images: int, views: int, topk: int, shard_size: int) -> int:
     """A complete cache of random records; returns its size in bytes."""
-    from ssld_zoo.distill.cache.build import _write_manifest, _write_shard, _marker
+    from ssld_zoo.distill.cache.build import _marker, _write_manifest, _write_shard
     from ssld_zoo.distill.cache.format import IMAGES, SCORES, CacheSpec, record_dtype
     from ssld_zoo.weights.fileops import sha256_of
-    spec = CacheSpec(teacher={"name": "bench"}, transform={}, seed=0, views=views, topk=topk,
-                     kind="topk", num_classes=1000, num_images=images, images_sha256="",
-                     shard_size=shard_size, mean=(0.0,), std=(1.0,))
+
+    spec = CacheSpec(
+        teacher={"name": "bench"},
+        transform={},
+        seed=0,
+        views=views,
+        topk=topk,
+        kind="topk",
+        num_classes=1000,
+        num_images=images,
+        images_sha256="",
+        shard_size=shard_size,
+        mean=(0.0,),
+        std=(1.0,),
+    )
     dtype = record_dtype(views, topk, 1000)
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
@@ -71,8 +84,9 @@ def main() -> None:
     p.add_argument("--shard-size", type=int, default=4096)
     p.add_argument("--threads", type=int, nargs="+", default=[2, 8])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--photos", default=str(REPO.parent / "shared" / "data" / "imagenette"
-                                           / "train"))
+    p.add_argument(
+        "--photos", default=str(REPO.parent / "shared" / "data" / "imagenette" / "train")
+    )
     p.add_argument("--max-photos", type=int, default=400)
     p.add_argument("--dir", default="/tmp/ssld_cache_bench")
     p.add_argument("--keep", action="store_true", help="keep the written cache")
@@ -84,14 +98,18 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
     t0 = time.perf_counter()
     size = write_cache(root, a.images, a.views, a.topk, a.shard_size)
-    rows = {"cache": f"{a.images} images x {a.views} views, top-{a.topk}: "
-                     f"{size / 1e9:.2f} GB in {len(list(root.glob('shard_*.npy')))} shards",
-            "write_s": time.perf_counter() - t0, "cpus": os.cpu_count()}
+    rows = {
+        "cache": f"{a.images} images x {a.views} views, top-{a.topk}: "
+        f"{size / 1e9:.2f} GB in {len(list(root.glob('shard_*.npy')))} shards",
+        "write_s": time.perf_counter() - t0,
+        "cpus": os.cpu_count(),
+    }
     rows["open_sizes_only_s"] = best(lambda: TeacherCache(root, verify=False), a.repeats)
     cache = TeacherCache(root, verify=False)
     for n in [1, *a.threads]:
         rows[f"open_verify_{n}_threads_s"] = best(lambda: cache.damaged_files(n), a.repeats)
     from ssld_zoo.weights.fileops import sha256_of
+
     shard = root / "shard_00000.npy"
     rows["one_shard_sha256_ms"] = 1e3 * best(lambda: sha256_of(shard), a.repeats * 3)
     rows["one_shard_mb"] = shard.stat().st_size / 1e6
@@ -99,10 +117,11 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     photos = sorted(Path(a.photos).rglob("*.JPEG")) + sorted(Path(a.photos).rglob("*.jpg"))
-    photos = photos[:a.max_photos]
+    photos = photos[: a.max_photos]
     if photos:
         from ssld_zoo.distill.cache.identity import fingerprint
         from ssld_zoo.preprocess import decode_image
+
         read, hashed, decoded, sizes = [], [], [], []
         for path in photos:
             t0 = time.perf_counter()

@@ -11,6 +11,7 @@ mmdet); the figure is the median of ``--repeats`` runs. Each family is represent
 architecture; a family with no twin in a format shows "no twin". A format whose library is
 not installed (mmdet) says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,15 +26,28 @@ import torch
 
 # One architecture per family (the family's first twin in each format is picked from it).
 FAMILIES = {
-    "resnet_vd": "resnet50_vd", "pp_hgnet_v2": "pphgnetv2_b4", "pp_hgnet": "pphgnet_tiny",
-    "pp_lcnet": "pplcnet_x1_0", "pp_lcnet_v2": "pplcnetv2_base", "mobilenet_v1": "mobilenetv1",
-    "mobilenet_v2": "mobilenetv2", "mobilenet_v3": "mobilenetv3_large_x1_0",
-    "ghostnet": "ghostnet_x1_3", "res2net_vd": "res2net50_vd_26w_4s", "hrnet": "hrnet_w18_c",
-    "resnext_wsl": "resnext101_32x8d_wsl", "nextvit": "nextvit_small_224",
+    "resnet_vd": "resnet50_vd",
+    "pp_hgnet_v2": "pphgnetv2_b4",
+    "pp_hgnet": "pphgnet_tiny",
+    "pp_lcnet": "pplcnet_x1_0",
+    "pp_lcnet_v2": "pplcnetv2_base",
+    "mobilenet_v1": "mobilenetv1",
+    "mobilenet_v2": "mobilenetv2",
+    "mobilenet_v3": "mobilenetv3_large_x1_0",
+    "ghostnet": "ghostnet_x1_3",
+    "res2net_vd": "res2net50_vd_26w_4s",
+    "hrnet": "hrnet_w18_c",
+    "resnext_wsl": "resnext101_32x8d_wsl",
+    "nextvit": "nextvit_small_224",
 }
 # What "converting one ResNet50_vd for every format" runs (D-FINE has no ResNet: its B4).
-TIMED = {"timm": "resnet50_vd", "mmdet": "resnet50_vd", "hf": "resnet50_vd",
-         "rtdetr": "resnet50_vd", "dfine": "pphgnetv2_b4"}
+TIMED = {
+    "timm": "resnet50_vd",
+    "mmdet": "resnet50_vd",
+    "hf": "resnet50_vd",
+    "rtdetr": "resnet50_vd",
+    "dfine": "pphgnetv2_b4",
+}
 
 
 def randomised(name: str, seed: int = 0) -> torch.nn.Module:
@@ -93,13 +107,16 @@ def main() -> None:
                 cli_seconds(fmt, name, weights, tmp / f"warm_{fmt}{suffix}")  # imports
                 seconds = statistics.median(
                     cli_seconds(fmt, name, weights, tmp / f"{fmt}_{name}{suffix}")
-                    for _ in range(args.repeats))
+                    for _ in range(args.repeats)
+                )
                 print(f"| {fmt} | {name} | {seconds:.2f} |")
             except ImportError as e:
                 print(f"| {fmt} | {name} | not run: {e} |")
 
-    print("\nLargest absolute per-stage feature difference (timm: logits), fp32, 64x64 batch "
-          "of 2, random weights:\n")
+    print(
+        "\nLargest absolute per-stage feature difference (timm: logits), fp32, 64x64 batch "
+        "of 2, random weights:\n"
+    )
     formats = list_formats()
     print("| family | " + " | ".join(formats) + " |")
     print("|---|" + "---|" * len(formats))
@@ -109,8 +126,9 @@ def main() -> None:
         cells = []
         for fmt in formats:
             f = get_format(fmt)
-            twins = [a for a in list_architectures()
-                     if get_arch(a).family == family and a in f.targets()]
+            twins = [
+                a for a in list_architectures() if get_arch(a).family == family and a in f.targets()
+            ]
             if not twins:
                 cells.append("no twin")
                 continue

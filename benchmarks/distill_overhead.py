@@ -8,6 +8,7 @@ Images: $SSLD_ZOO_TEST_DATA/cifar10/train (real JPEGs) when present, else random
 Timing starts after ``--warmup`` iterations in both, and alternates bare/engine runs so that
 machine load affects both alike. Denormals are flushed to zero in both (see ``main``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,20 @@ from mmengine.hooks import Hook
 
 
 def _image_root(tmp: Path, n: int) -> Path:
-    root = Path(os.environ.get("SSLD_ZOO_TEST_DATA", Path(__file__).resolve().parents[2]
-                               / "shared" / "data")) / "cifar10" / "train"
+    root = (
+        Path(
+            os.environ.get(
+                "SSLD_ZOO_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+            )
+        )
+        / "cifar10"
+        / "train"
+    )
     if root.is_dir():
         return root
     import numpy as np
     from PIL import Image
+
     rng = np.random.default_rng(0)
     for i in range(n):
         d = tmp / "imgs" / f"c{i % 10}"
@@ -50,28 +59,46 @@ class _Clock(Hook):
 
 def _recipe(root: Path, args):
     from ssld_zoo.distill.recipes import compose_recipe
-    return compose_recipe(dict(
-        model=dict(teacher=dict(type="ZooModel", name=args.teacher, pretrained=False,
-                                num_classes=10),
-                   student=dict(type="ZooModel", name=args.student, num_classes=10)),
-        train_dataloader=dict(
-            batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0,
-            drop_last=True, sampler=dict(type="EpochIndexSampler", shuffle=True),
-            collate_fn=dict(type="collate_images"),
-            dataset=dict(type="ImageDataset", labeled_roots=[str(root)],
-                         transform=dict(type="TrainViewTransform", input_size=args.size))),
-        optim_wrapper=dict(type="auto_amp_optim_wrapper", optimizer=dict(
-            type="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4)),
-        param_scheduler=[dict(type="CosineAnnealingLR", by_epoch=True, begin=0,
-                              convert_to_iter_based=True)],
-        train_cfg=dict(type="SkipEmptyBatchTrainLoop", max_epochs=1),
-        default_hooks=dict(logger=dict(interval=10 ** 6),
-                           checkpoint=dict(interval=10 ** 6, save_best=None)),
-        visualizer=dict(vis_backends=[dict(type="LocalVisBackend")])), "distill_overhead.py")
+
+    return compose_recipe(
+        dict(
+            model=dict(
+                teacher=dict(type="ZooModel", name=args.teacher, pretrained=False, num_classes=10),
+                student=dict(type="ZooModel", name=args.student, num_classes=10),
+            ),
+            train_dataloader=dict(
+                batch_size=args.batch,
+                num_workers=args.workers,
+                persistent_workers=args.workers > 0,
+                drop_last=True,
+                sampler=dict(type="EpochIndexSampler", shuffle=True),
+                collate_fn=dict(type="collate_images"),
+                dataset=dict(
+                    type="ImageDataset",
+                    labeled_roots=[str(root)],
+                    transform=dict(type="TrainViewTransform", input_size=args.size),
+                ),
+            ),
+            optim_wrapper=dict(
+                type="auto_amp_optim_wrapper",
+                optimizer=dict(type="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4),
+            ),
+            param_scheduler=[
+                dict(type="CosineAnnealingLR", by_epoch=True, begin=0, convert_to_iter_based=True)
+            ],
+            train_cfg=dict(type="SkipEmptyBatchTrainLoop", max_epochs=1),
+            default_hooks=dict(
+                logger=dict(interval=10**6), checkpoint=dict(interval=10**6, save_best=None)
+            ),
+            visualizer=dict(vis_backends=[dict(type="LocalVisBackend")]),
+        ),
+        "distill_overhead.py",
+    )
 
 
 def engine(root: Path, args, work: Path) -> float:
     from ssld_zoo.distill.runner import build_runner
+
     runner = build_runner(_recipe(root, args), work, log_level="ERROR")
     clock = _Clock(args.warmup)
     runner.register_hook(clock)
@@ -101,9 +128,11 @@ class _StopAt(Hook):
 
 def bare(root: Path, args) -> float:
     from torch.utils.data import DataLoader, RandomSampler
+
     from ssld_zoo.data.images import ImageDataset, build_train_transform, collate_images
-    from ssld_zoo.engine.models import ZooModel as build_zoo_model
     from ssld_zoo.distill.losses import build_loss
+    from ssld_zoo.engine.models import ZooModel as build_zoo_model
+
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     teacher = build_zoo_model(args.teacher, num_classes=10).to(dev).eval().requires_grad_(False)
@@ -111,8 +140,14 @@ def bare(root: Path, args) -> float:
     opt = torch.optim.SGD(student.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     crit = build_loss("SymmetricKL")
     ds = ImageDataset([root], [], build_train_transform(args.size))
-    loader = DataLoader(ds, batch_size=args.batch, sampler=RandomSampler(ds), drop_last=True,
-                        num_workers=args.workers, collate_fn=collate_images)
+    loader = DataLoader(
+        ds,
+        batch_size=args.batch,
+        sampler=RandomSampler(ds),
+        drop_last=True,
+        num_workers=args.workers,
+        collate_fn=collate_images,
+    )
     mean = torch.tensor([0.485, 0.456, 0.406], device=dev).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=dev).view(1, 3, 1, 1)
     t0 = None
@@ -150,6 +185,7 @@ def main() -> None:
     args = p.parse_args()
     from rich.console import Console
     from rich.table import Table
+
     with tempfile.TemporaryDirectory() as tmp:
         root = _image_root(Path(tmp), args.batch * (args.iters + args.warmup + 1))
         rows = []
@@ -157,10 +193,12 @@ def main() -> None:
             rows.append(("bare loop", r, bare(root, args)))
             rows.append(("ssld-zoo engine", r, engine(root, args, Path(tmp) / f"wd{r}")))
     best = {k: max(v for n, _, v in rows if n == k) for k in ("bare loop", "ssld-zoo engine")}
-    table = Table(title=f"distillation step throughput ({args.teacher} -> {args.student}, "
-                        f"batch {args.batch}, {args.size} px, "
-                        f"{'cuda' if torch.cuda.is_available() else 'cpu'}, "
-                        f"{torch.get_num_threads()} threads)")
+    table = Table(
+        title=f"distillation step throughput ({args.teacher} -> {args.student}, "
+        f"batch {args.batch}, {args.size} px, "
+        f"{'cuda' if torch.cuda.is_available() else 'cpu'}, "
+        f"{torch.get_num_threads()} threads)"
+    )
     for c in ("loop", "run", "images/s"):
         table.add_column(c, justify="right" if c != "loop" else "left")
     for name, r, v in rows:

@@ -28,6 +28,7 @@ The last column is each output's largest difference from ours eager, relative to
 value (batch of the first column; bf16 and int8 differ by design, on random weights). Inductor
 bakes the thread count into its kernels, so every compiled form is compiled per thread count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,30 +51,52 @@ from ssld_zoo.registry import get_arch  # noqa: E402
 
 # zoo architecture -> timm model of the same architecture (None: timm has no equivalent)
 TIMM_TWIN = {
-    "resnet18_vd": "resnet18d", "resnet34_vd": "resnet34d", "resnet50_vd": "resnet50d",
-    "resnet101_vd": "resnet101d", "resnet152_vd": "resnet152d", "resnet200_vd": "resnet200d",
-    "mobilenetv1": "mobilenetv1_100", "mobilenetv2": "mobilenetv2_100",
+    "resnet18_vd": "resnet18d",
+    "resnet34_vd": "resnet34d",
+    "resnet50_vd": "resnet50d",
+    "resnet101_vd": "resnet101d",
+    "resnet152_vd": "resnet152d",
+    "resnet200_vd": "resnet200d",
+    "mobilenetv1": "mobilenetv1_100",
+    "mobilenetv2": "mobilenetv2_100",
     "mobilenetv3_large_x1_0": "mobilenetv3_large_100",
     "mobilenetv3_small_x1_0": "mobilenetv3_small_100",
-    "res2net50_vd_26w_4s": "res2net50d", "hrnet_w18_c": "hrnet_w18", "hrnet_w48_c": "hrnet_w48",
-    "ghostnet_x1_0": "ghostnet_100", "ghostnet_x1_3": "ghostnet_130",
-    "pplcnet_x1_0": "lcnet_100", "pplcnet_x0_5": "lcnet_050",
-    "pplcnetv2_small": "lcnetv2_small", "pplcnetv2_base": "lcnetv2_base",
+    "res2net50_vd_26w_4s": "res2net50d",
+    "hrnet_w18_c": "hrnet_w18",
+    "hrnet_w48_c": "hrnet_w48",
+    "ghostnet_x1_0": "ghostnet_100",
+    "ghostnet_x1_3": "ghostnet_130",
+    "pplcnet_x1_0": "lcnet_100",
+    "pplcnet_x0_5": "lcnet_050",
+    "pplcnetv2_small": "lcnetv2_small",
+    "pplcnetv2_base": "lcnetv2_base",
     "pplcnetv2_large": "lcnetv2_large",
-    "pphgnet_tiny": "hgnet_tiny", "pphgnet_small": "hgnet_small",
-    "pphgnetv2_b0": "hgnetv2_b0", "pphgnetv2_b4": "hgnetv2_b4",
+    "pphgnet_tiny": "hgnet_tiny",
+    "pphgnet_small": "hgnet_small",
+    "pphgnetv2_b0": "hgnetv2_b0",
+    "pphgnetv2_b4": "hgnetv2_b4",
     "nextvit_small_224": None,
 }
-DEFAULT = ["resnet50_vd", "resnet34_vd", "mobilenetv3_large_x1_0", "mobilenetv1", "mobilenetv2",
-           "res2net50_vd_26w_4s", "hrnet_w18_c", "ghostnet_x1_3", "pplcnet_x1_0",
-           "pphgnet_tiny", "pphgnetv2_b0"]
-DEPLOY = ["resnet50_vd", "mobilenetv3_large_x1_0", "pplcnet_x1_0", "pplcnetv2_base",
-          "pphgnetv2_b0"]
+DEFAULT = [
+    "resnet50_vd",
+    "resnet34_vd",
+    "mobilenetv3_large_x1_0",
+    "mobilenetv1",
+    "mobilenetv2",
+    "res2net50_vd_26w_4s",
+    "hrnet_w18_c",
+    "ghostnet_x1_3",
+    "pplcnet_x1_0",
+    "pphgnet_tiny",
+    "pphgnetv2_b0",
+]
+DEPLOY = ["resnet50_vd", "mobilenetv3_large_x1_0", "pplcnet_x1_0", "pplcnetv2_base", "pphgnetv2_b0"]
 PADDLE_PY = Path(os.environ.get("SSLD_ZOO_PADDLE_PYTHON", ROOT / ".venv-paddle/bin/python"))
 
 
-def time_torch(models: list[torch.nn.Module], x: torch.Tensor | list[torch.Tensor],
-               iters: int) -> list[float]:
+def time_torch(
+    models: list[torch.nn.Module], x: torch.Tensor | list[torch.Tensor], iters: int
+) -> list[float]:
     """Median milliseconds of one forward of each model, measured interleaved (one forward of
     each in turn, ``iters`` rounds) so that drift in clock speed or machine load hits all alike.
     ``x`` is the input of all, or a list of one input per model (a channels_last copy, say)."""
@@ -118,8 +141,16 @@ def time_paddle(paddle_name: str, size: int, iters: int) -> float | None:
     if not PADDLE_PY.exists():
         return None
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [str(PADDLE_PY), str(ROOT / "tests/parity/paddle_reference.py"), "--model", paddle_name,
-           "--bench", str(iters), "--size", str(size)]
+    cmd = [
+        str(PADDLE_PY),
+        str(ROOT / "tests/parity/paddle_reference.py"),
+        "--model",
+        paddle_name,
+        "--bench",
+        str(iters),
+        "--size",
+        str(size),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in res.stdout.splitlines():
         if line.startswith("{") and "median_ms" in line:
@@ -139,8 +170,11 @@ def time_cached_load(name: str) -> float:
         os.environ["SSLD_ZOO_HOME"] = home
         path = converted_path(get_weights(name))
         path.parent.mkdir(parents=True)
-        save_file(ssld_zoo.load(get_weights(name).arch, pretrained=False).state_dict(), str(path),
-                  metadata={"weights": name})
+        save_file(
+            ssld_zoo.load(get_weights(name).arch, pretrained=False).state_dict(),
+            str(path),
+            metadata={"weights": name},
+        )
         times = []
         for _ in range(5):
             t = time.perf_counter()
@@ -150,8 +184,9 @@ def time_cached_load(name: str) -> float:
     return statistics.median(times)
 
 
-def deploy_forms(name: str, x: torch.Tensor, timm, threads: int, work: Path
-                 ) -> tuple[list[tuple[str, Callable]], bool]:
+def deploy_forms(
+    name: str, x: torch.Tensor, timm, threads: int, work: Path
+) -> tuple[list[tuple[str, Callable]], bool]:
     """(label, callable) for every inference form of ``name`` (see the module docstring), all
     built at the current thread count (Inductor bakes it into its kernels), and whether timm's
     twin holds the same weights."""
@@ -181,7 +216,8 @@ def deploy_forms(name: str, x: torch.Tensor, timm, threads: int, work: Path
     forms: list[tuple[str, Callable]] = [
         ("ours eager", ours),
         ("ours fused + channels_last", lambda t, m=fused_cl: m(t.contiguous(memory_format=cl))),
-        ("ours compile (fused, channels_last, freezing)", optimize(copy.deepcopy(ours)))]
+        ("ours compile (fused, channels_last, freezing)", optimize(copy.deepcopy(ours))),
+    ]
     aoti = work / f"{name}.aoti.pt2"
     export_model(fuse(copy.deepcopy(ours)), aoti, "aoti", dynamic_batch=True, name=name)
     run_aoti = load_exported(aoti, "aoti")
@@ -203,8 +239,9 @@ def deploy_forms(name: str, x: torch.Tensor, timm, threads: int, work: Path
         # timm's ConvNormAct blocks hold the activation inside the BatchNorm (BatchNormAct2d),
         # which fuse() leaves alone; Inductor's freezing folds those BatchNorms instead.
         recipe = copy.deepcopy(twin).to(memory_format=cl)
-        forms.append((f"timm {twin_name} channels_last + compile (same recipe)",
-                       FrozenCompiled(recipe)))
+        forms.append(
+            (f"timm {twin_name} channels_last + compile (same recipe)", FrozenCompiled(recipe))
+        )
     return forms, shared
 
 
@@ -234,27 +271,43 @@ def _openvino(path: Path, threads: int) -> Callable | None:
     except ImportError:
         return None
     try:
-        compiled = ov.Core().compile_model(str(path), "CPU", {
-            "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+        compiled = ov.Core().compile_model(
+            str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+        )
     except Exception as e:  # noqa: BLE001 - a column, not the run
         print(f"OpenVINO could not compile {path.name}: {e}", file=sys.stderr)
         return None
     return lambda t: torch.from_numpy(compiled(t.numpy())[0])
 
 
-def time_paddle_inference(paddle_name: str, batches: list[int], threads: int, size: int,
-                          iters: int) -> dict[int, float]:
+def time_paddle_inference(
+    paddle_name: str, batches: list[int], threads: int, size: int, iters: int
+) -> dict[int, float]:
     """{batch: median ms} of Paddle Inference + oneDNN in the reference venv."""
     import json
 
     if not PADDLE_PY.exists():
-        print(f"no Paddle Inference column: {PADDLE_PY} does not exist (make paddle-env, or "
-              f"set SSLD_ZOO_PADDLE_PYTHON)", file=sys.stderr)
+        print(
+            f"no Paddle Inference column: {PADDLE_PY} does not exist (make paddle-env, or "
+            f"set SSLD_ZOO_PADDLE_PYTHON)",
+            file=sys.stderr,
+        )
         return {}
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    cmd = [str(PADDLE_PY), str(ROOT / "benchmarks/paddle_inference_speed.py"), "--model",
-           paddle_name, "--batch", *map(str, batches), "--threads", str(threads), "--iters",
-           str(iters), "--size", str(size)]
+    cmd = [
+        str(PADDLE_PY),
+        str(ROOT / "benchmarks/paddle_inference_speed.py"),
+        "--model",
+        paddle_name,
+        "--batch",
+        *map(str, batches),
+        "--threads",
+        str(threads),
+        "--iters",
+        str(iters),
+        "--size",
+        str(size),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     out = {}
     for line in res.stdout.splitlines():
@@ -275,22 +328,33 @@ def run_deploy(args: argparse.Namespace, timm, console) -> None:
         for threads in [int(t) for t in str(args.threads).split(",")]:
             torch.set_num_threads(threads)
             with tempfile.TemporaryDirectory() as tmp:
-                forms, shared = deploy_forms(name, torch.randn(2, 3, args.size, args.size),
-                                             timm, threads, Path(tmp))
-                paddle = ({} if args.no_paddle else time_paddle_inference(
-                    get_arch(name).paddle_name, batches, threads, args.size, args.iters))
+                forms, shared = deploy_forms(
+                    name, torch.randn(2, 3, args.size, args.size), timm, threads, Path(tmp)
+                )
+                paddle = (
+                    {}
+                    if args.no_paddle
+                    else time_paddle_inference(
+                        get_arch(name).paddle_name, batches, threads, args.size, args.iters
+                    )
+                )
                 results = {}
                 for batch in batches:
                     x = torch.randn(batch, 3, args.size, args.size)
                     with torch.inference_mode():
                         ref = forms[0][1](x)
-                        rel = [float((f(x) - ref).abs().max()) / float(ref.abs().max())
-                               if shared or not label.startswith("timm") else None
-                               for label, f in forms]
+                        rel = [
+                            float((f(x) - ref).abs().max()) / float(ref.abs().max())
+                            if shared or not label.startswith("timm")
+                            else None
+                            for label, f in forms
+                        ]
                     results[batch] = (time_forms([f for _, f in forms], x, args.iters), rel)
-            table = Table(title=f"{name}: CPU inference, {threads} thread(s), {args.size}px, "
-                                f"median ms of {args.iters}, interleaved (torch "
-                                f"{torch.__version__}{', same weights as timm' if shared else ''})")
+            table = Table(
+                title=f"{name}: CPU inference, {threads} thread(s), {args.size}px, "
+                f"median ms of {args.iters}, interleaved (torch "
+                f"{torch.__version__}{', same weights as timm' if shared else ''})"
+            )
             table.add_column("form")
             for batch in batches:
                 table.add_column(f"b{batch} ms", justify="right")
@@ -302,10 +366,18 @@ def run_deploy(args: argparse.Namespace, timm, console) -> None:
                 for batch in batches:
                     ms, _ = results[batch]
                     t = ms[i] if i < len(ms) else paddle.get(batch)
-                    timm_ms = next((m for (lb, _), m in zip(forms, ms)
-                                    if lb.startswith("timm") and lb.endswith("eager")), None)
-                    cells += ["-" if t is None else f"{t:.1f}",
-                              f"{timm_ms / t:.2f}x" if t and timm_ms else "-"]
+                    timm_ms = next(
+                        (
+                            m
+                            for (lb, _), m in zip(forms, ms)
+                            if lb.startswith("timm") and lb.endswith("eager")
+                        ),
+                        None,
+                    )
+                    cells += [
+                        "-" if t is None else f"{t:.1f}",
+                        f"{timm_ms / t:.2f}x" if t and timm_ms else "-",
+                    ]
                 rel = results[batches[0]][1][i] if i < len(forms) else None
                 table.add_row(label, *cells, "-" if rel is None else f"{rel:.1e}")
             console.print(table)
@@ -328,18 +400,24 @@ def time_forms(forms: list[Callable], x: torch.Tensor, iters: int) -> list[float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--models", help=f"default: {','.join(DEFAULT)} (--deploy: "
-                                     f"{','.join(DEPLOY)})")
+    ap.add_argument("--models", help=f"default: {','.join(DEFAULT)} (--deploy: {','.join(DEPLOY)})")
     ap.add_argument("--threads", help="default: 1 (--deploy: 1,2)")
     ap.add_argument("--batch", help="default: 1 (--deploy: 1,8)")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--iters", type=int, help="default: 20 (--deploy: 10)")
     ap.add_argument("--no-paddle", action="store_true")
-    ap.add_argument("--deploy", action="store_true",
-                    help="time the inference forms (fused, channels_last, frozen) of --models")
+    ap.add_argument(
+        "--deploy",
+        action="store_true",
+        help="time the inference forms (fused, channels_last, frozen) of --models",
+    )
     args = ap.parse_args()
-    for key, plain, deploy in (("models", ",".join(DEFAULT), ",".join(DEPLOY)),
-                               ("threads", 1, "1,2"), ("batch", 1, "1,8"), ("iters", 20, 10)):
+    for key, plain, deploy in (
+        ("models", ",".join(DEFAULT), ",".join(DEPLOY)),
+        ("threads", 1, "1,2"),
+        ("batch", 1, "1,8"),
+        ("iters", 20, 10),
+    ):
         if getattr(args, key) is None:
             setattr(args, key, deploy if args.deploy else plain)
     if args.deploy:
@@ -357,10 +435,20 @@ def main() -> None:
     if args.deploy:
         return run_deploy(args, timm, Console(width=160))
 
-    table = Table(title=f"CPU inference, float32, batch {args.batch}, {args.threads} thread(s), "
-                        f"{args.size}px, median of {args.iters} (torch {torch.__version__})")
-    for col in ("model", "ssld-zoo ms", "img/s", "timm twin", "timm ms", "zoo/timm speed",
-                "PaddleClas ms", "zoo/Paddle speed"):
+    table = Table(
+        title=f"CPU inference, float32, batch {args.batch}, {args.threads} thread(s), "
+        f"{args.size}px, median of {args.iters} (torch {torch.__version__})"
+    )
+    for col in (
+        "model",
+        "ssld-zoo ms",
+        "img/s",
+        "timm twin",
+        "timm ms",
+        "zoo/timm speed",
+        "PaddleClas ms",
+        "zoo/Paddle speed",
+    ):
         table.add_column(col, justify="left" if col in ("model", "timm twin") else "right")
     names = [n for n in args.models.split(",") if n]
     x = torch.randn(args.batch, 3, args.size, args.size)
@@ -381,14 +469,22 @@ def main() -> None:
         paddle_ok = not args.no_paddle and args.batch == 1 and args.threads == 1
         pd_ms = time_paddle(arch.paddle_name, args.size, args.iters) if paddle_ok else None
         fmt = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
-        table.add_row(name, fmt(zoo_ms), fmt(1e3 * args.batch / zoo_ms),
-                      (twin + (" (same weights)" if shared else "")) if twin else "-",
-                      fmt(timm_ms), fmt(timm_ms / zoo_ms if timm_ms else None, "{:.2f}x"),
-                      fmt(pd_ms), fmt(pd_ms / zoo_ms if pd_ms else None, "{:.2f}x"))
+        table.add_row(
+            name,
+            fmt(zoo_ms),
+            fmt(1e3 * args.batch / zoo_ms),
+            (twin + (" (same weights)" if shared else "")) if twin else "-",
+            fmt(timm_ms),
+            fmt(timm_ms / zoo_ms if timm_ms else None, "{:.2f}x"),
+            fmt(pd_ms),
+            fmt(pd_ms / zoo_ms if pd_ms else None, "{:.2f}x"),
+        )
     Console(width=160).print(table)
     if "resnet50_vd" in names:
-        print(f"ssld_zoo.load('resnet50_vd_ssld') from the converted cache: "
-              f"{time_cached_load('resnet50_vd_ssld') * 1e3:.0f} ms (median of 5)")
+        print(
+            f"ssld_zoo.load('resnet50_vd_ssld') from the converted cache: "
+            f"{time_cached_load('resnet50_vd_ssld') * 1e3:.0f} ms (median of 5)"
+        )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ with **no labels** (the 5,000 unlabeled ``pool/`` photos):
 Each row: top-1 on the 1,966 Imagenette val photos, the top-1 agreement with fp32 and the
 largest logit difference relative to fp32's largest logit.
 
-    python benchmarks/int8_accuracy.py                  # train (once: 12 epochs, 5 min on an idle 2-core CPU, 1 thread), then measure
+    # train (once: 12 epochs, 5 min on an idle 2-core CPU, 1 thread), then measure
+    python benchmarks/int8_accuracy.py
     python benchmarks/int8_accuracy.py --epochs 2 --qat-steps 20   # a quick smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,11 +62,13 @@ def random_views(images: torch.Tensor, size: int, generator: torch.Generator) ->
     out = torch.empty(n, 3, size, size)
     for i in range(n):
         side = int(h * math.sqrt(0.35 + 0.65 * float(torch.rand(1, generator=generator))))
-        top, left = (int(torch.randint(0, h - side + 1, (1,), generator=generator))
-                     for _ in range(2))
-        crop = images[i:i + 1, :, top:top + side, left:left + side].float()
-        view = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True,
-                             align_corners=False)
+        top, left = (
+            int(torch.randint(0, h - side + 1, (1,), generator=generator)) for _ in range(2)
+        )
+        crop = images[i : i + 1, :, top : top + side, left : left + side].float()
+        view = F.interpolate(
+            crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
         out[i] = view[0].flip(-1) if torch.rand(1, generator=generator) < 0.5 else view[0]
     return (out / 255 - MEAN) / STD
 
@@ -75,25 +79,29 @@ def train_fp32(arch: str, images: torch.Tensor, labels: torch.Tensor, args) -> n
     model = ssld_zoo.load(arch, pretrained=False, num_classes=10)
     steps_per_epoch = len(images) // args.batch
     total = steps_per_epoch * args.epochs
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
-                          weight_decay=4e-5)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total,
-                                                pct_start=0.15)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=4e-5
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=args.lr, total_steps=total, pct_start=0.15
+    )
     g = torch.Generator().manual_seed(0)
     model.train()
     t0 = time.time()
     for epoch in range(args.epochs):
         order = torch.randperm(len(images), generator=g)
         for step in range(steps_per_epoch):
-            idx = order[step * args.batch:(step + 1) * args.batch]
+            idx = order[step * args.batch : (step + 1) * args.batch]
             x = random_views(images[idx], args.size, g)
             loss = F.cross_entropy(model(x), labels[idx], label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.3f} "
-              f"({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.3f} ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
     return model.eval()
 
 
@@ -101,17 +109,25 @@ def center(images: torch.Tensor, size: int) -> torch.Tensor:
     """The eval view: the centre ``size`` crop of the stored images (stored at size / 0.875)."""
     h = images.shape[-1]
     o = (h - size) // 2
-    return normalize(images[:, :, o:o + size, o:o + size])
+    return normalize(images[:, :, o : o + size, o : o + size])
 
 
 @torch.no_grad()
 def logits_of(run, images: torch.Tensor, size: int, batch: int = 100) -> torch.Tensor:
-    return torch.cat([run(center(images[i:i + batch], size)).float()
-                      for i in range(0, len(images), batch)])
+    return torch.cat(
+        [run(center(images[i : i + batch], size)).float() for i in range(0, len(images), batch)]
+    )
 
 
-def measure(model: nn.Module, val_x: torch.Tensor, val_y: torch.Tensor, pool: list[str],
-            stored: int, args, work: Path) -> None:
+def measure(
+    model: nn.Module,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    pool: list[str],
+    stored: int,
+    args,
+    work: Path,
+) -> None:
     """Every row of the table (see the module docstring), printed as markdown."""
     import copy
 
@@ -129,10 +145,15 @@ def measure(model: nn.Module, val_x: torch.Tensor, val_y: torch.Tensor, pool: li
     rows.append(("bf16", logits_of(bf16, val_x, size), "-"))
 
     t = time.time()
-    calib = [center(pool_x[i:i + 32], size) for i in range(0, args.calib, 32)]
+    calib = [center(pool_x[i : i + 32], size) for i in range(0, args.calib, 32)]
     ptq = quantize_ptq(copy.deepcopy(model), calib)
-    rows.append(("int8 PTQ (PT2E, x86 Inductor quantizer)", logits_of(ptq, val_x, size),
-                 f"{args.calib} pool photos, {time.time() - t:.0f} s"))
+    rows.append(
+        (
+            "int8 PTQ (PT2E, x86 Inductor quantizer)",
+            logits_of(ptq, val_x, size),
+            f"{args.calib} pool photos, {time.time() - t:.0f} s",
+        )
+    )
 
     def batches():
         g = torch.Generator().manual_seed(1)
@@ -142,38 +163,65 @@ def measure(model: nn.Module, val_x: torch.Tensor, val_y: torch.Tensor, pool: li
 
     t = time.time()
     losses: list[float] = []
-    qat = distill_quantized(copy.deepcopy(model), batches(), args.qat_steps, lr=args.qat_lr,
-                            on_step=lambda step, loss: losses.append(loss))
-    print(f"QAT-distillation: SSLD loss {losses[0]:.4f} -> "
-          f"{sum(losses[-10:]) / len(losses[-10:]):.4f} (mean of the last 10 steps)")
-    rows.append(("int8 QAT-distilled (SSLD loss, no labels)", logits_of(qat, val_x, size),
-                 f"{args.qat_steps} steps x {args.batch} pool views, "
-                 f"{time.time() - t:.0f} s"))
+    qat = distill_quantized(
+        copy.deepcopy(model),
+        batches(),
+        args.qat_steps,
+        lr=args.qat_lr,
+        on_step=lambda step, loss: losses.append(loss),
+    )
+    print(
+        f"QAT-distillation: SSLD loss {losses[0]:.4f} -> "
+        f"{sum(losses[-10:]) / len(losses[-10:]):.4f} (mean of the last 10 steps)"
+    )
+    rows.append(
+        (
+            "int8 QAT-distilled (SSLD loss, no labels)",
+            logits_of(qat, val_x, size),
+            f"{args.qat_steps} steps x {args.batch} pool views, {time.time() - t:.0f} s",
+        )
+    )
     example = center(pool_x[:2], size)
     for label, quantized in (("PTQ", ptq), ("QAT-distilled", qat)):
         path = save_int8(quantized, work / f"{args.arch}_{label}.int8.onnx", "onnx", example)
-        rows.append((f"onnxruntime int8 QDQ, {label}",
-                     logits_of(load_int8(path, "onnx"), val_x, size), "same model"))
+        rows.append(
+            (
+                f"onnxruntime int8 QDQ, {label}",
+                logits_of(load_int8(path, "onnx"), val_x, size),
+                "same model",
+            )
+        )
 
     top1_fp32 = float((fp32.argmax(-1) == val_y).float().mean()) * 100
-    print(f"\n{args.arch} at {size} px, Imagenette val ({n} real photos), CPU "
-          f"(torch {torch.__version__}):\n")
-    print("| model | top-1 % | vs fp32 (points) | top-1 agreement with fp32 % "
-          "| max abs logit diff / max abs fp32 logit | data used, time |")
+    print(
+        f"\n{args.arch} at {size} px, Imagenette val ({n} real photos), CPU "
+        f"(torch {torch.__version__}):\n"
+    )
+    print(
+        "| model | top-1 % | vs fp32 (points) | top-1 agreement with fp32 % "
+        "| max abs logit diff / max abs fp32 logit | data used, time |"
+    )
     print("|---|---:|---:|---:|---:|---|")
     scale = float(fp32.abs().max())
     for label, logits, note in rows:
         top1 = float((logits.argmax(-1) == val_y).float().mean()) * 100
         agree = float((logits.argmax(-1) == fp32.argmax(-1)).float().mean()) * 100
         diff = float((logits - fp32).abs().max()) / scale
-        print(f"| {label} | {top1:.1f} | {top1 - top1_fp32:+.1f} | {agree:.1f} | {diff:.3f} "
-              f"| {note} |")
+        print(
+            f"| {label} | {top1:.1f} | {top1 - top1_fp32:+.1f} | {agree:.1f} | {diff:.3f} "
+            f"| {note} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=str(Path(os.environ.get(
-        "SSLD_ZOO_TEST_DATA", REPO.parent / "shared" / "data")) / "imagenette"))
+    p.add_argument(
+        "--data",
+        default=str(
+            Path(os.environ.get("SSLD_ZOO_TEST_DATA", REPO.parent / "shared" / "data"))
+            / "imagenette"
+        ),
+    )
     p.add_argument("--arch", default="pplcnet_x0_5")
     p.add_argument("--size", type=int, default=96, help="train and eval input size")
     p.add_argument("--epochs", type=int, default=12)

@@ -12,6 +12,7 @@ The PaddleClas 2.6.0 model (random weights, as the zoo's columns) is saved with
 library's thread count set, as PaddleClas's ``deploy/python/predict_cls.py`` configures it.
 Prints one JSON line per (batch, threads): the median ms of ``--iters`` runs after 3 warm-ups.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,11 @@ def main() -> None:
             predictor = pi.create_predictor(config)
             handle = predictor.get_input_handle(predictor.get_input_names()[0])
             for batch in args.batch:
-                x = np.random.default_rng(0).standard_normal(
-                    (batch, 3, args.size, args.size)).astype(np.float32)
+                x = (
+                    np.random.default_rng(0)
+                    .standard_normal((batch, 3, args.size, args.size))
+                    .astype(np.float32)
+                )
                 handle.reshape(list(x.shape))
                 times = []
                 for i in range(3 + args.iters):
@@ -68,9 +72,19 @@ def main() -> None:
                     out.copy_to_cpu()
                     if i >= 3:
                         times.append((time.perf_counter() - t) * 1e3)
-                print(json.dumps({"model": args.model, "batch": batch, "threads": threads,
-                                  "size": args.size, "paddle": paddle.__version__,
-                                  "median_ms": round(float(np.median(times)), 3)}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "model": args.model,
+                            "batch": batch,
+                            "threads": threads,
+                            "size": args.size,
+                            "paddle": paddle.__version__,
+                            "median_ms": round(float(np.median(times)), 3),
+                        }
+                    ),
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

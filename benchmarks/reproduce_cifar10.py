@@ -1,7 +1,8 @@
 """SSLD's claims, reproduced on real data on a CPU: CIFAR-10 (../shared/data/cifar10).
 
     .venv/bin/python benchmarks/reproduce_cifar10.py [--data DIR] [--work-dir work_dirs/cifar10]
-        [--jobs 2] [--threads N] [--arms a,b,c] [--force] [--plot docs/images/reproduction_cifar10.png]
+        [--jobs 2] [--threads N] [--arms a,b,c] [--force]
+        [--plot docs/images/reproduction_cifar10.png]
         [--cfg-options KEY=VALUE ...]
 
 Runs the recipes of ``recipes/cifar10/`` with ``ssld-zoo distill``, one process per arm:
@@ -25,6 +26,7 @@ model card records the config) is read, not re-run; a stale one, or one older th
 learnt from, is re-run (``--force`` re-runs all). ``--cfg-options`` goes to every arm (the tests
 shrink the runs with it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,21 +48,23 @@ sys.path.insert(0, str(ROOT))
 @dataclass(frozen=True)
 class Arm:
     key: str
-    recipe: str        # under recipes/
+    recipe: str  # under recipes/
     label: str
-    data: str          # what it trains on
+    data: str  # what it trains on
     loss: str
     options: tuple[str, ...] = ()  # --cfg-options of this arm (before the run's own)
 
     @functools.cached_property
     def _recipe(self) -> dict:
         from ssld_zoo.distill.recipes import load_recipe
+
         return load_recipe(self.recipe)
 
     @property
     def unlabeled(self) -> bool:
         """The recipe reads the unlabeled folder."""
         from ssld_zoo.distill.recipes import train_images_cfg
+
         return bool(train_images_cfg(self._recipe)["unlabeled_roots"])
 
     @property
@@ -77,21 +81,54 @@ ARMS = [
     Arm("teacher", "cifar10/teacher", "teacher ResNet18_vd", "train, labels", "CE"),
     Arm("a", "cifar10/supervised", "(a) supervised", "train, labels", "CE"),
     Arm("b", "cifar10/ssld", "(b) SSLD", "train, no labels", "symmetric KL"),
-    Arm("c", "cifar10/ssld_unlabeled", "(c) SSLD + unlabeled, (b)'s steps",
-        "train + unlabeled, no labels", "symmetric KL"),
-    Arm("c_epochs", "cifar10/ssld_unlabeled_equal_epochs", "(c+) SSLD + unlabeled, (b)'s epochs",
-        "train + unlabeled, no labels", "symmetric KL"),
+    Arm(
+        "c",
+        "cifar10/ssld_unlabeled",
+        "(c) SSLD + unlabeled, (b)'s steps",
+        "train + unlabeled, no labels",
+        "symmetric KL",
+    ),
+    Arm(
+        "c_epochs",
+        "cifar10/ssld_unlabeled_equal_epochs",
+        "(c+) SSLD + unlabeled, (b)'s epochs",
+        "train + unlabeled, no labels",
+        "symmetric KL",
+    ),
     Arm("kl", "cifar10/ablation_kl", "(d) KL, T=4", "train + unlabeled, no labels", "KL (T=4)"),
-    Arm("soft_ce", "cifar10/ablation_soft_ce", "(d) soft-target CE",
-        "train + unlabeled, no labels", "soft-target CE"),
-    Arm("hard", "cifar10/ablation_hard", "(d) teacher's hard labels",
-        "train + unlabeled, no labels", "CE on teacher arg-max"),
-    Arm("b_unfolded", "cifar10/ssld", "(b) SSLD, teacher BatchNorm unfolded",
-        "train, no labels", "symmetric KL",
-        ("model.teacher.fold_bn=False", "model.teacher.channels_last=False")),
-    *(Arm(f"cached_{n}", "cifar10/ssld_cached", f"(b) SSLD from the cache, N={n}",
-          "train, no labels", "symmetric KL", (f"train_dataloader.dataset.views={n}",))
-      for n in (1, 4, 16, 32)),
+    Arm(
+        "soft_ce",
+        "cifar10/ablation_soft_ce",
+        "(d) soft-target CE",
+        "train + unlabeled, no labels",
+        "soft-target CE",
+    ),
+    Arm(
+        "hard",
+        "cifar10/ablation_hard",
+        "(d) teacher's hard labels",
+        "train + unlabeled, no labels",
+        "CE on teacher arg-max",
+    ),
+    Arm(
+        "b_unfolded",
+        "cifar10/ssld",
+        "(b) SSLD, teacher BatchNorm unfolded",
+        "train, no labels",
+        "symmetric KL",
+        ("model.teacher.fold_bn=False", "model.teacher.channels_last=False"),
+    ),
+    *(
+        Arm(
+            f"cached_{n}",
+            "cifar10/ssld_cached",
+            f"(b) SSLD from the cache, N={n}",
+            "train, no labels",
+            "symmetric KL",
+            (f"train_dataloader.dataset.views={n}",),
+        )
+        for n in (1, 4, 16, 32)
+    ),
 ]
 TEACHER_EXPORT = "cifar10_teacher.safetensors"
 CACHE_RECIPE, CACHE_VIEWS, CACHE_TOPK = "cifar10/ssld_cached", 32, 5
@@ -105,15 +142,19 @@ def default_data() -> Path:
 def arm_options(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
     """The ``--cfg-options`` of one arm: the data roots and teacher of this run, then ``extra``."""
     images = "train_dataloader.dataset" + (".images" if arm.needs_cache else "")
-    opts = [f"{images}.labeled_roots=['{data / 'train'}']",
-            f"val_dataloader.dataset.labeled_roots=['{data / 'val'}']"]
+    opts = [
+        f"{images}.labeled_roots=['{data / 'train'}']",
+        f"val_dataloader.dataset.labeled_roots=['{data / 'val'}']",
+    ]
     if arm.unlabeled:
         opts.append(f"{images}.unlabeled_roots=['{data / 'unlabeled'}']")
     if arm.needs_teacher:
         opts.append(f"model.teacher.weights={work / 'teacher' / TEACHER_EXPORT}")
     if arm.needs_cache:
-        opts += [f"model.teacher_cache={work / 'teacher_cache'}",
-                 f"train_dataloader.dataset.cache={work / 'teacher_cache'}"]
+        opts += [
+            f"model.teacher_cache={work / 'teacher_cache'}",
+            f"train_dataloader.dataset.cache={work / 'teacher_cache'}",
+        ]
     return opts + list(arm.options) + list(extra)
 
 
@@ -122,12 +163,26 @@ def build_cache(data: Path, work: Path, extra: list[str]) -> float:
     ``ssld-zoo label``; returns its wall seconds (also kept in ``<work>/teacher_cache.seconds``
     when it built anything)."""
     arm = next(a for a in ARMS if a.needs_cache)
-    opts = [o for o in arm_options(arm, data, work, extra)
-            if not o.startswith(("model.teacher_cache=", "train_dataloader.dataset.cache="))]
-    cmd = [sys.executable, "-m", "ssld_zoo.cli.main", "label",
-           str(ROOT / "recipes" / f"{CACHE_RECIPE}.py"), "--views", str(CACHE_VIEWS),
-           "--topk", str(CACHE_TOPK), "--out", str(work / "teacher_cache"),
-           "--cfg-options", *opts]
+    opts = [
+        o
+        for o in arm_options(arm, data, work, extra)
+        if not o.startswith(("model.teacher_cache=", "train_dataloader.dataset.cache="))
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ssld_zoo.cli.main",
+        "label",
+        str(ROOT / "recipes" / f"{CACHE_RECIPE}.py"),
+        "--views",
+        str(CACHE_VIEWS),
+        "--topk",
+        str(CACHE_TOPK),
+        "--out",
+        str(work / "teacher_cache"),
+        "--cfg-options",
+        *opts,
+    ]
     print(f"[{time.strftime('%H:%M:%S')}] label: {' '.join(cmd[1:])}", flush=True)
     manifest = work / "teacher_cache" / "manifest.json"
     was_complete = manifest.is_file() and json.loads(manifest.read_text()).get("complete")
@@ -145,9 +200,18 @@ def build_cache(data: Path, work: Path, extra: list[str]) -> float:
 
 def arm_command(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
     """The ``ssld-zoo distill`` command of one arm (an argv list: no shell involved)."""
-    return [sys.executable, "-m", "ssld_zoo.cli.main", "distill",
-            str(ROOT / "recipes" / f"{arm.recipe}.py"), "--work-dir", str(work / arm.key),
-            "--no-progress", "--cfg-options", *arm_options(arm, data, work, extra)]
+    return [
+        sys.executable,
+        "-m",
+        "ssld_zoo.cli.main",
+        "distill",
+        str(ROOT / "recipes" / f"{arm.recipe}.py"),
+        "--work-dir",
+        str(work / arm.key),
+        "--no-progress",
+        "--cfg-options",
+        *arm_options(arm, data, work, extra),
+    ]
 
 
 def card_of(work: Path, arm: Arm) -> Path | None:
@@ -159,15 +223,18 @@ def stale_sections(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[s
     """The sections of ``arm``'s recipe (with this run's options) that its exported card does
     not match: [] when the export is current, ``["export"]`` when there is none."""
     from mmengine.config import DictAction
+
     from ssld_zoo.distill.recipes import load_recipe
     from ssld_zoo.distill.runner import recipe_record
+
     path = card_of(work, arm)
     if path is None:
         return ["export"]
     parser = argparse.ArgumentParser()
     parser.add_argument("--o", nargs="+", action=DictAction, default={})
-    recipe = load_recipe(arm.recipe, parser.parse_args(
-        ["--o", *arm_options(arm, data, work, extra)]).o)
+    recipe = load_recipe(
+        arm.recipe, parser.parse_args(["--o", *arm_options(arm, data, work, extra)]).o
+    )
     # Through JSON, as the card went: tuples become lists.
     want = json.loads(json.dumps(recipe_record(recipe), default=str))
     have = json.loads(path.read_text()).get("training", {})
@@ -182,13 +249,18 @@ def stale_sections(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[s
     return out
 
 
-def run_arms(arms: list[Arm], data: Path, work: Path, jobs: int, threads: int,
-             extra: list[str]) -> dict[str, float]:
+def run_arms(
+    arms: list[Arm], data: Path, work: Path, jobs: int, threads: int, extra: list[str]
+) -> dict[str, float]:
     """Run ``arms`` ``jobs`` at a time; returns wall seconds per arm (also kept in
     ``<work>/<arm>.seconds`` beside the export, for later reads). Fails naming the log."""
     pending, running, seconds = list(arms), {}, {}
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     failed = []
     while pending or running:
         while pending and len(running) < jobs:
@@ -196,10 +268,16 @@ def run_arms(arms: list[Arm], data: Path, work: Path, jobs: int, threads: int,
             (work / arm.key).mkdir(parents=True, exist_ok=True)
             log = open(work / f"{arm.key}.log", "w")
             cmd = arm_command(arm, data, work, extra)
-            print(f"[{time.strftime('%H:%M:%S')}] start {arm.key} ({threads} thread(s)): "
-                  f"{' '.join(cmd[1:])}", flush=True)
-            running[arm.key] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                                 env=env, cwd=ROOT), log, time.perf_counter())
+            print(
+                f"[{time.strftime('%H:%M:%S')}] start {arm.key} ({threads} thread(s)): "
+                f"{' '.join(cmd[1:])}",
+                flush=True,
+            )
+            running[arm.key] = (
+                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT),
+                log,
+                time.perf_counter(),
+            )
         time.sleep(1.0)
         for key, (proc, log, t0) in list(running.items()):
             if proc.poll() is None:
@@ -210,8 +288,11 @@ def run_arms(arms: list[Arm], data: Path, work: Path, jobs: int, threads: int,
             if proc.returncode == 0:
                 (work / f"{key}.seconds").write_text(f"{seconds[key]:.1f}\n")
             state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-            print(f"[{time.strftime('%H:%M:%S')}] {key} {state} in {seconds[key] / 60:.1f} min "
-                  f"(log: {work / f'{key}.log'})", flush=True)
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {key} {state} in {seconds[key] / 60:.1f} min "
+                f"(log: {work / f'{key}.log'})",
+                flush=True,
+            )
             if proc.returncode:
                 failed.append(key)
     if failed:
@@ -231,32 +312,51 @@ def collect(arms: list[Arm], work: Path) -> list[dict]:
         saved = work / f"{arm.key}.seconds"  # wall time of the run that made the export
         secs = float(saved.read_text()) if saved.is_file() else float("nan")
         d = tr.get("data", {})
-        rows.append(dict(
-            key=arm.key, label=arm.label, recipe=f"recipes/{arm.recipe}.py", data=arm.data,
-            loss=arm.loss, arch=card.get("arch"), images=d.get("num_images"),
-            labels_used=d.get("num_labeled") if tr.get("hard_label_weight", 0) > 0 else 0,
-            epochs=tr.get("max_epochs"),
-            # optimiser steps: full batches only (the train loader drops the last one); a
-            # cached image brings crops_per_image views of the global batch
-            steps=(d["num_images"] // (tr["batch_size"] // d.get("crops_per_image", 1))
-                   * tr["max_epochs"] if tr.get("batch_size") else None),
-            top1=m.get("top1"), top5=m.get("top5"),
-            teacher_top1=tr.get("teacher_metrics", {}).get("top1"), minutes=secs / 60,
-            history=[h for h in tr.get("history", []) if "top1" in h]))
+        rows.append(
+            dict(
+                key=arm.key,
+                label=arm.label,
+                recipe=f"recipes/{arm.recipe}.py",
+                data=arm.data,
+                loss=arm.loss,
+                arch=card.get("arch"),
+                images=d.get("num_images"),
+                labels_used=d.get("num_labeled") if tr.get("hard_label_weight", 0) > 0 else 0,
+                epochs=tr.get("max_epochs"),
+                # optimiser steps: full batches only (the train loader drops the last one); a
+                # cached image brings crops_per_image views of the global batch
+                steps=(
+                    d["num_images"]
+                    // (tr["batch_size"] // d.get("crops_per_image", 1))
+                    * tr["max_epochs"]
+                    if tr.get("batch_size")
+                    else None
+                ),
+                top1=m.get("top1"),
+                top5=m.get("top5"),
+                teacher_top1=tr.get("teacher_metrics", {}).get("top1"),
+                minutes=secs / 60,
+                history=[h for h in tr.get("history", []) if "top1" in h],
+            )
+        )
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
     base = next((r["top1"] for r in rows if r["key"] == "a"), None)
-    out = ["| arm | student | trained on | loss | images | labels | steps | top-1 | top-5 "
-           "| vs (a) | minutes |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| arm | student | trained on | loss | images | labels | steps | top-1 | top-5 "
+        "| vs (a) | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        delta = "" if base is None or r["key"] in ("a", "teacher") else \
-            f"{r['top1'] - base:+.2f}"
+        delta = "" if base is None or r["key"] in ("a", "teacher") else f"{r['top1'] - base:+.2f}"
         steps = "?" if r["steps"] is None else f"{r['steps']:,}"  # cards older than v2
-        out.append(f"| {r['label']} | {r['arch']} | {r['data']} | {r['loss']} | {r['images']:,} "
-                   f"| {r['labels_used']:,} | {steps} | {r['top1']:.2f} | {r['top5']:.2f} "
-                   f"| {delta} | {r['minutes']:.1f} |")
+        out.append(
+            f"| {r['label']} | {r['arch']} | {r['data']} | {r['loss']} | {r['images']:,} "
+            f"| {r['labels_used']:,} | {steps} | {r['top1']:.2f} | {r['top5']:.2f} "
+            f"| {delta} | {r['minutes']:.1f} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -264,10 +364,13 @@ def targets(rows: list[dict]) -> list[tuple[str, float, float, bool]]:
     top = {r["key"]: r["top1"] for r in rows}
     out = []
     if "a" in top and "b" in top:
-        out.append(("(b) SSLD - (a) supervised", top["b"] - top["a"], 2.0,
-                    top["b"] - top["a"] >= 2.0))
-    for c, name in (("c_epochs", "(c+) SSLD + unlabeled, (b)'s epochs"),
-                    ("c", "(c) SSLD + unlabeled, (b)'s steps")):
+        out.append(
+            ("(b) SSLD - (a) supervised", top["b"] - top["a"], 2.0, top["b"] - top["a"] >= 2.0)
+        )
+    for c, name in (
+        ("c_epochs", "(c+) SSLD + unlabeled, (b)'s epochs"),
+        ("c", "(c) SSLD + unlabeled, (b)'s steps"),
+    ):
         if "b" in top and c in top:
             out.append((f"{name} - (b) SSLD", top[c] - top["b"], 1.0, top[c] - top["b"] >= 1.0))
     ref = "b" if "b" in top else "b_unfolded"
@@ -281,6 +384,7 @@ def targets(rows: list[dict]) -> list[tuple[str, float, float, bool]]:
 def save_figure(fig, path: Path) -> None:
     """Write a matplotlib figure to ``path`` atomically (temp file, then rename) and close it."""
     import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial.png")
@@ -291,14 +395,24 @@ def save_figure(fig, path: Path) -> None:
 
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    colors = {"teacher": "#7f7f7f", "a": "#d62728", "b": "#1f77b4", "c": "#2ca02c",
-              "c_epochs": "#98df8a"}
+    colors = {
+        "teacher": "#7f7f7f",
+        "a": "#d62728",
+        "b": "#1f77b4",
+        "c": "#2ca02c",
+        "c_epochs": "#98df8a",
+    }
     vals = [r["top1"] for r in rows]
-    bars = ax1.barh([r["label"] for r in rows][::-1], vals[::-1],
-                    color=[colors.get(r["key"], "#9467bd") for r in rows][::-1])
+    bars = ax1.barh(
+        [r["label"] for r in rows][::-1],
+        vals[::-1],
+        color=[colors.get(r["key"], "#9467bd") for r in rows][::-1],
+    )
     for b, v in zip(bars, vals[::-1]):
         ax1.text(v + 0.3, b.get_y() + b.get_height() / 2, f"{v:.1f}", va="center", fontsize=8)
     lo = min(vals) - 8
@@ -309,10 +423,15 @@ def plot(rows: list[dict], path: Path) -> None:
     for r in rows:
         if r["history"] and r["steps"]:
             per_epoch = r["steps"] / r["epochs"]  # steps per epoch: the arms differ in both
-            ax2.plot([h["epoch"] * per_epoch for h in r["history"]],
-                     [h["top1"] for h in r["history"]],
-                     "o-", ms=3, color=colors.get(r["key"]), label=r["label"],
-                     alpha=1.0 if r["key"] in colors else 0.5)
+            ax2.plot(
+                [h["epoch"] * per_epoch for h in r["history"]],
+                [h["top1"] for h in r["history"]],
+                "o-",
+                ms=3,
+                color=colors.get(r["key"]),
+                label=r["label"],
+                alpha=1.0 if r["key"] in colors else 0.5,
+            )
     ax2.set_xlabel("optimiser step")
     ax2.set_ylabel("val top-1 (%)")
     ax2.set_title("validation during training")
@@ -336,14 +455,18 @@ def fast_markdown(rows: list[dict], build_min: float | None) -> str:
     if not keys:
         return ""
     ref = by.get("b_unfolded", by.get("b"))
-    out = ["| arm | views (N) | top-1 | vs online | training minutes | + cache build |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "| arm | views (N) | top-1 | vs online | training minutes | + cache build |",
+        "|---|---|---|---|---|---|",
+    ]
     for k in keys:
         r = by[k]
         n = k.split("_")[1] if k.startswith("cached_") else "online"
         build = f"{build_min:.1f}" if k.startswith("cached_") and build_min else ""
-        out.append(f"| {r['label']} | {n} | {r['top1']:.2f} | {r['top1'] - ref['top1']:+.2f} "
-                   f"| {r['minutes']:.1f} | {build} |")
+        out.append(
+            f"| {r['label']} | {n} | {r['top1']:.2f} | {r['top1'] - ref['top1']:+.2f} "
+            f"| {r['minutes']:.1f} | {build} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -351,8 +474,10 @@ def plot_fast(rows: list[dict], build_min: float | None, path: Path) -> None:
     """Val top-1 against wall-clock minutes (the cache's build counted at the start of every
     cached arm), and final top-1 against the number of stored views N."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     by = {r["key"]: r for r in rows}
     if not any(k in by for k in FAST_ARMS):
         return
@@ -383,8 +508,9 @@ def plot_fast(rows: list[dict], build_min: float | None, path: Path) -> None:
     save_figure(fig, path)
 
 
-def plan(arms: list[Arm], teacher: Arm, data: Path, work: Path, extra: list[str],
-         force: bool) -> list[Arm]:
+def plan(
+    arms: list[Arm], teacher: Arm, data: Path, work: Path, extra: list[str], force: bool
+) -> list[Arm]:
     """The arms to train, in order: those asked for without a current export; the teacher first
     when an arm asked for learns from it and its export is missing or stale, and then every arm
     asked for that learns from it (a new teacher makes their exports stale too)."""
@@ -394,16 +520,24 @@ def plan(arms: list[Arm], teacher: Arm, data: Path, work: Path, extra: list[str]
             todo.append(arm)
             continue
         stale = stale_sections(arm, data, work, extra)
-        if not stale and arm.needs_teacher and (not teacher_file.is_file() or
-                                                teacher_file.stat().st_mtime >
-                                                card_of(work, arm).stat().st_mtime):
+        if (
+            not stale
+            and arm.needs_teacher
+            and (
+                not teacher_file.is_file()
+                or teacher_file.stat().st_mtime > card_of(work, arm).stat().st_mtime
+            )
+        ):
             stale = ["the teacher"]
         if stale:
             todo.append(arm)
             if stale != ["export"]:
                 print(f"{arm.key}: re-run ({', '.join(stale)} changed)", flush=True)
-    if teacher not in arms and any(a.needs_teacher for a in arms) and \
-            stale_sections(teacher, data, work, extra):
+    if (
+        teacher not in arms
+        and any(a.needs_teacher for a in arms)
+        and stale_sections(teacher, data, work, extra)
+    ):
         todo.insert(0, teacher)
     if teacher in todo:
         todo = [teacher] + [a for a in arms if a is not teacher and (a.needs_teacher or a in todo)]
@@ -411,28 +545,52 @@ def plan(arms: list[Arm], teacher: Arm, data: Path, work: Path, extra: list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n", 1)[1])
-    p.add_argument("--data", type=Path, default=default_data(),
-                   help="CIFAR-10 root with train/, val/, unlabeled/ (default: %(default)s)")
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 1)[1],
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=default_data(),
+        help="CIFAR-10 root with train/, val/, unlabeled/ (default: %(default)s)",
+    )
     p.add_argument("--work-dir", type=Path, default=ROOT / "work_dirs" / "cifar10")
     p.add_argument("--jobs", type=int, default=2, help="student arms run at once")
-    p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads of each student arm (default: cores // jobs)")
-    p.add_argument("--arms", default=",".join(a.key for a in ARMS),
-                   help="subset of: " + ", ".join(a.key for a in ARMS))
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads of each student arm (default: cores // jobs)",
+    )
+    p.add_argument(
+        "--arms",
+        default=",".join(a.key for a in ARMS),
+        help="subset of: " + ", ".join(a.key for a in ARMS),
+    )
     p.add_argument("--force", action="store_true", help="re-run arms even if exported")
-    p.add_argument("--plot", type=Path, default=None,
-                   help="PNG to write (default: <work-dir>/reproduction_cifar10.png)")
-    p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="passed to every arm's ssld-zoo distill")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="PNG to write (default: <work-dir>/reproduction_cifar10.png)",
+    )
+    p.add_argument(
+        "--cfg-options",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to every arm's ssld-zoo distill",
+    )
     args = p.parse_args(argv)
 
     for split in ("train", "val", "unlabeled"):
         if not (args.data / split).is_dir():
-            raise SystemExit(f"{args.data / split} is not a folder: --data must hold CIFAR-10's "
-                             f"train/, val/ and unlabeled/ (see ../shared/data/README.md)")
+            raise SystemExit(
+                f"{args.data / split} is not a folder: --data must hold CIFAR-10's "
+                f"train/, val/ and unlabeled/ (see ../shared/data/README.md)"
+            )
     by_key = {a.key: a for a in ARMS}
     wanted = [k for k in args.arms.split(",") if k]
     unknown = sorted(set(wanted) - set(by_key))
@@ -468,17 +626,25 @@ def main(argv: list[str] | None = None) -> int:
     if fast:
         table += "\n" + fast
     checks = targets(rows)
-    lines = [f"- {name}: {got:+.2f} points (target >= {want:+.1f}): "
-             f"{'met' if ok else 'NOT met'}" for name, got, want, ok in checks]
+    lines = [
+        f"- {name}: {got:+.2f} points (target >= {want:+.1f}): {'met' if ok else 'NOT met'}"
+        for name, got, want, ok in checks
+    ]
     teacher_top1 = next((r["teacher_top1"] for r in rows if r["teacher_top1"]), None)
-    summary = (f"This run: {len(seconds)} arm(s) trained in {wall / 60:.1f} min wall, "
-               f"{cpu / 60:.1f} CPU-min ({cores} cores)" +
-               (f"; the teacher's top-1 on val, as the SSLD arms measured it: {teacher_top1:.2f}"
-                if teacher_top1 else ""))
+    summary = (
+        f"This run: {len(seconds)} arm(s) trained in {wall / 60:.1f} min wall, "
+        f"{cpu / 60:.1f} CPU-min ({cores} cores)"
+        + (
+            f"; the teacher's top-1 on val, as the SSLD arms measured it: {teacher_top1:.2f}"
+            if teacher_top1
+            else ""
+        )
+    )
     print("\n" + table + "\n" + "\n".join(lines) + "\n\n" + summary)
     (work / "results.md").write_text(table + "\n" + "\n".join(lines) + "\n\n" + summary + "\n")
-    (work / "results.json").write_text(json.dumps(dict(rows=rows, wall_s=wall, cpu_s=cpu,
-                                                       targets=checks), indent=1) + "\n")
+    (work / "results.json").write_text(
+        json.dumps(dict(rows=rows, wall_s=wall, cpu_s=cpu, targets=checks), indent=1) + "\n"
+    )
     if rows:
         out = args.plot or work / "reproduction_cifar10.png"
         plot(rows, out)

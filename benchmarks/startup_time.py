@@ -10,6 +10,7 @@ fastest of ``--repeats`` runs, and which heavy modules each run imported::
 ``--before REV`` is extracted with ``git archive`` into a temporary folder (the checkout is
 not touched); ``--after`` is a folder, default this checkout. Both run with this interpreter.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,11 +47,21 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(%r))))
 
 def run_once(tree: Path, code: str) -> tuple[float, list[str]]:
     """Wall seconds of one fresh interpreter running ``code`` with ``tree`` first on the path."""
-    env = {"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
-           "HOME": str(Path.home())}
+    env = {
+        "PYTHONPATH": str(tree),
+        "PATH": "/usr/bin:/bin",
+        "OMP_NUM_THREADS": "1",
+        "HOME": str(Path.home()),
+    }
     t = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code + REPORT], cwd=tree, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", code + REPORT],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     wall = time.perf_counter() - t
     if done.returncode != 0:
         raise SystemExit(f"{tree}: failed:\n{done.stderr[-3000:]}")
@@ -58,8 +69,9 @@ def run_once(tree: Path, code: str) -> tuple[float, list[str]]:
 
 
 def extract(rev: str, into: Path) -> Path:
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
 
@@ -71,8 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ssld_zoo_before_") as tmp:
-        trees = {f"before ({args.before})": extract(args.before, Path(tmp)),
-                 f"after ({args.after})": args.after.resolve()}
+        trees = {
+            f"before ({args.before})": extract(args.before, Path(tmp)),
+            f"after ({args.after})": args.after.resolve(),
+        }
         runs: dict[tuple[str, str], list[float]] = {}
         heavy: dict[tuple[str, str], list[str]] = {}
         for case, code in CASES.items():
@@ -83,14 +97,18 @@ def main(argv: list[str] | None = None) -> None:
                     wall, mods = run_once(tree, code)
                     runs.setdefault((case, label), []).append(wall)
                     heavy[case, label] = mods
-    print(f"python {sys.version.split()[0]}, {args.repeats} runs each, fresh interpreter per "
-          f"run, interleaved\n")
+    print(
+        f"python {sys.version.split()[0]}, {args.repeats} runs each, fresh interpreter per "
+        f"run, interleaved\n"
+    )
     print(f"| {'command':<56} | {'tree':<28} | median s | fastest s | heavy modules imported |")
     print(f"|{'-' * 58}|{'-' * 30}|---------:|----------:|------------------------|")
     for (case, label), walls in runs.items():
         mods = ", ".join(heavy[case, label]) or "none"
-        print(f"| {case:<56} | {label:<28} | {statistics.median(walls):8.2f} | "
-              f"{min(walls):9.2f} | {mods} |")
+        print(
+            f"| {case:<56} | {label:<28} | {statistics.median(walls):8.2f} | "
+            f"{min(walls):9.2f} | {mods} |"
+        )
 
 
 if __name__ == "__main__":

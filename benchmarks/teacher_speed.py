@@ -10,6 +10,7 @@ On a GPU: ``--teacher resnext101_32x16d_wsl --batch 128``. The levers' defaults 
 over ``--repeats`` so machine load hits all alike; the best of each is reported. The teacher
 is randomly initialised (1,000 classes) with non-trivial BatchNorm statistics.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,27 +25,33 @@ import torch.nn as nn
 
 def _plain(model: nn.Module):
     """The teacher as the Distiller ran it before OnlineTeacher."""
+
     def run(x):
         with torch.no_grad():
             return model(x).float()
+
     return run
 
 
 def configs(model: nn.Module, device: str, compile_: bool) -> dict:
     from ssld_zoo.distill.teacher import OnlineTeacher
+
     out = {"no_grad, BN unfolded, fp32 (before)": _plain(model)}
 
     def make(**kw):
         return OnlineTeacher(copy.deepcopy(model), probe_size=64, **kw)
+
     out["inference_mode"] = make(fold_bn=False, channels_last=False, precision="fp32")
     out["+ BN folded"] = make(fold_bn=True, channels_last=False, precision="fp32")
     out["+ BN folded + channels_last"] = make(fold_bn=True, channels_last=True, precision="fp32")
     out["+ BN folded + bf16 autocast"] = make(fold_bn=True, channels_last=False, precision="bf16")
-    out["+ BN folded + channels_last + bf16"] = make(fold_bn=True, channels_last=True,
-                                                     precision="bf16")
+    out["+ BN folded + channels_last + bf16"] = make(
+        fold_bn=True, channels_last=True, precision="bf16"
+    )
     if compile_:
-        out["+ BN folded + compile"] = make(fold_bn=True, channels_last=device == "cuda",
-                                            precision="auto", compile=True)
+        out["+ BN folded + compile"] = make(
+            fold_bn=True, channels_last=device == "cuda", precision="auto", compile=True
+        )
     return out
 
 
@@ -71,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="also time torch.compile")
     p.add_argument("--json")
     args = p.parse_args(argv)
-    import ssld_zoo
     from rich.console import Console
     from rich.table import Table
+
+    import ssld_zoo
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     model = ssld_zoo.load(args.teacher, pretrained=False, num_classes=1000).eval()
@@ -91,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             speeds[k].append(speed(fn, x, args.iters))
     best = {k: max(v) for k, v in speeds.items()}
     base = best["no_grad, BN unfolded, fp32 (before)"]
-    table = Table(title=f"teacher forward, {args.teacher}, {args.size} px, batch {args.batch}, "
-                        f"{device.upper()}, {torch.get_num_threads()} threads")
+    table = Table(
+        title=f"teacher forward, {args.teacher}, {args.size} px, batch {args.batch}, "
+        f"{device.upper()}, {torch.get_num_threads()} threads"
+    )
     for c in ("teacher", "images/s", "vs before", "max |logit diff|"):
         table.add_column(c, justify="left" if c == "teacher" else "right")
     diffs = {}
@@ -101,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(k, f"{best[k]:.1f}", f"{best[k] / base:.2f}x", f"{diffs[k]:.2e}")
     Console(width=120).print(table)
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(device=device, args=vars(args), best=best,
-                                                   runs=speeds, max_diff=diffs), indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                dict(device=device, args=vars(args), best=best, runs=speeds, max_diff=diffs),
+                indent=2,
+            )
+        )
     return 0
 
 

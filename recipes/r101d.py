@@ -6,10 +6,10 @@ smoothing, student from scratch, 224 px; ResNet-family students learn from ResNe
 Published top-1 after stage 1: 83.41; after stage 2 (r101d_stage2.py): 83.7.
 The loss is SSLD's symmetric KL (PaddleClas ppcls/loss/dmlloss.py), without labels.
 """
+
 _base_ = "./_base_/ssld_stage1.py"
 
 description = "ResNet101_vd from ResNeXt101_32x16d_wsl (ResNet101_vd_ssld, 80.2 -> 83.7)"
-model = dict(teacher=dict(name="resnext101_32x16d_wsl"),
-             student=dict(name="resnet101_vd"))
+model = dict(teacher=dict(name="resnext101_32x16d_wsl"), student=dict(name="resnet101_vd"))
 train_dataloader = dict(batch_size=1024)  # global batch
 optim_wrapper = dict(optimizer=dict(lr=0.4, weight_decay=7e-05))

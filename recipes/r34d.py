@@ -6,10 +6,10 @@ smoothing, student from scratch, 224 px; ResNet-family students learn from ResNe
 Published top-1 after stage 1: not published separately; after stage 2 (r34d_stage2.py): 79.7.
 The loss is SSLD's symmetric KL (PaddleClas ppcls/loss/dmlloss.py), without labels.
 """
+
 _base_ = "./_base_/ssld_stage1.py"
 
 description = "ResNet34_vd from ResNeXt101_32x16d_wsl (ResNet34_vd_ssld, 76.0 -> 79.7)"
-model = dict(teacher=dict(name="resnext101_32x16d_wsl"),
-             student=dict(name="resnet34_vd"))
+model = dict(teacher=dict(name="resnext101_32x16d_wsl"), student=dict(name="resnet34_vd"))
 train_dataloader = dict(batch_size=1024)  # global batch
 optim_wrapper = dict(optimizer=dict(lr=0.4, weight_decay=7e-05))

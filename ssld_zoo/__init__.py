@@ -4,6 +4,7 @@
 >>> model = ssld_zoo.load("resnet50_vd_ssld")          # doctest: +SKIP
 >>> ssld_zoo.list_models("*_ssld")                     # doctest: +SKIP
 """
+
 from ssld_zoo.api import class_names, load, model_info, transforms
 from ssld_zoo.registry import list_models
 

@@ -4,6 +4,7 @@
 tensors from :func:`ssld_zoo.weights.source.load_weights` (the one seam for weights: converted
 cache, else download + validate + convert + cache) -> adopted -> eval-mode model.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,10 +23,16 @@ from ssld_zoo.weights.source import Source, load_weights, parse_source
 __all__ = ["load", "model_info", "transforms", "class_names", "pretrained_cfg"]
 
 
-def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None = None,
-         num_classes: int | None = None, features_only: bool = False,
-         out_indices: int | Sequence[int] | None = None, in_chans: int = 3,
-         **kwargs: Any) -> nn.Module:
+def load(
+    name: str,
+    pretrained: bool = True,
+    weights: str | os.PathLike | None = None,
+    num_classes: int | None = None,
+    features_only: bool = False,
+    out_indices: int | Sequence[int] | None = None,
+    in_chans: int = 3,
+    **kwargs: Any,
+) -> nn.Module:
     """Build a zoo model, with weights, in eval mode (as ``timm.create_model`` does).
 
     Args:
@@ -57,14 +64,18 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
     ``load(arch, weights=<export>.safetensors)``.
     """
     from ssld_zoo.foreign import is_foreign
+
     if is_foreign(name):
         return _load_foreign(name, weights, num_classes, pretrained, **kwargs)
     arch = get_arch(name)
     if features_only and num_classes:
-        raise ValueError(f"features_only=True returns stage outputs, not a classifier: "
-                         f"num_classes={num_classes!r} has no meaning there")
-    if num_classes is not None and (isinstance(num_classes, bool)
-                                    or not isinstance(num_classes, int) or num_classes < 0):
+        raise ValueError(
+            f"features_only=True returns stage outputs, not a classifier: "
+            f"num_classes={num_classes!r} has no meaning there"
+        )
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0
+    ):
         raise ValueError(f"num_classes must be a non-negative int, got {num_classes!r}")
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
         raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
@@ -72,8 +83,10 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
     if weights is None and pretrained:
         card = get_weights(name)
         if card is None:
-            raise ValueError(f"{name!r} has no published weights: use pretrained=False, or "
-                             f"weights=PATH. Names with weights: ssld-zoo list {name}*")
+            raise ValueError(
+                f"{name!r} has no published weights: use pretrained=False, or "
+                f"weights=PATH. Names with weights: ssld-zoo list {name}*"
+            )
     source: Source | WeightCard | None = parse_source(weights) if weights is not None else card
     if isinstance(source, Source) and source.kind == "file" and source.path is not None:
         # An exported student (say a 10-class digits model) says its head size in its card.
@@ -99,8 +112,7 @@ def load(name: str, pretrained: bool = True, weights: str | os.PathLike | None =
     model.eval()
     if num_classes is not None and num_classes != model.num_classes:
         model.reset_classifier(num_classes)
-    model.pretrained_cfg = pretrained_cfg(model, card, in_chans,
-                                          transform=_default_transform(name))
+    model.pretrained_cfg = pretrained_cfg(model, card, in_chans, transform=_default_transform(name))
     if features_only:
         return FeaturePyramid(model, out_indices).eval()
     return model
@@ -113,16 +125,26 @@ def _build(arch, kwargs: dict[str, Any], **extra: Any) -> Backbone:
     except TypeError as e:
         if "unexpected keyword argument" not in str(e):
             raise
-        raise ValueError(f"{arch.name}: {e}; the keywords it takes are the arguments of its "
-                         f"class in ssld_zoo/models/{arch.family}.py") from None
+        raise ValueError(
+            f"{arch.name}: {e}; the keywords it takes are the arguments of its "
+            f"class in ssld_zoo/models/{arch.family}.py"
+        ) from None
 
 
 def _adapt_first_conv(model: nn.Module, in_chans: int) -> None:
     name, conv = _first_conv(model)
     padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)
-    new = nn.Conv2d(in_chans, conv.out_channels, _pair(conv.kernel_size), _pair(conv.stride),
-                    padding, _pair(conv.dilation), conv.groups, conv.bias is not None,
-                    conv.padding_mode)
+    new = nn.Conv2d(
+        in_chans,
+        conv.out_channels,
+        _pair(conv.kernel_size),
+        _pair(conv.stride),
+        padding,
+        _pair(conv.dilation),
+        conv.groups,
+        conv.bias is not None,
+        conv.padding_mode,
+    )
     with torch.no_grad():
         new.weight.copy_(adapt_input_conv(conv.weight, in_chans))
         if conv.bias is not None and new.bias is not None:
@@ -159,8 +181,12 @@ def _default_transform(name: str) -> EvalTransform:
     return card.transform if card is not None else EvalTransform()
 
 
-def pretrained_cfg(model: Backbone, card: WeightCard | None = None,
-                   in_chans: int = 3, transform: EvalTransform | None = None) -> dict[str, Any]:
+def pretrained_cfg(
+    model: Backbone,
+    card: WeightCard | None = None,
+    in_chans: int = 3,
+    transform: EvalTransform | None = None,
+) -> dict[str, Any]:
     """timm's ``pretrained_cfg`` dict for a zoo model: what ``timm.data.resolve_data_config``
     and code written for timm read (input size, crop, interpolation, mean, std, first conv,
     classifier), from the weight card; without one, from ``transform`` (``load`` passes the
@@ -191,8 +217,9 @@ def pretrained_cfg(model: Backbone, card: WeightCard | None = None,
     }
 
 
-def _adopt(model: Backbone, state: dict[str, torch.Tensor],
-           rebuild: Callable[[], Backbone]) -> Backbone:
+def _adopt(
+    model: Backbone, state: dict[str, torch.Tensor], rebuild: Callable[[], Backbone]
+) -> Backbone:
     """Give a meta-device ``model`` the (already checked) tensors of ``state``.
 
     Only BatchNorm's ``num_batches_tracked`` may be absent from a file (Paddle has no such
@@ -218,8 +245,12 @@ def model_info(name: str) -> dict[str, Any]:
     (multiply-adds; S = the weight's input size)."""
     arch = get_arch(name)
     card = get_weights(name)
-    info: dict[str, Any] = {"name": name, "architecture": arch.name,
-                            "paddle_name": arch.paddle_name, "family": arch.family}
+    info: dict[str, Any] = {
+        "name": name,
+        "architecture": arch.name,
+        "paddle_name": arch.paddle_name,
+        "family": arch.family,
+    }
     info.update(complexity(arch.name, (card.transform if card else EvalTransform()).input_size))
     info["weights"] = card.to_dict() if card else None
     return info
@@ -240,8 +271,11 @@ def complexity(arch_name: str, input_size: int = 224) -> dict[str, float]:
     with counter, torch.no_grad():
         model(x)
     # FlopCounterMode counts a multiply-add as 2 FLOPs.
-    return {"params_m": params / 1e6, "gmacs": counter.get_total_flops() / 2e9,
-            "input_size": input_size}
+    return {
+        "params_m": params / 1e6,
+        "gmacs": counter.get_total_flops() / 2e9,
+        "input_size": input_size,
+    }
 
 
 def transforms(name: str):
@@ -257,8 +291,13 @@ def class_names() -> list[str]:
     return text.splitlines()
 
 
-def _load_foreign(name: str, weights: str | os.PathLike | None, num_classes: int | None,
-                  pretrained: bool, **kwargs: Any) -> nn.Module:
+def _load_foreign(
+    name: str,
+    weights: str | os.PathLike | None,
+    num_classes: int | None,
+    pretrained: bool,
+    **kwargs: Any,
+) -> nn.Module:
     """A non-zoo model (:mod:`ssld_zoo.foreign`) with an exported safetensors file and its card
     (the card's ``num_classes`` unless given), in eval mode, ``weight_card`` attached; without
     ``weights``, with its library's own pretrained weights (``pretrained``) or none."""
@@ -267,9 +306,10 @@ def _load_foreign(name: str, weights: str | os.PathLike | None, num_classes: int
 
     from ssld_zoo.foreign import create_foreign
     from ssld_zoo.registry import WeightCard
+
     if weights is None:
         model = create_foreign(name, num_classes, pretrained=pretrained, **kwargs)
-        model.weight_card = None
+        setattr(model, "weight_card", None)  # a foreign module declares no such attribute
         return model.eval()
     path = Path(weights)
     if path.suffix != ".safetensors" or not path.is_file():
@@ -281,6 +321,7 @@ def _load_foreign(name: str, weights: str | os.PathLike | None, num_classes: int
     classes = num_classes if num_classes is not None else (card.num_classes if card else None)
     model = create_foreign(name, classes, **kwargs)
     from safetensors.torch import load_file
+
     model.load_state_dict(load_file(str(path)), strict=True)
-    model.weight_card = card
+    setattr(model, "weight_card", card)
     return model.eval()

@@ -2,6 +2,7 @@
 importable builder ``package.module:function``; what :func:`ssld_zoo.load` reads a distilled
 non-zoo student back with (its card names the spec as ``arch``), and what the engine's
 ``TimmModel``/``TorchvisionModel``/``ImportedModel`` build (:mod:`ssld_zoo.engine.models`)."""
+
 from __future__ import annotations
 
 import importlib
@@ -29,16 +30,20 @@ def import_builder(builder: str):
         raise ValueError(f"builder={builder!r}: cannot import it ({e})") from None
 
 
-def create_foreign(name: str, num_classes: int | None = None, pretrained: bool = False,
-                   **kwargs: Any) -> nn.Module:
+def create_foreign(
+    name: str, num_classes: int | None = None, pretrained: bool = False, **kwargs: Any
+) -> nn.Module:
     """A model from its library, random or with the library's own pretrained weights."""
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if name.startswith("timm/"):
         import timm
-        return timm.create_model(name[len("timm/"):], pretrained=pretrained, **kwargs)
+
+        return timm.create_model(name[len("timm/") :], pretrained=pretrained, **kwargs)
     if name.startswith("torchvision/"):
         import torchvision
-        return torchvision.models.get_model(name[len("torchvision/"):],
-                                            weights="DEFAULT" if pretrained else None, **kwargs)
+
+        return torchvision.models.get_model(
+            name[len("torchvision/") :], weights="DEFAULT" if pretrained else None, **kwargs
+        )
     return import_builder(name)(**kwargs)

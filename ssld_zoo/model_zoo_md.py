@@ -2,6 +2,7 @@
 
 A test checks that the committed file equals this output, so the table cannot drift.
 """
+
 from __future__ import annotations
 
 from ssld_zoo.api import complexity
@@ -54,7 +55,8 @@ def render() -> str:
             f"| `{c.name}` | {get_arch(c.arch).paddle_name} | {cx['params_m']:.2f} | "
             f"{cx['gmacs']:.3g} | {c.transform.input_size} | {_num(c.baseline_top1)} | "
             f"{_num(c.top1)} | {_num(gain, '{:+.2f}')} | {c.teacher or '-'} | {c.top1_source} | "
-            f"{_layouts(c.arch)} |")
+            f"{_layouts(c.arch)} |"
+        )
     other = [c for c in cards if not c.is_ssld]
     lines += [
         "",
@@ -68,7 +70,8 @@ def render() -> str:
         lines.append(
             f"| `{c.name}` | {get_arch(c.arch).paddle_name} | {cx['params_m']:.2f} | "
             f"{cx['gmacs']:.3g} | {c.transform.input_size} | {_num(c.top1)} | {c.top1_source} | "
-            f"{_layouts(c.arch)} |")
+            f"{_layouts(c.arch)} |"
+        )
     archs = list_architectures()
     with_weights = {c.arch for c in cards}
     lines += [
@@ -85,9 +88,11 @@ def render() -> str:
     for name in archs:
         a = get_arch(name)
         cx = complexity(name, 224)
-        lines.append(f"| `{name}` | {a.paddle_name} | {a.family} | {cx['params_m']:.2f} | "
-                     f"{cx['gmacs']:.3g} | {'yes' if name in with_weights else 'no'} | "
-                     f"{_layouts(name)} |")
+        lines.append(
+            f"| `{name}` | {a.paddle_name} | {a.family} | {cx['params_m']:.2f} | "
+            f"{cx['gmacs']:.3g} | {'yes' if name in with_weights else 'no'} | "
+            f"{_layouts(name)} |"
+        )
     return "\n".join(lines) + "\n"
 
 

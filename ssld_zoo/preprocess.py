@@ -1,6 +1,7 @@
 """The input side of a loaded model: the card of its weights, the eval transform they were
 published with, and images read for it (shared by ``ssld-zoo predict`` and ``ssld-zoo export``).
 """
+
 from __future__ import annotations
 
 import io
@@ -45,13 +46,16 @@ def _to_8bit(im):
     lo, hi = float(a.min()), float(a.max())
     if im.mode == "F":
         if not (np.isfinite(a).all() and 0.0 <= lo and hi <= 1.0):
-            raise ValueError(f"float pixels in [{lo:g}, {hi:g}]; expected [0, 1] (convert it to "
-                             f"8 or 16 bits)")
+            raise ValueError(
+                f"float pixels in [{lo:g}, {hi:g}]; expected [0, 1] (convert it to 8 or 16 bits)"
+            )
         scaled = a.astype(np.float64) * 255.0
     else:
         if not (0 <= lo and hi <= 65535):
-            raise ValueError(f"32-bit integer pixels in [{lo:g}, {hi:g}]; expected 16-bit values "
-                             f"in [0, 65535] (convert it to 8 or 16 bits)")
+            raise ValueError(
+                f"32-bit integer pixels in [{lo:g}, {hi:g}]; expected 16-bit values "
+                f"in [0, 65535] (convert it to 8 or 16 bits)"
+            )
         scaled = a.astype(np.float64) * (255.0 / 65535.0)
     return Image.fromarray(np.rint(scaled).astype(np.uint8))  # mode L
 
@@ -96,14 +100,17 @@ def decode_image(path: str | os.PathLike, data: bytes | None = None):
     except Image.DecompressionBombError as e:
         # Pillow refuses over 2x the limit itself, before the size is known: "(N pixels)".
         size = str(e) if "=" in str(e) else f"{re.search(r'[0-9]+', str(e)).group()} pixels"
-        raise ValueError(f"cannot read image {shown_path(path)}: {size} is over the limit of "
-                         f"{limit} pixels (PIL.Image.MAX_IMAGE_PIXELS, a decompression-bomb "
-                         f"guard; raise it only for files you trust)") from None
+        raise ValueError(
+            f"cannot read image {shown_path(path)}: {size} is over the limit of "
+            f"{limit} pixels (PIL.Image.MAX_IMAGE_PIXELS, a decompression-bomb "
+            f"guard; raise it only for files you trust)"
+        ) from None
     except ValueError as e:
         raise ValueError(f"cannot read image {shown_path(path)}: {shown_path(e)}") from None
     except (OSError, SyntaxError, EOFError, MemoryError) as e:  # PIL's decoders raise these
         # Pillow names its source: the caller's path, not an in-memory buffer
         text = str(e).replace(repr(source), os.fspath(path)) if data is not None else str(e)
         reason = shown_path(text.splitlines()[0]) if text else "cannot decode it"
-        raise ValueError(f"cannot read image {shown_path(path)}: {type(e).__name__}: {reason}"
-                         ) from None
+        raise ValueError(
+            f"cannot read image {shown_path(path)}: {type(e).__name__}: {reason}"
+        ) from None

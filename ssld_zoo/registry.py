@@ -8,6 +8,7 @@ Two registries, both keyed by PaddleClas's model names in lower case:
   weights): a :class:`WeightCard` registered with :func:`register_weights`, carrying the source
   URLs, checksum, published accuracy and eval transform, as torchvision's weight enums do.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,12 +49,17 @@ class EvalTransform:
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 raise ValueError(f"transform {key}={v!r}: expected an integer >= 1")
         if self.interpolation not in self.INTERPOLATIONS:
-            raise ValueError(f"transform interpolation={self.interpolation!r}: expected one of "
-                             f"{', '.join(self.INTERPOLATIONS)}")
+            raise ValueError(
+                f"transform interpolation={self.interpolation!r}: expected one of "
+                f"{', '.join(self.INTERPOLATIONS)}"
+            )
         for key in ("mean", "std"):
             v = getattr(self, key)
-            if not (isinstance(v, (list, tuple)) and len(v) == 3
-                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            if not (
+                isinstance(v, (list, tuple))
+                and len(v) == 3
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            ):
                 raise ValueError(f"transform {key}={v!r}: expected 3 numbers")
             object.__setattr__(self, key, tuple(float(x) for x in v))
         if not all(x > 0 for x in self.std):
@@ -64,8 +70,10 @@ class EvalTransform:
         whose message starts with ``where``."""
         bad = sorted(set(overrides) - set(self.__dataclass_fields__))
         if bad:
-            raise ValueError(f"{where}: unknown key(s) {', '.join(bad)}; valid: "
-                             f"{', '.join(self.__dataclass_fields__)}")
+            raise ValueError(
+                f"{where}: unknown key(s) {', '.join(bad)}; valid: "
+                f"{', '.join(self.__dataclass_fields__)}"
+            )
         try:
             return dataclasses.replace(self, **overrides)
         except ValueError as e:
@@ -82,15 +90,20 @@ class EvalTransform:
 
     def at_size(self, input_size: int) -> "EvalTransform":
         """The same pipeline at another crop size, keeping the crop ratio (resize / crop)."""
-        return self.replace(input_size=input_size,
-                            resize=max(input_size, round(input_size * self.resize
-                                                         / self.input_size)))
+        return self.replace(
+            input_size=input_size,
+            resize=max(input_size, round(input_size * self.resize / self.input_size)),
+        )
 
     def to_dict(self) -> dict:
         """JSON-ready fields (what a model card stores under ``transform``)."""
-        return {"input_size": self.input_size, "resize": self.resize,
-                "interpolation": self.interpolation, "mean": list(self.mean),
-                "std": list(self.std)}
+        return {
+            "input_size": self.input_size,
+            "resize": self.resize,
+            "interpolation": self.interpolation,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "transform") -> "EvalTransform":
@@ -107,16 +120,27 @@ class EvalTransform:
         mode = getattr(T.InterpolationMode, self.interpolation.upper())
         # Resize before ToImage: a PIL image is resized by PIL (as timm's and the training
         # transform's are), a tensor by torch.
-        return T.Compose([T.Resize(self.resize, interpolation=mode, antialias=True),
-                          T.CenterCrop(self.input_size), T.ToImage(), T.ToPureTensor()])
+        return T.Compose(
+            [
+                T.Resize(self.resize, interpolation=mode, antialias=True),
+                T.CenterCrop(self.input_size),
+                T.ToImage(),
+                T.ToPureTensor(),
+            ]
+        )
 
     def build(self):
         """A torchvision transform: PIL image or uint8 tensor -> normalised float tensor."""
-        from torchvision.transforms import v2 as T
         import torch
+        from torchvision.transforms import v2 as T
 
-        return T.Compose([self.resize_crop(), T.ToDtype(torch.float32, scale=True),
-                          T.Normalize(self.mean, self.std)])
+        return T.Compose(
+            [
+                self.resize_crop(),
+                T.ToDtype(torch.float32, scale=True),
+                T.Normalize(self.mean, self.std),
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -137,8 +161,7 @@ class FeatureInfo:
     def __getitem__(self, key: str):
         # Code written for timm reads feature_info entries as dicts.
         if key not in self._TIMM_KEYS:
-            raise KeyError(f"feature_info entries have keys {sorted(self._TIMM_KEYS)}, "
-                           f"not {key!r}")
+            raise KeyError(f"feature_info entries have keys {sorted(self._TIMM_KEYS)}, not {key!r}")
         return getattr(self, self._TIMM_KEYS[key])
 
     def get(self, key: str, default=None):
@@ -181,6 +204,7 @@ class WeightCard:
     def file_name(self) -> str:
         """The cached file name of the first URL (a Google Drive URL names it in its fragment)."""
         from ssld_zoo.weights.urls import file_name_for
+
         return file_name_for(self.urls[0])
 
     @property
@@ -205,8 +229,9 @@ class WeightCard:
         """A card from :meth:`to_json`'s form; keys it does not know (e.g. ``training``) are
         ignored. A missing or mistyped field is a ValueError naming ``where`` and the field."""
         if not isinstance(data, dict):
-            raise ValueError(f"{where}: a model card must be a JSON object, got "
-                             f"{type(data).__name__}")
+            raise ValueError(
+                f"{where}: a model card must be a JSON object, got {type(data).__name__}"
+            )
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         fields.setdefault("top1", None)
         fields.setdefault("top1_source", "")
@@ -214,21 +239,38 @@ class WeightCard:
             if key not in fields:
                 raise ValueError(f"{where}: no {key!r}")
         if "transform" in fields:
-            fields["transform"] = EvalTransform.from_dict(fields["transform"],
-                                                          f"{where}: 'transform'")
+            fields["transform"] = EvalTransform.from_dict(
+                fields["transform"], f"{where}: 'transform'"
+            )
         urls = fields["urls"]
         checks = (
             ("name", isinstance(fields["name"], str), "a string"),
             ("arch", isinstance(fields["arch"], str), "a string"),
-            ("urls", isinstance(urls, (list, tuple)) and all(isinstance(u, str) for u in urls),
-             "a list of strings"),
-            ("num_classes", "num_classes" not in fields or (
-                isinstance(fields["num_classes"], int)
-                and not isinstance(fields["num_classes"], bool) and fields["num_classes"] >= 1),
-             "a positive int"),
-            ("top1", fields["top1"] is None or (isinstance(fields["top1"], (int, float))
-                                               and not isinstance(fields["top1"], bool)),
-             "a number"))
+            (
+                "urls",
+                isinstance(urls, (list, tuple)) and all(isinstance(u, str) for u in urls),
+                "a list of strings",
+            ),
+            (
+                "num_classes",
+                "num_classes" not in fields
+                or (
+                    isinstance(fields["num_classes"], int)
+                    and not isinstance(fields["num_classes"], bool)
+                    and fields["num_classes"] >= 1
+                ),
+                "a positive int",
+            ),
+            (
+                "top1",
+                fields["top1"] is None
+                or (
+                    isinstance(fields["top1"], (int, float))
+                    and not isinstance(fields["top1"], bool)
+                ),
+                "a number",
+            ),
+        )
         for key, ok, want in checks:
             if not ok:
                 raise ValueError(f"{where}: {key!r} is {fields[key]!r}; expected {want}")
@@ -284,8 +326,10 @@ def _unknown(name: str, kind: str = "model") -> KeyError:
 
 def _check_name(name: object) -> None:
     if not isinstance(name, str):
-        raise TypeError(f"a model name must be a str such as 'resnet50_vd_ssld', got {name!r} "
-                        f"({type(name).__name__})")
+        raise TypeError(
+            f"a model name must be a str such as 'resnet50_vd_ssld', got {name!r} "
+            f"({type(name).__name__})"
+        )
 
 
 def get_arch(name: str) -> Architecture:

@@ -7,6 +7,7 @@ written by ``setup.py``'s build step). Everything that looks for those files ask
 installed and checkout behave the same. (mmengine's ``pkg::config`` base syntax only serves
 OpenMMLab's own packages, so a config of yours inherits ours by path: ``ssld-zoo configs``.)
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,5 +41,9 @@ def downstream_configs() -> list[Path]:
     root = downstream_dir()
     if root is None:
         return []
-    return sorted(p for task in ("mmdet", "mmseg") for p in (root / task).glob("*.py")
-                  if not p.name.startswith("_"))
+    return sorted(
+        p
+        for task in ("mmdet", "mmseg")
+        for p in (root / task).glob("*.py")
+        if not p.name.startswith("_")
+    )

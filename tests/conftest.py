@@ -4,6 +4,7 @@ Both are optional on a developer machine (tests that need them skip, saying why)
 in CI: when the environment variable ``CI`` is set (``CI=true``), a missing resource fails the
 test instead, so that a broken CI setup cannot pass by skipping everything.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,6 +27,7 @@ def pytest_configure(config) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
     import torch
+
     torch.set_num_threads(threads)
 
 
@@ -48,8 +50,9 @@ def data_root() -> Path:
 
 def paddle_python_path() -> Path:
     """``$SSLD_ZOO_PADDLE_PYTHON`` (default ``<repo>/.venv-paddle/bin/python``)."""
-    return Path(os.environ.get("SSLD_ZOO_PADDLE_PYTHON",
-                               REPO_ROOT / ".venv-paddle" / "bin" / "python"))
+    return Path(
+        os.environ.get("SSLD_ZOO_PADDLE_PYTHON", REPO_ROOT / ".venv-paddle" / "bin" / "python")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -72,15 +75,18 @@ def paddle_python() -> Path:
     hint = "create it with tests/parity/setup_paddle_env.sh or set SSLD_ZOO_PADDLE_PYTHON"
     if not py.exists():
         unavailable(f"PaddlePaddle reference python {py} not found: {hint}")
-    check = ("import importlib.metadata as m, paddle; "
-             "print(paddle.__version__, m.version('paddleclas'))")
+    check = (
+        "import importlib.metadata as m, paddle; print(paddle.__version__, m.version('paddleclas'))"
+    )
     try:
         res = subprocess.run([str(py), "-c", check], capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as e:
         unavailable(f"PaddlePaddle reference python {py} does not run ({e}): {hint}")
     if res.returncode != 0:
-        unavailable(f"PaddlePaddle reference python {py} cannot import paddle/paddleclas:\n"
-                    f"{res.stderr[-2000:]}\n{hint}")
+        unavailable(
+            f"PaddlePaddle reference python {py} cannot import paddle/paddleclas:\n"
+            f"{res.stderr[-2000:]}\n{hint}"
+        )
     return py
 
 
@@ -109,8 +115,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not rows:
         return
     terminalreporter.write_sep("-", "PaddleClas parity timings (seconds; wall and CPU)")
-    terminalreporter.write_line(f"{'architecture':<28}{'paddle':>9}{'torch':>9}{'total':>9}"
-                                f"{'paddle cpu':>12}{'torch cpu':>11}{'cpu':>9}")
+    terminalreporter.write_line(
+        f"{'architecture':<28}{'paddle':>9}{'torch':>9}{'total':>9}"
+        f"{'paddle cpu':>12}{'torch cpu':>11}{'cpu':>9}"
+    )
     tot = dict.fromkeys(("paddle_s", "torch_s", "paddle_cpu_s", "torch_cpu_s"), 0.0)
     for arch in sorted(rows):
         r = rows[arch]
@@ -119,8 +127,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.write_line(
             f"{arch:<28}{r['paddle_s']:>9.1f}{r['torch_s']:>9.1f}"
             f"{r['paddle_s'] + r['torch_s']:>9.1f}{r['paddle_cpu_s']:>12.1f}"
-            f"{r['torch_cpu_s']:>11.1f}{r['paddle_cpu_s'] + r['torch_cpu_s']:>9.1f}")
+            f"{r['torch_cpu_s']:>11.1f}{r['paddle_cpu_s'] + r['torch_cpu_s']:>9.1f}"
+        )
     terminalreporter.write_line(
         f"{'all':<28}{tot['paddle_s']:>9.1f}{tot['torch_s']:>9.1f}"
         f"{tot['paddle_s'] + tot['torch_s']:>9.1f}{tot['paddle_cpu_s']:>12.1f}"
-        f"{tot['torch_cpu_s']:>11.1f}{tot['paddle_cpu_s'] + tot['torch_cpu_s']:>9.1f}")
+        f"{tot['torch_cpu_s']:>11.1f}{tot['paddle_cpu_s'] + tot['torch_cpu_s']:>9.1f}"
+    )

@@ -1,4 +1,5 @@
 """The public API: names, errors, weights files, features_only, num_classes."""
+
 import pytest
 import torch
 
@@ -119,6 +120,7 @@ def test_model_info_and_transforms():
     assert info["weights"]["teacher"] == "resnext101_32x16d_wsl"
     assert 25.5 < info["params_m"] < 25.7 and 4.2 < info["gmacs"] < 4.4
     from PIL import Image
+
     t = ssld_zoo.transforms("resnet50_vd_ssld")
     out = t(Image.new("RGB", (300, 400), (124, 116, 104)))
     assert out.shape == (3, 224, 224)

@@ -4,6 +4,7 @@ The published figures are checked against ``../shared/reference/SSLD_FACTS.md`` 
 SSLD doc, the Next-ViT and PP-HGNetV2 docs), parsed here independently of the registry, so a
 wrong number in a weight card fails even though the generator would copy it faithfully.
 """
+
 import re
 
 import pytest
@@ -26,8 +27,9 @@ def published_top1() -> dict[str, tuple[float | None, float]]:
     facts: dict[str, tuple[float | None, float]] = {}
     for name, base, ssld in re.findall(r"(\w+) (-|\d+\.\d+) -> (\d+\.\d+)", section):
         facts[name] = (None if base == "-" else float(base), float(ssld))
-    nextvit = re.search(r"NextViT small/base/large SSLD.*?: ([\d. /]+) at 224,\s*([\d. /]+) at 384",
-                        section, re.S)
+    nextvit = re.search(
+        r"NextViT small/base/large SSLD.*?: ([\d. /]+) at 224,\s*([\d. /]+) at 384", section, re.S
+    )
     for res, group in ((224, nextvit.group(1)), (384, nextvit.group(2))):
         for size, value in zip(("small", "base", "large"), group.split("/")):
             facts[f"NextViT_{size}_{res}"] = (None, float(value))

@@ -1,5 +1,6 @@
 """One-way layering (issue 21): engine/, deploy/, adapters/ and data/ never import distill/;
 distill/ and engine/ are regular packages that say what they export."""
+
 from __future__ import annotations
 
 import ast
@@ -28,5 +29,6 @@ def test_lower_floors_never_import_distill():
 def test_distill_and_engine_are_packages_with_all():
     import ssld_zoo.distill
     import ssld_zoo.engine
+
     for pkg in (ssld_zoo.distill, ssld_zoo.engine):
         assert pkg.__all__ and all(hasattr(pkg, n) for n in pkg.__all__), pkg.__name__

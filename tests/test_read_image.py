@@ -1,6 +1,7 @@
 """Reading images for predict, export and training (``ssld_zoo.preprocess.decode_image``):
 16-bit files scaled to 8 bits, pixel limits and undecodable files as one-line errors naming the
 file; the training reader skips them instead (``ssld_zoo.data.images.read_image``)."""
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,9 @@ from PIL import Image
 from ssld_zoo.data.images import read_image as train_read
 from ssld_zoo.preprocess import decode_image
 
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def _png16(path: Path, a: np.ndarray) -> Path:
@@ -31,10 +33,14 @@ def _png16(path: Path, a: np.ndarray) -> Path:
 
     def chunk(t: bytes, d: bytes) -> bytes:
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+
     color = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16,
-                                                                        color, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -77,27 +83,38 @@ def test_float_and_32_bit_images(tmp_path):
     Image.fromarray(np.array([[0.0, 2.5]], dtype=np.float32)).save(tmp_path / "hdr.tif")
     with pytest.raises(ValueError) as e:
         decode_image(tmp_path / "hdr.tif")
-    assert str(e.value) == (f"cannot read image {tmp_path / 'hdr.tif'}: float pixels in "
-                            f"[0, 2.5]; expected [0, 1] (convert it to 8 or 16 bits)")
+    assert str(e.value) == (
+        f"cannot read image {tmp_path / 'hdr.tif'}: float pixels in "
+        f"[0, 2.5]; expected [0, 1] (convert it to 8 or 16 bits)"
+    )
     Image.fromarray(np.array([[0, 70000]], dtype=np.int32)).save(tmp_path / "i32.tif")
     with pytest.raises(ValueError) as e:
         decode_image(tmp_path / "i32.tif")
-    assert str(e.value) == (f"cannot read image {tmp_path / 'i32.tif'}: 32-bit integer pixels "
-                            f"in [0, 70000]; expected 16-bit values in [0, 65535] (convert it "
-                            f"to 8 or 16 bits)")
+    assert str(e.value) == (
+        f"cannot read image {tmp_path / 'i32.tif'}: 32-bit integer pixels "
+        f"in [0, 70000]; expected 16-bit values in [0, 65535] (convert it "
+        f"to 8 or 16 bits)"
+    )
 
 
-@pytest.mark.parametrize("pixels,over", [(1001, "31x33 = 1023 pixels"),  # Pillow only warns
-                                         (400, "1023 pixels")])          # Pillow refuses
+@pytest.mark.parametrize(
+    "pixels,over",
+    [
+        (1001, "31x33 = 1023 pixels"),  # Pillow only warns
+        (400, "1023 pixels"),
+    ],
+)  # Pillow refuses
 def test_pixel_limit_is_a_clear_error(tmp_path, monkeypatch, caplog, pixels, over):
     path = tmp_path / "big.png"
     Image.new("L", (31, 33)).save(path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pixels)
     with pytest.raises(ValueError) as e:
         decode_image(path)
-    assert str(e.value) == (f"cannot read image {path}: {over} is over the limit of {pixels} "
-                            f"pixels (PIL.Image.MAX_IMAGE_PIXELS, a decompression-bomb guard; "
-                            f"raise it only for files you trust)")
+    assert str(e.value) == (
+        f"cannot read image {path}: {over} is over the limit of {pixels} "
+        f"pixels (PIL.Image.MAX_IMAGE_PIXELS, a decompression-bomb guard; "
+        f"raise it only for files you trust)"
+    )
     with caplog.at_level("WARNING", logger="ssld_zoo.distill"):
         assert train_read(str(path)) is None  # training skips it, naming it
     assert f"skipping unreadable image: cannot read image {path}: {over}" in caplog.text
@@ -111,8 +128,10 @@ def test_missing_and_undecodable_files(tmp_path):
     (tmp_path / "t.jpg").write_text("hello")
     with pytest.raises(ValueError) as e:
         decode_image(tmp_path / "t.jpg")
-    assert str(e.value) == (f"cannot read image {tmp_path / 't.jpg'}: UnidentifiedImageError: "
-                            f"cannot identify image file '{tmp_path / 't.jpg'}'")
+    assert str(e.value) == (
+        f"cannot read image {tmp_path / 't.jpg'}: UnidentifiedImageError: "
+        f"cannot identify image file '{tmp_path / 't.jpg'}'"
+    )
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX file names are bytes")
@@ -150,7 +169,8 @@ def _damaged(fmt: str) -> st.SearchStrategy[bytes]:
     """A real file of ``fmt``, cut short or with bytes changed: the decoders' error paths."""
     n = len(_valid(fmt))
     changed = st.tuples(st.integers(0, n - 1), st.binary(min_size=1, max_size=8)).map(
-        lambda t: _valid(fmt)[:t[0]] + t[1] + _valid(fmt)[t[0] + len(t[1]):])
+        lambda t: _valid(fmt)[: t[0]] + t[1] + _valid(fmt)[t[0] + len(t[1]) :]
+    )
     return st.one_of(changed, st.integers(0, n - 1).map(lambda k: _valid(fmt)[:k]))
 
 

@@ -7,11 +7,12 @@
 # inherits this file next to its OpenMMLab base takes it out of `_base_` into its model,
 #     model = dict(backbone=_base_.pop('ssld_backbone'))
 # and its final config keeps no `ssld_backbone` key.
-custom_imports = dict(imports=['ssld_zoo.adapters.mmlab'], allow_failed_imports=False)
+custom_imports = dict(imports=["ssld_zoo.adapters.mmlab"], allow_failed_imports=False)
 
 ssld_backbone = dict(
     _delete_=True,  # replaces the base's ResNet backbone, not merged into it
-    type='SSLDBackbone',
-    model='resnet50_vd',
-    weights='ssld',  # resnet50_vd_ssld; a file path or a registered weight name works too
-    out_indices=(0, 1, 2, 3))
+    type="SSLDBackbone",
+    model="resnet50_vd",
+    weights="ssld",  # resnet50_vd_ssld; a file path or a registered weight name works too
+    out_indices=(0, 1, 2, 3),
+)

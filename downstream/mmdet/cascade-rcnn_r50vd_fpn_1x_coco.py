@@ -1,4 +1,4 @@
 # Baseline twin of cascade-rcnn_r50vd-ssld_fpn_1x_coco.py: same architecture and recipe,
 # PaddleClas's ordinary ResNet50_vd ImageNet weights (79.1% top-1) instead of the SSLD ones.
-_base_ = './cascade-rcnn_r50vd-ssld_fpn_1x_coco.py'
-model = dict(backbone=dict(weights='resnet50_vd'))
+_base_ = "./cascade-rcnn_r50vd-ssld_fpn_1x_coco.py"
+model = dict(backbone=dict(weights="resnet50_vd"))

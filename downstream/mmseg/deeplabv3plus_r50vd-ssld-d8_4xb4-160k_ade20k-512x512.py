@@ -1,8 +1,11 @@
-# DeepLabV3+ (output stride 8) on ADE20K, 160k iterations, with PaddleClas's ResNet50_vd SSLD weights (83.0% ImageNet top-1). 
+# DeepLabV3+ (output stride 8) on ADE20K, 160k iterations, with PaddleClas's ResNet50_vd SSLD weights (83.0% ImageNet top-1).
 # Baseline twin (ResNet50_vd's ordinary weights, 79.1%): deeplabv3plus_r50vd-d8_4xb4-160k_ade20k-512x512.py
-_base_ = ['mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb4-160k_ade20k-512x512.py',
-          './_base_/ssld_backbone.py']
+_base_ = [
+    "mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb4-160k_ade20k-512x512.py",
+    "./_base_/ssld_backbone.py",
+]
 
 model = dict(
     pretrained=None,  # the base's ResNetV1c checkpoint; weights come from the zoo instead
-    backbone=dict(_base_.pop('ssld_backbone'), output_stride=8))  # os8: dilated stages 2-3, as PaddleSeg's ResNet50_vd
+    backbone=dict(_base_.pop("ssld_backbone"), output_stride=8),
+)  # os8: dilated stages 2-3, as PaddleSeg's ResNet50_vd

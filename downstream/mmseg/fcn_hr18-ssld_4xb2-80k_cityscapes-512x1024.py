@@ -3,9 +3,6 @@
 # The zoo's HRNet outputs are the four parallel branches of its last stage (18/36/72/144
 # channels at strides 4/8/16/32), exactly what mmseg's HRNet FCN head takes.
 # Baseline twin: fcn_hr18_4xb2-80k_cityscapes-512x1024.py
-_base_ = ['mmseg::hrnet/fcn_hr18_4xb2-80k_cityscapes-512x1024.py',
-          './_base_/ssld_backbone.py']
+_base_ = ["mmseg::hrnet/fcn_hr18_4xb2-80k_cityscapes-512x1024.py", "./_base_/ssld_backbone.py"]
 
-model = dict(
-    pretrained=None,
-    backbone=dict(_base_.pop('ssld_backbone'), model='hrnet_w18_c'))
+model = dict(pretrained=None, backbone=dict(_base_.pop("ssld_backbone"), model="hrnet_w18_c"))

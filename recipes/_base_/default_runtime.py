@@ -11,23 +11,38 @@ default_hooks = dict(
     logger=dict(type="LoggerHook", interval=50),
     param_scheduler=dict(type="ParamSchedulerHook"),
     # atomic, resumable checkpoints (ssld_zoo/engine/checkpoint.py), plus the best by top-1
-    checkpoint=dict(type="AtomicCheckpointHook", interval=1, by_epoch=True, max_keep_ckpts=3,
-                    save_last=True, save_best="top1", rule="greater"),
-    sampler_seed=dict(type="DistSamplerSeedHook"))
+    checkpoint=dict(
+        type="AtomicCheckpointHook",
+        interval=1,
+        by_epoch=True,
+        max_keep_ckpts=3,
+        save_last=True,
+        save_best="top1",
+        rule="greater",
+    ),
+    sampler_seed=dict(type="DistSamplerSeedHook"),
+)
 # EpochSeedHook: model randomness reseeded per epoch (exact resume); SafeCheckpointHook:
 # weights_only-loadable checkpoints; HistoryHook: the per-epoch record of the exported card;
 # TeacherOnceHook: the teacher's accuracy is measured on the first validation only. An EMA of
 # the student: add dict(type="ModuleEMAHook", momentum=2e-4, begin_iter=0, module="student").
-custom_hooks = [dict(type="EpochSeedHook"), dict(type="SafeCheckpointHook"),
-                dict(type="HistoryHook"), dict(type="TeacherOnceHook")]
+custom_hooks = [
+    dict(type="EpochSeedHook"),
+    dict(type="SafeCheckpointHook"),
+    dict(type="HistoryHook"),
+    dict(type="TeacherOnceHook"),
+]
 
-env_cfg = dict(cudnn_benchmark=True, dist_cfg=dict(backend="nccl"),
-               mp_cfg=dict(mp_start_method="fork"))
+env_cfg = dict(
+    cudnn_benchmark=True, dist_cfg=dict(backend="nccl"), mp_cfg=dict(mp_start_method="fork")
+)
 randomness = dict(seed=0, deterministic=False)
 log_processor = dict(by_epoch=True)
 # TensorBoard events when tensorboard is installed (ssld-zoo distill drops it otherwise)
-visualizer = dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend"),
-                                                   dict(type="TensorboardVisBackend")])
+visualizer = dict(
+    type="Visualizer",
+    vis_backends=[dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")],
+)
 log_level = "INFO"
 load_from = None
 resume = False

@@ -11,6 +11,7 @@ epoch and 32 >= 30 stored views this run sees exactly (b)'s crops: only the comp
 teacher's output differs. ``--cfg-options train_dataloader.dataset.views=N`` uses the first N views
 (benchmarks/reproduce_cifar10.py's cache arms).
 """
+
 _base_ = ["./ssld.py"]
 
 description = "CIFAR-10 reproduction (b) from a teacher cache (32 views, top-5): no teacher forward in training"
@@ -20,6 +21,13 @@ cache = "work_dirs/cifar10/teacher_cache"
 model = dict(teacher_cache=cache)
 train_dataloader = dict(
     collate_fn=dict(type="collate_cached"),
-    dataset=dict(_delete_=True, type="CachedViewDataset", cache=cache, crops_per_image=1,
-                 views=None, images={{ _base_.train_dataloader.dataset }}))
+    dataset=dict(
+        _delete_=True,
+        type="CachedViewDataset",
+        cache=cache,
+        crops_per_image=1,
+        views=None,
+        images={{_base_.train_dataloader.dataset}},
+    ),
+)
 export = dict(name="cifar10_ssld_cached")

@@ -5,10 +5,12 @@ unlabeled images, scored by the teacher, make a better student. 20 epochs over 1
 117 x 20 = 2,340 optimiser steps, the 78 x 30 of the 10,000-image arms: (c) - (b) is what the
 unlabeled images bring, not more training.
 """
+
 _base_ = ["./ssld.py"]
 
 description = "CIFAR-10 reproduction (c): SSLD label-free on train + unlabeled (15k images), same steps as (b)"
-train_dataloader = dict(dataset=dict(
-    unlabeled_roots=["{{ fileDirname }}/../../../shared/data/cifar10/unlabeled"]))
+train_dataloader = dict(
+    dataset=dict(unlabeled_roots=["{{ fileDirname }}/../../../shared/data/cifar10/unlabeled"])
+)
 train_cfg = dict(max_epochs=20)
 export = dict(name="cifar10_ssld_unlabeled")

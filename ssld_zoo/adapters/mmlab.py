@@ -18,6 +18,7 @@ In a config::
     optim_wrapper = dict(constructor='SSLDStageLrConstructor', paramwise_cfg=dict(custom_keys={
         'backbone.stages.0': dict(lr_mult=0.05), ...}))
 """
+
 from __future__ import annotations
 
 import os
@@ -60,10 +61,17 @@ class SSLDBackbone(BaseModule):
         **kwargs: passed to the architecture's constructor.
     """
 
-    def __init__(self, model: str, weights: str | os.PathLike | None = "ssld",
-                 out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
-                 norm_eval: bool = False, output_stride: int | None = None,
-                 init_cfg: dict | list | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        model: str,
+        weights: str | os.PathLike | None = "ssld",
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        frozen_stages: int = -1,
+        norm_eval: bool = False,
+        output_stride: int | None = None,
+        init_cfg: dict | list | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(init_cfg=init_cfg)
         try:
             arch = get_arch(model).name
@@ -71,8 +79,9 @@ class SSLDBackbone(BaseModule):
             raise ValueError(e.args[0]) from None
         self.model_name = model
         self.weights = resolve_weights(model, weights)
-        body = ssld_zoo.load(arch, pretrained=False, features_only=True,
-                             out_indices=out_indices, **kwargs)
+        body = ssld_zoo.load(
+            arch, pretrained=False, features_only=True, out_indices=out_indices, **kwargs
+        )
         net = body.model
         all_info: list[FeatureInfo] = list(net.feature_info)
         if output_stride is not None:
@@ -85,12 +94,15 @@ class SSLDBackbone(BaseModule):
         except ValueError as e:  # e.g. HRNet: parallel branches, not a sequence of stages
             self.layout, why = None, str(e)
             if frozen_stages >= 0:
-                raise ValueError(f"frozen_stages={frozen_stages} needs stages in sequence: "
-                                 f"{why}") from None
+                raise ValueError(
+                    f"frozen_stages={frozen_stages} needs stages in sequence: {why}"
+                ) from None
         n = len(self.layout.stages) if self.layout is not None else 0
         if self.layout is not None and not -1 <= frozen_stages <= n:
-            raise ValueError(f"frozen_stages={frozen_stages}: expected -1 (none), 0 (stem) .. "
-                             f"{n} (stem and all {n} stages)")
+            raise ValueError(
+                f"frozen_stages={frozen_stages}: expected -1 (none), 0 (stem) .. "
+                f"{n} (stem and all {n} stages)"
+            )
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.output_stride = output_stride
@@ -114,13 +126,13 @@ class SSLDBackbone(BaseModule):
             raise ValueError(f"{self.model_name}: its outputs are not a sequence of stages")
         if not param_name.startswith(prefix):
             raise KeyError(f"{param_name!r} is not a parameter of the zoo backbone")
-        return self.layout.group_of(param_name[len(prefix):])
+        return self.layout.group_of(param_name[len(prefix) :])
 
     def _frozen_modules(self) -> list[nn.Module]:
         if self.frozen_stages < 0 or self.layout is None:
             return []
         names = list(self.layout.stem)
-        for stage in self.layout.stages[:self.frozen_stages]:
+        for stage in self.layout.stages[: self.frozen_stages]:
             names += stage
         return [self.body.model.get_submodule(n) for n in names]
 
@@ -177,8 +189,13 @@ class SSLDStageLrConstructor(DefaultOptimWrapperConstructor):
     bias decay, dwconv, frozen parameters) behaves as in mmengine's default.
     """
 
-    def add_params(self, params: list[dict], module: nn.Module, prefix: str = "",
-                   is_dcn_module: int | float | None = None) -> None:
+    def add_params(
+        self,
+        params: list[dict],
+        module: nn.Module,
+        prefix: str = "",
+        is_dcn_module: int | float | None = None,
+    ) -> None:
         if not isinstance(module, SSLDBackbone) or module.layout is None:
             # (A backbone without sequential stages keeps its own names.)
             super().add_params(params, module, prefix, is_dcn_module)
@@ -188,12 +205,22 @@ class SSLDStageLrConstructor(DefaultOptimWrapperConstructor):
         for group, leaves in module.layout.groups():
             for leaf in leaves:
                 # A leaf has no children: the default handles its own params (norm/bias rules).
-                super().add_params(params, net.get_submodule(leaf),
-                                   prefix=f"{base}{group}.{leaf}", is_dcn_module=is_dcn_module)
+                super().add_params(
+                    params,
+                    net.get_submodule(leaf),
+                    prefix=f"{base}{group}.{leaf}",
+                    is_dcn_module=is_dcn_module,
+                )
         # Parameters held directly by containers (none in zoo families, but never drop one).
-        leaf_params = {id(p) for g in module.layout.groups() for n in g[1]
-                       for p in net.get_submodule(n).parameters()}
+        leaf_params = {
+            id(p)
+            for g in module.layout.groups()
+            for n in g[1]
+            for p in net.get_submodule(n).parameters()
+        }
         rest = [(n, p) for n, p in net.named_parameters() if id(p) not in leaf_params]
         if rest:
-            raise ValueError(f"SSLDStageLrConstructor: parameters {[n for n, _ in rest][:5]} "
-                             f"belong to no leaf module")
+            raise ValueError(
+                f"SSLDStageLrConstructor: parameters {[n for n, _ in rest][:5]} "
+                f"belong to no leaf module"
+            )

@@ -1,4 +1,5 @@
 """What a ``weights=`` argument of the adapters means for a given zoo model."""
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,9 @@ def resolve_weights(model: str, weights: str | os.PathLike | None) -> str | None
         ssld = [n for n, c in registered.items() if c.arch == arch and c.is_ssld]
         if not ssld:
             have = [n for n, c in registered.items() if c.arch == arch]
-            raise ValueError(f"{arch!r} has no SSLD weights (its published weights: "
-                             f"{have or 'none'}); pass weights=<one of those>, a file, or None")
+            raise ValueError(
+                f"{arch!r} has no SSLD weights (its published weights: "
+                f"{have or 'none'}); pass weights=<one of those>, a file, or None"
+            )
         return f"{arch}_ssld" if f"{arch}_ssld" in ssld else sorted(ssld)[0]
     return str(parse_source(weights))

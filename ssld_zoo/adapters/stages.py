@@ -14,6 +14,7 @@ module goes to the stem, to stage ``i``, or, matched by neither, to the head. A 
 outputs are not a sequence of stages (HRNet's parallel branches: every ``feature_info`` entry
 comes from its last stage) raises ValueError.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,8 +48,11 @@ class StageLayout:
         raise KeyError(f"{name!r} belongs to no leaf module of this backbone")
 
     def groups(self) -> list[tuple[str, tuple[str, ...]]]:
-        return ([("stem", self.stem)] + [(f"stages.{i}", s) for i, s in enumerate(self.stages)]
-                + [("head", self.head)])
+        return (
+            [("stem", self.stem)]
+            + [(f"stages.{i}", s) for i, s in enumerate(self.stages)]
+            + [("head", self.head)]
+        )
 
 
 def _leaves(model: nn.Module) -> list[str]:
@@ -59,8 +63,9 @@ def _under(name: str, module: str) -> bool:
     return name == module or name.startswith(module + ".")
 
 
-def stage_layout(model: nn.Module, feature_info: Sequence[FeatureInfo] | None = None
-                 ) -> StageLayout:
+def stage_layout(
+    model: nn.Module, feature_info: Sequence[FeatureInfo] | None = None
+) -> StageLayout:
     """Group ``model``'s leaf modules into stem, stages (one per ``feature_info`` entry) and
     head, by ``model.group_matcher(coarse=True)``.
 
@@ -70,8 +75,9 @@ def stage_layout(model: nn.Module, feature_info: Sequence[FeatureInfo] | None = 
     """
     info = list(feature_info if feature_info is not None else model.feature_info)
     if not hasattr(model, "group_matcher"):
-        raise ValueError(f"{type(model).__name__} has no group_matcher (timm's API): its "
-                         f"stages are unknown")
+        raise ValueError(
+            f"{type(model).__name__} has no group_matcher (timm's API): its stages are unknown"
+        )
     try:
         matcher = model.group_matcher(coarse=True)
     except ValueError as e:
@@ -79,8 +85,10 @@ def stage_layout(model: nn.Module, feature_info: Sequence[FeatureInfo] | None = 
     stem_re = re.compile(matcher["stem"]) if matcher.get("stem") else None
     stage_res = [(re.compile(r), ordinal[0]) for r, ordinal in matcher["blocks"]]
     if sorted(i for _, i in stage_res) != list(range(len(info))):
-        raise ValueError(f"{type(model).__name__}: group_matcher has stages "
-                         f"{[i for _, i in stage_res]}, feature_info {len(info)}")
+        raise ValueError(
+            f"{type(model).__name__}: group_matcher has stages "
+            f"{[i for _, i in stage_res]}, feature_info {len(info)}"
+        )
     stem: list[str] = []
     stages: list[list[str]] = [[] for _ in info]
     head: list[str] = []
@@ -93,10 +101,11 @@ def stage_layout(model: nn.Module, feature_info: Sequence[FeatureInfo] | None = 
         (head if stage is None else stages[stage]).append(leaf)
     for i, f in enumerate(info):
         if not any(_under(n, f.module) for n in stages[i]):
-            raise ValueError(f"{type(model).__name__}: stage {i}'s output module {f.module!r} "
-                             f"is not a module of its stage {i} group")
-    return StageLayout(stem=tuple(stem), stages=tuple(tuple(s) for s in stages),
-                       head=tuple(head))
+            raise ValueError(
+                f"{type(model).__name__}: stage {i}'s output module {f.module!r} "
+                f"is not a module of its stage {i} group"
+            )
+    return StageLayout(stem=tuple(stem), stages=tuple(tuple(s) for s in stages), head=tuple(head))
 
 
 def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
@@ -104,8 +113,9 @@ def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, child, new)
 
 
-def dilate_(model: nn.Module, output_stride: int,
-            feature_info: Sequence[FeatureInfo] | None = None) -> list[FeatureInfo]:
+def dilate_(
+    model: nn.Module, output_stride: int, feature_info: Sequence[FeatureInfo] | None = None
+) -> list[FeatureInfo]:
     """Trade the strides of the stages deeper than ``output_stride`` for dilation, in place.
 
     As PaddleSeg's dilated ResNet_vd does it (no multi-grid, no contracted first block): in a
@@ -118,8 +128,10 @@ def dilate_(model: nn.Module, output_stride: int,
     info = list(feature_info if feature_info is not None else model.feature_info)
     reductions = sorted({f.reduction for f in info})
     if output_stride not in reductions:
-        raise ValueError(f"output_stride {output_stride} is not one of this backbone's stage "
-                         f"strides {reductions}")
+        raise ValueError(
+            f"output_stride {output_stride} is not one of this backbone's stage "
+            f"strides {reductions}"
+        )
     layout = stage_layout(model, info)
     for f, leaves in zip(info, layout.stages):
         if f.reduction <= output_stride:
@@ -157,5 +169,7 @@ def verify_reductions(model: nn.Module, info: Sequence[FeatureInfo], size: int =
     got = [size / f.shape[-1] for f in feats]
     want = [f.reduction for f in info]
     if any(abs(g - w) > w / 2 for g, w in zip(got, want)):
-        raise ValueError(f"{type(model).__name__}: stage strides {got} after dilation, expected "
-                         f"{want}; this family does not support output_stride this way")
+        raise ValueError(
+            f"{type(model).__name__}: stage strides {got} after dilation, expected "
+            f"{want}; this family does not support output_stride this way"
+        )

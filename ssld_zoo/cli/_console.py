@@ -1,4 +1,5 @@
 """Shared rich console for the CLI (rich output lives only under ssld_zoo/cli/)."""
+
 from __future__ import annotations
 
 from rich.console import Console

@@ -1,4 +1,5 @@
 """``ssld-zoo cache list|clear|forget|dir``: inspect and clean the weight cache."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,16 +16,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lp = csub.add_parser("list", help="list cached downloads and converted weights")
     lp.set_defaults(func=run_list)
     cp = csub.add_parser("clear", help="delete cached files (all, or those matching PATTERN)")
-    cp.add_argument("pattern", nargs="?",
-                    help="shell pattern on file or weight names, e.g. 'resnet50_vd*'")
+    cp.add_argument(
+        "pattern", nargs="?", help="shell pattern on file or weight names, e.g. 'resnet50_vd*'"
+    )
     cp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    cp.add_argument("--keep-hashes", action="store_true",
-                    help="keep the sha256 recorded for the deleted downloads, so that a "
-                         "re-download must be the very same file (by default they go too)")
+    cp.add_argument(
+        "--keep-hashes",
+        action="store_true",
+        help="keep the sha256 recorded for the deleted downloads, so that a "
+        "re-download must be the very same file (by default they go too)",
+    )
     cp.add_argument("--forget-hashes", action="store_true", help=argparse.SUPPRESS)  # former
     cp.set_defaults(func=run_clear)
-    fp = csub.add_parser("forget", help="forget the sha256 recorded for downloads matching "
-                                        "PATTERN (e.g. after the file changed upstream)")
+    fp = csub.add_parser(
+        "forget",
+        help="forget the sha256 recorded for downloads matching "
+        "PATTERN (e.g. after the file changed upstream)",
+    )
     fp.add_argument("pattern", help="shell pattern on file or weight names")
     fp.set_defaults(func=run_forget)
     dp = csub.add_parser("dir", help="print the cache directory")
@@ -34,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _cache():
     from ssld_zoo.weights import cache
+
     return cache
 
 
@@ -53,11 +62,20 @@ def _table(entries, title: str) -> Table:
     table = Table(title=title)
     for col in ("kind", "file", "weights", "size", "sha256"):
         # The short columns never wrap; long file/weight names fold instead.
-        table.add_column(col, justify="right" if col == "size" else "left", overflow="fold",
-                         no_wrap=col in ("kind", "size", "sha256"))
+        table.add_column(
+            col,
+            justify="right" if col == "size" else "left",
+            overflow="fold",
+            no_wrap=col in ("kind", "size", "sha256"),
+        )
     for e in entries:
-        table.add_row(e.kind, e.name, ", ".join(e.weights) or "-", _size(e.size),
-                      e.sha256[:10] if e.sha256 else "-")
+        table.add_row(
+            e.kind,
+            e.name,
+            ", ".join(e.weights) or "-",
+            _size(e.size),
+            e.sha256[:10] if e.sha256 else "-",
+        )
     return table
 
 
@@ -86,10 +104,10 @@ def run_clear(args: argparse.Namespace) -> int:
     console.print(_table(entries, f"to delete: {_count(entries)}, {_size(total)}"))
     if not args.yes:
         if not sys.stdin.isatty():
-            err_console.print("[bold red]error:[/] not deleting without confirmation: "
-                              "pass --yes")
+            err_console.print("[bold red]error:[/] not deleting without confirmation: pass --yes")
             return 1
         from rich.prompt import Confirm
+
         if not Confirm.ask("delete these files?", console=console, default=False):
             console.print("nothing deleted")
             return 1

@@ -10,6 +10,7 @@ Several GPUs or nodes (the recipe's batch size is the global one)::
 
     torchrun --nproc-per-node 8 -m ssld_zoo.cli.main distill r50d --launcher pytorch
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,22 +33,38 @@ class RichProgressHook(Hook):
 
     def before_run(self, runner) -> None:
         from mmengine.dist import get_rank
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         from ssld_zoo.cli._console import console
+
         if get_rank() != 0:
             return
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                                 transient=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
         self.progress.start()
 
     def _start(self, runner, what: str, total: int) -> None:
         if self.progress is None:
             return
-        desc = f"{self.label + ' ' if self.label else ''}{what} {runner.epoch + (what == 'train')}" \
-               f"/{runner.max_epochs}"
+        desc = (
+            f"{self.label + ' ' if self.label else ''}{what} {runner.epoch + (what == 'train')}"
+            f"/{runner.max_epochs}"
+        )
         self.task = self.progress.add_task(desc, total=total, info="")
 
     def _end(self) -> None:
@@ -90,24 +107,49 @@ class RichProgressHook(Hook):
 
 def add_parser(subparsers) -> None:
     from mmengine.config import DictAction
+
     p = subparsers.add_parser(
-        "distill", help="train a student from a teacher (SSLD) as a recipe says",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "distill",
+        help="train a student from a teacher (SSLD) as a recipe says",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("recipe", help="recipe file or name (`ssld-zoo recipes` lists them)")
-    p.add_argument("--work-dir", help="checkpoints, logs and the exported student "
-                                      "(default: work_dirs/<recipe name>)")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                   metavar="KEY=VALUE", help="override recipe values, e.g. "
-                   "train_dataloader.dataset.labeled_roots=\"['/data/train']\" "
-                   "train_cfg.max_epochs=10")
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
-                   help="resume from CKPT, or from the latest checkpoint in the work dir "
-                        "(none there is an error, unless --allow-fresh)")
-    p.add_argument("--allow-fresh", action="store_true",
-                   help="with --resume: start from scratch when the work dir has no checkpoint "
-                        "yet (e.g. a job script that is restarted until it finishes)")
-    p.add_argument("--launcher", choices=("none", "pytorch", "slurm"), default="none",
-                   help="process launcher: pytorch for torchrun (DDP)")
+    p.add_argument(
+        "--work-dir",
+        help="checkpoints, logs and the exported student (default: work_dirs/<recipe name>)",
+    )
+    p.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        default={},
+        metavar="KEY=VALUE",
+        help="override recipe values, e.g. "
+        "train_dataloader.dataset.labeled_roots=\"['/data/train']\" "
+        "train_cfg.max_epochs=10",
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CKPT",
+        help="resume from CKPT, or from the latest checkpoint in the work dir "
+        "(none there is an error, unless --allow-fresh)",
+    )
+    p.add_argument(
+        "--allow-fresh",
+        action="store_true",
+        help="with --resume: start from scratch when the work dir has no checkpoint "
+        "yet (e.g. a job script that is restarted until it finishes)",
+    )
+    p.add_argument(
+        "--launcher",
+        choices=("none", "pytorch", "slurm"),
+        default="none",
+        help="process launcher: pytorch for torchrun (DDP)",
+    )
     p.add_argument("--no-export", action="store_true", help="do not export the final student")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
@@ -116,30 +158,43 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
+
     from ssld_zoo.cli._console import console, err_console
     from ssld_zoo.distill.recipes import load_recipe, recipe_name
+    from ssld_zoo.distill.runner import run_distill
     from ssld_zoo.engine.models import spec_text
     from ssld_zoo.engine.preprocessor import NonFiniteLossError
-    from ssld_zoo.distill.runner import run_distill
 
     if args.allow_fresh and args.resume is not True:
-        raise ValueError("--allow-fresh goes with a bare --resume (the latest checkpoint of the "
-                         "work dir, if any); it has no meaning without it or with --resume CKPT")
+        raise ValueError(
+            "--allow-fresh goes with a bare --resume (the latest checkpoint of the "
+            "work dir, if any); it has no meaning without it or with --resume CKPT"
+        )
     recipe = load_recipe(args.recipe, args.cfg_options)
     work_dir = Path(args.work_dir or Path("work_dirs") / recipe_name(recipe.filename))
     hooks = [] if args.no_progress else [RichProgressHook()]
     try:
-        result = run_distill(recipe, work_dir, launcher=args.launcher, resume=args.resume,
-                             extra_hooks=hooks, export=not args.no_export,
-                             allow_fresh=args.allow_fresh)
+        result = run_distill(
+            recipe,
+            work_dir,
+            launcher=args.launcher,
+            resume=args.resume,
+            extra_hooks=hooks,
+            export=not args.no_export,
+            allow_fresh=args.allow_fresh,
+        )
     except NonFiniteLossError as e:
         from ssld_zoo.engine.checkpoint import find_resume_checkpoint
+
         last = find_resume_checkpoint(work_dir)
         where = str(last) if last is not None else "none was written yet"
-        err_console.print(f"[bold red]error:[/] {e}\nLast good checkpoint: {where} "
-                          f"(continue with --resume after changing the recipe)")
+        err_console.print(
+            f"[bold red]error:[/] {e}\nLast good checkpoint: {where} "
+            f"(continue with --resume after changing the recipe)"
+        )
         return 1
     from mmengine.dist import get_rank
+
     if get_rank() != 0:
         return 0
     table = Table(title=f"ssld-zoo distill {Path(recipe.filename).stem}")
@@ -148,12 +203,15 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("top-5", justify="right")
     for who, m in (("teacher", result.teacher_metrics), ("student", result.metrics)):
         if m:
-            table.add_row(who, f"{m.get('top1', float('nan')):.2f}",
-                          f"{m.get('top5', float('nan')):.2f}")
+            table.add_row(
+                who, f"{m.get('top1', float('nan')):.2f}", f"{m.get('top5', float('nan')):.2f}"
+            )
     if table.row_count:
         console.print(table)
     if result.export_path:
-        console.print(f"student exported to [bold]{result.export_path}[/] (+ .json model card); "
-                      f"load it with ssld_zoo.load({spec_text(recipe['model']['student'])!r}, "
-                      f"weights={str(result.export_path)!r})")
+        console.print(
+            f"student exported to [bold]{result.export_path}[/] (+ .json model card); "
+            f"load it with ssld_zoo.load({spec_text(recipe['model']['student'])!r}, "
+            f"weights={str(result.export_path)!r})"
+        )
     return 0

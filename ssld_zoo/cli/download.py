@@ -1,4 +1,5 @@
 """``ssld-zoo download NAME [NAME...]``: fetch, validate, convert and cache published weights."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,14 +10,21 @@ from ssld_zoo.cli._console import console
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("download", help="download and convert published weights into the cache",
-                       description="Download registered weights (names or shell patterns such "
-                                   "as '*_ssld'), check them (hash, keys, shapes, dtypes, "
-                                   "values), convert them and cache the result, so that later "
-                                   "loads need no network. SSLD_ZOO_MIRROR points every "
-                                   "download at a mirror server or folder.")
-    p.add_argument("names", nargs="+", metavar="NAME",
-                   help="weight name (resnet50_vd_ssld) or pattern ('*_ssld')")
+    p = sub.add_parser(
+        "download",
+        help="download and convert published weights into the cache",
+        description="Download registered weights (names or shell patterns such "
+        "as '*_ssld'), check them (hash, keys, shapes, dtypes, "
+        "values), convert them and cache the result, so that later "
+        "loads need no network. SSLD_ZOO_MIRROR points every "
+        "download at a mirror server or folder.",
+    )
+    p.add_argument(
+        "names",
+        nargs="+",
+        metavar="NAME",
+        help="weight name (resnet50_vd_ssld) or pattern ('*_ssld')",
+    )
     p.set_defaults(func=run)
 
 
@@ -29,8 +37,10 @@ def _expand(names: list[str]) -> list[str]:
         if any(c in name for c in "*?["):
             found = list_models(name, pretrained=True)
             if not found:
-                raise KeyError(f"no weights match {name!r}; `ssld-zoo list --pretrained` shows "
-                               "the names with published weights")
+                raise KeyError(
+                    f"no weights match {name!r}; `ssld-zoo list --pretrained` shows "
+                    "the names with published weights"
+                )
         else:
             if get_weights(name) is None:  # raises a helpful KeyError for unknown names
                 raise ValueError(f"{name!r} has no published weights to download")
@@ -48,8 +58,12 @@ def run(args: argparse.Namespace) -> int:
     names = _expand(args.names)
     table = Table(title="cached weights", caption=f"converted files: {cache_dir() / 'converted'}")
     for col in ("name", "file", "converted size"):
-        table.add_column(col, justify="right" if col == "converted size" else "left",
-                         no_wrap=col != "converted size", overflow="fold")
+        table.add_column(
+            col,
+            justify="right" if col == "converted size" else "left",
+            no_wrap=col != "converted size",
+            overflow="fold",
+        )
     for name in names:
         console.print(f"[bold]{name}[/]")
         card = get_weights(name)

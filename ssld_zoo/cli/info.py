@@ -1,4 +1,5 @@
 """``ssld-zoo info NAME|FILE``: the model card of a registered name or an exported weight file."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,14 @@ def _row_value(v: object) -> str:
 def run(args: argparse.Namespace) -> int:
     if os.path.exists(args.name):
         from ssld_zoo.weights.files import sidecar_card
+
         card = sidecar_card(Path(args.name))
         if card is None:
             raise FileNotFoundError(f"{args.name} has no model card ({args.name}.json)")
         info = {"name": card.name, "architecture": card.arch, "weights": card.to_dict()}
     else:
         from ssld_zoo.api import model_info
+
         info = model_info(args.name)
     table = Table(title=f"model card: {info['name']}", show_header=False)
     table.add_column("field", style="bold")

@@ -1,4 +1,5 @@
 """``ssld-zoo list [PATTERN]``: the registered models as a table."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,14 +25,24 @@ def run(args: argparse.Namespace) -> int:
     names = list_models(args.pattern, pretrained=True if args.pretrained else None)
     table = Table(title=f"ssld-zoo models ({len(names)})")
     for col in ("name", "architecture", "weights", "top-1", "baseline", "teacher"):
-        table.add_column(col, justify="right" if col in ("top-1", "baseline") else "left",
-                         no_wrap=col == "name", overflow="fold")
+        table.add_column(
+            col,
+            justify="right" if col in ("top-1", "baseline") else "left",
+            no_wrap=col == "name",
+            overflow="fold",
+        )
     for name in names:
         card = get_weights(name)
         if card is None:
             table.add_row(name, get_arch(name).paddle_name, "-", "-", "-", "-")
         else:
-            table.add_row(name, get_arch(name).paddle_name, "SSLD" if card.is_ssld else "baseline",
-                          _fmt(card.top1), _fmt(card.baseline_top1), card.teacher or "-")
+            table.add_row(
+                name,
+                get_arch(name).paddle_name,
+                "SSLD" if card.is_ssld else "baseline",
+                _fmt(card.top1),
+                _fmt(card.baseline_top1),
+                card.teacher or "-",
+            )
     console.print(table)
     return 0

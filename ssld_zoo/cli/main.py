@@ -8,6 +8,7 @@ Only the module of the command that runs is imported (``ssld-zoo list`` never im
 mmengine); ``ssld-zoo --help`` imports them all, and a command whose module needs an extra that
 is not installed is still listed and says which extra to install.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,15 +21,26 @@ import ssld_zoo.cli as cli_pkg
 
 # The optional dependency each extra brings (pyproject.toml), for the message a command gives
 # when its own is missing.
-EXTRA_OF_MODULE = {"mmengine": "train", "sklearn": "demo", "matplotlib": "demo",
-                   "onnx": "export", "onnxruntime": "export", "onnxscript": "export",
-                   "mmdet": "det", "mmseg": "seg", "mmcv": "det,seg"}
+EXTRA_OF_MODULE = {
+    "mmengine": "train",
+    "sklearn": "demo",
+    "matplotlib": "demo",
+    "onnx": "export",
+    "onnxruntime": "export",
+    "onnxscript": "export",
+    "mmdet": "det",
+    "mmseg": "seg",
+    "mmcv": "det,seg",
+}
 
 
 def command_modules() -> dict[str, str]:
     """Command name (``to-timm``) -> module name (``to_timm``) of every subcommand."""
-    return {m.name.replace("_", "-"): m.name for m in pkgutil.iter_modules(cli_pkg.__path__)
-            if m.name != "main" and not m.name.startswith("_")}
+    return {
+        m.name.replace("_", "-"): m.name
+        for m in pkgutil.iter_modules(cli_pkg.__path__)
+        if m.name != "main" and not m.name.startswith("_")
+    }
 
 
 def missing_extra_message(command: str, error: ModuleNotFoundError) -> str | None:
@@ -37,8 +49,9 @@ def missing_extra_message(command: str, error: ModuleNotFoundError) -> str | Non
     extra = EXTRA_OF_MODULE.get(top)
     if extra is None:
         return None
-    return (f"ssld-zoo {command} needs {top}, which is not installed: "
-            f"pip install 'ssld-zoo[{extra}]'")
+    return (
+        f"ssld-zoo {command} needs {top}, which is not installed: pip install 'ssld-zoo[{extra}]'"
+    )
 
 
 def _add_unavailable(sub: argparse._SubParsersAction, command: str, message: str) -> None:
@@ -49,6 +62,7 @@ def _add_unavailable(sub: argparse._SubParsersAction, command: str, message: str
 
 def _fail(message: str) -> int:
     from ssld_zoo.cli._console import console_error
+
     console_error(RuntimeError(message))
     return 1
 
@@ -56,10 +70,13 @@ def _fail(message: str) -> int:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The ``ssld-zoo`` parser, with every subcommand, or only the command ``only``."""
     parser = argparse.ArgumentParser(
-        prog="ssld-zoo",
-        description="PaddleClas SSLD backbones in PyTorch, and SSLD distillation.")
-    parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {importlib.import_module('ssld_zoo').__version__}")
+        prog="ssld-zoo", description="PaddleClas SSLD backbones in PyTorch, and SSLD distillation."
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {importlib.import_module('ssld_zoo').__version__}",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command, module_name in sorted(command_modules().items()):
         if only is not None and command != only:
@@ -91,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from ssld_zoo.cli._console import console_error
+
     try:
         return int(args.func(args) or 0)
     except ModuleNotFoundError as e:

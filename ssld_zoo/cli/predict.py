@@ -1,4 +1,5 @@
 """``ssld-zoo predict NAME IMAGE... [--weights FILE] [--topk 5]``."""
+
 from __future__ import annotations
 
 import argparse

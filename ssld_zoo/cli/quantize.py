@@ -1,5 +1,6 @@
 """``ssld-zoo quantize NAME|FILE --data UNLABELED_DIR``: an int8 model from unlabeled images,
 by label-free quantization-aware distillation (default) or post-training quantization."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,13 +27,24 @@ together with its architecture, --arch NAME (and --num-classes N for a head othe
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("quantize", help="int8 from unlabeled images (QAT-distillation or PTQ)",
-                       description=_DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="NAME|FILE",
-                   help="registered name (pplcnet_x1_0_ssld) or a weights file (with --arch)")
-    p.add_argument("--data", required=True, type=Path, metavar="UNLABELED_DIR",
-                   help="folder of images (any layout, searched recursively) or a list file")
+    p = sub.add_parser(
+        "quantize",
+        help="int8 from unlabeled images (QAT-distillation or PTQ)",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "model",
+        metavar="NAME|FILE",
+        help="registered name (pplcnet_x1_0_ssld) or a weights file (with --arch)",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        metavar="UNLABELED_DIR",
+        help="folder of images (any layout, searched recursively) or a list file",
+    )
     p.add_argument("--arch", help="architecture of a weights FILE, e.g. pplcnet_x1_0")
     p.add_argument("--weights", help="weights file for NAME instead of its published weights")
     p.add_argument("--num-classes", type=int, help="classifier outputs of a weights FILE")
@@ -41,10 +53,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="qat: peak SGD learning rate")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--calib", type=int, default=256, help="ptq: images to calibrate on")
-    p.add_argument("--check", type=int, default=256,
-                   help="images to measure the int8 vs fp32 top-1 agreement on")
-    p.add_argument("--image-size", type=int,
-                   help="input size (default: that of the model's weights)")
+    p.add_argument(
+        "--check",
+        type=int,
+        default=256,
+        help="images to measure the int8 vs fp32 top-1 agreement on",
+    )
+    p.add_argument(
+        "--image-size", type=int, help="input size (default: that of the model's weights)"
+    )
     p.add_argument("--format", default="aoti", choices=("aoti", "pt2", "onnx"))
     p.add_argument("--out", type=Path, help="file to write (default: NAME.int8.aoti.pt2 ...)")
     p.set_defaults(func=run)
@@ -55,19 +72,22 @@ def run(args: argparse.Namespace) -> int:
 
     import ssld_zoo
     from ssld_zoo.cli.export import _resolve
+    from ssld_zoo.data.images import read_image, scan_unlabeled
     from ssld_zoo.deploy.export import ensure_writable, weights_source, write_card
     from ssld_zoo.deploy.quantize import INT8_FORMATS, quantize_ptq, save_int8
-    from ssld_zoo.data.images import read_image, scan_unlabeled
     from ssld_zoo.distill.quantize import distill_quantized, unlabeled_batches
     from ssld_zoo.preprocess import eval_transform_of
 
     for key in ("steps", "batch_size", "calib", "check"):
         if getattr(args, key) < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got "
-                             f"{getattr(args, key)}")
+            raise ValueError(
+                f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}"
+            )
     if args.batch_size < 2:
-        raise ValueError(f"--batch-size must be at least 2 (int8 graphs are captured with a "
-                         f"dynamic batch), got {args.batch_size}")
+        raise ValueError(
+            f"--batch-size must be at least 2 (int8 graphs are captured with a "
+            f"dynamic batch), got {args.batch_size}"
+        )
     name, weights = _resolve(args)
     paths = scan_unlabeled(args.data)
     stem = Path(args.model).name.split(".")[0] if weights == args.model else name
@@ -77,28 +97,34 @@ def run(args: argparse.Namespace) -> int:
     model = _load(name, weights, args.num_classes)
     transform = eval_transform_of(model, name)
     if args.image_size:
-        transform = transform.replace(input_size=args.image_size,
-                                      resize=round(args.image_size * transform.resize
-                                                   / transform.input_size))
+        transform = transform.replace(
+            input_size=args.image_size,
+            resize=round(args.image_size * transform.resize / transform.input_size),
+        )
     size, mean, std = transform.input_size, transform.mean, transform.std
     reference = copy.deepcopy(model)
-    console.print(f"{args.method}: {name} ({'weights ' + str(weights) if weights else 'its '}"
-                  f"{'' if weights else 'published weights'}), {len(paths)} unlabeled images "
-                  f"in {args.data}, {size} px", highlight=False)
+    console.print(
+        f"{args.method}: {name} ({'weights ' + str(weights) if weights else 'its '}"
+        f"{'' if weights else 'published weights'}), {len(paths)} unlabeled images "
+        f"in {args.data}, {size} px",
+        highlight=False,
+    )
     if args.method == "qat":
         batches = unlabeled_batches(paths, size, mean, std, args.batch_size)
 
         def progress(step: int, loss: float) -> None:
             if step == 0 or (step + 1) % max(1, args.steps // 10) == 0:
-                console.print(f"  step {step + 1}/{args.steps}: SSLD loss {loss:.4f}",
-                              highlight=False)
+                console.print(
+                    f"  step {step + 1}/{args.steps}: SSLD loss {loss:.4f}", highlight=False
+                )
+
         quantized = distill_quantized(model, batches, args.steps, lr=args.lr, on_step=progress)
     else:
-        calib = _eval_batches(paths[:args.calib], transform, args.batch_size, read_image)
+        calib = _eval_batches(paths[: args.calib], transform, args.batch_size, read_image)
         quantized = quantize_ptq(model, calib)
 
     # agreement on the last --check images (the first ones calibrate a PTQ run)
-    check = _eval_batches(paths[-args.check:], transform, args.batch_size, read_image)
+    check = _eval_batches(paths[-args.check :], transform, args.batch_size, read_image)
     agree = total = 0
     worst = 0.0
     with torch.no_grad():
@@ -107,26 +133,40 @@ def run(args: argparse.Namespace) -> int:
             agree += int((ref.argmax(-1) == got.argmax(-1)).sum())
             total += x.shape[0]
             worst = max(worst, float((ref - got).abs().max() / ref.abs().max()))
-    console.print(f"int8 vs fp32 on {total} images of {args.data}: top-1 agreement "
-                  f"{100 * agree / max(total, 1):.1f}%, max |Δ| / max |fp32| {worst:.3f}",
-                  highlight=False)
+    console.print(
+        f"int8 vs fp32 on {total} images of {args.data}: top-1 agreement "
+        f"{100 * agree / max(total, 1):.1f}%, max |Δ| / max |fp32| {worst:.3f}",
+        highlight=False,
+    )
 
     example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     save_int8(quantized, out, args.format, example)
-    card = {"format": args.format, "file": out.name, "name": name, "precision": "int8",
-            "method": args.method, "data": str(args.data), "images": len(paths),
-            "steps": args.steps if args.method == "qat" else None,
-            "calibration_images": min(args.calib, len(paths)) if args.method == "ptq" else None,
-            "input": {"name": "input", "shape": ["batch", 3, size, size], "dtype": "float32",
-                      "layout": "NCHW"},
-            "preprocess": transform.to_dict(),
-            "check": {"images": total, "top1_agreement": agree / max(total, 1),
-                      "max_rel_diff": worst},
-            "source": weights_source(reference, weights),
-            "versions": {"ssld_zoo": ssld_zoo.__version__, "torch": torch.__version__}}
+    card = {
+        "format": args.format,
+        "file": out.name,
+        "name": name,
+        "precision": "int8",
+        "method": args.method,
+        "data": str(args.data),
+        "images": len(paths),
+        "steps": args.steps if args.method == "qat" else None,
+        "calibration_images": min(args.calib, len(paths)) if args.method == "ptq" else None,
+        "input": {
+            "name": "input",
+            "shape": ["batch", 3, size, size],
+            "dtype": "float32",
+            "layout": "NCHW",
+        },
+        "preprocess": transform.to_dict(),
+        "check": {"images": total, "top1_agreement": agree / max(total, 1), "max_rel_diff": worst},
+        "source": weights_source(reference, weights),
+        "versions": {"ssld_zoo": ssld_zoo.__version__, "torch": torch.__version__},
+    }
     write_card(out, card)
-    console.print(f"[green]wrote[/] {out} (int8 {args.format}; "
-                  f"{out.stat().st_size / 2**20:.1f} MiB) and its card {out}.json")
+    console.print(
+        f"[green]wrote[/] {out} (int8 {args.format}; "
+        f"{out.stat().st_size / 2**20:.1f} MiB) and its card {out}.json"
+    )
     return 0
 
 
@@ -140,8 +180,7 @@ def _load(name: str, weights: str | None, num_classes: int | None):
     from ssld_zoo.weights.source import load_weights, parse_source
 
     model = ssld_zoo.load(name, pretrained=False, num_classes=num_classes)
-    model.load_state_dict(load_weights(parse_source(weights), model.arch_name,
-                                       fits=model).state)
+    model.load_state_dict(load_weights(parse_source(weights), model.arch_name, fits=model).state)
     return model.eval()
 
 

@@ -1,21 +1,23 @@
 """Training and evaluation images for distillation and transfer: labeled + unlabeled in one stream.
 
 * Labeled roots are ImageFolder trees (``root/<class>/<image>``); unlabeled roots are a folder of
-  images (searched recursively) or a list file (one image path per line, tab-separated extra columns allowed; relative
-  paths are relative to the list file; ``ssld-zoo mine`` writes such files). SSLD's loss ignores
+  images (searched recursively) or a list file (one image path per line, tab-separated extra
+  columns allowed; relative paths are relative to the list file; ``ssld-zoo mine`` writes such
+  files). SSLD's loss ignores
   labels; unlabeled samples carry label -1.
 * Each sample's random augmentation (crop, flip, AutoAugment...) is drawn from a generator seeded by
   ``(seed, epoch, index)``, so the same crop can be recomputed later (e.g. to cache teacher outputs
   per crop) and a resumed run sees exactly the crops an uninterrupted one would. The sampler below
   hands ``(epoch, index)`` keys to the dataset for that reason: it works with persistent workers.
-* An unreadable image is skipped (the batch is one smaller) with a warning naming it; the collate_images
-  function counts skips so the training log shows how many there were.
+* An unreadable image is skipped (the batch is one smaller) with a warning naming it;
+  ``collate_images`` counts skips so the training log shows how many there were.
 * Images leave the workers as uint8 tensors; normalisation happens on the device (see
   :class:`~ssld_zoo.engine.preprocessor.UInt8Preprocessor`), which is 4x less to copy.
 * Every class here is registered in mmengine's registries under its own name, so that a recipe
   writes ``dict(type="ImageDataset", ...)``, ``dict(type="TrainViewTransform", ...)``,
   ``dict(type="EpochIndexSampler")``, ``collate_fn=dict(type="collate_images")``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,18 +33,29 @@ from torch.utils.data import Dataset
 
 from ssld_zoo.data.walk import IMG_EXTENSIONS, FolderWalk, walk_images
 
-__all__ = ["IMG_EXTENSIONS", "scan_image_folder", "scan_unlabeled", "ImageDataset",
-           "TrainViewTransform", "ResizeCenterCrop", "build_train_transform", "collate_images",
-           "sample_seed", "seeded", "read_image", "EpochIndexSampler"]
+__all__ = [
+    "IMG_EXTENSIONS",
+    "scan_image_folder",
+    "scan_unlabeled",
+    "ImageDataset",
+    "TrainViewTransform",
+    "ResizeCenterCrop",
+    "build_train_transform",
+    "collate_images",
+    "sample_seed",
+    "seeded",
+    "read_image",
+    "EpochIndexSampler",
+]
 
 log = logging.getLogger("ssld_zoo.data")
 
 _INTERP = ("nearest", "bilinear", "bicubic")
 
 
-def scan_image_folder(root: str | os.PathLike, role: str = "labeled data root",
-                      allow_empty_classes: bool = False
-                      ) -> tuple[list[str], list[tuple[str, str]]]:
+def scan_image_folder(
+    root: str | os.PathLike, role: str = "labeled data root", allow_empty_classes: bool = False
+) -> tuple[list[str], list[tuple[str, str]]]:
     """``(class names sorted, [(path, class name)])`` of an ImageFolder tree, walked by
     :class:`~ssld_zoo.data.walk.FolderWalk` (no loops, each real image once). A class folder
     without images is refused, naming it, as torchvision's ImageFolder does; with
@@ -50,8 +63,9 @@ def scan_image_folder(root: str | os.PathLike, role: str = "labeled data root",
     ``role`` names the root in messages ("labeled data root", "val root")."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{role} {root} does not exist or is not a folder "
-                                f"(expected root/<class>/<image> files)")
+        raise FileNotFoundError(
+            f"{role} {root} does not exist or is not a folder (expected root/<class>/<image> files)"
+        )
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     walk = FolderWalk()  # one walk for all classes: an image linked into two classes counts once
     samples = []
@@ -62,14 +76,21 @@ def scan_image_folder(root: str | os.PathLike, role: str = "labeled data root",
                 raise FileNotFoundError(
                     f"{role} {root}: class folder {root / c} holds no images (extensions "
                     f"{', '.join(IMG_EXTENSIONS)}); remove it, fill it, or keep it empty with "
-                    f"the dataset's allow_empty_classes=True")
-            log.warning("%s %s: class folder %s holds no images (kept as an empty class)",
-                        role, root, root / c)
+                    f"the dataset's allow_empty_classes=True"
+                )
+            log.warning(
+                "%s %s: class folder %s holds no images (kept as an empty class)",
+                role,
+                root,
+                root / c,
+            )
         samples += [(p, c) for p in found]
     walk.report(f"{role} {root}")
     if not samples:
-        raise FileNotFoundError(f"{role} {root} holds no images in class folders "
-                                f"(expected root/<class>/<image>, extensions {IMG_EXTENSIONS})")
+        raise FileNotFoundError(
+            f"{role} {root} holds no images in class folders "
+            f"(expected root/<class>/<image>, extensions {IMG_EXTENSIONS})"
+        )
     return classes, samples
 
 
@@ -90,8 +111,10 @@ def scan_unlabeled(root: str | os.PathLike) -> list[str]:
             raise ValueError(f"unlabeled list file {root} names no images")
         return paths
     if not root.is_dir():
-        raise FileNotFoundError(f"unlabeled data root {root} does not exist (expected a folder "
-                                f"of images or a list file with one image path per line)")
+        raise FileNotFoundError(
+            f"unlabeled data root {root} does not exist (expected a folder "
+            f"of images or a list file with one image path per line)"
+        )
     paths = walk_images(root, "unlabeled data root")
     if not paths:
         raise FileNotFoundError(f"unlabeled data root {root} holds no images")
@@ -107,6 +130,7 @@ def sample_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
 
 def _modes(name: str):
     from torchvision.transforms import v2 as T
+
     if name not in _INTERP:
         raise ValueError(f"interpolation {name!r}: expected one of {_INTERP}")
     return getattr(T.InterpolationMode, name.upper())
@@ -124,42 +148,61 @@ class TrainViewTransform:
     checks them when it replays the view from its seed.
     """
 
-    def __init__(self, input_size: int = 224, scale: Sequence[float] = (0.08, 1.0),
-                 ratio: Sequence[float] = (3 / 4, 4 / 3), hflip: float = 0.5,
-                 auto_augment: str | None = None, interpolation: str = "bilinear",
-                 resize: int | None = None):
+    def __init__(
+        self,
+        input_size: int = 224,
+        scale: Sequence[float] = (0.08, 1.0),
+        ratio: Sequence[float] = (3 / 4, 4 / 3),
+        hflip: float = 0.5,
+        auto_augment: str | None = None,
+        interpolation: str = "bilinear",
+        resize: int | None = None,
+    ):
         from torchvision.transforms import v2 as T
+
         mode = _modes(interpolation)
-        self.settings = {"input_size": int(input_size), "scale": [float(v) for v in scale],
-                         "ratio": [float(v) for v in ratio], "hflip": float(hflip),
-                         "auto_augment": auto_augment, "interpolation": interpolation,
-                         "resize": resize}
+        self.settings = {
+            "input_size": int(input_size),
+            "scale": [float(v) for v in scale],
+            "ratio": [float(v) for v in ratio],
+            "hflip": float(hflip),
+            "auto_augment": auto_augment,
+            "interpolation": interpolation,
+            "resize": resize,
+        }
         self.resize = T.Resize(resize, interpolation=mode, antialias=True) if resize else None
-        self.crop = T.RandomResizedCrop(input_size, scale=tuple(scale), ratio=tuple(ratio),
-                                        interpolation=mode, antialias=True)
+        self.crop = T.RandomResizedCrop(
+            input_size, scale=tuple(scale), ratio=tuple(ratio), interpolation=mode, antialias=True
+        )
         self.hflip = float(hflip)
         self.auto_augment = None
         if auto_augment:
             if auto_augment == "imagenet":
-                self.auto_augment = T.AutoAugment(T.AutoAugmentPolicy.IMAGENET,
-                                                  interpolation=mode)
+                self.auto_augment = T.AutoAugment(T.AutoAugmentPolicy.IMAGENET, interpolation=mode)
             elif auto_augment.startswith("rand-"):
                 kw = {p[0]: int(p[1:]) for p in auto_augment.split("-")[1:]}
-                self.auto_augment = T.RandAugment(num_ops=kw.get("n", 2),
-                                                  magnitude=kw.get("m", 9), interpolation=mode)
+                self.auto_augment = T.RandAugment(
+                    num_ops=kw.get("n", 2), magnitude=kw.get("m", 9), interpolation=mode
+                )
             else:
-                raise ValueError(f"auto_augment {auto_augment!r}: expected None, 'imagenet' or "
-                                 f"'rand-m<M>-n<N>'")
+                raise ValueError(
+                    f"auto_augment {auto_augment!r}: expected None, 'imagenet' or 'rand-m<M>-n<N>'"
+                )
 
     def view(self, img) -> tuple[torch.Tensor, tuple[float, float, float, float], bool]:
         """``(uint8 tensor, (top, left, height, width) / image size, flipped)`` of one view."""
         from torchvision.transforms.v2 import functional as TF
+
         if self.resize is not None:
             img = self.resize(img)
         width, height = img.size
         params = self.crop.make_params([img])
-        box = (params["top"] / height, params["left"] / width, params["height"] / height,
-               params["width"] / width)
+        box = (
+            params["top"] / height,
+            params["left"] / width,
+            params["height"] / height,
+            params["width"] / width,
+        )
         img = self.crop.transform(img, params)
         flip = bool(self.hflip) and bool(torch.rand(1) < self.hflip)
         if flip:
@@ -180,11 +223,14 @@ class ResizeCenterCrop:
     """PIL image -> uint8 CHW tensor: short side to ``resize``, centre crop ``input_size``
     (the evaluation transform; normalisation is each model's own, on the device)."""
 
-    def __init__(self, input_size: int = 224, resize: int = 256,
-                 interpolation: str = "bilinear"):
+    def __init__(self, input_size: int = 224, resize: int = 256, interpolation: str = "bilinear"):
         from ssld_zoo.registry import EvalTransform
-        self.settings = {"input_size": int(input_size), "resize": int(resize),
-                         "interpolation": interpolation}
+
+        self.settings = {
+            "input_size": int(input_size),
+            "resize": int(resize),
+            "interpolation": interpolation,
+        }
         self._transform = EvalTransform(**self.settings).resize_crop()
 
     def __call__(self, img) -> torch.Tensor:
@@ -194,18 +240,22 @@ class ResizeCenterCrop:
         return f"ResizeCenterCrop({', '.join(f'{k}={v!r}' for k, v in self.settings.items())})"
 
 
-def build_train_transform(input_size: int = 224, scale: Sequence[float] = (0.08, 1.0),
-                          ratio: Sequence[float] = (3 / 4, 4 / 3), hflip: float = 0.5,
-                          auto_augment: str | None = None, interpolation: str = "bilinear",
-                          resize: int | None = None) -> TrainViewTransform:
+def build_train_transform(
+    input_size: int = 224,
+    scale: Sequence[float] = (0.08, 1.0),
+    ratio: Sequence[float] = (3 / 4, 4 / 3),
+    hflip: float = 0.5,
+    auto_augment: str | None = None,
+    interpolation: str = "bilinear",
+    resize: int | None = None,
+) -> TrainViewTransform:
     """PIL image -> uint8 CHW tensor: RandomResizedCrop, flip, optional AutoAugment/RandAugment.
 
     ``auto_augment``: None, ``"imagenet"`` (AutoAugment's ImageNet policy, as ResNet50_vd_ssld_v2)
     or ``"rand-m{M}-n{N}"`` (RandAugment, e.g. ``"rand-m7-n2"`` as PP-HGNetV2's SSLD recipe).
     ``resize``: first resize the short side to this (small images such as the digits demo).
     """
-    return TrainViewTransform(input_size, scale, ratio, hflip, auto_augment, interpolation,
-                              resize)
+    return TrainViewTransform(input_size, scale, ratio, hflip, auto_augment, interpolation, resize)
 
 
 def seeded(seed: int):
@@ -220,6 +270,7 @@ def seeded(seed: int):
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)
             yield
+
     return _ctx()
 
 
@@ -229,6 +280,7 @@ def read_image(path: str):
     Decoded by :func:`ssld_zoo.preprocess.decode_image`, as ``ssld-zoo predict`` does: 16-bit
     files are scaled to 8 bits, and an image over Pillow's pixel limit is refused (skipped)."""
     from ssld_zoo.preprocess import decode_image
+
     try:
         return decode_image(path)
     except Exception as e:  # any decoding failure: skip the sample, never crash the run
@@ -257,10 +309,17 @@ class ImageDataset(Dataset):
     ``dataset[i]`` uses epoch 0. Returns ``(image, label, i)``, or None for an unreadable file.
     """
 
-    def __init__(self, labeled_roots: Sequence[str] = (), unlabeled_roots: Sequence[str] = (),
-                 transform: Callable | dict | None = None, seed: int = 0,
-                 classes: Sequence[str] | None = None, max_per_class: int | None = None,
-                 allow_empty_classes: bool = False, role: str = "labeled data root"):
+    def __init__(
+        self,
+        labeled_roots: Sequence[str] = (),
+        unlabeled_roots: Sequence[str] = (),
+        transform: Callable | dict | None = None,
+        seed: int = 0,
+        classes: Sequence[str] | None = None,
+        max_per_class: int | None = None,
+        allow_empty_classes: bool = False,
+        role: str = "labeled data root",
+    ):
         scanned = [scan_image_folder(r, role, allow_empty_classes) for r in labeled_roots]
         names = sorted({c for cs, _ in scanned for c in cs})
         self.classes = list(classes) if classes is not None else names
@@ -269,8 +328,10 @@ class ImageDataset(Dataset):
         for root, (_, samples) in zip(labeled_roots, scanned):
             for path, c in samples:
                 if c not in index:
-                    raise ValueError(f"class folder {c!r} of {root} is not among the "
-                                     f"{len(self.classes)} classes of this run")
+                    raise ValueError(
+                        f"class folder {c!r} of {root} is not among the "
+                        f"{len(self.classes)} classes of this run"
+                    )
                 self.samples.append((path, index[c]))
         if max_per_class is not None:
             self.samples = _per_class(self.samples, int(max_per_class), int(seed))
@@ -298,6 +359,7 @@ class ImageDataset(Dataset):
             return None
         if self.transform is None:
             from torchvision.transforms.v2 import functional as TF
+
             return TF.pil_to_tensor(img), label, index
         with seeded(sample_seed(self.seed, epoch, index)):
             x = self.transform(img)
@@ -307,6 +369,7 @@ class ImageDataset(Dataset):
 def _per_class(samples: list[tuple[str, int]], cap: int, seed: int) -> list[tuple[str, int]]:
     """At most ``cap`` samples of each class, drawn with ``seed``, in their original order."""
     import random
+
     rng = random.Random(seed)
     by_class: dict[int, list[int]] = {}
     for i, (_, y) in enumerate(samples):
@@ -324,13 +387,18 @@ def collate_images(batch: list[Any]) -> dict[str, Any]:
     good = [b for b in batch if b is not None]
     skipped = len(batch) - len(good)
     if not good:
-        return {"inputs": torch.zeros(0, 3, 1, 1, dtype=torch.uint8),
-                "labels": torch.zeros(0, dtype=torch.long),
-                "indices": torch.zeros(0, dtype=torch.long), "skipped": skipped}
-    return {"inputs": torch.stack([b[0] for b in good]),
-            "labels": torch.tensor([b[1] for b in good], dtype=torch.long),
-            "indices": torch.tensor([b[2] for b in good], dtype=torch.long),
-            "skipped": skipped}
+        return {
+            "inputs": torch.zeros(0, 3, 1, 1, dtype=torch.uint8),
+            "labels": torch.zeros(0, dtype=torch.long),
+            "indices": torch.zeros(0, dtype=torch.long),
+            "skipped": skipped,
+        }
+    return {
+        "inputs": torch.stack([b[0] for b in good]),
+        "labels": torch.tensor([b[1] for b in good], dtype=torch.long),
+        "indices": torch.tensor([b[2] for b in good], dtype=torch.long),
+        "skipped": skipped,
+    }
 
 
 @DATA_SAMPLERS.register_module()

@@ -8,6 +8,7 @@ and skips hidden entries (``.name``) and files that are not images, counting eac
 caller can report them. The order is ``os.walk``'s top-down sorted order (a folder's files,
 then its sub-folders), so lists scanned before this walker existed keep their order.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,7 @@ __all__ = ["IMG_EXTENSIONS", "FolderWalk", "is_image", "walk_images"]
 
 log = logging.getLogger("ssld_zoo.data")
 
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm",
-                  ".gif")
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
 
 
 def is_image(name: str) -> bool:
@@ -88,10 +88,16 @@ class FolderWalk:
 
     def summary(self) -> str:
         """What was skipped, in words (empty when nothing was)."""
-        parts = [f"{n} {what}" for n, what in (
-            (self.hidden, "hidden entries"), (self.not_images, "files that are not images"),
-            (self.duplicates, "links to images already listed"),
-            (self.revisits, "links to folders already walked (loops or aliases)")) if n]
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (self.hidden, "hidden entries"),
+                (self.not_images, "files that are not images"),
+                (self.duplicates, "links to images already listed"),
+                (self.revisits, "links to folders already walked (loops or aliases)"),
+            )
+            if n
+        ]
         return ", ".join(parts)
 
 

@@ -14,12 +14,34 @@
   :func:`ssld_zoo.distill.quantize.distill_quantized` trains, and int8 AOTInductor / pt2 / ONNX
   QDQ files (:func:`save_int8`). ``ssld-zoo quantize`` does it from the command line.
 """
-from ssld_zoo.deploy.export import (FORMATS, CheckResult, check_export, export_model,
-                                    load_exported, read_card)
+
+from ssld_zoo.deploy.export import (
+    FORMATS,
+    CheckResult,
+    check_export,
+    export_model,
+    load_exported,
+    read_card,
+)
 from ssld_zoo.deploy.fuse import fold_batchnorm, fuse
 from ssld_zoo.deploy.optimize import BFloat16Model, bf16_supported, optimize, to_precision
 from ssld_zoo.deploy.quantize import compile_int8, load_int8, quantize_ptq, save_int8
 
-__all__ = ["optimize", "to_precision", "bf16_supported", "BFloat16Model", "fuse",
-           "fold_batchnorm", "export_model", "check_export", "CheckResult", "load_exported",
-           "read_card", "FORMATS", "quantize_ptq", "compile_int8", "save_int8", "load_int8"]
+__all__ = [
+    "optimize",
+    "to_precision",
+    "bf16_supported",
+    "BFloat16Model",
+    "fuse",
+    "fold_batchnorm",
+    "export_model",
+    "check_export",
+    "CheckResult",
+    "load_exported",
+    "read_card",
+    "FORMATS",
+    "quantize_ptq",
+    "compile_int8",
+    "save_int8",
+    "load_int8",
+]

@@ -25,6 +25,7 @@ class names, or the feature maps with their channels and strides), the weights i
 >>> check_export("r50.onnx", model, image).passed                        # doctest: +SKIP
 True
 """
+
 from __future__ import annotations
 
 import json
@@ -38,19 +39,32 @@ import torch.nn as nn
 
 from ssld_zoo.deploy.fuse import fuse as fuse_model
 from ssld_zoo.deploy.optimize import INDUCTOR_OPTIONS, to_precision
-from ssld_zoo.weights.export import card_path
 from ssld_zoo.preprocess import eval_transform_of, weight_card_of
 from ssld_zoo.registry import EvalTransform
+from ssld_zoo.weights.export import card_path
 from ssld_zoo.weights.fileops import atomic_write, sha256_of
 from ssld_zoo.weights.trust import recorded_sha256
 
-__all__ = ["FORMATS", "SUFFIXES", "RTOL", "BF16_RTOL", "export_model", "check_export",
-           "CheckResult", "load_exported", "read_card", "write_card", "card_path", "transform_of_card",
-           "weights_source", "synthetic_image", "suffix_for"]
+__all__ = [
+    "FORMATS",
+    "SUFFIXES",
+    "RTOL",
+    "BF16_RTOL",
+    "export_model",
+    "check_export",
+    "CheckResult",
+    "load_exported",
+    "read_card",
+    "write_card",
+    "card_path",
+    "transform_of_card",
+    "weights_source",
+    "synthetic_image",
+    "suffix_for",
+]
 
 FORMATS = ("onnx", "aoti", "pt2", "torchscript")
-SUFFIXES = {"onnx": ".onnx", "aoti": ".aoti.pt2", "pt2": ".pt2",
-            "torchscript": ".torchscript.pt"}
+SUFFIXES = {"onnx": ".onnx", "aoti": ".aoti.pt2", "pt2": ".pt2", "torchscript": ".torchscript.pt"}
 # An export passes its check when every output is within RTOL x (its largest |eager| value).
 RTOL = 1e-3
 # bfloat16 keeps 8 mantissa bits: each layer rounds to ~0.4%, and deep nets accumulate it
@@ -63,19 +77,27 @@ MAX_BATCH = 4096  # upper bound of the dynamic batch dimension (torch.export nee
 def suffix_for(format: str) -> str:
     """The file suffix of ``format``; an unknown format raises ``ValueError``."""
     if format not in SUFFIXES:
-        raise ValueError(f"unknown export format {format!r}: expected one of "
-                         f"{', '.join(FORMATS)}")
+        raise ValueError(f"unknown export format {format!r}: expected one of {', '.join(FORMATS)}")
     return SUFFIXES[format]
 
 
 # --------------------------------------------------------------------------- export
 
+
 @torch.no_grad()
-def export_model(model: nn.Module, out: str | os.PathLike, format: str = "onnx", *,
-                 dynamic_batch: bool = False, opset: int | None = None, fuse: bool = False,
-                 transform: EvalTransform | None = None, name: str | None = None,
-                 source: dict[str, Any] | None = None, precision: str = "fp32"
-                 ) -> dict[str, Any]:
+def export_model(
+    model: nn.Module,
+    out: str | os.PathLike,
+    format: str = "onnx",
+    *,
+    dynamic_batch: bool = False,
+    opset: int | None = None,
+    fuse: bool = False,
+    transform: EvalTransform | None = None,
+    name: str | None = None,
+    source: dict[str, Any] | None = None,
+    precision: str = "fp32",
+) -> dict[str, Any]:
     """Export ``model`` (switched to eval mode) to ``out``; write its card ``<out>.json``.
 
     Args:
@@ -110,14 +132,19 @@ def export_model(model: nn.Module, out: str | os.PathLike, format: str = "onnx",
     model = to_precision(model, precision)
     size = transform.input_size
     # torch.export specialises a dimension of size 1: a dynamic batch is traced with 2.
-    example = torch.randn(2 if dynamic_batch else 1, 3, size, size,
-                          generator=torch.Generator().manual_seed(0))
+    example = torch.randn(
+        2 if dynamic_batch else 1, 3, size, size, generator=torch.Generator().manual_seed(0)
+    )
     sample = model(example)
     features = isinstance(sample, (list, tuple))
     outputs = list(sample) if features else [sample]
     output_names = [f"features.{i}" for i in range(len(outputs))] if features else ["logits"]
-    writer = {"onnx": _write_onnx, "torchscript": _write_torchscript, "pt2": _write_pt2,
-              "aoti": _write_aoti}[format]
+    writer = {
+        "onnx": _write_onnx,
+        "torchscript": _write_torchscript,
+        "pt2": _write_pt2,
+        "aoti": _write_aoti,
+    }[format]
     written: dict[str, int | None] = {}
 
     def write(tmp: Path) -> None:
@@ -128,8 +155,10 @@ def export_model(model: nn.Module, out: str | os.PathLike, format: str = "onnx",
     except OSError:
         raise  # a full disk or a permission says what it is
     except Exception as e:  # exporters raise many types, with pages of trace: one line here
-        raise RuntimeError(f"{format} export of {arch or type(model).__name__} failed: "
-                           f"{type(e).__name__}: {_first_line(e)}") from e
+        raise RuntimeError(
+            f"{format} export of {arch or type(model).__name__} failed: "
+            f"{type(e).__name__}: {_first_line(e)}"
+        ) from e
     batch: int | str = "batch" if dynamic_batch or format == "torchscript" else 1
     num_classes = None if features else int(outputs[0].shape[-1])
     card = {
@@ -137,19 +166,28 @@ def export_model(model: nn.Module, out: str | os.PathLike, format: str = "onnx",
         "file": out.name,
         "name": name or arch,
         "arch": arch,
-        "input": {"name": INPUT_NAME, "shape": [batch, 3, size, size], "dtype": "float32",
-                  "layout": "NCHW"},
-        "outputs": [{"name": n, "shape": [batch, *o.shape[1:]]}
-                    for n, o in zip(output_names, outputs)],
+        "input": {
+            "name": INPUT_NAME,
+            "shape": [batch, 3, size, size],
+            "dtype": "float32",
+            "layout": "NCHW",
+        },
+        "outputs": [
+            {"name": n, "shape": [batch, *o.shape[1:]]} for n, o in zip(output_names, outputs)
+        ],
         "dynamic_batch": batch == "batch",
         "preprocess": _preprocess_dict(transform),
         "num_classes": num_classes,
         "class_names": _class_names(num_classes),
         "features": features,
-        "out_indices": list(model.out_indices) if features and hasattr(model, "out_indices")
+        "out_indices": list(model.out_indices)
+        if features and hasattr(model, "out_indices")
         else None,
-        "feature_info": [{"channels": f.channels, "reduction": f.reduction}
-                         for f in model.feature_info] if features else None,
+        "feature_info": [
+            {"channels": f.channels, "reduction": f.reduction} for f in model.feature_info
+        ]
+        if features
+        else None,
         "fused": bool(fuse),
         "precision": precision,
         "opset": written["opset"],
@@ -167,8 +205,9 @@ def ensure_writable(out: Path) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"cannot write {out}: {e.strerror or e} ({e.filename or out.parent})"
-                         ) from e
+        raise ValueError(
+            f"cannot write {out}: {e.strerror or e} ({e.filename or out.parent})"
+        ) from e
     if not os.access(out.parent, os.W_OK):
         raise ValueError(f"cannot write {out}: {out.parent} is not writable")
 
@@ -177,46 +216,82 @@ def _dynamic_batch_shapes() -> tuple[dict[int, Any]]:
     return ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
 
 
-def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bool,
-                opset: int | None, output_names: list[str]) -> int:
+def _write_onnx(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    dynamic: bool,
+    opset: int | None,
+    output_names: list[str],
+) -> int:
     import onnx
 
-    torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False,
-                      input_names=[INPUT_NAME], output_names=output_names, opset_version=opset,
-                      dynamic_shapes=_dynamic_batch_shapes() if dynamic else None,
-                      external_data=False)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        dynamo=True,
+        verbose=False,
+        input_names=[INPUT_NAME],
+        output_names=output_names,
+        opset_version=opset,
+        dynamic_shapes=_dynamic_batch_shapes() if dynamic else None,
+        external_data=False,
+    )
     proto = onnx.load(str(path), load_external_data=False)
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _write_torchscript(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bool,
-                       opset: int | None, output_names: list[str]) -> None:
+def _write_torchscript(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    dynamic: bool,
+    opset: int | None,
+    output_names: list[str],
+) -> None:
     # Scripted, not frozen: a frozen module keeps its weights as constants on the device it
     # was frozen on. torch.jit.freeze / optimize_for_inference after loading, where it runs.
     torch.jit.save(torch.jit.script(model), str(path))
 
 
-def _write_pt2(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bool,
-               opset: int | None, output_names: list[str]) -> None:
-    program = torch.export.export(model, (example,),
-                                  dynamic_shapes=_dynamic_batch_shapes() if dynamic else None)
+def _write_pt2(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    dynamic: bool,
+    opset: int | None,
+    output_names: list[str],
+) -> None:
+    program = torch.export.export(
+        model, (example,), dynamic_shapes=_dynamic_batch_shapes() if dynamic else None
+    )
     with open(path, "wb") as f:  # a file object: torch.export.save warns on a non-.pt2 name
         torch.export.save(program, f)
 
 
-def _write_aoti(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bool,
-                opset: int | None, output_names: list[str]) -> None:
-    program = torch.export.export(model, (example,),
-                                  dynamic_shapes=_dynamic_batch_shapes() if dynamic else None)
+def _write_aoti(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    dynamic: bool,
+    opset: int | None,
+    output_names: list[str],
+) -> None:
+    program = torch.export.export(
+        model, (example,), dynamic_shapes=_dynamic_batch_shapes() if dynamic else None
+    )
     with open(path, "wb") as f:  # a file object: a path must end in .pt2
-        torch._inductor.aoti_compile_and_package(program, package_path=f,
-                                                 inductor_configs=INDUCTOR_OPTIONS)
+        torch._inductor.aoti_compile_and_package(
+            program, package_path=f, inductor_configs=INDUCTOR_OPTIONS
+        )
 
 
 def _arch_name(model: nn.Module) -> str | None:
     # a features_only model wraps the classifier model
-    return getattr(model, "arch_name", None) or getattr(getattr(model, "model", None),
-                                                        "arch_name", None)
+    return getattr(model, "arch_name", None) or getattr(
+        getattr(model, "model", None), "arch_name", None
+    )
 
 
 def _preprocess_dict(t: EvalTransform) -> dict[str, Any]:
@@ -234,27 +309,36 @@ def _class_names(num_classes: int | None) -> list[str] | None:
     if num_classes != 1000:
         return None
     from ssld_zoo.api import class_names
+
     return class_names()
 
 
 def _versions() -> dict[str, str]:
     import ssld_zoo
+
     return {"ssld_zoo": ssld_zoo.__version__, "torch": torch.__version__}
 
 
-def weights_source(model: nn.Module, weights: str | os.PathLike | None = None
-                   ) -> dict[str, Any]:
+def weights_source(model: nn.Module, weights: str | os.PathLike | None = None) -> dict[str, Any]:
     """Where the weights of ``model`` came from: ``weights`` (a file: its name, path and
     sha256) or the registered weights it was loaded with (name, URL, published sha256);
     all None for a randomly initialised model."""
     card = weight_card_of(model)
     if weights is not None and os.path.isfile(weights):
         path = Path(weights)
-        return {"weights": card.name if card else path.name, "file": str(path.resolve()),
-                "url": None, "sha256": sha256_of(path)}
+        return {
+            "weights": card.name if card else path.name,
+            "file": str(path.resolve()),
+            "url": None,
+            "sha256": sha256_of(path),
+        }
     if card is not None:
-        return {"weights": card.name, "file": None, "url": card.urls[0],
-                "sha256": card.sha256 or recorded_sha256(card.file_name)}
+        return {
+            "weights": card.name,
+            "file": None,
+            "url": card.urls[0],
+            "sha256": card.sha256 or recorded_sha256(card.file_name),
+        }
     return {"weights": None, "file": None, "url": None, "sha256": None}
 
 
@@ -264,6 +348,7 @@ def _first_line(e: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- card
+
 
 def write_card(out: str | os.PathLike, card: dict[str, Any]) -> Path:
     """Write ``card`` to ``<out>.json`` atomically; returns its path."""
@@ -282,8 +367,10 @@ def read_card(out: str | os.PathLike) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- check
 
-def load_exported(path: str | os.PathLike, format: str) -> Callable[[torch.Tensor],
-                                                                     list[torch.Tensor]]:
+
+def load_exported(
+    path: str | os.PathLike, format: str
+) -> Callable[[torch.Tensor], list[torch.Tensor]]:
     """A function running the exported file on an NCHW float32 batch, returning its outputs
     as a list of tensors (one for a classifier)."""
     suffix_for(format)
@@ -298,6 +385,7 @@ def load_exported(path: str | os.PathLike, format: str) -> Callable[[torch.Tenso
 
         def run_onnx(x: torch.Tensor) -> list[torch.Tensor]:
             return [torch.from_numpy(o) for o in session.run(None, {name: x.numpy()})]
+
         return run_onnx
     if format == "aoti":
         module = torch._inductor.aoti_load_package(path)
@@ -309,6 +397,7 @@ def load_exported(path: str | os.PathLike, format: str) -> Callable[[torch.Tenso
     def run_torch(x: torch.Tensor) -> list[torch.Tensor]:
         with torch.no_grad():
             return _as_list(module(x))
+
     return run_torch
 
 
@@ -337,8 +426,9 @@ class CheckResult:
 
 
 @torch.no_grad()
-def check_export(path: str | os.PathLike, reference: nn.Module, image,
-                 image_label: str | None = None) -> CheckResult:
+def check_export(
+    path: str | os.PathLike, reference: nn.Module, image, image_label: str | None = None
+) -> CheckResult:
     """Run the exported ``path`` and the eager ``reference`` on ``image`` (a PIL image)
     preprocessed by the card's transform, at batch 1 and, for a dynamic batch, at batch 3
     (the image and two flips); compare every output."""
@@ -358,18 +448,25 @@ def check_export(path: str | os.PathLike, reference: nn.Module, image,
             raise RuntimeError(f"{path}: {len(got)} outputs, eager gives {len(want)}")
         for name, w, g in zip(names, want, got):
             if tuple(g.shape) != tuple(w.shape):
-                raise RuntimeError(f"{path}: output {name} has shape {tuple(g.shape)}, eager "
-                                   f"{tuple(w.shape)} (batch {batch.shape[0]})")
+                raise RuntimeError(
+                    f"{path}: output {name} has shape {tuple(g.shape)}, eager "
+                    f"{tuple(w.shape)} (batch {batch.shape[0]})"
+                )
             diff = float((g.float() - w.float()).abs().max())
             tol = rtol * (float(w.abs().max()) or 1.0)
             if diff / tol > worst[0]:
                 worst = (diff / tol, name, diff, tol)
             if top1 is not None:
                 top1 = top1 and bool((g.argmax(-1) == w.argmax(-1)).all())
-    return CheckResult(image=image_label or "image", batch_sizes=[b.shape[0] for b in batches],
-                       worst_output=worst[1], max_abs_diff=worst[2], tolerance=worst[3],
-                       top1_agrees=top1,
-                       passed=worst[0] <= 1.0 and (rtol == RTOL or top1 is not False))
+    return CheckResult(
+        image=image_label or "image",
+        batch_sizes=[b.shape[0] for b in batches],
+        worst_output=worst[1],
+        max_abs_diff=worst[2],
+        tolerance=worst[3],
+        top1_agrees=top1,
+        passed=worst[0] <= 1.0 and (rtol == RTOL or top1 is not False),
+    )
 
 
 def synthetic_image(width: int = 320, height: int = 288):
@@ -378,8 +475,9 @@ def synthetic_image(width: int = 320, height: int = 288):
     from PIL import Image
 
     g = torch.Generator().manual_seed(0)
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width),
-                            indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij"
+    )
     ramps = torch.stack([xx, yy, (6.0 * xx * yy).sin().abs()])
     noise = torch.rand(3, height // 16 + 1, width // 16 + 1, generator=g)
     noise = noise.repeat_interleave(16, 1).repeat_interleave(16, 2)[:, :height, :width]

@@ -9,6 +9,7 @@ Two rewrites, both in place:
 - **BatchNorm folding** (:func:`fold_batchnorm`): every BatchNorm that directly follows a
   convolution becomes part of that convolution's weight and bias.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,12 +52,20 @@ def fuse(model: nn.Module, example: torch.Tensor | None = None, check: bool = Tr
 def _require_eval(model: nn.Module, what: str) -> None:
     # BatchNorms, not model.training: a wrapper's own flag (a features_only model's) may say
     # training while every layer that computes is in eval mode.
-    bn = next((n for n, m in model.named_modules()
-               if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training), None)
+    bn = next(
+        (
+            n
+            for n, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+        ),
+        None,
+    )
     if bn is not None:
-        raise ValueError(f"{what} needs an eval-mode model (call model.eval() first): "
-                         f"BatchNorm {bn or type(model).__name__!r} is in training mode and "
-                         f"batch statistics cannot be folded")
+        raise ValueError(
+            f"{what} needs an eval-mode model (call model.eval() first): "
+            f"BatchNorm {bn or type(model).__name__!r} is in training mode and "
+            f"batch statistics cannot be folded"
+        )
 
 
 def _default_example(model: nn.Module) -> torch.Tensor:
@@ -95,10 +104,10 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor, check: bool = True) 
     ``RuntimeError`` names the first offending pair.
     """
     _require_eval(model, "fold_batchnorm")
-    producer: dict[int, str] = {}     # id(conv output) -> conv name
+    producer: dict[int, str] = {}  # id(conv output) -> conv name
     calls: dict[str, int] = {}
-    pairs: dict[str, str] = {}        # bn name -> conv name
-    keep: list[torch.Tensor] = []     # keeps outputs alive so their ids are not reused
+    pairs: dict[str, str] = {}  # bn name -> conv name
+    keep: list[torch.Tensor] = []  # keeps outputs alive so their ids are not reused
     names = {m: n for n, m in model.named_modules()}
 
     def hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
@@ -112,8 +121,11 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor, check: bool = True) 
             if conv is not None:
                 pairs[name] = conv
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))
+    ]
     try:
         reference = model(example)
     finally:
@@ -146,9 +158,11 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor, check: bool = True) 
             for name, mod in originals.items():  # undo: the model is as it was
                 parent, leaf = _parent(model, name)
                 setattr(parent, leaf, mod)
-            raise RuntimeError(f"folding BatchNorm changed the output by {err:.3g} (scale "
-                               f"{scale:.3g}); left unfolded. A convolution output is read "
-                               f"by more than its BatchNorm?")
+            raise RuntimeError(
+                f"folding BatchNorm changed the output by {err:.3g} (scale "
+                f"{scale:.3g}); left unfolded. A convolution output is read "
+                f"by more than its BatchNorm?"
+            )
     return len(originals) // 2
 
 

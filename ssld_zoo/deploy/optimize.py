@@ -13,6 +13,7 @@ significant digits, enough for the top-1 of every model measured (``benchmarks/
 int8_accuracy.py``). It is fast on CPUs with AVX512-BF16 or AMX (:func:`bf16_supported`)
 and on GPUs from Ampere on; elsewhere it runs, emulated and slow.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +23,15 @@ import torch.nn as nn
 
 from ssld_zoo.deploy.fuse import fuse
 
-__all__ = ["PRECISIONS", "BFloat16Model", "FrozenCompiled", "to_precision", "bf16_supported",
-           "optimize", "INDUCTOR_OPTIONS"]
+__all__ = [
+    "PRECISIONS",
+    "BFloat16Model",
+    "FrozenCompiled",
+    "to_precision",
+    "bf16_supported",
+    "optimize",
+    "INDUCTOR_OPTIONS",
+]
 
 PRECISIONS = ("fp32", "bf16")
 # Freezing: parameters become constants, so Inductor folds them and pre-packs the convolution
@@ -82,8 +90,14 @@ def bf16_supported(device: str | torch.device = "cpu") -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def optimize(model: nn.Module, *, precision: str = "fp32", channels_last: bool = True,
-             compile: bool = True, example: torch.Tensor | None = None) -> nn.Module:
+def optimize(
+    model: nn.Module,
+    *,
+    precision: str = "fp32",
+    channels_last: bool = True,
+    compile: bool = True,
+    example: torch.Tensor | None = None,
+) -> nn.Module:
     """The fastest in-process form of an eval-mode zoo model; ``model`` is changed in place.
 
     Fuses it (:func:`ssld_zoo.deploy.fuse`: re-parameterisation, BatchNorm folding), moves it

@@ -15,6 +15,7 @@ kernels (AVX512-VNNI / AMX). The flow is PyTorch's documented one: capture with
 Label-free quantization-aware distillation, which trains :func:`prepare_qat`'s fake-quantized
 copy against the float model, is :func:`ssld_zoo.distill.quantize.distill_quantized`.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,16 @@ from ssld_zoo.deploy.fuse import fuse
 from ssld_zoo.deploy.optimize import INDUCTOR_OPTIONS, FrozenCompiled
 from ssld_zoo.weights.fileops import atomic_write
 
-__all__ = ["INT8_FORMATS", "capture", "quantize_ptq", "prepare_qat", "convert", "compile_int8",
-           "save_int8", "load_int8"]
+__all__ = [
+    "INT8_FORMATS",
+    "capture",
+    "quantize_ptq",
+    "prepare_qat",
+    "convert",
+    "compile_int8",
+    "save_int8",
+    "load_int8",
+]
 
 INT8_FORMATS = {"aoti": ".int8.aoti.pt2", "pt2": ".int8.pt2", "onnx": ".int8.onnx"}
 MAX_BATCH = 4096
@@ -40,8 +49,9 @@ def _torchao():
         from torchao.quantization.pt2e import quantize_pt2e
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer
     except ImportError as e:
-        raise ImportError(f"int8 quantization needs torchao (pip install 'ssld-zoo[quantize]'): "
-                          f"{e}") from e
+        raise ImportError(
+            f"int8 quantization needs torchao (pip install 'ssld-zoo[quantize]'): {e}"
+        ) from e
     return quantize_pt2e, x86_inductor_quantizer
 
 
@@ -60,14 +70,17 @@ def capture(model: nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
     """``model`` as the ``torch.export`` graph PT2E quantizes, with a dynamic batch (the
     ``example`` must have a batch of 2 or more: torch.export specialises a batch of 1)."""
     if example.dim() != 4 or example.shape[0] < 2:
-        raise ValueError(f"capture needs an NCHW example with a batch of 2 or more, got shape "
-                         f"{tuple(example.shape)}")
+        raise ValueError(
+            f"capture needs an NCHW example with a batch of 2 or more, got shape "
+            f"{tuple(example.shape)}"
+        )
     return torch.export.export(model, (example,), dynamic_shapes=_batch_dim()).module()
 
 
 @torch.no_grad()
-def quantize_ptq(model: nn.Module, calibration: Iterable[torch.Tensor],
-                 example: torch.Tensor | None = None) -> torch.fx.GraphModule:
+def quantize_ptq(
+    model: nn.Module, calibration: Iterable[torch.Tensor], example: torch.Tensor | None = None
+) -> torch.fx.GraphModule:
     """Post-training int8 quantization of an eval-mode model (fused in place first), its
     activation ranges observed on the ``calibration`` batches (normalised NCHW float32
     images; no labels). ``example``: the capture input (default: the first batch)."""
@@ -78,8 +91,9 @@ def quantize_ptq(model: nn.Module, calibration: Iterable[torch.Tensor],
         raise ValueError("quantize_ptq needs at least one calibration batch")
     model.eval()
     fuse(model, first[:1])
-    prepared = quantize_pt2e.prepare_pt2e(capture(model, first if example is None else example),
-                                          _quantizer(is_qat=False))
+    prepared = quantize_pt2e.prepare_pt2e(
+        capture(model, first if example is None else example), _quantizer(is_qat=False)
+    )
     prepared(first)
     for x in batches:
         prepared(x)
@@ -116,8 +130,9 @@ def compile_int8(quantized: torch.fx.GraphModule) -> nn.Module:
 
 
 @torch.no_grad()
-def save_int8(quantized: torch.fx.GraphModule, out: str | os.PathLike, format: str,
-              example: torch.Tensor) -> Path:
+def save_int8(
+    quantized: torch.fx.GraphModule, out: str | os.PathLike, format: str, example: torch.Tensor
+) -> Path:
     """Write the converted model to ``out`` (atomically) with a dynamic batch:
 
     - ``aoti``: an AOTInductor package (``torch._inductor.aoti_load_package``; no Python model
@@ -131,9 +146,16 @@ def save_int8(quantized: torch.fx.GraphModule, out: str | os.PathLike, format: s
 
     def write(tmp: Path) -> None:
         if format == "onnx":
-            torch.onnx.export(quantized, (example,), str(tmp), dynamo=True, verbose=False,
-                              input_names=["input"], dynamic_shapes=_batch_dim(),
-                              external_data=False)
+            torch.onnx.export(
+                quantized,
+                (example,),
+                str(tmp),
+                dynamo=True,
+                verbose=False,
+                input_names=["input"],
+                dynamic_shapes=_batch_dim(),
+                external_data=False,
+            )
             return
         program = torch.export.export(quantized, (example,), dynamic_shapes=_batch_dim())
         with open(tmp, "wb") as f:  # a file object: both writers want a .pt2 name otherwise
@@ -141,7 +163,8 @@ def save_int8(quantized: torch.fx.GraphModule, out: str | os.PathLike, format: s
                 torch.export.save(program, f)
             else:
                 torch._inductor.aoti_compile_and_package(
-                    program, package_path=f, inductor_configs=INDUCTOR_OPTIONS)
+                    program, package_path=f, inductor_configs=INDUCTOR_OPTIONS
+                )
 
     return atomic_write(out, write)
 

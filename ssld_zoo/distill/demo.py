@@ -13,6 +13,7 @@ engine: the same ``run_distill``, Distiller, losses, data pipeline, checkpoints 
 
 All three are scored on 400 held-back digits.
 """
+
 from __future__ import annotations
 
 import time
@@ -44,7 +45,7 @@ class DemoConfig:
     lr: float = 0.05
     crop_scale: tuple[float, float] = (0.8, 1.0)
     seed: int = 0
-    val_points: int = 6   # validations per run (for the plot)
+    val_points: int = 6  # validations per run (for the plot)
     # These models are tiny: one intra-op thread is as fast, and a second one spin-waits badly
     # whenever another process shares the cores (measured 10-50x slower on a 2-core machine).
     threads: int = 1
@@ -90,66 +91,131 @@ def prepare_digits(root: Path, cfg: DemoConfig) -> dict[str, Any]:
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255
     idx = np.arange(len(images))
-    train_idx, test_idx = train_test_split(idx, test_size=cfg.test_size, random_state=cfg.seed,
-                                           stratify=digits.target)
+    train_idx, test_idx = train_test_split(
+        idx, test_size=cfg.test_size, random_state=cfg.seed, stratify=digits.target
+    )
     rng = np.random.default_rng(cfg.seed)
     train_idx = rng.permutation(train_idx)
-    labeled = np.concatenate([train_idx[digits.target[train_idx] == c][:cfg.labeled_per_class]
-                              for c in range(10)])
+    labeled = np.concatenate(
+        [train_idx[digits.target[train_idx] == c][: cfg.labeled_per_class] for c in range(10)]
+    )
     unlabeled = np.setdiff1d(train_idx, labeled)
     roots = {k: root / k for k in ("teacher_train", "labeled", "unlabeled", "test")}
     marker = root / ".complete"
     if not marker.exists():
-        for split, ids, with_class in (("teacher_train", train_idx, True),
-                                       ("labeled", labeled, True),
-                                       ("unlabeled", unlabeled, False),
-                                       ("test", test_idx, True)):
+        for split, ids, with_class in (
+            ("teacher_train", train_idx, True),
+            ("labeled", labeled, True),
+            ("unlabeled", unlabeled, False),
+            ("test", test_idx, True),
+        ):
             for i in ids:
                 folder = roots[split] / str(digits.target[i]) if with_class else roots[split]
                 folder.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(images[i], "L").convert("RGB").save(folder / f"{i:04d}.png")
         marker.write_text("ok\n")
-    return {"roots": {k: str(v) for k, v in roots.items()},
-            "counts": {"teacher_train": len(train_idx), "labeled": len(labeled),
-                       "unlabeled": len(unlabeled), "test": len(test_idx)}}
+    return {
+        "roots": {k: str(v) for k, v in roots.items()},
+        "counts": {
+            "teacher_train": len(train_idx),
+            "labeled": len(labeled),
+            "unlabeled": len(unlabeled),
+            "test": len(test_idx),
+        },
+    }
 
 
-def _recipe(cfg: DemoConfig, roots: dict, *, student: str, teacher: dict | None,
-            labeled: list[str], unlabeled: list[str], epochs: int, batch: int,
-            hard: float, name: str) -> dict:
+def _recipe(
+    cfg: DemoConfig,
+    roots: dict,
+    *,
+    student: str,
+    teacher: dict | None,
+    labeled: list[str],
+    unlabeled: list[str],
+    epochs: int,
+    batch: int,
+    hard: float,
+    name: str,
+) -> dict:
     from ssld_zoo.distill.recipes import compose_recipe
+
     size = cfg.input_size
     images = dict(type="ImageDataset", classes=[str(c) for c in range(10)], seed=cfg.seed)
     loader = dict(num_workers=0, persistent_workers=False, collate_fn=dict(type="collate_images"))
     warmup = 1 if epochs > 2 else 0
     recipe = dict(
         description=f"ssld-zoo demo: {name}",
-        model=dict(teacher=teacher,
-                   student=dict(type="ZooModel", name=student, pretrained=False, num_classes=10),
-                   loss=dict(type="SymmetricKL"), hard_label_weight=hard),
+        model=dict(
+            teacher=teacher,
+            student=dict(type="ZooModel", name=student, pretrained=False, num_classes=10),
+            loss=dict(type="SymmetricKL"),
+            hard_label_weight=hard,
+        ),
         train_dataloader=dict(
-            batch_size=batch, drop_last=True, **loader,
+            batch_size=batch,
+            drop_last=True,
+            **loader,
             sampler=dict(type="EpochIndexSampler", shuffle=True),
-            dataset=dict(**images, labeled_roots=labeled, unlabeled_roots=unlabeled,
-                         # digits are not mirror-symmetric: no flips
-                         transform=dict(type="TrainViewTransform", input_size=size, resize=size,
-                                        scale=cfg.crop_scale, ratio=(0.8, 1.25), hflip=0.0))),
+            dataset=dict(
+                **images,
+                labeled_roots=labeled,
+                unlabeled_roots=unlabeled,
+                # digits are not mirror-symmetric: no flips
+                transform=dict(
+                    type="TrainViewTransform",
+                    input_size=size,
+                    resize=size,
+                    scale=cfg.crop_scale,
+                    ratio=(0.8, 1.25),
+                    hflip=0.0,
+                ),
+            ),
+        ),
         val_dataloader=dict(
-            batch_size=200, **loader,
+            batch_size=200,
+            **loader,
             sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),
-            dataset=dict(**images, labeled_roots=[roots["test"]],
-                         transform=dict(type="ResizeCenterCrop", input_size=size, resize=size))),
-        val_evaluator=dict(type="TopKAccuracy"), val_cfg=dict(),
-        optim_wrapper=dict(type="auto_amp_optim_wrapper", optimizer=dict(
-            type="SGD", lr=cfg.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)),
-        param_scheduler=[dict(type="LinearLR", start_factor=0.01, by_epoch=True, begin=0,
-                              end=warmup, convert_to_iter_based=True)] * bool(warmup) + [
-            dict(type="CosineAnnealingLR", eta_min=0.0, by_epoch=True, begin=warmup,
-                 convert_to_iter_based=True)],
-        train_cfg=dict(type="SkipEmptyBatchTrainLoop", max_epochs=epochs,
-                       val_interval=max(1, epochs // max(cfg.val_points, 1))),
-        default_hooks=dict(checkpoint=dict(interval=epochs, max_keep_ckpts=1),
-                           logger=dict(interval=10)),
+            dataset=dict(
+                **images,
+                labeled_roots=[roots["test"]],
+                transform=dict(type="ResizeCenterCrop", input_size=size, resize=size),
+            ),
+        ),
+        val_evaluator=dict(type="TopKAccuracy"),
+        val_cfg=dict(),
+        optim_wrapper=dict(
+            type="auto_amp_optim_wrapper",
+            optimizer=dict(type="SGD", lr=cfg.lr, momentum=0.9, weight_decay=5e-4, nesterov=True),
+        ),
+        param_scheduler=[
+            dict(
+                type="LinearLR",
+                start_factor=0.01,
+                by_epoch=True,
+                begin=0,
+                end=warmup,
+                convert_to_iter_based=True,
+            )
+        ]
+        * bool(warmup)
+        + [
+            dict(
+                type="CosineAnnealingLR",
+                eta_min=0.0,
+                by_epoch=True,
+                begin=warmup,
+                convert_to_iter_based=True,
+            )
+        ],
+        train_cfg=dict(
+            type="SkipEmptyBatchTrainLoop",
+            max_epochs=epochs,
+            val_interval=max(1, epochs // max(cfg.val_points, 1)),
+        ),
+        default_hooks=dict(
+            checkpoint=dict(interval=epochs, max_keep_ckpts=1), logger=dict(interval=10)
+        ),
         randomness=dict(seed=cfg.seed),
         visualizer=dict(vis_backends=[dict(type="LocalVisBackend")]),
         export=dict(name=name),
@@ -157,12 +223,17 @@ def _recipe(cfg: DemoConfig, roots: dict, *, student: str, teacher: dict | None,
     return compose_recipe(recipe, f"demo_{name}.py")
 
 
-def run_demo(work_dir: str | Path, cfg: DemoConfig | None = None,
-             on_stage: Callable[[str], None] | None = None, plot: bool = True,
-             extra_hooks: Callable[[str], list] | None = None) -> DemoResult:
+def run_demo(
+    work_dir: str | Path,
+    cfg: DemoConfig | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    plot: bool = True,
+    extra_hooks: Callable[[str], list] | None = None,
+) -> DemoResult:
     """Run the three trainings in ``work_dir`` and return their top-1 on the held-back digits."""
     cfg = cfg or DemoConfig()
     import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
@@ -173,6 +244,7 @@ def run_demo(work_dir: str | Path, cfg: DemoConfig | None = None,
 
 def _run_demo(work_dir: Path, cfg: DemoConfig, on_stage, plot: bool, extra_hooks) -> DemoResult:
     from ssld_zoo.distill.runner import run_distill
+
     t0 = time.perf_counter()
     data = prepare_digits(work_dir / "data", cfg)
     roots, counts = data["roots"], data["counts"]
@@ -184,26 +256,75 @@ def _run_demo(work_dir: Path, cfg: DemoConfig, on_stage, plot: bool, extra_hooks
         say(name)
         t = time.perf_counter()
         res = run_distill(recipe, work_dir / name, extra_hooks=hooks(name), log_level="ERROR")
-        arm = DemoArm(name, arch, labels, images, res.metrics.get("top1", float("nan")),
-                      time.perf_counter() - t, res.history, res.export_path)
+        arm = DemoArm(
+            name,
+            arch,
+            labels,
+            images,
+            res.metrics.get("top1", float("nan")),
+            time.perf_counter() - t,
+            res.history,
+            res.export_path,
+        )
         arms.append(arm)
         return arm
 
-    teacher = train("teacher", _recipe(
-        cfg, roots, student=cfg.teacher, teacher=None, labeled=[roots["teacher_train"]],
-        unlabeled=[], epochs=cfg.teacher_epochs, batch=cfg.batch_size, hard=1.0,
-        name="teacher"), counts["teacher_train"], counts["teacher_train"], cfg.teacher)
-    train("baseline", _recipe(
-        cfg, roots, student=cfg.student, teacher=None, labeled=[roots["labeled"]], unlabeled=[],
-        epochs=cfg.baseline_epochs, batch=cfg.baseline_batch_size, hard=1.0, name="baseline"),
-        counts["labeled"], counts["labeled"], cfg.student)
-    train("ssld", _recipe(
-        cfg, roots, student=cfg.student,
-        teacher=dict(type="ZooModel", name=cfg.teacher, weights=str(teacher.export_path),
-                     num_classes=10),
-        labeled=[roots["labeled"]], unlabeled=[roots["unlabeled"]], epochs=cfg.ssld_epochs,
-        batch=cfg.batch_size, hard=0.0, name="ssld"),
-        0, counts["labeled"] + counts["unlabeled"], cfg.student)
+    teacher = train(
+        "teacher",
+        _recipe(
+            cfg,
+            roots,
+            student=cfg.teacher,
+            teacher=None,
+            labeled=[roots["teacher_train"]],
+            unlabeled=[],
+            epochs=cfg.teacher_epochs,
+            batch=cfg.batch_size,
+            hard=1.0,
+            name="teacher",
+        ),
+        counts["teacher_train"],
+        counts["teacher_train"],
+        cfg.teacher,
+    )
+    train(
+        "baseline",
+        _recipe(
+            cfg,
+            roots,
+            student=cfg.student,
+            teacher=None,
+            labeled=[roots["labeled"]],
+            unlabeled=[],
+            epochs=cfg.baseline_epochs,
+            batch=cfg.baseline_batch_size,
+            hard=1.0,
+            name="baseline",
+        ),
+        counts["labeled"],
+        counts["labeled"],
+        cfg.student,
+    )
+    train(
+        "ssld",
+        _recipe(
+            cfg,
+            roots,
+            student=cfg.student,
+            teacher=dict(
+                type="ZooModel", name=cfg.teacher, weights=str(teacher.export_path), num_classes=10
+            ),
+            labeled=[roots["labeled"]],
+            unlabeled=[roots["unlabeled"]],
+            epochs=cfg.ssld_epochs,
+            batch=cfg.batch_size,
+            hard=0.0,
+            name="ssld",
+        ),
+        0,
+        counts["labeled"] + counts["unlabeled"],
+        cfg.student,
+    )
     result = DemoResult(arms, work_dir, None, time.perf_counter() - t0, cfg)
     if plot:
         result.plot_path = plot_demo(result, work_dir / "ssld_demo.png")
@@ -214,11 +335,15 @@ def _run_demo(work_dir: Path, cfg: DemoConfig, on_stage, plot: bool, extra_hooks
 def plot_demo(result: DemoResult, path: Path) -> Path:
     """Bar chart of the three top-1s and their validation curves, as a PNG."""
     import matplotlib
+
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    labels = {"teacher": "teacher (all labels)", "baseline": "student, labels only",
-              "ssld": "student, SSLD (no labels)"}
+    labels = {
+        "teacher": "teacher (all labels)",
+        "baseline": "student, labels only",
+        "ssld": "student, SSLD (no labels)",
+    }
     colors = {"teacher": "#7f7f7f", "baseline": "#d62728", "ssld": "#2ca02c"}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     names = [a.name for a in result.arms]

@@ -10,6 +10,7 @@ labels alone (the supervised baselines of the demo and of the reproduction use t
 With ``teacher_cache`` the teacher's outputs come with the batch, read from a cache
 (:mod:`ssld_zoo.distill.cache`), and no teacher is built at all.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -22,25 +23,40 @@ from mmengine.registry import MODELS
 
 from ssld_zoo.distill.cache.format import dense_probs, log_probs
 from ssld_zoo.distill.losses import build_loss
-from ssld_zoo.engine.models import (ModelInput, build_classifier, default_input, model_spec,
-                                    num_classes_of)
+from ssld_zoo.engine.models import (
+    ModelInput,
+    build_classifier,
+    default_input,
+    model_spec,
+    num_classes_of,
+)
 from ssld_zoo.engine.preprocessor import NonFiniteLossError, UInt8Preprocessor
 
-__all__ = ["Distiller", "NonFiniteLossError", "build_teacher_model", "split_model_spec",
-           "RUN_KEYS"]
+__all__ = ["Distiller", "NonFiniteLossError", "build_teacher_model", "split_model_spec", "RUN_KEYS"]
 
 _BN_MODES = ("train", "eval")
 # Keys of a teacher or student spec that say how it runs, not which model it is: popped before
 # the model is built. mean/std/input_size: how it sees images (default: its weights' own).
-RUN_KEYS = ("bn_mode", "precision", "fold_bn", "channels_last", "compile", "mean", "std",
-            "input_size", "class_map")
+RUN_KEYS = (
+    "bn_mode",
+    "precision",
+    "fold_bn",
+    "channels_last",
+    "compile",
+    "mean",
+    "std",
+    "input_size",
+    "class_map",
+)
 
 
 def split_model_spec(spec: str | dict) -> tuple[dict, dict]:
     """``(model config, run settings)`` of a teacher or student spec."""
     spec = model_spec(spec)
-    return ({k: v for k, v in spec.items() if k not in RUN_KEYS},
-            {k: v for k, v in spec.items() if k in RUN_KEYS})
+    return (
+        {k: v for k, v in spec.items() if k not in RUN_KEYS},
+        {k: v for k, v in spec.items() if k in RUN_KEYS},
+    )
 
 
 def build_teacher_model(spec: str | dict) -> nn.Module:
@@ -56,10 +72,11 @@ def model_input(model: nn.Module, run: dict, shared: dict) -> ModelInput:
     ones, else its weights' own (:func:`~ssld_zoo.engine.models.default_input`)."""
     own = default_input(model)
     pick = {k: run.get(k, shared.get(k)) for k in ("mean", "std", "input_size")}
-    return ModelInput(pick["mean"] if pick["mean"] is not None else own["mean"],
-                      pick["std"] if pick["std"] is not None else own["std"],
-                      pick["input_size"] if pick["input_size"] is not None else
-                      own["input_size"])
+    return ModelInput(
+        pick["mean"] if pick["mean"] is not None else own["mean"],
+        pick["std"] if pick["std"] is not None else own["std"],
+        pick["input_size"] if pick["input_size"] is not None else own["input_size"],
+    )
 
 
 def _set_bn_eval(module: nn.Module) -> None:
@@ -100,13 +117,20 @@ class Distiller(BaseModel):
             both models see it; cached teacher outputs are mixed in the same proportions.
     """
 
-    def __init__(self, student: str | dict, teacher: str | dict | None = None,
-                 loss: dict | str = "SymmetricKL", loss_weight: float = 1.0,
-                 hard_label_weight: float = 0.0,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 input_size: int | None = None,
-                 data_preprocessor: dict | nn.Module | None = None,
-                 teacher_cache: str | None = None, mix: dict | None = None):
+    def __init__(
+        self,
+        student: str | dict,
+        teacher: str | dict | None = None,
+        loss: dict | str = "SymmetricKL",
+        loss_weight: float = 1.0,
+        hard_label_weight: float = 0.0,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        input_size: int | None = None,
+        data_preprocessor: dict | nn.Module | None = None,
+        teacher_cache: str | None = None,
+        mix: dict | None = None,
+    ):
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build({"type": "UInt8Preprocessor", **data_preprocessor})
         super().__init__(data_preprocessor=data_preprocessor or UInt8Preprocessor())
@@ -119,8 +143,10 @@ class Distiller(BaseModel):
             if mode not in _BN_MODES:
                 raise ValueError(f"{what}.bn_mode={mode!r}: expected one of {_BN_MODES}")
         if teacher is None and hard_label_weight <= 0:
-            raise ValueError("without a teacher the only loss is hard-label cross-entropy: "
-                             "set hard_label_weight > 0 (or give a teacher)")
+            raise ValueError(
+                "without a teacher the only loss is hard-label cross-entropy: "
+                "set hard_label_weight > 0 (or give a teacher)"
+            )
         channels_last = bool(getattr(self.data_preprocessor, "channels_last", False))
         self.teacher: nn.Module | None = None
         self.teacher_input: ModelInput | None = None
@@ -128,38 +154,49 @@ class Distiller(BaseModel):
         teacher_classes = None
         if teacher is not None and teacher_cache:
             from ssld_zoo.distill.cache.format import TeacherCache
+
             spec = TeacherCache(teacher_cache).spec
             self.cache = {"kind": spec.kind, "num_classes": spec.num_classes}
             teacher_classes = spec.num_classes
         elif teacher is not None:
             from ssld_zoo.distill.teacher import OnlineTeacher
+
             model = build_teacher_model(teacher)
             self.teacher_input = model_input(model, teacher_run, shared)
             teacher_classes = num_classes_of(model, self.teacher_input.input_size or 224)
-            self.teacher = OnlineTeacher(model, precision=teacher_run.get("precision", "auto"),
-                                         fold_bn=teacher_run.get("fold_bn", True),
-                                         channels_last=teacher_run.get("channels_last", True),
-                                         compile=teacher_run.get("compile", False),
-                                         bn_mode=self.teacher_bn,
-                                         probe_size=self.teacher_input.input_size or 224)
+            self.teacher = OnlineTeacher(
+                model,
+                precision=teacher_run.get("precision", "auto"),
+                fold_bn=teacher_run.get("fold_bn", True),
+                channels_last=teacher_run.get("channels_last", True),
+                compile=teacher_run.get("compile", False),
+                bn_mode=self.teacher_bn,
+                probe_size=self.teacher_input.input_size or 224,
+            )
         self.class_map = None
         if teacher_run.get("class_map") is not None and self.teacher is not None:
             # (a cache already holds the mapped classes)
-            self.register_buffer("class_map", _class_map(teacher_run["class_map"],
-                                                         teacher_classes), persistent=False)
+            self.register_buffer(
+                "class_map", _class_map(teacher_run["class_map"], teacher_classes), persistent=False
+            )
             teacher_classes = len(self.class_map)
-        if student_cfg.get("num_classes") is None and teacher_classes is not None and \
-                _takes_num_classes(student_cfg):
+        if (
+            student_cfg.get("num_classes") is None
+            and teacher_classes is not None
+            and _takes_num_classes(student_cfg)
+        ):
             # The student predicts the teacher's (mapped) classes unless told otherwise.
             student_cfg["num_classes"] = teacher_classes
         self.student = build_classifier(student_cfg)
         self.student_input = model_input(self.student, student_run, shared)
         self.num_classes = num_classes_of(self.student, self.student_input.input_size or 224)
         if teacher_classes is not None and self.num_classes != teacher_classes:
-            raise ValueError(f"the student predicts {self.num_classes} classes but the teacher "
-                             f"{teacher_classes}: give the teacher a class_map (the teacher "
-                             f"class of each student class) or a student with "
-                             f"{teacher_classes} classes")
+            raise ValueError(
+                f"the student predicts {self.num_classes} classes but the teacher "
+                f"{teacher_classes}: give the teacher a class_map (the teacher "
+                f"class of each student class) or a student with "
+                f"{teacher_classes} classes"
+            )
         if channels_last:
             self.student.to(memory_format=torch.channels_last)
         self.has_teacher = teacher is not None
@@ -167,6 +204,7 @@ class Distiller(BaseModel):
         self.mix = None
         if mix:
             from ssld_zoo.distill.mixing import BatchMix
+
             self.mix = BatchMix(**mix)
         self.loss_weight = float(loss_weight)
         self.hard_label_weight = float(hard_label_weight)
@@ -182,19 +220,30 @@ class Distiller(BaseModel):
             _set_bn_eval(self.student)
         return self
 
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None,
-                indices: torch.Tensor | None = None, skipped: int = 0,
-                teacher_ids: torch.Tensor | None = None,
-                teacher_probs: torch.Tensor | None = None, mode: str = "tensor") -> Any:
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        indices: torch.Tensor | None = None,
+        skipped: int = 0,
+        teacher_ids: torch.Tensor | None = None,
+        teacher_probs: torch.Tensor | None = None,
+        mode: str = "tensor",
+    ) -> Any:
         if mode == "loss":
             return self.loss(inputs, labels, skipped, teacher_ids, teacher_probs)
         if mode == "predict":
             return self.predict(inputs, labels)
         return self.student(self.student_input(inputs))
 
-    def loss(self, inputs: torch.Tensor, labels: torch.Tensor | None, skipped: int = 0,
-             teacher_ids: torch.Tensor | None = None,
-             teacher_probs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(
+        self,
+        inputs: torch.Tensor,
+        labels: torch.Tensor | None,
+        skipped: int = 0,
+        teacher_ids: torch.Tensor | None = None,
+        teacher_probs: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """The training losses of one batch (mmengine sums the entries whose key holds 'loss')."""
         self.skipped_images += int(skipped)
         perm, lam = None, 1.0
@@ -208,35 +257,45 @@ class Distiller(BaseModel):
         if self.hard_label_weight > 0:
             ce = _labeled_ce(logits, labels)
             if perm is not None and lam < 1.0:
-                ce = lam * ce + (1 - lam) * _labeled_ce(logits, None if labels is None
-                                                        else labels[perm])
+                ce = lam * ce + (1 - lam) * _labeled_ce(
+                    logits, None if labels is None else labels[perm]
+                )
             losses["loss_ce"] = self.hard_label_weight * ce
         total = sum(losses.values())
         if not torch.isfinite(total.detach()):
             raise NonFiniteLossError(
-                f"the loss became {total.item()} ({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); "
+                f"the loss became {total.item()} "
+                f"({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())}); "
                 f"stopped before the optimiser step, so the checkpoints written so far are intact. "
-                f"Lower the learning rate, lengthen the warm-up or use bf16 instead of fp16.")
+                f"Lower the learning rate, lengthen the warm-up or use bf16 instead of fp16."
+            )
         # Logged, not optimised (mmengine only adds up keys holding 'loss').
         losses["skipped_images"] = torch.tensor(float(self.skipped_images), device=logits.device)
-        losses["skipped_batches"] = torch.tensor(float(self.skipped_batches),
-                                                 device=logits.device)
+        losses["skipped_batches"] = torch.tensor(float(self.skipped_batches), device=logits.device)
         return losses
 
-    def _teacher_target(self, inputs: torch.Tensor, ids: torch.Tensor | None,
-                        probs: torch.Tensor | None, perm: torch.Tensor | None,
-                        lam: float) -> torch.Tensor:
+    def _teacher_target(
+        self,
+        inputs: torch.Tensor,
+        ids: torch.Tensor | None,
+        probs: torch.Tensor | None,
+        perm: torch.Tensor | None,
+        lam: float,
+    ) -> torch.Tensor:
         """Teacher logits (float32) for the batch: online on the (mixed) images, or rebuilt
         from the cached outputs (log-probabilities, mixed linearly like the images)."""
         if self.cache is None:
             logits = self.teacher(self.teacher_input(inputs))
             return logits if self.class_map is None else logits.index_select(1, self.class_map)
         if ids is None or probs is None:
-            raise ValueError("this Distiller trains from a teacher cache, but the batch has no "
-                             "teacher_ids/teacher_probs (use the cache's data loader)")
+            raise ValueError(
+                "this Distiller trains from a teacher cache, but the batch has no "
+                "teacher_ids/teacher_probs (use the cache's data loader)"
+            )
         p = dense_probs(ids, probs, self.cache["num_classes"], self.cache["kind"])
         if perm is not None and lam < 1.0:
             from ssld_zoo.distill.mixing import mix_probs
+
             p = mix_probs(p, perm, lam)
         return log_probs(p)
 
@@ -264,11 +323,14 @@ def read_class_map(class_map: Sequence[int] | str) -> list[int]:
     """A class map as a list: an index list as given, or a text file of indices, one a line."""
     if isinstance(class_map, str):
         from pathlib import Path
+
         try:
             return [int(v) for v in Path(class_map).read_text(encoding="utf-8").split()]
         except (OSError, ValueError) as e:
-            raise ValueError(f"teacher.class_map={class_map!r}: expected a text file of teacher "
-                             f"class indices, one a line ({e})") from None
+            raise ValueError(
+                f"teacher.class_map={class_map!r}: expected a text file of teacher "
+                f"class indices, one a line ({e})"
+            ) from None
     return list(class_map)
 
 
@@ -276,8 +338,10 @@ def _class_map(class_map: Sequence[int] | str, teacher_classes: int) -> torch.Te
     """The teacher class of each student class, checked against the teacher's classes."""
     ids = read_class_map(class_map)
     if not ids or not all(isinstance(i, int) and 0 <= i < teacher_classes for i in ids):
-        raise ValueError(f"teacher.class_map: expected a list of teacher class indices in [0, "
-                         f"{teacher_classes}), one per student class; got {ids[:8]}...")
+        raise ValueError(
+            f"teacher.class_map: expected a list of teacher class indices in [0, "
+            f"{teacher_classes}), one per student class; got {ids[:8]}..."
+        )
     return torch.tensor(ids, dtype=torch.long)
 
 
@@ -287,9 +351,11 @@ def _takes_num_classes(model_cfg: dict) -> bool:
     if model_cfg["type"] != "ImportedModel":
         return True
     import inspect
+
     module, _, attr = str(model_cfg.get("builder", "")).partition(":")
     try:
         import importlib
+
         fn = getattr(importlib.import_module(module), attr)
         params = inspect.signature(fn).parameters
     except (ImportError, AttributeError, ValueError, TypeError):

@@ -1,5 +1,6 @@
 """The distillation runner's own hook: evaluate the teacher once. (Seeding, EMA and the
 per-epoch record are the shared engine's: :mod:`ssld_zoo.engine.hooks`.)"""
+
 from __future__ import annotations
 
 from mmengine.hooks import Hook

@@ -16,6 +16,7 @@ log-probabilities of 1,000 classes in bf16 lose the small terms that distillatio
   teacher's arg-max, so that it too runs label-free.
 * ``DIST``: Huang et al. 2022, inter- and intra-class Pearson correlation of probabilities.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -25,8 +26,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-__all__ = ["LOSSES", "register_loss", "build_loss", "linear_in_teacher", "SymmetricKL", "KL",
-           "JSD", "SoftTargetCE", "PseudoLabelCE", "DKD", "DIST"]
+__all__ = [
+    "LOSSES",
+    "register_loss",
+    "build_loss",
+    "linear_in_teacher",
+    "SymmetricKL",
+    "KL",
+    "JSD",
+    "SoftTargetCE",
+    "PseudoLabelCE",
+    "DKD",
+    "DIST",
+]
 
 LOSSES: dict[str, type[nn.Module]] = {}
 
@@ -43,13 +55,17 @@ def build_loss(cfg: dict | str) -> nn.Module:
     cfg = {"type": cfg} if isinstance(cfg, str) else dict(cfg)
     name = cfg.pop("type", None)
     if name not in LOSSES:
-        raise KeyError(f"unknown distillation loss {name!r}; valid losses: {', '.join(sorted(LOSSES))}")
+        raise KeyError(
+            f"unknown distillation loss {name!r}; valid losses: {', '.join(sorted(LOSSES))}"
+        )
     cls = LOSSES[name]
     params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     bad = sorted(set(cfg) - set(params))
     if bad:
-        raise KeyError(f"loss {name}: unknown parameter(s) {', '.join(bad)}; "
-                       f"valid: {', '.join(params) or '(none)'}")
+        raise KeyError(
+            f"loss {name}: unknown parameter(s) {', '.join(bad)}; "
+            f"valid: {', '.join(params) or '(none)'}"
+        )
     return cls(**cfg)
 
 
@@ -74,8 +90,9 @@ class SymmetricKL(nn.Module):
         super().__init__()
         self.eps = eps
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         student, teacher = _f32(student, teacher)
         s, t = student.softmax(-1), teacher.softmax(-1)
         # log((a+eps)/(b+eps)) as a difference of logs: same value, no 0/0 division.
@@ -92,8 +109,9 @@ class _Tempered(nn.Module):
         super().__init__()
         self.temperature = temperature
 
-    def log_probs(self, student: torch.Tensor, teacher: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_probs(
+        self, student: torch.Tensor, teacher: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``log softmax(s / T), log softmax(t / T)`` in float32."""
         student, teacher = _f32(student, teacher)
         T = self.temperature
@@ -104,8 +122,9 @@ class _Tempered(nn.Module):
 class KL(_Tempered):
     """``T^2 * mean_n KL(softmax(t/T) || softmax(s/T))`` (Hinton et al. 2015)."""
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         log_s, log_t = self.log_probs(student, teacher)
         T = self.temperature
         return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * T * T
@@ -115,8 +134,9 @@ class KL(_Tempered):
 class JSD(_Tempered):
     """Jensen-Shannon divergence ``(KL(s||m) + KL(t||m)) / 2``, ``m = (s+t)/2``, in nats."""
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         log_s, log_t = self.log_probs(student, teacher)
         # log m = log((e^log_s + e^log_t) / 2), computed stably.
         log_m = torch.logsumexp(torch.stack([log_s, log_t]), 0) - torch.log(torch.tensor(2.0))
@@ -129,8 +149,9 @@ class JSD(_Tempered):
 class SoftTargetCE(_Tempered):
     """``mean_n -sum_c softmax(t/T) log softmax(s/T)``, times ``T^2`` when T != 1."""
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         log_s, log_t = self.log_probs(student, teacher)
         T = self.temperature
         return -(log_t.exp() * log_s).sum(-1).mean() * T * T
@@ -141,8 +162,9 @@ class PseudoLabelCE(nn.Module):
     """``mean_n -log softmax(s)[argmax t]``: cross-entropy on the teacher's hard decision, with
     no human label (``labels`` is ignored)."""
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         student, teacher = _f32(student, teacher)
         return F.cross_entropy(student, teacher.argmax(-1))
 
@@ -157,8 +179,9 @@ class DKD(nn.Module):
         super().__init__()
         self.alpha, self.beta, self.temperature = alpha, beta, temperature
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         student, teacher = _f32(student, teacher)
         T = self.temperature
         target = teacher.argmax(-1)
@@ -195,8 +218,9 @@ class DIST(nn.Module):
         super().__init__()
         self.beta, self.gamma, self.temperature = beta, gamma, temperature
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         student, teacher = _f32(student, teacher)
         T = self.temperature
         p_s, p_t = (student / T).softmax(-1), (teacher / T).softmax(-1)

@@ -8,6 +8,7 @@ unlabeled root of a recipe.
 Scores are appended to ``<out>.scores.tsv`` as batches finish, so an interrupted run resumes
 where it stopped; the final list is written atomically at the end.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,8 @@ __all__ = ["mine", "MiningResult", "scores_path", "read_scores"]
 @dataclass
 class MiningResult:
     out: Path
-    scored: int          # images scored in this call
-    reused: int          # scores found from an earlier, interrupted call
+    scored: int  # images scored in this call
+    reused: int  # scores found from an earlier, interrupted call
     unreadable: int
     selected: int
     per_class: dict[int, int]
@@ -76,12 +77,22 @@ def _collate(batch):
     return x, [g[1] for g in good], bad
 
 
-def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
-         out: str | os.PathLike, *, min_conf: float = 0.0, weights: str | None = None,
-         batch_size: int = 64, num_workers: int = 2, device: str | None = None,
-         transform: dict | None = None, progress: Callable[[int, int], None] | None = None,
-         model: torch.nn.Module | None = None,
-         cache: str | os.PathLike | None = None) -> MiningResult:
+def mine(
+    teacher: str,
+    pool: str | os.PathLike | Sequence[str],
+    per_class: int,
+    out: str | os.PathLike,
+    *,
+    min_conf: float = 0.0,
+    weights: str | None = None,
+    batch_size: int = 64,
+    num_workers: int = 2,
+    device: str | None = None,
+    transform: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    model: torch.nn.Module | None = None,
+    cache: str | os.PathLike | None = None,
+) -> MiningResult:
     """Score ``pool`` (folders or list files) with ``teacher`` and write the top ``per_class``
     images of each predicted class with confidence >= ``min_conf`` to ``out``.
 
@@ -120,12 +131,15 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
         model = load(teacher, weights=weights) if weights else load(teacher)
     model = model.to(dev).eval()
     # a weights file without a card must not borrow the registered teacher's transform
-    tf = eval_transform_of(model, teacher if weights is None else None).replace(
-        **(transform or {}))
+    tf = eval_transform_of(model, teacher if weights is None else None).replace(**(transform or {}))
     mean = torch.tensor(tf.mean, device=dev).view(1, -1, 1, 1)
     std = torch.tensor(tf.std, device=dev).view(1, -1, 1, 1)
-    loader = DataLoader(_Pool(todo, tf.resize_crop()),
-                        batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
+    loader = DataLoader(
+        _Pool(todo, tf.resize_crop()),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+    )
     spath.parent.mkdir(parents=True, exist_ok=True)
     done, unreadable = reused, 0
     with open(spath, "a", encoding="utf-8", errors="surrogateescape") as f, torch.no_grad():
@@ -146,16 +160,17 @@ def mine(teacher: str, pool: str | os.PathLike | Sequence[str], per_class: int,
             if progress:
                 progress(done, len(paths))
 
-    return _select(paths, scores, teacher, per_class, min_conf, out, len(todo), reused,
-                   unreadable)
+    return _select(paths, scores, teacher, per_class, min_conf, out, len(todo), reused, unreadable)
 
 
-def _cache_scores(cache: str | os.PathLike, teacher: str, weights: str | None,
-                  paths: Sequence[str]) -> dict[str, tuple[int, float]]:
+def _cache_scores(
+    cache: str | os.PathLike, teacher: str, weights: str | None, paths: Sequence[str]
+) -> dict[str, tuple[int, float]]:
     """The pool's scores from a teacher cache, checked to come from ``teacher`` with these
     ``weights`` (their sha256: the same file elsewhere is the same teacher)."""
     from ssld_zoo.distill.cache import CacheMismatchError, TeacherCache
     from ssld_zoo.distill.cache.identity import teacher_identity
+
     tc = TeacherCache(cache)
     built = tc.spec.teacher["name"]
     if built != teacher:
@@ -168,31 +183,48 @@ def _cache_scores(cache: str | os.PathLike, teacher: str, weights: str | None,
             f"({tc.spec.teacher.get('weights') or 'its published weights'}, sha256 "
             f"{str(then)[:16]}...) than {weights or 'its published weights'} (sha256 "
             f"{now['weights_sha256'][:16]}...): pass the weights the cache was built with "
-            f"(--weights)")
+            f"(--weights)"
+        )
     scores = tc.scores()
     missing = [p for p in paths if p not in scores]
     if missing:
-        raise CacheMismatchError(f"{tc.root}: {len(missing)} of the {len(paths)} pool images "
-                                 f"are not in the cache (first: {missing[0]})")
+        raise CacheMismatchError(
+            f"{tc.root}: {len(missing)} of the {len(paths)} pool images "
+            f"are not in the cache (first: {missing[0]})"
+        )
     return {p: scores[p] for p in paths}
 
 
-def _select(paths: Sequence[str], scores: dict[str, tuple[int, float]], teacher: str,
-            per_class: int, min_conf: float, out: Path, scored: int, reused: int,
-            unreadable: int) -> MiningResult:
+def _select(
+    paths: Sequence[str],
+    scores: dict[str, tuple[int, float]],
+    teacher: str,
+    per_class: int,
+    min_conf: float,
+    out: Path,
+    scored: int,
+    reused: int,
+    unreadable: int,
+) -> MiningResult:
     """Write the top ``per_class`` images of each class to ``out``."""
     by_class: dict[int, list[tuple[float, str]]] = {}
     for p in paths:
         c, conf = scores.get(p, (-1, 0.0))
         if c >= 0 and conf >= min_conf:
             by_class.setdefault(c, []).append((conf, p))
-    lines = ["# ssld-zoo mine: path<TAB>class<TAB>teacher confidence "
-             f"(teacher {teacher}, top {per_class} per class, min_conf {min_conf})\n"]
+    lines = [
+        "# ssld-zoo mine: path<TAB>class<TAB>teacher confidence "
+        f"(teacher {teacher}, top {per_class} per class, min_conf {min_conf})\n"
+    ]
     per: dict[int, int] = {}
     for c in sorted(by_class):
         best = sorted(by_class[c], key=lambda t: (-t[0], t[1]))[:per_class]
         per[c] = len(best)
         lines += [f"{p}\t{c}\t{conf:.8f}\n" for conf, p in best]
-    atomic_write(out, lambda tmp: Path(tmp).write_text("".join(lines), encoding="utf-8",
-                                                        errors="surrogateescape"))
+    atomic_write(
+        out,
+        lambda tmp: Path(tmp).write_text(
+            "".join(lines), encoding="utf-8", errors="surrogateescape"
+        ),
+    )
     return MiningResult(out, scored, reused, unreadable, sum(per.values()), per)

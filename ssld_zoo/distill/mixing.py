@@ -7,6 +7,7 @@ stored outputs belong to the unmixed views, so they are mixed in the same propor
 (:func:`mix_probs`): an approximation the docs discuss (docs/distillation.md, "Fast
 distillation").
 """
+
 from __future__ import annotations
 
 import math
@@ -30,32 +31,49 @@ class BatchMix:
     ``1 - lam`` parts sample ``perm[i]`` (for CutMix, ``lam`` is the area actually kept).
     """
 
-    def __init__(self, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
-                 prob: float = 1.0, switch_prob: float = 0.5):
+    def __init__(
+        self,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        prob: float = 1.0,
+        switch_prob: float = 0.5,
+    ):
         for name, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 \
-                    or not math.isfinite(value):
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or value < 0
+                or not math.isfinite(value)
+            ):
                 raise ValueError(f"{name}={value!r}: expected a number >= 0")
         for name, value in (("prob", prob), ("switch_prob", switch_prob)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) \
-                    or not 0 <= value <= 1:
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not 0 <= value <= 1
+            ):
                 raise ValueError(f"{name}={value!r}: expected a number in [0, 1]")
         if mixup_alpha == 0 and cutmix_alpha == 0:
-            raise ValueError("mixup_alpha and cutmix_alpha are both 0: nothing to mix "
-                             "(set data.mix=None to turn mixing off)")
+            raise ValueError(
+                "mixup_alpha and cutmix_alpha are both 0: nothing to mix "
+                "(set data.mix=None to turn mixing off)"
+            )
         self.mixup_alpha, self.cutmix_alpha = float(mixup_alpha), float(cutmix_alpha)
         self.prob, self.switch_prob = float(prob), float(switch_prob)
 
     def __repr__(self) -> str:
-        return (f"BatchMix(mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, "
-                f"prob={self.prob}, switch_prob={self.switch_prob})")
+        return (
+            f"BatchMix(mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, "
+            f"prob={self.prob}, switch_prob={self.switch_prob})"
+        )
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, float]:
         if float(torch.rand(())) >= self.prob or x.shape[0] < 2:
             return x, None, 1.0
         perm = torch.randperm(x.shape[0], device=x.device)
         use_cutmix = self.cutmix_alpha > 0 and (
-            self.mixup_alpha == 0 or float(torch.rand(())) < self.switch_prob)
+            self.mixup_alpha == 0 or float(torch.rand(())) < self.switch_prob
+        )
         alpha = self.cutmix_alpha if use_cutmix else self.mixup_alpha
         lam = float(torch.distributions.Beta(alpha, alpha).sample())
         if not use_cutmix:

@@ -11,6 +11,7 @@ Schedule: SGD with momentum and a cosine-decayed learning rate; the quantization
 (observers) follow the data for the first ``observe_fraction`` of the steps and are frozen
 after, so the last steps tune the weights to fixed int8 grids.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,9 +30,14 @@ __all__ = ["distill_quantized", "unlabeled_batches"]
 log = logging.getLogger("ssld_zoo.distill")
 
 
-def unlabeled_batches(paths: Sequence[str], input_size: int, mean: Sequence[float],
-                      std: Sequence[float], batch_size: int, seed: int = 0
-                      ) -> Iterator[torch.Tensor]:
+def unlabeled_batches(
+    paths: Sequence[str],
+    input_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int,
+    seed: int = 0,
+) -> Iterator[torch.Tensor]:
     """Endless normalised float32 batches of random views (random-resized crop of 35-100% of
     the image, horizontal flip) of the images at ``paths``, reshuffled each pass."""
     from ssld_zoo.data.images import TrainViewTransform, read_image
@@ -47,21 +53,27 @@ def unlabeled_batches(paths: Sequence[str], input_size: int, mean: Sequence[floa
         order = torch.randperm(len(paths), generator=g).tolist()
         served = 0
         for i in range(0, len(order) - size + 1, size):
-            images = [read_image(paths[j]) for j in order[i:i + size]]
+            images = [read_image(paths[j]) for j in order[i : i + size]]
             views = [(view(im).float() / 255 - m) / s for im in images if im is not None]
             if len(views) >= 2:  # an unreadable file is skipped (read_image logs it)
                 served += 1
                 yield torch.stack(views)
         if not served:
-            raise ValueError(f"none of the {len(paths)} unlabeled images could be read "
-                             f"(first: {paths[0]})")
+            raise ValueError(
+                f"none of the {len(paths)} unlabeled images could be read (first: {paths[0]})"
+            )
 
 
-def distill_quantized(model: nn.Module, batches: Iterator[torch.Tensor], steps: int, *,
-                      lr: float = 1e-3, loss: dict | str = "SymmetricKL",
-                      observe_fraction: float = 0.6,
-                      on_step: Callable[[int, float], None] | None = None
-                      ) -> torch.fx.GraphModule:
+def distill_quantized(
+    model: nn.Module,
+    batches: Iterator[torch.Tensor],
+    steps: int,
+    *,
+    lr: float = 1e-3,
+    loss: dict | str = "SymmetricKL",
+    observe_fraction: float = 0.6,
+    on_step: Callable[[int, float], None] | None = None,
+) -> torch.fx.GraphModule:
     """Distil an int8 model from the eval-mode fp32 ``model`` (left unchanged) on unlabeled
     ``batches`` (normalised NCHW float32, batch of 2 or more) for ``steps`` steps; returns
     the converted int8 graph (run it with :func:`ssld_zoo.deploy.quantize.compile_int8` or
@@ -80,8 +92,9 @@ def distill_quantized(model: nn.Module, batches: Iterator[torch.Tensor], steps: 
     if steps < 1:
         raise ValueError(f"distill_quantized: steps must be at least 1, got {steps}")
     if not 0.0 <= observe_fraction <= 1.0:
-        raise ValueError(f"distill_quantized: observe_fraction must be in [0, 1], got "
-                         f"{observe_fraction}")
+        raise ValueError(
+            f"distill_quantized: observe_fraction must be in [0, 1], got {observe_fraction}"
+        )
     from torchao.quantization.pt2e import disable_observer
 
     criterion = build_loss(loss)

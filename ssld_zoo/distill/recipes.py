@@ -10,6 +10,7 @@ recipe's folder, ``--cfg-options``, and :func:`check_recipe`, which checks every
 against the signature of the class it names (unknown keys, numbers, flags, required arguments),
 so a mistake is one line naming the key and what is expected, before anything is built.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,17 @@ from typing import Any, Iterable
 
 from mmengine.config import Config
 
-__all__ = ["RecipeError", "load_recipe", "check_recipe", "compose_recipe", "recipe_dirs", "recipe_name",
-           "resolve_recipe", "list_recipes", "train_images_cfg"]
+__all__ = [
+    "RecipeError",
+    "load_recipe",
+    "check_recipe",
+    "compose_recipe",
+    "recipe_dirs",
+    "recipe_name",
+    "resolve_recipe",
+    "list_recipes",
+    "train_images_cfg",
+]
 
 
 class RecipeError(ValueError):
@@ -31,6 +41,7 @@ def check_recipe(cfg: Config, source: str | None = None) -> Config:
     (:func:`ssld_zoo.engine.config_check.check_config`) and what a distillation needs;
     returns it. Raises :class:`RecipeError` naming the bad key and what is expected."""
     from ssld_zoo.engine.config_check import ConfigError, check_config
+
     source = source or getattr(cfg, "filename", None) or "recipe"
     try:
         check_config(cfg, source)
@@ -38,12 +49,15 @@ def check_recipe(cfg: Config, source: str | None = None) -> Config:
         raise RecipeError(str(e)) from None
     model = cfg["model"]
     if model.get("type") == "Distiller" and model.get("student") is None:
-        raise RecipeError(f"{source}: model.student is required (e.g. dict(type='ZooModel', "
-                          f"name='resnet50_vd'); see `ssld-zoo list`)")
+        raise RecipeError(
+            f"{source}: model.student is required (e.g. dict(type='ZooModel', "
+            f"name='resnet50_vd'); see `ssld-zoo list`)"
+        )
     return cfg
 
 
 # --------------------------------------------------------------------------- lookup
+
 
 def recipe_dirs() -> list[Path]:
     """Where recipe names are looked up: ``$SSLD_ZOO_RECIPES`` (os.pathsep-separated folders),
@@ -62,7 +76,8 @@ def _recipe_files() -> Iterable[tuple[str, Path]]:
     seen = set()
     for d in recipe_dirs():
         files = sorted(d.glob("*.py")) + sorted(
-            f for f in d.glob("*/*.py") if not f.parent.name.startswith("_"))
+            f for f in d.glob("*/*.py") if not f.parent.name.startswith("_")
+        )
         for f in files:
             name = f.relative_to(d).with_suffix("").as_posix()
             if name not in seen and not f.name.startswith("_"):
@@ -81,8 +96,9 @@ def resolve_recipe(name_or_path: str | os.PathLike) -> Path:
         if known == name:
             return f
     names = ", ".join(n for n, _ in _recipe_files()) or "(none found)"
-    raise FileNotFoundError(f"recipe {str(name_or_path)!r} is neither a file nor a known recipe; "
-                            f"known recipes: {names}")
+    raise FileNotFoundError(
+        f"recipe {str(name_or_path)!r} is neither a file nor a known recipe; known recipes: {names}"
+    )
 
 
 def recipe_name(path: str | os.PathLike) -> str:
@@ -108,9 +124,13 @@ def _anchor_data_paths(cfg: Config, folder: Path) -> None:
     """Relative data roots written in a recipe are relative to the recipe's folder, not to
     wherever the command runs (shipped recipes write ``{{ fileDirname }}/...``); those given with
     ``--cfg-options`` (applied after this) stay relative to the working directory."""
+
     def anchor(p: Any) -> Any:
-        return os.path.normpath(folder / p) if isinstance(p, (str, os.PathLike)) and \
-            not os.path.isabs(p) else p
+        return (
+            os.path.normpath(folder / p)
+            if isinstance(p, (str, os.PathLike)) and not os.path.isabs(p)
+            else p
+        )
 
     sets = []
     for loader in ("train_dataloader", "val_dataloader"):
@@ -141,21 +161,26 @@ def load_recipe(name_or_path: str | os.PathLike, cfg_options: dict | None = None
     return check_recipe(cfg, str(path))
 
 
-def compose_recipe(settings: dict, filename: str,
-                   bases: tuple[str, ...] = ("models/distiller.py", "default_runtime.py")
-                   ) -> Config:
+def compose_recipe(
+    settings: dict,
+    filename: str,
+    bases: tuple[str, ...] = ("models/distiller.py", "default_runtime.py"),
+) -> Config:
     """A recipe written in Python rather than in a file: ``settings`` (nested dicts, or dotted
     keys as ``--cfg-options``) merged into the shipped ``recipes/_base_`` files ``bases``, as a
     file with ``_base_ = [...]`` would be; checked (:func:`check_recipe`). ``filename`` names
     the run (work dir, export)."""
     from ssld_zoo.shipped import recipes_dir
+
     cfg = Config()
     for base in bases:
-        cfg.merge_from_dict(Config.fromfile(str(recipes_dir() / "_base_" / base),
-                                            lazy_import=False).to_dict())
+        cfg.merge_from_dict(
+            Config.fromfile(str(recipes_dir() / "_base_" / base), lazy_import=False).to_dict()
+        )
     cfg.merge_from_dict(settings)
-    return check_recipe(Config(cfg.to_dict(), cfg_text=f"# {filename}", filename=filename),
-                        filename)
+    return check_recipe(
+        Config(cfg.to_dict(), cfg_text=f"# {filename}", filename=filename), filename
+    )
 
 
 def list_recipes() -> list[tuple[str, str, Path]]:

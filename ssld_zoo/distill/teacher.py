@@ -12,6 +12,7 @@ Each lever is measured in ``benchmarks/teacher_speed.py``; the defaults follow t
 - **compile**: ``torch.compile`` of the teacher alone (off by default: it costs a warm-up and a
   C++/Triton toolchain).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,9 +59,16 @@ class OnlineTeacher(nn.Module):
     use them next to the student's graph.
     """
 
-    def __init__(self, model: nn.Module, precision: str = "auto", fold_bn: bool = True,
-                 channels_last: bool = True, compile: bool | dict = False,
-                 bn_mode: str = "eval", probe_size: int = 224):
+    def __init__(
+        self,
+        model: nn.Module,
+        precision: str = "auto",
+        fold_bn: bool = True,
+        channels_last: bool = True,
+        compile: bool | dict = False,
+        bn_mode: str = "eval",
+        probe_size: int = 224,
+    ):
         super().__init__()
         if bn_mode not in ("eval", "train"):
             raise ValueError(f"bn_mode={bn_mode!r}: expected 'eval' or 'train'")
@@ -77,13 +85,15 @@ class OnlineTeacher(nn.Module):
             p = next(model.parameters(), None)
             with _fresh_rng():  # the probe must not consume the caller's random stream
                 example = torch.randn(2, 3, probe_size, probe_size).to(
-                    p.device if p is not None else "cpu")
+                    p.device if p is not None else "cpu"
+                )
                 try:
                     self.folded = fold_batchnorm(model, example)
                 except RuntimeError as e:  # not where it does not apply (timm's BatchNormAct2d:
                     # the activation lives in the BatchNorm); the model was restored
                     logging.getLogger("ssld_zoo.distill").warning(
-                        "teacher BatchNorm not folded: %s", e)
+                        "teacher BatchNorm not folded: %s", e
+                    )
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model
@@ -111,10 +121,12 @@ class OnlineTeacher(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         precision = self._resolved.get(x.device.type)
         if precision is None:  # once per device type: not a device query on every batch
-            precision = self._resolved[x.device.type] = resolve_precision(self.precision,
-                                                                          x.device)
-        autocast = (torch.autocast(x.device.type, dtype=_DTYPES[precision])
-                    if precision in _DTYPES else contextlib.nullcontext())
+            precision = self._resolved[x.device.type] = resolve_precision(self.precision, x.device)
+        autocast = (
+            torch.autocast(x.device.type, dtype=_DTYPES[precision])
+            if precision in _DTYPES
+            else contextlib.nullcontext()
+        )
         with torch.inference_mode(), autocast:
             logits = self._runner()(x).float()
         return logits.clone()  # a normal tensor: inference tensors cannot meet autograd
@@ -122,8 +134,10 @@ class OnlineTeacher(nn.Module):
     def __deepcopy__(self, memo: dict) -> "OnlineTeacher":
         # a compiled callable does not deep-copy; the copy compiles again on first use
         new = copy.copy(self)
-        new.__dict__ = {k: ([] if k == "_compiled" else copy.deepcopy(v, memo))
-                        for k, v in self.__dict__.items()}
+        new.__dict__ = {
+            k: ([] if k == "_compiled" else copy.deepcopy(v, memo))
+            for k, v in self.__dict__.items()
+        }
         return new
 
 

@@ -28,6 +28,7 @@ therefore load with ``weights_only=True`` and nothing is allow-listed globally.
 :func:`mmengine_safe_globals` covers the remaining numpy types for the duration of a load only
 (checkpoints written by plain mmengine are refused).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,17 +48,27 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 
-__all__ = ["SafeCheckpointHook", "to_safe", "from_safe", "mmengine_safe_globals",
-           "AtomicLocalBackend", "AtomicCheckpointHook", "CheckpointError", "LAST_CHECKPOINT",
-           "atomic_write_bytes", "write_last_checkpoint", "find_resume_checkpoint",
-           "read_checkpoint"]
+__all__ = [
+    "SafeCheckpointHook",
+    "to_safe",
+    "from_safe",
+    "mmengine_safe_globals",
+    "AtomicLocalBackend",
+    "AtomicCheckpointHook",
+    "CheckpointError",
+    "LAST_CHECKPOINT",
+    "atomic_write_bytes",
+    "write_last_checkpoint",
+    "find_resume_checkpoint",
+    "read_checkpoint",
+]
 
 log = logging.getLogger("ssld_zoo.distill")
 
 _HB, _ND = "__ssld_history_buffer__", "__ssld_ndarray__"
 LAST_CHECKPOINT = "last_checkpoint"
 _TMP_SUFFIX = ".ssld-tmp"
-_STALE_KEY = "ssld_superseded_ckpt"   # message hub: the checkpoint the newest one replaced
+_STALE_KEY = "ssld_superseded_ckpt"  # message hub: the checkpoint the newest one replaced
 _EPOCH_CKPT = re.compile(r"^epoch_([0-9]+)\.pth$")
 
 
@@ -142,8 +153,7 @@ def write_last_checkpoint(work_dir: str | os.PathLike, checkpoint: str | os.Path
         text = checkpoint.resolve().relative_to(work_dir.resolve()).as_posix()
     except ValueError:
         text = str(checkpoint)
-    atomic_write_bytes(work_dir / LAST_CHECKPOINT, (text + "\n").encode("utf-8",
-                                                                        "surrogateescape"))
+    atomic_write_bytes(work_dir / LAST_CHECKPOINT, (text + "\n").encode("utf-8", "surrogateescape"))
 
 
 def _complete(path: Path) -> bool:
@@ -169,14 +179,19 @@ def find_resume_checkpoint(work_dir: str | os.PathLike) -> Path | None:
             named = work_dir / (p.name if p.is_absolute() else p)
             if _complete(named):
                 return named
-    epochs = sorted((int(m.group(1)), f) for f in work_dir.glob("epoch_*.pth")
-                    if (m := _EPOCH_CKPT.match(f.name)) and _complete(f))
+    epochs = sorted(
+        (int(m.group(1)), f)
+        for f in work_dir.glob("epoch_*.pth")
+        if (m := _EPOCH_CKPT.match(f.name)) and _complete(f)
+    )
     if not epochs:
         return None
-    why = (f"names {named}, which is missing or incomplete" if named is not None else
-           "is missing or empty")
-    log.warning("%s %s: resuming from %s, the newest complete checkpoint", last, why,
-                epochs[-1][1])
+    why = (
+        f"names {named}, which is missing or incomplete"
+        if named is not None
+        else "is missing or empty"
+    )
+    log.warning("%s %s: resuming from %s, the newest complete checkpoint", last, why, epochs[-1][1])
     return epochs[-1][1]
 
 
@@ -187,29 +202,41 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path}: not a checkpoint (not a torch zip file: truncated, or "
-                              f"another format); resume from an epoch_N.pth of a work folder")
+        raise CheckpointError(
+            f"{path}: not a checkpoint (not a torch zip file: truncated, or "
+            f"another format); resume from an epoch_N.pth of a work folder"
+        )
     try:
         with mmengine_safe_globals():
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: GLOBAL ([^ ]+)", str(e))
         what = f" ({found.group(1)})" if found else ""
-        raise CheckpointError(f"{path}: not a checkpoint of ssld-zoo distill: it holds Python "
-                              f"objects{what} beyond tensors and plain values, and is not loaded "
-                              f"(loading them could run code)") from None
+        raise CheckpointError(
+            f"{path}: not a checkpoint of ssld-zoo distill: it holds Python "
+            f"objects{what} beyond tensors and plain values, and is not loaded "
+            f"(loading them could run code)"
+        ) from None
     except (RuntimeError, EOFError, KeyError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:200]})") from None
-    missing = [k for k in ("meta", "state_dict", "message_hub")
-               if not isinstance(checkpoint, dict) or k not in checkpoint]
+    missing = [
+        k
+        for k in ("meta", "state_dict", "message_hub")
+        if not isinstance(checkpoint, dict) or k not in checkpoint
+    ]
     if not missing:
-        missing = [f"meta.{k}" for k in ("epoch", "iter")
-                   if not isinstance(checkpoint["meta"], dict) or k not in checkpoint["meta"]]
+        missing = [
+            f"meta.{k}"
+            for k in ("epoch", "iter")
+            if not isinstance(checkpoint["meta"], dict) or k not in checkpoint["meta"]
+        ]
     if missing:
-        raise CheckpointError(f"{path}: not a training checkpoint of ssld-zoo distill (no "
-                              f"{', '.join(missing)}); a weights file is not resumable: resume "
-                              f"from an epoch_N.pth of a work folder")
+        raise CheckpointError(
+            f"{path}: not a training checkpoint of ssld-zoo distill (no "
+            f"{', '.join(missing)}); a weights file is not resumable: resume "
+            f"from an epoch_N.pth of a work folder"
+        )
     return checkpoint
 
 
@@ -217,18 +244,25 @@ def to_safe(obj: Any) -> Any:
     """``obj`` with HistoryBuffers, numpy arrays and numpy scalars replaced by weights_only-
     loadable stand-ins (tagged dicts of tensors, Python numbers)."""
     from mmengine.logging.history_buffer import HistoryBuffer
+
     if isinstance(obj, HistoryBuffer):
         log, count = obj.data
-        return {_HB: True, "log": torch.from_numpy(np.array(log, dtype=np.float64)),
-                "count": torch.from_numpy(np.array(count, dtype=np.float64)),
-                "max_length": int(obj.max_length)}
+        return {
+            _HB: True,
+            "log": torch.from_numpy(np.array(log, dtype=np.float64)),
+            "count": torch.from_numpy(np.array(count, dtype=np.float64)),
+            "max_length": int(obj.max_length),
+        }
     if isinstance(obj, np.ndarray):
         return {_ND: torch.from_numpy(np.ascontiguousarray(obj))}
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, dict):
-        return type(obj)((k, to_safe(v)) for k, v in obj.items()) \
-            if type(obj) is not dict else {k: to_safe(v) for k, v in obj.items()}
+        return (
+            type(obj)((k, to_safe(v)) for k, v in obj.items())
+            if type(obj) is not dict
+            else {k: to_safe(v) for k, v in obj.items()}
+        )
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_safe(v) for v in obj)
     return obj
@@ -237,13 +271,17 @@ def to_safe(obj: Any) -> Any:
 def from_safe(obj: Any) -> Any:
     """Inverse of :func:`to_safe`."""
     from mmengine.logging.history_buffer import HistoryBuffer
+
     if isinstance(obj, dict):
         if obj.get(_HB) is True:
             return HistoryBuffer(obj["log"].numpy(), obj["count"].numpy(), obj["max_length"])
         if _ND in obj and len(obj) == 1:
             return obj[_ND].numpy()
-        return {k: from_safe(v) for k, v in obj.items()} if type(obj) is dict else \
-            type(obj)((k, from_safe(v)) for k, v in obj.items())
+        return (
+            {k: from_safe(v) for k, v in obj.items()}
+            if type(obj) is dict
+            else type(obj)((k, from_safe(v)) for k, v in obj.items())
+        )
     if isinstance(obj, (list, tuple)):
         return type(obj)(from_safe(v) for v in obj)
     return obj
@@ -324,8 +362,7 @@ class AtomicCheckpointHook(CheckpointHook):
         # mmengine's, with the removal of the superseded checkpoint moved after the save and
         # last_checkpoint written atomically and relative to the work folder.
         stale = None
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
-                                            self.keep_ckpt_ids[-1] == step):
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
             if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
                 stale = self.keep_ckpt_ids.popleft()
             self.keep_ckpt_ids.append(step)
@@ -336,11 +373,17 @@ class AtomicCheckpointHook(CheckpointHook):
         filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
         runner.message_hub.update_info("last_ckpt", self.last_ckpt)
-        runner.save_checkpoint(self.out_dir, filename, self.file_client_args,
-                               save_optimizer=self.save_optimizer,
-                               save_param_scheduler=self.save_param_scheduler, meta=meta,
-                               by_epoch=self.by_epoch, backend_args=self.backend_args,
-                               **self.args)
+        runner.save_checkpoint(
+            self.out_dir,
+            filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args,
+        )
         if not is_main_process():
             return
         write_last_checkpoint(runner.work_dir, self.last_ckpt)

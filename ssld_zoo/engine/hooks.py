@@ -3,6 +3,7 @@ every epoch's metrics.
 
 (The rich progress bar lives in ``ssld_zoo/cli/distill.py``: rich output stays in the CLI.)
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,6 +21,7 @@ H = TypeVar("H", bound=Hook)
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The model inside a DDP/FSDP wrapper."""
     from mmengine.model import is_model_wrapper
+
     return model.module if is_model_wrapper(model) else model
 
 
@@ -43,7 +45,9 @@ class EpochSeedHook(Hook):
 
     def before_train_epoch(self, runner) -> None:
         from mmengine.dist import get_rank
+
         from ssld_zoo.data.images import sample_seed
+
         s = sample_seed(int(runner.seed), runner.epoch, get_rank(), stream=1)
         torch.manual_seed(s)  # seeds CUDA generators too
 
@@ -80,8 +84,7 @@ class ModuleEMAHook(Hook):
             return
         net = self._net(runner)
         m = 1.0 if runner.iter < self.begin_iter else self.momentum
-        torch._foreach_lerp_(list(self.ema.parameters()),
-                             [p.detach() for p in net.parameters()], m)
+        torch._foreach_lerp_(list(self.ema.parameters()), [p.detach() for p in net.parameters()], m)
         for e, s in zip(self.ema.buffers(), net.buffers()):
             e.copy_(s)
 
@@ -138,9 +141,6 @@ class HistoryHook(Hook):
         row = self._row(runner.epoch)
         for k, v in (metrics or {}).items():
             if k.startswith("teacher_"):
-                self.teacher[k[len("teacher_"):]] = float(v)
+                self.teacher[k[len("teacher_") :]] = float(v)
             else:
                 row[k] = float(v)
-
-
-

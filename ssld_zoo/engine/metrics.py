@@ -1,4 +1,5 @@
 """Top-1 / top-5 accuracy of the trained network (and of a teacher, once) as an mmengine metric."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -42,8 +43,10 @@ class TopKAccuracy(BaseMetric):
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         n = max(sum(r["n"] for r in results), 1)
-        metrics = {"top1": 100.0 * sum(r["student_1"] for r in results) / n,
-                   "top5": 100.0 * sum(r["student_5"] for r in results) / n}
+        metrics = {
+            "top1": 100.0 * sum(r["student_1"] for r in results) / n,
+            "top5": 100.0 * sum(r["student_5"] for r in results) / n,
+        }
         if results and all("teacher_1" in r for r in results):
             metrics["teacher_top1"] = 100.0 * sum(r["teacher_1"] for r in results) / n
             metrics["teacher_top5"] = 100.0 * sum(r["teacher_5"] for r in results) / n

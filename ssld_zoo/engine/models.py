@@ -13,6 +13,7 @@ sees a batch of [0, 1] images: resized to its own size (if it has one) and norma
 own mean and std (by default those its weights were trained with: the zoo card's, timm's
 ``pretrained_cfg``, else ImageNet's).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -25,36 +26,55 @@ from mmengine.registry import MODELS
 from ssld_zoo.foreign import create_foreign, import_builder
 from ssld_zoo.registry import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["ZooModel", "TimmModel", "TorchvisionModel", "ImportedModel", "model_spec",
-           "build_classifier", "ModelInput", "default_input", "num_classes_of", "spec_text"]
+__all__ = [
+    "ZooModel",
+    "TimmModel",
+    "TorchvisionModel",
+    "ImportedModel",
+    "model_spec",
+    "build_classifier",
+    "ModelInput",
+    "default_input",
+    "num_classes_of",
+    "spec_text",
+]
 
 
 @MODELS.register_module()
-def ZooModel(name: str, weights: str | None = None, pretrained: bool = False,
-             num_classes: int | None = None, **kwargs: Any) -> nn.Module:
+def ZooModel(
+    name: str,
+    weights: str | None = None,
+    pretrained: bool = False,
+    num_classes: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
     """A zoo model by name (named as the ``type`` a config writes): from scratch, its published
     weights, or a weights file (an exported card tells :func:`ssld_zoo.load` its classes)."""
     from ssld_zoo.api import load
+
     if weights is not None:
         return load(name, weights=weights, num_classes=num_classes, **kwargs)
     return load(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
 
 
 @MODELS.register_module()
-def TimmModel(name: str, pretrained: bool = False, num_classes: int | None = None,
-              **kwargs: Any) -> nn.Module:
+def TimmModel(
+    name: str, pretrained: bool = False, num_classes: int | None = None, **kwargs: Any
+) -> nn.Module:
     """``timm.create_model(name, ...)``; ``name`` may start with ``timm/`` (its Hub
     organisation, as timm's model cards write it). A local file: ``pretrained=True,
     pretrained_cfg_overlay=dict(file=PATH)``."""
-    name = name[len("timm/"):] if name.startswith("timm/") else name
+    name = name[len("timm/") :] if name.startswith("timm/") else name
     return create_foreign(f"timm/{name}", num_classes, pretrained, **kwargs)
 
 
 @MODELS.register_module()
-def TorchvisionModel(name: str, weights: str | None = None,
-                     num_classes: int | None = None, **kwargs: Any) -> nn.Module:
+def TorchvisionModel(
+    name: str, weights: str | None = None, num_classes: int | None = None, **kwargs: Any
+) -> nn.Module:
     """``torchvision.models.get_model(name, weights=...)`` (``weights``: e.g. ``'DEFAULT'``)."""
     import torchvision
+
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     return torchvision.models.get_model(name, weights=weights, **kwargs)
@@ -85,8 +105,11 @@ def spec_text(spec: str | dict) -> str:
     s = model_spec(spec)
     kind = s["type"] if isinstance(s["type"], str) else getattr(s["type"], "__name__", "model")
     what = s.get("name") or s.get("builder") or "?"
-    return {"ZooModel": str(what), "TimmModel": f"timm/{str(what).removeprefix('timm/')}",
-            "TorchvisionModel": f"torchvision/{what}"}.get(kind, str(what))
+    return {
+        "ZooModel": str(what),
+        "TimmModel": f"timm/{str(what).removeprefix('timm/')}",
+        "TorchvisionModel": f"torchvision/{what}",
+    }.get(kind, str(what))
 
 
 def build_classifier(spec: str | dict | nn.Module) -> nn.Module:
@@ -120,8 +143,9 @@ def num_classes_of(model: nn.Module, input_size: int = 224) -> int:
     was_training = model.training
     p = next(model.parameters(), None)
     with torch.no_grad():
-        out = model.eval()(torch.zeros(1, 3, input_size, input_size,
-                                       device=p.device if p is not None else "cpu"))
+        out = model.eval()(
+            torch.zeros(1, 3, input_size, input_size, device=p.device if p is not None else "cpu")
+        )
     model.train(was_training)
     return int(out.shape[-1])
 
@@ -130,22 +154,27 @@ class ModelInput(nn.Module):
     """[0, 1] images -> what one model takes: resized to ``input_size`` (None: as they come)
     and normalised with ``mean``/``std``."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float],
-                 input_size: int | None = None):
+    def __init__(self, mean: Sequence[float], std: Sequence[float], input_size: int | None = None):
         super().__init__()
         # Not persistent: settings of the run, not weights of a model.
-        self.register_buffer("mean", torch.tensor(tuple(mean)).view(1, -1, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(tuple(std)).view(1, -1, 1, 1),
-                             persistent=False)
+        self.register_buffer("mean", torch.tensor(tuple(mean)).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(tuple(std)).view(1, -1, 1, 1), persistent=False)
         self.input_size = input_size
-        self._settings = dict(mean=tuple(float(v) for v in mean),
-                              std=tuple(float(v) for v in std), input_size=input_size)
+        self._settings = dict(
+            mean=tuple(float(v) for v in mean),
+            std=tuple(float(v) for v in std),
+            input_size=input_size,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_size is not None and x.shape[-1] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False, antialias=True)
+            x = F.interpolate(
+                x,
+                size=(self.input_size, self.input_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
         return (x - self.mean) / self.std
 
     def settings(self) -> dict:

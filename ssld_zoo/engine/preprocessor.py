@@ -5,6 +5,7 @@ the device and scales them to [0, 1] there. Normalisation is each model's own
 (:class:`~ssld_zoo.engine.models.ModelInput`): a teacher and a student may use different mean,
 std and input size.
 """
+
 from __future__ import annotations
 
 import torch

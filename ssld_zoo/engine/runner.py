@@ -7,6 +7,7 @@ mmengine's own non-tensor objects allow-listed for the load only (see
 unreadable images, :func:`auto_amp_optim_wrapper` is AMP on a GPU and fp32 on a CPU.
 :func:`prepare_launch` makes the few changes a launch needs (CPU DDP, SyncBN only on GPUs).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,12 +20,22 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import LOOPS, OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import EpochBasedTrainLoop, Runner
 
-from ssld_zoo.engine.checkpoint import (LAST_CHECKPOINT, find_resume_checkpoint,
-                                        mmengine_safe_globals, read_checkpoint)
+from ssld_zoo.engine.checkpoint import (
+    LAST_CHECKPOINT,
+    find_resume_checkpoint,
+    mmengine_safe_globals,
+    read_checkpoint,
+)
 from ssld_zoo.engine.hooks import unwrap
 
-__all__ = ["SSLDRunner", "SkipEmptyBatchTrainLoop", "auto_amp_optim_wrapper", "prepare_launch",
-           "resume_checkpoint", "world_size_from_env"]
+__all__ = [
+    "SSLDRunner",
+    "SkipEmptyBatchTrainLoop",
+    "auto_amp_optim_wrapper",
+    "prepare_launch",
+    "resume_checkpoint",
+    "world_size_from_env",
+]
 
 
 @RUNNERS.register_module()
@@ -62,13 +73,15 @@ class SkipEmptyBatchTrainLoop(EpochBasedTrainLoop):
         self.runner.logger.warning(
             f"epoch {self.epoch + 1}, step {idx + 1}: {n} readable image(s) in this batch "
             f"({skipped} unreadable here), fewer than the {self._min_batch()} a step needs; "
-            f"skipped without an optimiser step ({model.skipped_batches} batch(es) skipped so far)")
+            f"skipped without an optimiser step ({model.skipped_batches} batch(es) skipped so far)"
+        )
         self.runner.call_hook("before_train_iter", batch_idx=idx, data_batch=data_batch)
         with warnings.catch_warnings():  # the schedule follows the iteration, stepped or not
             warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
             warnings.filterwarnings("ignore", "Detected call of `scheduler.step", UserWarning)
-            self.runner.call_hook("after_train_iter", batch_idx=idx, data_batch=data_batch,
-                                  outputs=None)
+            self.runner.call_hook(
+                "after_train_iter", batch_idx=idx, data_batch=data_batch, outputs=None
+            )
         self._iter += 1
 
     def _min_batch(self) -> int:
@@ -76,8 +89,10 @@ class SkipEmptyBatchTrainLoop(EpochBasedTrainLoop):
         sample has no variance to normalise by), else 1."""
         if self._min_images is None:
             model = unwrap(self.runner.model)  # in train mode: run_epoch has set it
-            bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training
-                     for m in model.modules())
+            bn = any(
+                isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training
+                for m in model.modules()
+            )
             self._min_images = 2 if bn else 1
         return self._min_images
 
@@ -85,8 +100,9 @@ class SkipEmptyBatchTrainLoop(EpochBasedTrainLoop):
     def _readable(data_batch: Any) -> int:
         """The fewest readable images of this step's batch over all processes."""
         from mmengine.dist import all_reduce, get_world_size
+
         inputs = data_batch.get("inputs") if isinstance(data_batch, dict) else None
-        n = int(inputs.shape[0]) if isinstance(inputs, torch.Tensor) else 2 ** 31
+        n = int(inputs.shape[0]) if isinstance(inputs, torch.Tensor) else 2**31
         if get_world_size() > 1:
             count = torch.tensor([n], dtype=torch.int64)
             all_reduce(count, op="min")
@@ -94,8 +110,9 @@ class SkipEmptyBatchTrainLoop(EpochBasedTrainLoop):
         return n
 
 
-def resume_checkpoint(work_dir: str | os.PathLike, resume: bool | str | os.PathLike,
-                      allow_fresh: bool = False) -> Path | None:
+def resume_checkpoint(
+    work_dir: str | os.PathLike, resume: bool | str | os.PathLike, allow_fresh: bool = False
+) -> Path | None:
     """The checkpoint a run continues from: ``resume`` itself when it is a path, the latest of
     ``work_dir`` when it is True (see :func:`~.checkpoint.find_resume_checkpoint`), None when it
     is False. With ``resume=True`` and no checkpoint, ``FileNotFoundError`` unless
@@ -113,7 +130,8 @@ def resume_checkpoint(work_dir: str | os.PathLike, resume: bool | str | os.PathL
         raise FileNotFoundError(
             f"--resume: no checkpoint to resume from in {work_dir} (no {LAST_CHECKPOINT}, no "
             f"complete epoch_N.pth); check --work-dir, or add --allow-fresh to start from "
-            f"scratch when there is none")
+            f"scratch when there is none"
+        )
     return path
 
 
@@ -129,8 +147,9 @@ def world_size_from_env(launcher: str) -> int:
 
 
 @OPTIM_WRAPPERS.register_module()
-def auto_amp_optim_wrapper(optimizer: torch.optim.Optimizer, amp: str = "auto",
-                           **kwargs: Any) -> OptimWrapper:
+def auto_amp_optim_wrapper(
+    optimizer: torch.optim.Optimizer, amp: str = "auto", **kwargs: Any
+) -> OptimWrapper:
     """mmengine's ``AmpOptimWrapper`` on a GPU (``amp``: ``auto`` = bf16 where supported, else
     fp16; ``bf16``; ``fp16``), its plain ``OptimWrapper`` for ``amp='none'`` or on a CPU (its AMP
     wrapper is GPU-only, and CPU autocast was slower); ``kwargs`` go to the wrapper."""
@@ -158,7 +177,9 @@ def prepare_launch(cfg: Any, launcher: str) -> None:
     if launcher != "none" and not cuda:
         # start gloo ourselves (mmengine then skips its init, which calls cuda.set_device)
         import torch.distributed as dist
+
         if not dist.is_initialized():
             dist.init_process_group("gloo")
-        cfg["model_wrapper_cfg"] = dict(type="MMDistributedDataParallel", device_ids=None,
-                                        broadcast_buffers=False)
+        cfg["model_wrapper_cfg"] = dict(
+            type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False
+        )

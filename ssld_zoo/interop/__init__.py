@@ -15,12 +15,26 @@ One module per format, registered by name (:func:`list_formats`): ``timm``
 >>> model, converted = convert("mmdet", "resnet50_vd_ssld")        # doctest: +SKIP
 >>> get_format("mmdet").check(model, converted)                     # doctest: +SKIP
 """
-from ssld_zoo.interop._core import (Converted, Format, convert, formats_for, get_format,
-                                    list_formats)
-from ssld_zoo.interop.timm_weights import (NOT_EQUIVALENT, TIMM_EQUIVALENTS,
-                                           check_timm_state_dict, timm_equivalent,
-                                           to_timm_state_dict)
 
-__all__ = ["convert", "get_format", "list_formats", "formats_for", "Format", "Converted",
-           "TIMM_EQUIVALENTS", "NOT_EQUIVALENT", "timm_equivalent", "to_timm_state_dict",
-           "check_timm_state_dict"]
+from ssld_zoo.interop._core import Converted, Format, convert, formats_for, get_format, list_formats
+from ssld_zoo.interop.timm_weights import (
+    NOT_EQUIVALENT,
+    TIMM_EQUIVALENTS,
+    check_timm_state_dict,
+    timm_equivalent,
+    to_timm_state_dict,
+)
+
+__all__ = [
+    "convert",
+    "get_format",
+    "list_formats",
+    "formats_for",
+    "Format",
+    "Converted",
+    "TIMM_EQUIVALENTS",
+    "NOT_EQUIVALENT",
+    "timm_equivalent",
+    "to_timm_state_dict",
+    "check_timm_state_dict",
+]

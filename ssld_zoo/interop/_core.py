@@ -10,6 +10,7 @@ running the target network (:meth:`Format.check`, built on :func:`compare_stages
 where its consumer loads it (:meth:`Format.write`) and prints the line that loads it
 (:meth:`Format.usage`).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,10 +24,24 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
-__all__ = ["Converted", "Format", "register_format", "get_format", "list_formats", "formats_for",
-           "rename_state", "compare_stages", "probe_batch", "stage_outputs", "save_pth",
-           "save_safetensors", "replace_dir", "resnet_vd_block_positions", "parse_resnet_vd_key",
-           "convert"]
+__all__ = [
+    "Converted",
+    "Format",
+    "register_format",
+    "get_format",
+    "list_formats",
+    "formats_for",
+    "rename_state",
+    "compare_stages",
+    "probe_batch",
+    "stage_outputs",
+    "save_pth",
+    "save_safetensors",
+    "replace_dir",
+    "resnet_vd_block_positions",
+    "parse_resnet_vd_key",
+    "convert",
+]
 
 
 @dataclass
@@ -81,16 +96,19 @@ class Format:
         """The target of ``arch``, or ValueError saying why there is none (with the list)."""
         targets = self.targets()
         if arch not in targets:
-            raise ValueError(f"{arch!r} cannot be written as {self.name!r} "
-                             f"({self.why_not(arch)}). Supported: {', '.join(sorted(targets))}")
+            raise ValueError(
+                f"{arch!r} cannot be written as {self.name!r} "
+                f"({self.why_not(arch)}). Supported: {', '.join(sorted(targets))}"
+            )
         return targets[arch]
 
     def check_output_path(self, out: Path) -> None:
         if self.suffix and out.suffix != self.suffix:
             raise ValueError(f"output {out} must end in {self.suffix} for format {self.name!r}")
         if not self.suffix and out.suffix:
-            raise ValueError(f"output {out} must be a folder name (no suffix) for format "
-                             f"{self.name!r}")
+            raise ValueError(
+                f"output {out} must be a folder name (no suffix) for format {self.name!r}"
+            )
 
 
 _FORMATS: dict[str, Format] = {}
@@ -133,14 +151,14 @@ def formats_for(arch: str) -> list[str]:
 Rule = tuple[str, "str | None"]
 
 
-def rename_state(state: dict[str, torch.Tensor],
-                 rules: Sequence[Rule] | Callable[[str], str | None],
-                 where: str) -> dict[str, torch.Tensor]:
+def rename_state(
+    state: dict[str, torch.Tensor], rules: Sequence[Rule] | Callable[[str], str | None], where: str
+) -> dict[str, torch.Tensor]:
     """``state`` with every key renamed: by the first ``(regex, replacement)`` rule whose
     regex matches the whole key (replacement None: the key is dropped), or by a function
     ``key -> new key | None``. A key no rule matches, or two keys landing on one name, is a
     ValueError naming the key: a conversion never passes a tensor through unexamined."""
-    compiled = ([(re.compile(p), r) for p, r in rules] if not callable(rules) else None)
+    compiled = [(re.compile(p), r) for p, r in rules] if not callable(rules) else None
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if compiled is None:
@@ -174,11 +192,13 @@ def resnet_vd_block_positions(model: nn.Module) -> list[tuple[int, int]]:
 
 _RESNET_VD_KEY = re.compile(
     r"(?:stem\.(?P<stem>\d)|blocks\.(?P<block>\d+)\.(?P<part>conv\d|short))"
-    r"\.(?P<layer>conv|bn)\.(?P<leaf>\w+)")
+    r"\.(?P<layer>conv|bn)\.(?P<leaf>\w+)"
+)
 
 
-def parse_resnet_vd_key(key: str, positions: list[tuple[int, int]]
-                        ) -> tuple[str, int, int, str, str] | None:
+def parse_resnet_vd_key(
+    key: str, positions: list[tuple[int, int]]
+) -> tuple[str, int, int, str, str] | None:
     """One ResNet_vd key, parsed: ``(part, stage, index, layer, leaf)`` where part is
     ``"stem<j>"``, ``"conv<c>"`` or ``"short"``, layer ``"conv"``/``"bn"``, leaf the tensor's
     name; None for the classifier (``fc.*``), which no detector layout holds. Any other key
@@ -211,8 +231,9 @@ def stage_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         model.train(was)
 
 
-def compare_stages(ours: Sequence[torch.Tensor], theirs: Sequence[torch.Tensor], where: str,
-                   rtol: float = 1e-4) -> float:
+def compare_stages(
+    ours: Sequence[torch.Tensor], theirs: Sequence[torch.Tensor], where: str, rtol: float = 1e-4
+) -> float:
     """The largest absolute difference over the stage features; ValueError when the counts or
     shapes differ or a stage differs by more than ``rtol`` of its own largest magnitude (a
     wrong mapping is off by the feature's own scale, rounding by 1e-6 of it)."""
@@ -225,8 +246,10 @@ def compare_stages(ours: Sequence[torch.Tensor], theirs: Sequence[torch.Tensor],
         diff = (a.float() - b.float()).abs().max().item()
         scale = a.float().abs().max().item()
         if not diff <= rtol * scale + 1e-6:
-            raise ValueError(f"{where}: stage {i} differs from ours by {diff:.3g} (features up "
-                             f"to {scale:.3g}): refusing the conversion")
+            raise ValueError(
+                f"{where}: stage {i} differs from ours by {diff:.3g} (features up "
+                f"to {scale:.3g}): refusing the conversion"
+            )
         worst = max(worst, diff)
     return worst
 
@@ -244,8 +267,12 @@ def save_safetensors(state: dict[str, torch.Tensor], out: Path, metadata: dict[s
 
     from ssld_zoo.weights.fileops import atomic_write
 
-    atomic_write(out, lambda tmp: save_file({k: v.contiguous() for k, v in state.items()},
-                                            str(tmp), metadata=metadata))
+    atomic_write(
+        out,
+        lambda tmp: save_file(
+            {k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata
+        ),
+    )
 
 
 def replace_dir(out: Path, fill: Callable[[Path], None]) -> None:
@@ -272,8 +299,9 @@ def replace_dir(out: Path, fill: Callable[[Path], None]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def convert(format_name: str, model_or_name: str | nn.Module,
-            weights: str | None = None) -> tuple[nn.Module, Converted]:
+def convert(
+    format_name: str, model_or_name: str | nn.Module, weights: str | None = None
+) -> tuple[nn.Module, Converted]:
     """A zoo model's weights in ``format_name``'s layout: ``(model, converted)``.
 
     Args:
@@ -291,15 +319,20 @@ def convert(format_name: str, model_or_name: str | nn.Module,
         fmt.refuse_unless_supported(arch)
         import ssld_zoo
 
-        model = (ssld_zoo.load(model_or_name) if weights is None
-                 else ssld_zoo.load(model_or_name, weights=weights))
+        model = (
+            ssld_zoo.load(model_or_name)
+            if weights is None
+            else ssld_zoo.load(model_or_name, weights=weights)
+        )
     else:
         if weights is not None:
             raise ValueError("weights= goes with an architecture name, not with a model")
         model = model_or_name
         arch = getattr(model, "arch_name", None)
         if arch is None:
-            raise ValueError(f"cannot tell which architecture this {type(model).__name__} is "
-                             f"(no arch_name: build it with ssld_zoo.load, or pass its name)")
+            raise ValueError(
+                f"cannot tell which architecture this {type(model).__name__} is "
+                f"(no arch_name: build it with ssld_zoo.load, or pass its name)"
+            )
         fmt.refuse_unless_supported(arch)
     return model, fmt.convert(model, arch)

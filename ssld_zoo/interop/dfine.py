@@ -14,6 +14,7 @@ D-FINE conversion gives it (:data:`DFINE_TO_HF`), which is checked by output.
 PaddleClas's stage-1 SSLD weights (``pphgnetv2_b4_ssld_stage1`` ...) are what D-FINE's
 ``*_stage1.pth`` files are: convert those names to get the same starting point.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,22 +41,38 @@ DFINE_TO_HF: tuple[tuple[str, str], ...] = (
     (r"stem\.(stem\w+)\.conv\.(\w+)", r"embedder.\1.convolution.\2"),
     (r"stem\.(stem\w+)\.bn\.(\w+)", r"embedder.\1.normalization.\2"),
     (r"stem\.(stem\w+)\.lab\.(\w+)", r"embedder.\1.lab.\2"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.conv\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.layers.\3.convolution.\4"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.bn\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.layers.\3.normalization.\4"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.(conv[12])\.conv\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.layers.\3.\4.convolution.\5"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.(conv[12])\.bn\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.layers.\3.\4.normalization.\5"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.(conv[12]\.)?lab\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.layers.\3.\4lab.\5"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.aggregation\.([01])\.conv\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.aggregation.\3.convolution.\4"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.aggregation\.([01])\.bn\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.aggregation.\3.normalization.\4"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.aggregation\.([01])\.lab\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.aggregation.\3.lab.\4"),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.conv\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.layers.\3.convolution.\4",
+    ),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.bn\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.layers.\3.normalization.\4",
+    ),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.(conv[12])\.conv\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.layers.\3.\4.convolution.\5",
+    ),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.(conv[12])\.bn\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.layers.\3.\4.normalization.\5",
+    ),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.(conv[12]\.)?lab\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.layers.\3.\4lab.\5",
+    ),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.aggregation\.([01])\.conv\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.aggregation.\3.convolution.\4",
+    ),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.aggregation\.([01])\.bn\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.aggregation.\3.normalization.\4",
+    ),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.aggregation\.([01])\.lab\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.aggregation.\3.lab.\4",
+    ),
     (r"stages\.(\d+)\.downsample\.conv\.(\w+)", r"encoder.stages.\1.downsample.convolution.\2"),
     (r"stages\.(\d+)\.downsample\.bn\.(\w+)", r"encoder.stages.\1.downsample.normalization.\2"),
 )
@@ -76,8 +93,13 @@ class DFineFormat(Format):
     def convert(self, model: nn.Module, arch: str) -> Converted:
         state = rename_state(model.state_dict(), _DFINE_RULES, f"{arch} -> dfine")
         variant = arch.rsplit("_", 1)[1].upper()
-        return Converted(self.name, arch, self.targets()[arch], state,
-                         {"name": variant, "use_lab": bool(model.use_lab)})
+        return Converted(
+            self.name,
+            arch,
+            self.targets()[arch],
+            state,
+            {"name": variant, "use_lab": bool(model.use_lab)},
+        )
 
     def check(self, model: nn.Module, converted: Converted) -> float:
         from ssld_zoo.interop.hf import run_hgnetv2
@@ -92,8 +114,10 @@ class DFineFormat(Format):
         # D-FINE/DEIM read local_model_dir + "PPHGNetV2_<name>_stage1.pth" before downloading.
         c = converted.config
         expected = f"PPHGNetV2_{c['name']}_stage1.pth"
-        line = (f"HGNetv2: {{name: {c['name']}, use_lab: {c['use_lab']}, pretrained: True, "
-                f"local_model_dir: {str(out.parent) + '/'!r}}}")
+        line = (
+            f"HGNetv2: {{name: {c['name']}, use_lab: {c['use_lab']}, pretrained: True, "
+            f"local_model_dir: {str(out.parent) + '/'!r}}}"
+        )
         if out.name == expected:
             return line
         return f"{line}  # after renaming {out.name} to {expected}"

@@ -13,6 +13,7 @@ layer outputs no negative value: always for B4-B6 (ReLU), and for B0-B3 as long 
 layer's learnable affine block keeps ``scale * relu + bias`` non-negative. The output check
 run before writing is the judge, per weights file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,12 +22,20 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ssld_zoo.interop._core import (Converted, Format, compare_stages, parse_resnet_vd_key,
-                                    probe_batch, register_format, rename_state, replace_dir,
-                                    resnet_vd_block_positions, stage_outputs)
+from ssld_zoo.interop._core import (
+    Converted,
+    Format,
+    compare_stages,
+    parse_resnet_vd_key,
+    probe_batch,
+    register_format,
+    rename_state,
+    replace_dir,
+    resnet_vd_block_positions,
+    stage_outputs,
+)
 
-__all__ = ["HFFormat", "rtdetr_resnet_config", "hgnetv2_config", "run_rtdetr_resnet",
-           "run_hgnetv2"]
+__all__ = ["HFFormat", "rtdetr_resnet_config", "hgnetv2_config", "run_rtdetr_resnet", "run_hgnetv2"]
 
 _RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
 _HGNETV2 = tuple(f"B{i}" for i in range(7))
@@ -38,10 +47,16 @@ def rtdetr_resnet_config(model: nn.Module) -> dict[str, Any]:
     info = model.feature_info
     counts = [b - a for a, b in zip([-1] + model._stage_ends[:-1], model._stage_ends)]
     basic = type(model.blocks[0]).__name__ == "BasicBlock"
-    return {"embedding_size": 64, "hidden_sizes": [f.channels for f in info], "depths": counts,
-            "layer_type": "basic" if basic else "bottleneck", "hidden_act": "relu",
-            "downsample_in_first_stage": False, "downsample_in_bottleneck": False,
-            "out_features": [f"stage{i + 1}" for i in range(len(info))]}
+    return {
+        "embedding_size": 64,
+        "hidden_sizes": [f.channels for f in info],
+        "depths": counts,
+        "layer_type": "basic" if basic else "bottleneck",
+        "hidden_act": "relu",
+        "downsample_in_first_stage": False,
+        "downsample_in_bottleneck": False,
+        "out_features": [f"stage{i + 1}" for i in range(len(info))],
+    }
 
 
 def hgnetv2_config(model: nn.Module) -> dict[str, Any]:
@@ -51,16 +66,25 @@ def hgnetv2_config(model: nn.Module) -> dict[str, Any]:
     blocks = [list(s.blocks) for s in stages]
     first = [b[0] for b in blocks]
     light = [type(b.layers[0]).__name__ == "LightConvBNAct" for b in first]
-    kernels = [(b.layers[0].conv2.conv if lt else b.layers[0].conv).kernel_size[0]
-               for b, lt in zip(first, light)]
+    kernels = [
+        (b.layers[0].conv2.conv if lt else b.layers[0].conv).kernel_size[0]
+        for b, lt in zip(first, light)
+    ]
     return {
         "embedding_size": stem.stem4.conv.out_channels,
-        "stem_channels": [stem.stem1.conv.in_channels, stem.stem1.conv.out_channels,
-                          stem.stem4.conv.out_channels],
-        "stage_in_channels": [b.layers[0].conv1.conv.in_channels if lt
-                              else b.layers[0].conv.in_channels for b, lt in zip(first, light)],
-        "stage_mid_channels": [(b.layers[0].conv1.conv if lt else b.layers[0].conv).out_channels
-                               for b, lt in zip(first, light)],
+        "stem_channels": [
+            stem.stem1.conv.in_channels,
+            stem.stem1.conv.out_channels,
+            stem.stem4.conv.out_channels,
+        ],
+        "stage_in_channels": [
+            b.layers[0].conv1.conv.in_channels if lt else b.layers[0].conv.in_channels
+            for b, lt in zip(first, light)
+        ],
+        "stage_mid_channels": [
+            (b.layers[0].conv1.conv if lt else b.layers[0].conv).out_channels
+            for b, lt in zip(first, light)
+        ],
         "stage_out_channels": [f.channels for f in model.feature_info],
         "stage_num_blocks": [len(b) for b in blocks],
         "stage_downsample": [s.downsample is not None for s in stages],
@@ -103,12 +127,18 @@ _HGNETV2_RULES: tuple[tuple[str, str | None], ...] = (
     (r"stem\.(stem\w+)\.lab\.(\w+)", r"embedder.\1.lab.\2"),
     (r"stages\.(\d+)\.downsample\.conv\.(\w+)", r"encoder.stages.\1.downsample.convolution.\2"),
     (r"stages\.(\d+)\.downsample\.bn\.(\w+)", r"encoder.stages.\1.downsample.normalization.\2"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.aggregation_squeeze_conv\.(\w+)\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.aggregation.0.\3.\4"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.aggregation_excitation_conv\.(\w+)\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.aggregation.1.\3.\4"),
-    (r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.(conv[12]\.)?(\w+)\.(\w+)",
-     r"encoder.stages.\1.blocks.\2.layers.\3.\4\5.\6"),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.aggregation_squeeze_conv\.(\w+)\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.aggregation.0.\3.\4",
+    ),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.aggregation_excitation_conv\.(\w+)\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.aggregation.1.\3.\4",
+    ),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.layers\.(\d+)\.(conv[12]\.)?(\w+)\.(\w+)",
+        r"encoder.stages.\1.blocks.\2.layers.\3.\4\5.\6",
+    ),
 )
 
 
@@ -130,18 +160,22 @@ def _transformers():
     try:
         import transformers
     except ImportError as e:
-        raise ImportError("checking the hf, rtdetr and dfine formats needs transformers: "
-                          "pip install transformers") from e
+        raise ImportError(
+            "checking the hf, rtdetr and dfine formats needs transformers: pip install transformers"
+        ) from e
     return transformers
 
 
-def _run(model: nn.Module, hf_model: nn.Module, state: dict[str, torch.Tensor],
-         where: str) -> float:
+def _run(
+    model: nn.Module, hf_model: nn.Module, state: dict[str, torch.Tensor], where: str
+) -> float:
     # assign=True adopts our tensors instead of copying them into initialised ones.
     missing, unexpected = hf_model.load_state_dict(state, strict=False, assign=True)
     if missing or unexpected:
-        raise ValueError(f"{where}: keys do not fit transformers' model: missing "
-                         f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}")
+        raise ValueError(
+            f"{where}: keys do not fit transformers' model: missing "
+            f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
+        )
     hf_model.eval()
     x = probe_batch(like=next(model.parameters()))
     with torch.no_grad():
@@ -171,25 +205,37 @@ def run_hgnetv2(model: nn.Module, state: dict[str, torch.Tensor], where: str) ->
 @register_format
 class HFFormat(Format):
     name = "hf"
-    summary = ("HF transformers RTDetrResNetBackbone / HGNetV2Backbone folder "
-               "(config.json + model.safetensors, from_pretrained)")
+    summary = (
+        "HF transformers RTDetrResNetBackbone / HGNetV2Backbone folder "
+        "(config.json + model.safetensors, from_pretrained)"
+    )
     suffix = ""
 
     def targets(self) -> dict[str, str]:
-        return {**{f"resnet{d}_vd": "RTDetrResNetBackbone" for d in _RESNET_DEPTHS},
-                **{f"pphgnetv2_{v.lower()}": "HGNetV2Backbone" for v in _HGNETV2}}
+        return {
+            **{f"resnet{d}_vd": "RTDetrResNetBackbone" for d in _RESNET_DEPTHS},
+            **{f"pphgnetv2_{v.lower()}": "HGNetV2Backbone" for v in _HGNETV2},
+        }
 
     def why_not(self, arch: str) -> str:
-        return ("transformers' detector backbones of PaddleClas networks are RTDetrResNet "
-                "(ResNet_vd) and HGNetV2 (PP-HGNetV2) only")
+        return (
+            "transformers' detector backbones of PaddleClas networks are RTDetrResNet "
+            "(ResNet_vd) and HGNetV2 (PP-HGNetV2) only"
+        )
 
     def convert(self, model: nn.Module, arch: str) -> Converted:
         where = f"{arch} -> hf"
         if arch.startswith("resnet"):
-            return Converted(self.name, arch, "RTDetrResNetBackbone",
-                             _resnet_state(model, where), rtdetr_resnet_config(model))
-        return Converted(self.name, arch, "HGNetV2Backbone", _hgnetv2_state(model, where),
-                         hgnetv2_config(model))
+            return Converted(
+                self.name,
+                arch,
+                "RTDetrResNetBackbone",
+                _resnet_state(model, where),
+                rtdetr_resnet_config(model),
+            )
+        return Converted(
+            self.name, arch, "HGNetV2Backbone", _hgnetv2_state(model, where), hgnetv2_config(model)
+        )
 
     def check(self, model: nn.Module, converted: Converted) -> float:
         where = f"{converted.arch} -> transformers {converted.target}"
@@ -203,8 +249,9 @@ class HFFormat(Format):
         config = (tf.RTDetrResNetConfig if is_resnet else tf.HGNetV2Config)(**converted.config)
         with torch.device("meta"):
             hf_model = getattr(tf, converted.target)(config)
-        hf_model.load_state_dict({k: v.contiguous() for k, v in converted.state.items()},
-                                 strict=True, assign=True)
+        hf_model.load_state_dict(
+            {k: v.contiguous() for k, v in converted.state.items()}, strict=True, assign=True
+        )
         replace_dir(out, lambda tmp: hf_model.save_pretrained(str(tmp)))
 
     def usage(self, converted: Converted, out: Path) -> str:

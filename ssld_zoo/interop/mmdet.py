@@ -11,6 +11,7 @@ the identity shortcut where PaddleClas has a projection, and mmdet has no depth 
 The file is ``{"state_dict": ..., "meta": ...}`` of tensors, strings and numbers, so
 ``torch.load(FILE, weights_only=True)`` reads it (mmengine's loader does).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,9 +19,18 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ssld_zoo.interop._core import (Converted, Format, compare_stages, parse_resnet_vd_key,
-                                    probe_batch, register_format, rename_state,
-                                    resnet_vd_block_positions, save_pth, stage_outputs)
+from ssld_zoo.interop._core import (
+    Converted,
+    Format,
+    compare_stages,
+    parse_resnet_vd_key,
+    probe_batch,
+    register_format,
+    rename_state,
+    resnet_vd_block_positions,
+    save_pth,
+    stage_outputs,
+)
 
 __all__ = ["MMDetFormat", "resnet_v1d_state"]
 
@@ -61,14 +71,16 @@ class MMDetFormat(Format):
 
     def why_not(self, arch: str) -> str:
         if arch in ("resnet18_vd", "resnet34_vd"):
-            return ("mmdet's ResNetV1d gives stage 1's first basic block the identity shortcut; "
-                    "PaddleClas's has a 1x1 conv-BN projection")
+            return (
+                "mmdet's ResNetV1d gives stage 1's first basic block the identity shortcut; "
+                "PaddleClas's has a 1x1 conv-BN projection"
+            )
         if arch == "resnet200_vd":
             return "mmdet's ResNet has no depth 200"
         return "mmdet's PaddleClas twin is ResNetV1d (ResNet_vd) only"
 
     def convert(self, model: nn.Module, arch: str) -> Converted:
-        depth = int(arch[len("resnet"):-len("_vd")])
+        depth = int(arch[len("resnet") : -len("_vd")])
         state = resnet_v1d_state(model, f"{arch} -> mmdet")
         return Converted(self.name, arch, self.targets()[arch], state, {"depth": depth})
 
@@ -76,25 +88,39 @@ class MMDetFormat(Format):
         try:
             from mmdet.models.backbones import ResNetV1d
         except ImportError as e:
-            raise ImportError("checking the mmdet format needs mmdet: pip install "
-                              "'ssld-zoo[det]'") from e
+            raise ImportError(
+                "checking the mmdet format needs mmdet: pip install 'ssld-zoo[det]'"
+            ) from e
         theirs = ResNetV1d(depth=converted.config["depth"], out_indices=(0, 1, 2, 3))
         missing, unexpected = theirs.load_state_dict(converted.state, strict=False)
         if missing or unexpected:
-            raise ValueError(f"{converted.arch} -> mmdet: keys do not fit ResNetV1d: missing "
-                             f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}")
+            raise ValueError(
+                f"{converted.arch} -> mmdet: keys do not fit ResNetV1d: missing "
+                f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
+            )
         theirs.eval()
         x = probe_batch(like=next(model.parameters()))
         with torch.no_grad():
             feats = list(theirs(x))
-        return compare_stages(stage_outputs(model, x), feats,
-                              f"{converted.arch} -> mmdet {converted.target}")
+        return compare_stages(
+            stage_outputs(model, x), feats, f"{converted.arch} -> mmdet {converted.target}"
+        )
 
     def write(self, converted: Converted, out: Path) -> None:
-        save_pth({"state_dict": converted.state,
-                  "meta": {"arch": converted.arch, "converted_by": "ssld-zoo to mmdet",
-                           "target": converted.target}}, out)
+        save_pth(
+            {
+                "state_dict": converted.state,
+                "meta": {
+                    "arch": converted.arch,
+                    "converted_by": "ssld-zoo to mmdet",
+                    "target": converted.target,
+                },
+            },
+            out,
+        )
 
     def usage(self, converted: Converted, out: Path) -> str:
-        return (f"backbone=dict(type='ResNetV1d', depth={converted.config['depth']}, "
-                f"init_cfg=dict(type='Pretrained', checkpoint={str(out)!r}))")
+        return (
+            f"backbone=dict(type='ResNetV1d', depth={converted.config['depth']}, "
+            f"init_cfg=dict(type='Pretrained', checkpoint={str(out)!r}))"
+        )

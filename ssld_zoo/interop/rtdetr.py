@@ -12,6 +12,7 @@ and each tensor written here is the one :mod:`ssld_zoo.interop.hf` writes under 
 transformers' own RT-DETR conversion gives it (``RTDetrResNetBackbone``, checked by output).
 ``check`` runs that same transformers network on this state dict renamed by that table.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,15 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ssld_zoo.interop._core import (Converted, Format, parse_resnet_vd_key, register_format,
-                                    rename_state, resnet_vd_block_positions, save_pth)
+from ssld_zoo.interop._core import (
+    Converted,
+    Format,
+    parse_resnet_vd_key,
+    register_format,
+    rename_state,
+    resnet_vd_block_positions,
+    save_pth,
+)
 
 __all__ = ["RTDetrFormat", "RTDETR_TO_HF", "rtdetr_key_to_hf"]
 
@@ -32,22 +40,44 @@ _NORM = {"conv": "conv", "bn": "norm"}
 #: (``convert_rt_detr_v2_original_pytorch_checkpoint_to_hf.py``, less its ``model.backbone.model.``
 #: prefix), as (regex, replacement) pairs: the bridge that ties this layout to the checked one.
 RTDETR_TO_HF: tuple[tuple[str, str], ...] = (
-    *[(rf"conv1\.conv1_{j + 1}\.conv\.(\w+)", rf"embedder.embedder.{j}.convolution.\1")
-      for j in range(3)],
-    *[(rf"conv1\.conv1_{j + 1}\.norm\.(\w+)", rf"embedder.embedder.{j}.normalization.\1")
-      for j in range(3)],
-    *[(rf"res_layers\.(\d+)\.blocks\.(\d+)\.branch2{b}\.conv\.(\w+)",
-       rf"encoder.stages.\1.layers.\2.layer.{i}.convolution.\3") for i, b in enumerate("abc")],
-    *[(rf"res_layers\.(\d+)\.blocks\.(\d+)\.branch2{b}\.norm\.(\w+)",
-       rf"encoder.stages.\1.layers.\2.layer.{i}.normalization.\3") for i, b in enumerate("abc")],
-    (r"res_layers\.0\.blocks\.0\.short\.conv\.(\w+)",
-     r"encoder.stages.0.layers.0.shortcut.convolution.\1"),
-    (r"res_layers\.0\.blocks\.0\.short\.norm\.(\w+)",
-     r"encoder.stages.0.layers.0.shortcut.normalization.\1"),
-    (r"res_layers\.(\d+)\.blocks\.0\.short\.conv\.conv\.(\w+)",
-     r"encoder.stages.\1.layers.0.shortcut.1.convolution.\2"),
-    (r"res_layers\.(\d+)\.blocks\.0\.short\.conv\.norm\.(\w+)",
-     r"encoder.stages.\1.layers.0.shortcut.1.normalization.\2"),
+    *[
+        (rf"conv1\.conv1_{j + 1}\.conv\.(\w+)", rf"embedder.embedder.{j}.convolution.\1")
+        for j in range(3)
+    ],
+    *[
+        (rf"conv1\.conv1_{j + 1}\.norm\.(\w+)", rf"embedder.embedder.{j}.normalization.\1")
+        for j in range(3)
+    ],
+    *[
+        (
+            rf"res_layers\.(\d+)\.blocks\.(\d+)\.branch2{b}\.conv\.(\w+)",
+            rf"encoder.stages.\1.layers.\2.layer.{i}.convolution.\3",
+        )
+        for i, b in enumerate("abc")
+    ],
+    *[
+        (
+            rf"res_layers\.(\d+)\.blocks\.(\d+)\.branch2{b}\.norm\.(\w+)",
+            rf"encoder.stages.\1.layers.\2.layer.{i}.normalization.\3",
+        )
+        for i, b in enumerate("abc")
+    ],
+    (
+        r"res_layers\.0\.blocks\.0\.short\.conv\.(\w+)",
+        r"encoder.stages.0.layers.0.shortcut.convolution.\1",
+    ),
+    (
+        r"res_layers\.0\.blocks\.0\.short\.norm\.(\w+)",
+        r"encoder.stages.0.layers.0.shortcut.normalization.\1",
+    ),
+    (
+        r"res_layers\.(\d+)\.blocks\.0\.short\.conv\.conv\.(\w+)",
+        r"encoder.stages.\1.layers.0.shortcut.1.convolution.\2",
+    ),
+    (
+        r"res_layers\.(\d+)\.blocks\.0\.short\.conv\.norm\.(\w+)",
+        r"encoder.stages.\1.layers.0.shortcut.1.normalization.\2",
+    ),
 )
 
 
@@ -92,7 +122,7 @@ class RTDetrFormat(Format):
         return "RT-DETR's backbone layout here is PResNet (ResNet_vd) only"
 
     def convert(self, model: nn.Module, arch: str) -> Converted:
-        depth = int(arch[len("resnet"):-len("_vd")])
+        depth = int(arch[len("resnet") : -len("_vd")])
         state = presnet_state(model, f"{arch} -> rtdetr")
         return Converted(self.name, arch, self.targets()[arch], state, {"depth": depth})
 
@@ -100,12 +130,15 @@ class RTDetrFormat(Format):
         from ssld_zoo.interop.hf import run_rtdetr_resnet
 
         hf_state = {rtdetr_key_to_hf(k): v for k, v in converted.state.items()}
-        return run_rtdetr_resnet(model, hf_state,
-                                 "rtdetr (through transformers' RTDetrResNetBackbone)")
+        return run_rtdetr_resnet(
+            model, hf_state, "rtdetr (through transformers' RTDetrResNetBackbone)"
+        )
 
     def write(self, converted: Converted, out: Path) -> None:
         save_pth(converted.state, out)
 
     def usage(self, converted: Converted, out: Path) -> str:
-        return (f"PResNet: {{depth: {converted.config['depth']}, variant: d, pretrained: "
-                f"{str(out)!r}}}  # RT-DETRv2 config; RT-DETR v1: see docs/detectors.md")
+        return (
+            f"PResNet: {{depth: {converted.config['depth']}, variant: d, pretrained: "
+            f"{str(out)!r}}}  # RT-DETRv2 config; RT-DETR v1: see docs/detectors.md"
+        )

@@ -23,6 +23,7 @@ Exact re-parametrisations that hold in training too are applied where needed:
   both modes;
 * BatchNorm's ``num_batches_tracked`` is taken from our BatchNorm (0 for converted Paddle weights).
 """
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,14 @@ import torch.nn as nn
 
 from ssld_zoo.interop._core import Converted, Format, register_format, save_safetensors
 
-__all__ = ["TIMM_EQUIVALENTS", "NOT_EQUIVALENT", "timm_equivalent", "to_timm_state_dict",
-           "check_timm_state_dict", "TimmFormat"]
+__all__ = [
+    "TIMM_EQUIVALENTS",
+    "NOT_EQUIVALENT",
+    "timm_equivalent",
+    "to_timm_state_dict",
+    "check_timm_state_dict",
+    "TimmFormat",
+]
 
 
 @dataclass(frozen=True)
@@ -58,56 +65,97 @@ _FAMILIES: dict[str, tuple[dict[str, str], _Rules]] = {
     "pp_hgnet": ({f"pphgnet_{s}": f"hgnet_{s}" for s in ("tiny", "small", "base")}, _Rules()),
     "pp_hgnet_v2": ({f"pphgnetv2_b{i}": f"hgnetv2_b{i}" for i in range(7)}, _Rules()),
     # timm's head conv has a bias, PaddleClas's has none.
-    "pp_lcnet": ({f"pplcnet_x{w}": f"lcnet_{t}" for w, t in
-                  (("0_35", "035"), ("0_5", "050"), ("0_75", "075"), ("1_0", "100"),
-                   ("1_5", "150"))}, _Rules(zero=r"conv_head\.bias")),
+    "pp_lcnet": (
+        {
+            f"pplcnet_x{w}": f"lcnet_{t}"
+            for w, t in (
+                ("0_35", "035"),
+                ("0_5", "050"),
+                ("0_75", "075"),
+                ("1_0", "100"),
+                ("1_5", "150"),
+            )
+        },
+        _Rules(zero=r"conv_head\.bias"),
+    ),
     # Our stage-3/4 blocks also hold the fused re-parameterised depthwise conv (``dw_conv``,
     # unused by forward, kept because PaddleClas's files have it); timm computes from the
     # branches, as our forward does.
-    "pp_lcnet_v2": ({f"pplcnetv2_{s}": f"lcnetv2_{s}" for s in ("small", "base", "large")},
-                    _Rules(drop=r"stages\.\d+\.\d+\.dw_conv\.(weight|bias)")),
+    "pp_lcnet_v2": (
+        {f"pplcnetv2_{s}": f"lcnetv2_{s}" for s in ("small", "base", "large")},
+        _Rules(drop=r"stages\.\d+\.\d+\.dw_conv\.(weight|bias)"),
+    ),
     "mobilenet_v1": ({"mobilenetv1": "mobilenetv1_100"}, _Rules()),
     # timm's hrnet_w* give the head's downsampling and final 1x1 convs a bias; PaddleClas's
     # convs have none (timm's hrnet_w18_ssld / hrnet_w48_ssld variants drop them too, but only
     # those two widths exist, so every width maps to the plain name with zero biases).
-    "hrnet": ({f"hrnet_w{w}_c": f"hrnet_w{w}" for w in (18, 30, 32, 40, 44, 48, 64)},
-              _Rules(zero=r"(downsamp_modules\.\d+|final_layer)\.0\.bias")),
-    "resnext_wsl": ({f"resnext101_32x{w}d_wsl": f"resnext101_32x{w}d" for w in (8, 16, 32)},
-                    _Rules()),
+    "hrnet": (
+        {f"hrnet_w{w}_c": f"hrnet_w{w}" for w in (18, 30, 32, 40, 44, 48, 64)},
+        _Rules(zero=r"(downsamp_modules\.\d+|final_layer)\.0\.bias"),
+    ),
+    "resnext_wsl": (
+        {f"resnext101_32x{w}d_wsl": f"resnext101_32x{w}d" for w in (8, 16, 32)},
+        _Rules(),
+    ),
     # The _224 and _384 architectures are the same network (only weights and transform differ).
-    "nextvit": ({f"nextvit_{s}_{r}": f"nextvit_{s}" for s in ("small", "base", "large")
-                 for r in (224, 384)}, _Rules()),
+    "nextvit": (
+        {
+            f"nextvit_{s}_{r}": f"nextvit_{s}"
+            for s in ("small", "base", "large")
+            for r in (224, 384)
+        },
+        _Rules(),
+    ),
 }
 
 #: Our architecture name -> the timm model name of the same network (see the module docstring
 #: for what "same" means). ``tests/interop`` checks every entry's tensors against timm's and one
 #: architecture per family by output.
 TIMM_EQUIVALENTS: dict[str, str] = {
-    a: t for archs, _ in _FAMILIES.values() for a, t in archs.items()}
+    a: t for archs, _ in _FAMILIES.values() for a, t in archs.items()
+}
 
-_MNV3 = ("PaddleClas's first block has a 1x1 expansion conv (timm's is depthwise-separable "
-         "without one), its squeeze-excite reduces to a plain floor of C/4 (timm: rounded to 8) "
-         "and gates with slope 0.2 (timm: 1/6)")
-_MNV2 = ("PaddleClas's first block has a 1x1 expansion conv + BN + ReLU6 (t=1) that timm's "
-         "depthwise-separable first block lacks")
-_GHOST = ("PaddleClas's head conv is conv-BN-ReLU (timm's: conv with bias, no BN: equal in eval "
-          "mode only after folding BN), and its squeeze-excite gates with clip(0, 1) over "
-          "C // 4 channels (timm: hard sigmoid over C/4 rounded to 4)")
-_R2N = ("PaddleClas's stride-2 blocks average-pool the last split excluding padding and stage 1's "
-        "first block runs its splits hierarchically; timm's res2net50d/101d include padding and "
-        "run that block's splits independently (outputs differ by a few percent)")
+_MNV3 = (
+    "PaddleClas's first block has a 1x1 expansion conv (timm's is depthwise-separable "
+    "without one), its squeeze-excite reduces to a plain floor of C/4 (timm: rounded to 8) "
+    "and gates with slope 0.2 (timm: 1/6)"
+)
+_MNV2 = (
+    "PaddleClas's first block has a 1x1 expansion conv + BN + ReLU6 (t=1) that timm's "
+    "depthwise-separable first block lacks"
+)
+_GHOST = (
+    "PaddleClas's head conv is conv-BN-ReLU (timm's: conv with bias, no BN: equal in eval "
+    "mode only after folding BN), and its squeeze-excite gates with clip(0, 1) over "
+    "C // 4 channels (timm: hard sigmoid over C/4 rounded to 4)"
+)
+_R2N = (
+    "PaddleClas's stride-2 blocks average-pool the last split excluding padding and stage 1's "
+    "first block runs its splits hierarchically; timm's res2net50d/101d include padding and "
+    "run that block's splits independently (outputs differ by a few percent)"
+)
 
 #: Architectures with a timm near-twin that is *not* the same network, and why.
 NOT_EQUIVALENT: dict[str, str] = {
-    **{f"resnet{d}_vd": (f"PaddleClas's first block has a 1x1 conv-BN projection shortcut where "
-                         f"timm's resnet{d}d has the identity") for d in (18, 34)},
+    **{
+        f"resnet{d}_vd": (
+            f"PaddleClas's first block has a 1x1 conv-BN projection shortcut where "
+            f"timm's resnet{d}d has the identity"
+        )
+        for d in (18, 34)
+    },
     "resnet200_vd": "PaddleClas stacks 3, 12, 48, 3 blocks, timm's resnet200d 3, 24, 36, 3",
-    **{f"mobilenetv1_x{w}": "timm registers MobileNetV1 at widths 1.0 and 1.25 only"
-       for w in ("0_25", "0_5", "0_75")},
+    **{
+        f"mobilenetv1_x{w}": "timm registers MobileNetV1 at widths 1.0 and 1.25 only"
+        for w in ("0_25", "0_5", "0_75")
+    },
     **{f"pplcnet_x{w}": "timm registers no LCNet of this width" for w in ("0_25", "2_0", "2_5")},
     **{f"mobilenetv2{s}": _MNV2 for s in ("", "_x0_25", "_x0_5", "_x0_75", "_x1_5", "_x2_0")},
-    **{f"mobilenetv3_{k}_x{w}": _MNV3 for k in ("large", "small")
-       for w in ("0_35", "0_5", "0_75", "1_0", "1_25")},
+    **{
+        f"mobilenetv3_{k}_x{w}": _MNV3
+        for k in ("large", "small")
+        for w in ("0_35", "0_5", "0_75", "1_0", "1_25")
+    },
     **{f"ghostnet_x{w}": _GHOST for w in ("0_5", "1_0", "1_3")},
     **{f"res2net{d}_vd_26w_4s": _R2N for d in (50, 101, 200)},
     "se_hrnet_w64_c": "timm has no SE-HRNet",
@@ -152,12 +200,17 @@ def _resolve(model_or_name: Union[str, nn.Module], weights) -> tuple[nn.Module, 
         timm_equivalent(model_or_name)  # refuse before loading (or downloading) anything
         arch = get_arch(model_or_name).name
         # weights=None: the name's published weights.
-        model = (ssld_zoo.load(model_or_name) if weights is None
-                 else ssld_zoo.load(model_or_name, weights=weights))
+        model = (
+            ssld_zoo.load(model_or_name)
+            if weights is None
+            else ssld_zoo.load(model_or_name, weights=weights)
+        )
         return model, arch
     if weights is not None:
-        raise ValueError("weights= goes with an architecture name, not with a model "
-                         "(load the weights into the model first)")
+        raise ValueError(
+            "weights= goes with an architecture name, not with a model "
+            "(load the weights into the model first)"
+        )
     return model_or_name, _arch_of(model_or_name)
 
 
@@ -192,8 +245,10 @@ def _arch_of(model: nn.Module) -> str:
                 arch = name
                 break
         else:
-            raise ValueError(f"cannot tell which architecture this {type(model).__name__} is: "
-                             f"pass its name instead. Supported: {_supported()}")
+            raise ValueError(
+                f"cannot tell which architecture this {type(model).__name__} is: "
+                f"pass its name instead. Supported: {_supported()}"
+            )
     if arch not in TIMM_EQUIVALENTS:
         raise _unsupported(arch)
     return arch
@@ -212,22 +267,28 @@ def _head_keep(model: nn.Module, arch: str, num_classes: int) -> float:
 
     The zoo's families give that dropout the class name ``DownscaleInInferDropout`` and place it
     right before the classifier."""
-    ps = [float(m.p) for m in model.modules()
-          if type(m).__name__ == "DownscaleInInferDropout" and float(m.p) > 0]
+    ps = [
+        float(m.p)
+        for m in model.modules()
+        if type(m).__name__ == "DownscaleInInferDropout" and float(m.p) > 0
+    ]
     if not ps:
         return 1.0
     if len(ps) > 1:
-        raise ValueError(f"{arch}: {len(ps)} downscale-in-infer dropouts; expected at most one, "
-                         "before the classifier")
+        raise ValueError(
+            f"{arch}: {len(ps)} downscale-in-infer dropouts; expected at most one, "
+            "before the classifier"
+        )
     if num_classes == 0:
-        raise ValueError(f"{arch}: without a classifier (num_classes=0) the inference-time "
-                         f"x{1 - ps[0]:g} of PaddleClas's head dropout has no timm counterpart")
+        raise ValueError(
+            f"{arch}: without a classifier (num_classes=0) the inference-time "
+            f"x{1 - ps[0]:g} of PaddleClas's head dropout has no timm counterpart"
+        )
     return 1.0 - ps[0]
 
 
 @lru_cache(maxsize=32)
-def _timm_layout(timm_name: str, num_classes: int
-                 ) -> tuple[dict[str, torch.Size], str]:
+def _timm_layout(timm_name: str, num_classes: int) -> tuple[dict[str, torch.Size], str]:
     """timm's state-dict keys -> shapes, in order, and the name of its classifier module.
     Built on the meta device: shapes only, no memory, no download."""
     with torch.device("meta"):
@@ -235,8 +296,9 @@ def _timm_layout(timm_name: str, num_classes: int
     return {k: v.shape for k, v in ref.state_dict().items()}, ref.pretrained_cfg["classifier"]
 
 
-def to_timm_state_dict(model_or_name: Union[str, nn.Module],
-                       weights: str | None = None) -> tuple[str, dict[str, torch.Tensor]]:
+def to_timm_state_dict(
+    model_or_name: Union[str, nn.Module], weights: str | None = None
+) -> tuple[str, dict[str, torch.Tensor]]:
     """Our weights renamed (and, where exact, re-parametrised) for timm's implementation.
 
     Args:
@@ -263,22 +325,32 @@ def to_timm_state_dict(model_or_name: Union[str, nn.Module],
     target, classifier = _timm_layout(timm_name, num_classes)
 
     ours_all = model.state_dict()
-    ours = [(k, v) for k, v in ours_all.items()
-            if not _is_nbt(k) and not (rules.drop and re.fullmatch(rules.drop, k))]
+    ours = [
+        (k, v)
+        for k, v in ours_all.items()
+        if not _is_nbt(k) and not (rules.drop and re.fullmatch(rules.drop, k))
+    ]
     zero_keys = {k for k in target if rules.zero and re.fullmatch(rules.zero, k)}
     theirs = [k for k in target if not _is_nbt(k) and k not in zero_keys]
 
     where = f"{arch} -> timm {timm_name}"
     for i, ((k, v), tk) in enumerate(zip(ours, theirs)):
         if tuple(v.shape) != tuple(target[tk]) or _leaf(k) != _leaf(tk):
-            raise ValueError(f"{where}: tensor #{i} does not line up: ours {k} "
-                             f"{tuple(v.shape)}, timm's {tk} {tuple(target[tk])}")
+            raise ValueError(
+                f"{where}: tensor #{i} does not line up: ours {k} "
+                f"{tuple(v.shape)}, timm's {tk} {tuple(target[tk])}"
+            )
     if len(ours) != len(theirs):
         n = min(len(ours), len(theirs))
-        first = (f"ours has {ours[n][0]} {tuple(ours[n][1].shape)}" if len(ours) > n else
-                 f"timm's has {theirs[n]} {tuple(target[theirs[n]])}")
-        raise ValueError(f"{where}: {len(ours)} tensors against timm's {len(theirs)}: after "
-                         f"#{n - 1}, {first} and more")
+        first = (
+            f"ours has {ours[n][0]} {tuple(ours[n][1].shape)}"
+            if len(ours) > n
+            else f"timm's has {theirs[n]} {tuple(target[theirs[n]])}"
+        )
+        raise ValueError(
+            f"{where}: {len(ours)} tensors against timm's {len(theirs)}: after "
+            f"#{n - 1}, {first} and more"
+        )
 
     out: dict[str, torch.Tensor] = {}
     source: dict[str, str] = {}  # timm key -> our key
@@ -293,8 +365,11 @@ def to_timm_state_dict(model_or_name: Union[str, nn.Module],
             # Ours from the same BatchNorm (found through its running_mean), else 0.
             mean = source.get(tk[: -len("num_batches_tracked")] + "running_mean", "")
             count = mean[: -len("running_mean")] + "num_batches_tracked"
-            out[tk] = (ours_all[count].detach() if mean and count in ours_all
-                       else torch.zeros((), dtype=torch.long, device=like.device))
+            out[tk] = (
+                ours_all[count].detach()
+                if mean and count in ours_all
+                else torch.zeros((), dtype=torch.long, device=like.device)
+            )
 
     keep = _head_keep(model, arch, num_classes)
     if keep != 1.0:
@@ -307,8 +382,13 @@ def to_timm_state_dict(model_or_name: Union[str, nn.Module],
     return timm_name, out
 
 
-def check_timm_state_dict(model: nn.Module, timm_name: str, state: dict[str, torch.Tensor],
-                          input_size: int = 64, rtol: float = 1e-4) -> float:
+def check_timm_state_dict(
+    model: nn.Module,
+    timm_name: str,
+    state: dict[str, torch.Tensor],
+    input_size: int = 64,
+    rtol: float = 1e-4,
+) -> float:
     """Load ``state`` into timm's ``timm_name`` (strictly) and compare outputs with ``model``.
 
     Both run in eval mode on the same seeded random batch of two ``input_size`` images.
@@ -316,14 +396,16 @@ def check_timm_state_dict(model: nn.Module, timm_name: str, state: dict[str, tor
     times the largest output magnitude (a wrong mapping is off by the output's own scale).
     """
     with torch.device("meta"):
-        ref = _timm().create_model(timm_name, pretrained=False,
-                                   num_classes=int(getattr(model, "num_classes", 1000)))
+        ref = _timm().create_model(
+            timm_name, pretrained=False, num_classes=int(getattr(model, "num_classes", 1000))
+        )
     # assign=True adopts the tensors instead of copying them into freshly initialised ones.
     ref.load_state_dict(state, strict=True, assign=True)
     if any(t.is_meta for t in list(ref.parameters()) + list(ref.buffers())):
         # a buffer timm computes at construction (not in the state dict): build it for real
-        ref = _timm().create_model(timm_name, pretrained=False,
-                                   num_classes=int(getattr(model, "num_classes", 1000)))
+        ref = _timm().create_model(
+            timm_name, pretrained=False, num_classes=int(getattr(model, "num_classes", 1000))
+        )
         ref.load_state_dict(state, strict=True)
     param = next(model.parameters())
     x = torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
@@ -339,8 +421,10 @@ def check_timm_state_dict(model: nn.Module, timm_name: str, state: dict[str, tor
     diff = (ours.float() - theirs.float()).abs().max().item()
     scale = ours.float().abs().max().item()
     if not diff <= rtol * scale + 1e-6:
-        raise ValueError(f"timm's {timm_name} with the converted weights differs from ours by "
-                         f"{diff:.3g} (outputs up to {scale:.3g}): refusing the conversion")
+        raise ValueError(
+            f"timm's {timm_name} with the converted weights differs from ours by "
+            f"{diff:.3g} (outputs up to {scale:.3g}): refusing the conversion"
+        )
     return diff
 
 
@@ -361,20 +445,28 @@ class TimmFormat(Format):
 
     def convert(self, model: nn.Module, arch: str) -> Converted:
         timm_name, state = to_timm_state_dict(model)
-        return Converted(self.name, arch, timm_name, state,
-                         {"num_classes": int(getattr(model, "num_classes", 1000))})
+        return Converted(
+            self.name,
+            arch,
+            timm_name,
+            state,
+            {"num_classes": int(getattr(model, "num_classes", 1000))},
+        )
 
     def check(self, model: nn.Module, converted: Converted) -> float:
         return check_timm_state_dict(model, converted.target, converted.state)
 
     def write(self, converted: Converted, out: Path) -> None:
-        save_safetensors(converted.state, out, {"timm_model": converted.target,
-                                                "arch": converted.arch})
+        save_safetensors(
+            converted.state, out, {"timm_model": converted.target, "arch": converted.arch}
+        )
 
     def usage(self, converted: Converted, out: Path) -> str:
         n = converted.config["num_classes"]
         # timm drops a checkpoint's classifier when its cfg says another class count: say ours.
         extra = "" if n == 1000 else f", num_classes={n}"
         overlay = f"dict(file={str(out)!r}{extra})"
-        return (f"timm.create_model({converted.target!r}, pretrained=True, "
-                f"pretrained_cfg_overlay={overlay}{extra})")
+        return (
+            f"timm.create_model({converted.target!r}, pretrained=True, "
+            f"pretrained_cfg_overlay={overlay}{extra})"
+        )

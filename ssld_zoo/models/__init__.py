@@ -3,6 +3,7 @@
 Every module here not starting with ``_`` is a family file and is imported, so adding a
 family is adding a file.
 """
+
 import importlib
 import pkgutil
 

@@ -28,6 +28,7 @@ Graph capture: family code is written so that ``torch.jit.script``, ``torch.fx``
 and input checks that look at sizes go through :func:`check_input` (``torch._assert`` while a
 graph is being captured).
 """
+
 from __future__ import annotations
 
 import math
@@ -43,9 +44,18 @@ from ssld_zoo.registry import FeatureInfo
 if TYPE_CHECKING:
     from ssld_zoo.registry import WeightCard
 
-__all__ = ["Backbone", "ConvHeadBackbone", "FeatureInfoList", "FlatBlocks", "FeaturePyramid",
-           "PoolLinearBackbone", "adapt_input_conv", "check_input", "feature_take_indices",
-           "new_linear"]
+__all__ = [
+    "Backbone",
+    "ConvHeadBackbone",
+    "FeatureInfoList",
+    "FlatBlocks",
+    "FeaturePyramid",
+    "PoolLinearBackbone",
+    "adapt_input_conv",
+    "check_input",
+    "feature_take_indices",
+    "new_linear",
+]
 
 
 class FeatureInfoList(list):
@@ -69,15 +79,17 @@ class FeatureInfoList(list):
     def module_name(self, idx: int | Sequence[int] | None = None):
         return self._pick("module", idx)
 
-    def get_dicts(self, keys: Sequence[str] | None = None,
-                  idx: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    def get_dicts(
+        self, keys: Sequence[str] | None = None, idx: Sequence[int] | None = None
+    ) -> list[dict[str, Any]]:
         rows = [self[i] for i in idx] if idx is not None else list(self)
         dicts = [f.to_dict() for f in rows]
         return [{k: d[k] for k in keys} for d in dicts] if keys is not None else dicts
 
 
-def feature_take_indices(num_stages: int, indices: int | Sequence[int] | None
-                         ) -> tuple[list[int], int]:
+def feature_take_indices(
+    num_stages: int, indices: int | Sequence[int] | None
+) -> tuple[list[int], int]:
     """Stage indices as timm reads them: None = all, an int ``n`` = the last ``n`` stages,
     a sequence = those stages (negative ones count from the end). Returns the sorted,
     non-negative indices and the largest; a bad index raises ``ValueError`` naming the range."""
@@ -87,15 +99,19 @@ def feature_take_indices(num_stages: int, indices: int | Sequence[int] | None
         raise ValueError(f"out_indices must be an int or a sequence of ints, got {indices!r}")
     if isinstance(indices, int):
         if not 0 < indices <= num_stages:
-            raise ValueError(f"out_indices={indices} (the last {indices} stages) is out of "
-                             f"range: expected 1..{num_stages}")
+            raise ValueError(
+                f"out_indices={indices} (the last {indices} stages) is out of "
+                f"range: expected 1..{num_stages}"
+            )
         picked = list(range(num_stages - indices, num_stages))
     else:
         picked = []
         for i in indices:
             if isinstance(i, bool) or not isinstance(i, int) or not -num_stages <= i < num_stages:
-                raise ValueError(f"out_indices {list(indices)}: {i!r} is out of range (stage "
-                                 f"indices are {-num_stages}..{num_stages - 1})")
+                raise ValueError(
+                    f"out_indices {list(indices)}: {i!r} is out of range (stage "
+                    f"indices are {-num_stages}..{num_stages - 1})"
+                )
             picked.append(i % num_stages)
         if not picked:
             raise ValueError("out_indices is empty: name at least one stage")
@@ -138,7 +154,8 @@ class FlatBlocks(nn.Module):
         not a registered sub-module, so the blocks keep their PaddleClas keys only."""
         self.__dict__["_flat_block_names"] = list(names)
         self.__dict__["_flat_blocks"] = nn.ModuleList(
-            [m for m in (self._modules[n] for n in names) if m is not None])
+            [m for m in (self._modules[n] for n in names) if m is not None]
+        )
 
     def _run_flat_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Run the flat blocks in order; returns the last output and the outputs of the
@@ -210,8 +227,9 @@ class Backbone(FlatBlocks):
         (0: none, ``forward`` then returns the pooled features). Hidden head layers (a 1x1
         head conv, pretrained) are kept, as timm does."""
         self.num_classes = num_classes
-        setattr(self, self.classifier_name,
-                new_linear(nn.Linear(self.head_hidden_size, 1), num_classes))
+        setattr(
+            self, self.classifier_name, new_linear(nn.Linear(self.head_hidden_size, 1), num_classes)
+        )
 
     # --- shared ---------------------------------------------------------------------------
     @property
@@ -267,8 +285,13 @@ class Backbone(FlatBlocks):
         return set()
 
     @torch.jit.ignore
-    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None,
-                              stop_early: bool = False, intermediates_only: bool = False):
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        stop_early: bool = False,
+        intermediates_only: bool = False,
+    ):
         """timm's ``forward_intermediates``: the stage outputs at ``indices`` (None: all; an
         int: the last n) and, unless ``intermediates_only``, the final feature map, as
         ``(final, intermediates)``. ``stop_early`` is accepted for timm's signature; to run
@@ -307,14 +330,15 @@ class Backbone(FlatBlocks):
         return stages[-1]
 
     @torch.jit.ignore
-    def prune_intermediate_layers(self, indices: int | Sequence[int] | None = None,
-                                  prune_head: bool = True) -> list[int]:
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] | None = None, prune_head: bool = True
+    ) -> list[int]:
         """Delete every stage after the last of ``indices`` (and with ``prune_head`` the
         classifier), so that the model holds and runs only what those stages need and
         every parameter it keeps gets a gradient. Returns the kept indices."""
         picked, last = feature_take_indices(len(self.feature_info), indices)
         self._truncate(picked)
-        self.feature_info = list(self.feature_info)[:last + 1]
+        self.feature_info = list(self.feature_info)[: last + 1]
         if prune_head:
             for name in self.head_names:
                 module = getattr(self, name)
@@ -335,8 +359,8 @@ class Backbone(FlatBlocks):
         path = self.feature_info[last].module.split(".")
         names = list(self._modules)
         if len(path) > 1:  # the stage ends inside a container: keep its items up to it
-            del self._modules[path[0]][int(path[1]) + 1:]
-        for name in names[names.index(path[0]) + 1:]:
+            del self._modules[path[0]][int(path[1]) + 1 :]
+        for name in names[names.index(path[0]) + 1 :]:
             module = self._modules[name]
             if name not in self.head_names and module is not None and _has_parameters(module):
                 setattr(self, name, None)
@@ -357,8 +381,16 @@ class ConvHeadBackbone(Backbone):
     PP-HGNetV2): global average pooling -> [1x1 conv to ``class_expand`` (no BN, no bias) ->
     activation -> [learnable affine] -> downscale-in-infer dropout] -> ``fc``."""
 
-    def _build_head(self, in_ch: int, num_classes: int, use_last_conv: bool, class_expand: int,
-                    act: nn.Module, drop_rate: float, lab: nn.Module | None = None) -> None:
+    def _build_head(
+        self,
+        in_ch: int,
+        num_classes: int,
+        use_last_conv: bool,
+        class_expand: int,
+        act: nn.Module,
+        drop_rate: float,
+        lab: nn.Module | None = None,
+    ) -> None:
         """Register ``avg_pool``, ``last_conv``, ``act``, [``lab``], ``dropout``, ``fc``
         (PaddleClas's names and order) and set ``num_features``/``head_hidden_size``."""
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
@@ -443,10 +475,13 @@ class FeaturePyramid(nn.Module):
         try:
             picked = model.prune_intermediate_layers(out_indices, prune_head=True)
         except ValueError as e:
-            stages = ", ".join(f"{i}: {f.module} ({f.channels} ch, /{f.reduction})"
-                               for i, f in enumerate(model.feature_info))
-            raise ValueError(f"{e} ({type(model).__name__} has {len(model.feature_info)} "
-                             f"stages: {stages})") from None
+            stages = ", ".join(
+                f"{i}: {f.module} ({f.channels} ch, /{f.reduction})"
+                for i, f in enumerate(model.feature_info)
+            )
+            raise ValueError(
+                f"{e} ({type(model).__name__} has {len(model.feature_info)} stages: {stages})"
+            ) from None
         self.out_indices = tuple(picked)
         self.model = model
         self.feature_info = FeatureInfoList(model.feature_info[i] for i in picked)

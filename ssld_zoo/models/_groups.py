@@ -12,6 +12,7 @@ of the run of sibling modules of the same class and name pattern as its output m
 last stage (pooling, classifier) the head. A family whose stages are not one sequence (HRNet's
 parallel branches) overrides ``group_matcher``.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,11 +54,11 @@ def _unit(leaf: str, stage_module: str | None, whole_items: bool) -> str:
     parts = leaf.split(".")
     if stage_module is not None and not whole_items and _under(leaf, stage_module):
         base = stage_module.split(".")
-        rest = parts[len(base):]
+        rest = parts[len(base) :]
         cut = next((i for i, p in enumerate(rest) if p.isdigit()), 0)
-        return ".".join(base + rest[:cut + 1])
+        return ".".join(base + rest[: cut + 1])
     cut = next((i for i, p in enumerate(parts) if p.isdigit()), 0)
-    return ".".join(parts[:cut + 1])
+    return ".".join(parts[: cut + 1])
 
 
 def stage_units(model: nn.Module) -> tuple[list[str], list[list[str]]]:
@@ -69,24 +70,28 @@ def stage_units(model: nn.Module) -> tuple[list[str], list[list[str]]]:
     for i, f in enumerate(info):
         idx = [k for k, n in enumerate(leaves) if _under(n, f.module)]
         if not idx:
-            raise ValueError(f"stage {i}'s module {f.module!r} is not a module of "
-                             f"{type(model).__name__}")
+            raise ValueError(
+                f"stage {i}'s module {f.module!r} is not a module of {type(model).__name__}"
+            )
         ends.append(max(idx))
     if any(b <= a for a, b in zip(ends, ends[1:])):
-        raise ValueError(f"{type(model).__name__}: stage modules {[f.module for f in info]} "
-                         "are not in forward order")
+        raise ValueError(
+            f"{type(model).__name__}: stage modules {[f.module for f in info]} "
+            "are not in forward order"
+        )
     start = _stage0_start(model, leaves, info[0].module)
     stem = list(dict.fromkeys(_unit(n, None, True) for n in leaves[:start]))
     stages, prev = [], start
     for f, end in zip(info, ends):
-        members = leaves[prev:end + 1]
+        members = leaves[prev : end + 1]
         # A stage spanning several items of a list (ResNet_vd's blocks.0..2) is those items;
         # a stage that is one module (stages.0) is divided below it.
         whole_items = any(not _under(n, f.module) for n in members)
         units = list(dict.fromkeys(_unit(n, f.module, whole_items) for n in members))
         # One module without a list of blocks below it (a last 1x1 conv-BN) is one block.
-        if not whole_items and not any(p.isdigit() for n in members
-                                       for p in n[len(f.module):].split(".")):
+        if not whole_items and not any(
+            p.isdigit() for n in members for p in n[len(f.module) :].split(".")
+        ):
             units = [f.module]
         stages.append(units)
         prev = end + 1
@@ -97,8 +102,7 @@ def _regex(units: list[str]) -> str:
     return r"^(?:" + "|".join(re.escape(u) for u in units) + r")\."
 
 
-def matcher_from_units(stem: list[str], stages: list[list[str]], coarse: bool
-                       ) -> dict[str, Any]:
+def matcher_from_units(stem: list[str], stages: list[list[str]], coarse: bool) -> dict[str, Any]:
     """timm's group_matcher dict: ``stem`` one regex, ``blocks`` a list of (regex, (ordinal,))
     per stage (coarse) or per block (fine). Names no regex matches (the head) fall into
     timm's last group."""

@@ -9,11 +9,11 @@ ordinary dropout 0.2 -> Linear (``fc_1``). Module names equal PaddleClas's old-s
 (``conv1``, ``_ghostbottleneck_<i>``, ``conv_last``, ``_conv``/``_batch_norm``), so that a
 ``.pdparams`` file maps key for key.
 """
+
 from __future__ import annotations
 
 import math
 from functools import partial
-
 from typing import List
 
 import torch
@@ -21,8 +21,14 @@ import torch.nn as nn
 
 from ssld_zoo.models._base import Backbone
 from ssld_zoo.models.layers import MODEL_ZOO, ConvBNAct, make_divisible
-from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    SSLD_DOC,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["GhostNet", "make_divisible"]
 
@@ -74,8 +80,16 @@ class GhostModule(nn.Module):
     """A 1x1 "primary" conv to half the channels, a depthwise "cheap" conv making the other
     half from them, concatenated."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int = 1, ratio: int = 2,
-                 dw_size: int = 3, stride: int = 1, relu: bool = True):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int = 1,
+        ratio: int = 2,
+        dw_size: int = 3,
+        stride: int = 1,
+        relu: bool = True,
+    ):
         super().__init__()
         init_ch = int(math.ceil(out_ch / ratio))
         new_ch = init_ch * (ratio - 1)
@@ -90,12 +104,14 @@ class GhostModule(nn.Module):
 class GhostBottleneck(nn.Module):
     """ghost (expand) -> [depthwise stride 2] -> [SE] -> ghost (project, linear) + shortcut."""
 
-    def __init__(self, in_ch: int, hidden: int, out_ch: int, kernel: int, stride: int,
-                 use_se: bool):
+    def __init__(
+        self, in_ch: int, hidden: int, out_ch: int, kernel: int, stride: int, use_se: bool
+    ):
         super().__init__()
         self.ghost_module_1 = GhostModule(in_ch, hidden, relu=True)
-        self.depthwise_conv = (_conv_bn(hidden, hidden, kernel, stride, groups=hidden)
-                               if stride == 2 else None)
+        self.depthwise_conv = (
+            _conv_bn(hidden, hidden, kernel, stride, groups=hidden) if stride == 2 else None
+        )
         self.se_block = SEBlock(hidden) if use_se else None
         self.ghost_module_2 = GhostModule(hidden, out_ch, relu=False)
         if stride != 1 or in_ch != out_ch:
@@ -123,8 +139,9 @@ class GhostNet(Backbone):
     head_names = ("pool2d_gap", "fc_0", "dropout", "fc_1")
     classifier_name = "fc_1"
 
-    def __init__(self, scale: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.2):
+    def __init__(
+        self, scale: float = 1.0, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2
+    ):
         super().__init__()
         self.scale = scale
         self.num_classes = num_classes
@@ -137,8 +154,9 @@ class GhostNet(Backbone):
             in_ch, out_ch = out_ch, make_divisible(c * scale, 4)
             name = f"_ghostbottleneck_{idx}"
             # Flat attributes, as PaddleClas registers them (add_sublayer), so keys match.
-            self.add_module(name, GhostBottleneck(in_ch, make_divisible(exp * scale, 4),
-                                                  out_ch, k, s, se))
+            self.add_module(
+                name, GhostBottleneck(in_ch, make_divisible(exp * scale, 4), out_ch, k, s, se)
+            )
             self._block_names.append(name)
             reduction *= s
             if idx in _STAGE_ENDS:
@@ -187,18 +205,28 @@ _GHOSTNET_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/GhostNet.md"
 
 
 def _baseline(arch: str, file_stem: str, top1: float) -> WeightCard:
-    return WeightCard(arch, arch, (f"{PADDLE_BASE}{file_stem}_pretrained.pdparams",),
-                      top1=top1, top1_source=_GHOSTNET_DOC)
+    return WeightCard(
+        arch,
+        arch,
+        (f"{PADDLE_BASE}{file_stem}_pretrained.pdparams",),
+        top1=top1,
+        top1_source=_GHOSTNET_DOC,
+    )
 
 
 register_weights(
     _baseline("ghostnet_x0_5", "GhostNet_x0_5", 66.8),
     _baseline("ghostnet_x1_0", "GhostNet_x1_0", 74.0),
     _baseline("ghostnet_x1_3", "GhostNet_x1_3", 75.7),
-    WeightCard("ghostnet_x1_3_ssld", "ghostnet_x1_3",
-               (PADDLE_BASE + "GhostNet_x1_3_ssld_pretrained.pdparams",),
-               top1=79.4, baseline_top1=75.7, top1_source=SSLD_DOC,
-               description="Teacher not stated in PaddleClas's docs or configs (its SSLD doc "
-                           "uses ResNet50_vd_ssld for mobile students). GhostNet.md gives "
-                           "79.4 too; the 2020 release note says 79.38."),
+    WeightCard(
+        "ghostnet_x1_3_ssld",
+        "ghostnet_x1_3",
+        (PADDLE_BASE + "GhostNet_x1_3_ssld_pretrained.pdparams",),
+        top1=79.4,
+        baseline_top1=75.7,
+        top1_source=SSLD_DOC,
+        description="Teacher not stated in PaddleClas's docs or configs (its SSLD doc "
+        "uses ResNet50_vd_ssld for mobile students). GhostNet.md gives "
+        "79.4 too; the 2020 release note says 79.38.",
+    ),
 )

@@ -15,6 +15,7 @@ floor), ReLU between, a real sigmoid gate.
 ``forward_features`` gives the four branch outputs of the last stage (``st4``), which are what
 dense-prediction heads use; the head's ``last_cls`` bottlenecks are not returned.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -26,8 +27,14 @@ import torch.nn.functional as F
 from ssld_zoo.models._base import PoolLinearBackbone, check_input
 from ssld_zoo.models._groups import matcher_from_units
 from ssld_zoo.models.layers import ConvBNAct
-from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    SSLD_DOC,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["HRNet"]
 
@@ -105,8 +112,9 @@ class FuseLayers(nn.Module):
                     for k in range(i - j):
                         last = k == i - j - 1
                         # Intermediate steps keep branch j's width and are ReLU'd.
-                        layers.append(ConvBNAct(in_ch, out_ch if last else in_ch, 3, 2,
-                                                  act=not last))
+                        layers.append(
+                            ConvBNAct(in_ch, out_ch if last else in_ch, 3, 2, act=not last)
+                        )
         self.residual_func_list = nn.ModuleList(layers)
         self.relu = nn.ReLU(inplace=True)
         # What each layer of the flat list does, so forward can walk it in one pass (as
@@ -163,7 +171,8 @@ class HighResolutionModule(nn.Module):
     def __init__(self, channels: list[int], has_se: bool):
         super().__init__()
         self.basic_block_list = nn.ModuleList(
-            nn.Sequential(*[BasicBlock(c, has_se) for _ in range(4)]) for c in channels)
+            nn.Sequential(*[BasicBlock(c, has_se) for _ in range(4)]) for c in channels
+        )
         self.fuse_func = FuseLayers(channels)
 
     def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
@@ -176,7 +185,8 @@ class Stage(nn.Module):
     def __init__(self, num_modules: int, channels: list[int], has_se: bool):
         super().__init__()
         self.stage_func_list = nn.ModuleList(
-            HighResolutionModule(channels, has_se) for _ in range(num_modules))
+            HighResolutionModule(channels, has_se) for _ in range(num_modules)
+        )
 
     def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
         for module in self.stage_func_list:
@@ -190,7 +200,8 @@ class LastClsOut(nn.Module):
     def __init__(self, channels: list[int], has_se: bool, widths: tuple[int, ...]):
         super().__init__()
         self.func_list = nn.ModuleList(
-            BottleneckBlock(c, w, has_se, downsample=True) for c, w in zip(channels, widths))
+            BottleneckBlock(c, w, has_se, downsample=True) for c, w in zip(channels, widths)
+        )
 
     def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
         return [f(x[i]) for i, f in enumerate(self.func_list)]
@@ -212,8 +223,9 @@ class HRNet(PoolLinearBackbone):
     # Parity tests must not feed it an odd size (see above).
     fixed_input_size = True
 
-    def __init__(self, width: int = 18, has_se: bool = False, num_classes: int = 1000,
-                 in_chans: int = 3):
+    def __init__(
+        self, width: int = 18, has_se: bool = False, num_classes: int = 1000, in_chans: int = 3
+    ):
         super().__init__()
         self.width = width
         self.has_se = has_se
@@ -221,9 +233,12 @@ class HRNet(PoolLinearBackbone):
         channels = [width, width * 2, width * 4, width * 8]
         self.conv_layer1_1 = ConvBNAct(in_chans, 64, 3, 2, act=True)
         self.conv_layer1_2 = ConvBNAct(64, 64, 3, 2, act=True)
-        self.layer1 = nn.Sequential(*[
-            BottleneckBlock(64 if i == 0 else 256, 64, has_se, downsample=(i == 0))
-            for i in range(4)])
+        self.layer1 = nn.Sequential(
+            *[
+                BottleneckBlock(64 if i == 0 else 256, 64, has_se, downsample=(i == 0))
+                for i in range(4)
+            ]
+        )
         self.conv_tr1_1 = ConvBNAct(256, width, 3, act=True)
         self.conv_tr1_2 = ConvBNAct(256, width * 2, 3, 2, act=True)
         self.st2 = Stage(1, channels[:2], has_se)
@@ -231,14 +246,14 @@ class HRNet(PoolLinearBackbone):
         self.st3 = Stage(4, channels[:3], has_se)
         self.conv_tr3 = ConvBNAct(width * 4, width * 8, 3, 2, act=True)
         self.st4 = Stage(3, channels, has_se)
-        self.feature_info = [FeatureInfo(c, 4 * 2 ** i, f"st4#{i}")
-                             for i, c in enumerate(channels)]
+        self.feature_info = [FeatureInfo(c, 4 * 2**i, f"st4#{i}") for i, c in enumerate(channels)]
 
         head_widths = (32, 64, 128, 256)
         self.last_cls = LastClsOut(channels, has_se, head_widths)
         self.cls_head_conv_list = nn.ModuleList(
             ConvBNAct(w * 4, out, 3, 2, act=True)
-            for w, out in zip(head_widths[:3], (256, 512, 1024)))
+            for w, out in zip(head_widths[:3], (256, 512, 1024))
+        )
         self.conv_last = ConvBNAct(1024, 2048, 1, act=True)
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = self.head_hidden_size = 2048
@@ -258,15 +273,28 @@ class HRNet(PoolLinearBackbone):
         block of those (``layer1.<i>``, ``st<k>.stage_func_list.<i>``, a transition conv).
         Every output branch comes from ``st4``, so these stages are not the four
         ``feature_info`` entries (the downstream stage layout refuses HRNet)."""
-        stages = [["layer1"], ["conv_tr1_1", "conv_tr1_2", "st2"], ["conv_tr2", "st3"],
-                  ["conv_tr3", "st4"]]
+        stages = [
+            ["layer1"],
+            ["conv_tr1_1", "conv_tr1_2", "st2"],
+            ["conv_tr2", "st3"],
+            ["conv_tr3", "st4"],
+        ]
         if not coarse:
             stages = [[f"layer1.{i}" for i in range(len(self.layer1))]] + [
-                [u for m in units for u in
-                 ([m] if m.startswith("conv_tr") else
-                  [f"{m}.stage_func_list.{i}"
-                   for i in range(len(getattr(self, m).stage_func_list))])]
-                for units in stages[1:]]
+                [
+                    u
+                    for m in units
+                    for u in (
+                        [m]
+                        if m.startswith("conv_tr")
+                        else [
+                            f"{m}.stage_func_list.{i}"
+                            for i in range(len(getattr(self, m).stage_func_list))
+                        ]
+                    )
+                ]
+                for units in stages[1:]
+            ]
         return matcher_from_units(["conv_layer1_1", "conv_layer1_2"], stages, coarse)
 
     def _truncate(self, picked: List[int]) -> None:
@@ -288,8 +316,10 @@ def _check_input_size(x: torch.Tensor) -> None:
     # Stride-2 convs give ceil(n / 2); the stride-4 branch must be 8x the stride-32 one.
     for n in (x.shape[2], x.shape[3]):
         ok = (n + 3) // 4 == 8 * ((n + 31) // 32)
-        message = ("HRNet needs input height and width that are multiples of 32 (e.g. 224): "
-                   "the branches' resolutions would not line up for the fusion layers")
+        message = (
+            "HRNet needs input height and width that are multiples of 32 (e.g. 224): "
+            "the branches' resolutions would not line up for the fusion layers"
+        )
         if torch.jit.is_scripting():
             torch._assert(ok, message)
         else:
@@ -354,13 +384,26 @@ _HRNET_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/HRNet.md"
 _NO_TEACHER = "SSLD student; PaddleClas does not document its teacher."
 
 
-def _card(arch: str, paddle: str, top1: float | None, source: str, ssld: bool = False,
-          baseline: float | None = None, note: str = "") -> WeightCard:
+def _card(
+    arch: str,
+    paddle: str,
+    top1: float | None,
+    source: str,
+    ssld: bool = False,
+    baseline: float | None = None,
+    note: str = "",
+) -> WeightCard:
     suffix = "_ssld" if ssld else ""
-    return WeightCard(f"{arch}{suffix}", arch,
-                      (f"{_LEGENDARY}{paddle}{suffix}_pretrained.pdparams",),
-                      top1=top1, top1_source=source, baseline_top1=baseline, teacher=None,
-                      description=" ".join(filter(None, [_NO_TEACHER if ssld else "", note])))
+    return WeightCard(
+        f"{arch}{suffix}",
+        arch,
+        (f"{_LEGENDARY}{paddle}{suffix}_pretrained.pdparams",),
+        top1=top1,
+        top1_source=source,
+        baseline_top1=baseline,
+        teacher=None,
+        description=" ".join(filter(None, [_NO_TEACHER if ssld else "", note])),
+    )
 
 
 register_weights(
@@ -378,6 +421,12 @@ register_weights(
     _card("hrnet_w64_c", "HRNet_W64_C", 79.3, _HRNET_DOC),
     # No plain SE_HRNet_W64_C weights are published (and PaddleClas 2.6.0's MODEL_URLS lacks
     # the entry altogether), so the SSLD card has no baseline.
-    _card("se_hrnet_w64_c", "SE_HRNet_W64_C", 84.7, SSLD_DOC, ssld=True,
-          note="No non-SSLD SE_HRNet_W64_C weights are published."),
+    _card(
+        "se_hrnet_w64_c",
+        "SE_HRNet_W64_C",
+        84.7,
+        SSLD_DOC,
+        ssld=True,
+        note="No non-SSLD SE_HRNet_W64_C weights are published.",
+    ),
 )

@@ -18,6 +18,7 @@ passes its entry as ``names=``. Being a ``Sequential`` (as torchvision's ``Conv2
 keeps it plain for TorchScript, ``torch.fx`` and ``torch.export``, and BatchNorm folding
 (:mod:`ssld_zoo.deploy.fuse`) swaps its children by name like any other module's.
 """
+
 from __future__ import annotations
 
 import struct
@@ -26,9 +27,22 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-__all__ = ["ConcatBlock", "ConvBNAct", "DownsampleStage", "DownscaleInInferDropout", "KeyNames",
-           "LEGENDARY", "MODEL_ZOO", "NEXTVIT", "WSL", "create_act", "float32",
-           "init_weights_hgnet", "make_divisible", "vd_avg_pool"]
+__all__ = [
+    "ConcatBlock",
+    "ConvBNAct",
+    "DownsampleStage",
+    "DownscaleInInferDropout",
+    "KeyNames",
+    "LEGENDARY",
+    "MODEL_ZOO",
+    "NEXTVIT",
+    "WSL",
+    "create_act",
+    "float32",
+    "init_weights_hgnet",
+    "make_divisible",
+    "vd_avg_pool",
+]
 
 
 class KeyNames(NamedTuple):
@@ -40,11 +54,11 @@ class KeyNames(NamedTuple):
 
 
 # PaddleClas's names, by the style of the family's source file.
-LEGENDARY = KeyNames("conv", "bn")              # legendary_models/*: MobileNetV1/V3, PP-LCNet(V2),
+LEGENDARY = KeyNames("conv", "bn")  # legendary_models/*: MobileNetV1/V3, PP-LCNet(V2),
 #                                                 PP-HGNet(V2), ResNet_vd, HRNet
-MODEL_ZOO = KeyNames("_conv", "_batch_norm")    # model_zoo/*: MobileNetV2, GhostNet, Res2Net_vd
-WSL = KeyNames("_conv", "_bn")                  # model_zoo/resnext101_wsl.py
-NEXTVIT = KeyNames("conv", "norm")              # model_zoo/nextvit.py
+MODEL_ZOO = KeyNames("_conv", "_batch_norm")  # model_zoo/*: MobileNetV2, GhostNet, Res2Net_vd
+WSL = KeyNames("_conv", "_bn")  # model_zoo/resnext101_wsl.py
+NEXTVIT = KeyNames("conv", "norm")  # model_zoo/nextvit.py
 
 
 def float32(v: float) -> float:
@@ -102,19 +116,38 @@ class ConvBNAct(nn.Sequential):
     conv and BN under ``names``.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
-                 padding: int | None = None, act: bool | str | nn.Module | None = None,
-                 names: KeyNames = LEGENDARY, pre: tuple[str, nn.Module] | None = None,
-                 post: tuple[str, nn.Module] | None = None, eps: float = 1e-5,
-                 momentum: float = 0.1):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int,
+        stride: int = 1,
+        groups: int = 1,
+        padding: int | None = None,
+        act: bool | str | nn.Module | None = None,
+        names: KeyNames = LEGENDARY,
+        pre: tuple[str, nn.Module] | None = None,
+        post: tuple[str, nn.Module] | None = None,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+    ):
         super().__init__()
         if pre is not None:
             if any(True for _ in pre[1].parameters()) or any(True for _ in pre[1].buffers()):
                 raise ValueError(f"ConvBNAct: pre layer {pre[0]!r} must hold no weights")
             self.add_module(*pre)
-        self.add_module(names.conv, nn.Conv2d(
-            in_ch, out_ch, kernel, stride, (kernel - 1) // 2 if padding is None else padding,
-            groups=groups, bias=False))
+        self.add_module(
+            names.conv,
+            nn.Conv2d(
+                in_ch,
+                out_ch,
+                kernel,
+                stride,
+                (kernel - 1) // 2 if padding is None else padding,
+                groups=groups,
+                bias=False,
+            ),
+        )
         self.add_module(names.bn, nn.BatchNorm2d(out_ch, eps=eps, momentum=momentum))
         if act is True:
             act = nn.ReLU(inplace=True)

@@ -5,6 +5,7 @@ thirteen depthwise-separable blocks (3x3 depthwise conv-BN-ReLU, 1x1 pointwise c
 global average pool, fc. Channels are ``int(c * scale)``; no dropout. Module names equal
 PaddleClas's (``conv``, ``blocks.N.depthwise_conv``, ``blocks.N.pointwise_conv``, ``fc``).
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -14,8 +15,14 @@ import torch.nn as nn
 
 from ssld_zoo.models._base import PoolLinearBackbone
 from ssld_zoo.models.layers import ConvBNAct
-from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    SSLD_DOC,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["MobileNetV1"]
 
@@ -67,8 +74,9 @@ class MobileNetV1(PoolLinearBackbone):
         self.conv = ConvBNAct(in_chans, int(32 * scale), 3, 2, act=True)
         blocks, self.feature_info, reduction = [], [], 2
         for i, (cin, dw, out, stride) in enumerate(_BLOCKS):
-            blocks.append(DepthwiseSeparable(int(cin * scale), int(dw * scale),
-                                             int(out * scale), stride))
+            blocks.append(
+                DepthwiseSeparable(int(cin * scale), int(dw * scale), int(out * scale), stride)
+            )
             reduction *= stride
             next_stride = _BLOCKS[i + 1][3] if i + 1 < len(_BLOCKS) else 2
             if next_stride == 2:  # last block at this resolution
@@ -110,18 +118,41 @@ _DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/MobileNetV1.md"
 _TEACHER = "resnet50_vd_ssld"
 
 register_weights(
-    WeightCard("mobilenetv1_x0_25", "mobilenetv1_x0_25",
-               (_LEGENDARY + "MobileNetV1_x0_25_pretrained.pdparams",),
-               top1=51.4, top1_source=_DOC),
-    WeightCard("mobilenetv1_x0_5", "mobilenetv1_x0_5",
-               (_LEGENDARY + "MobileNetV1_x0_5_pretrained.pdparams",),
-               top1=63.5, top1_source=_DOC),
-    WeightCard("mobilenetv1_x0_75", "mobilenetv1_x0_75",
-               (_LEGENDARY + "MobileNetV1_x0_75_pretrained.pdparams",),
-               top1=68.8, top1_source=_DOC),
-    WeightCard("mobilenetv1", "mobilenetv1", (_LEGENDARY + "MobileNetV1_pretrained.pdparams",),
-               top1=71.0, top1_source=_DOC),
-    WeightCard("mobilenetv1_ssld", "mobilenetv1",
-               (_LEGENDARY + "MobileNetV1_ssld_pretrained.pdparams",),
-               top1=77.9, baseline_top1=71.0, top1_source=SSLD_DOC, teacher=_TEACHER),
+    WeightCard(
+        "mobilenetv1_x0_25",
+        "mobilenetv1_x0_25",
+        (_LEGENDARY + "MobileNetV1_x0_25_pretrained.pdparams",),
+        top1=51.4,
+        top1_source=_DOC,
+    ),
+    WeightCard(
+        "mobilenetv1_x0_5",
+        "mobilenetv1_x0_5",
+        (_LEGENDARY + "MobileNetV1_x0_5_pretrained.pdparams",),
+        top1=63.5,
+        top1_source=_DOC,
+    ),
+    WeightCard(
+        "mobilenetv1_x0_75",
+        "mobilenetv1_x0_75",
+        (_LEGENDARY + "MobileNetV1_x0_75_pretrained.pdparams",),
+        top1=68.8,
+        top1_source=_DOC,
+    ),
+    WeightCard(
+        "mobilenetv1",
+        "mobilenetv1",
+        (_LEGENDARY + "MobileNetV1_pretrained.pdparams",),
+        top1=71.0,
+        top1_source=_DOC,
+    ),
+    WeightCard(
+        "mobilenetv1_ssld",
+        "mobilenetv1",
+        (_LEGENDARY + "MobileNetV1_ssld_pretrained.pdparams",),
+        top1=77.9,
+        baseline_top1=71.0,
+        top1_source=SSLD_DOC,
+        teacher=_TEACHER,
+    ),
 )

@@ -7,6 +7,7 @@ sub-modules carry fixed names, mirrored here so that ``.pdparams`` keys map 1:1:
 Every conv is followed by BN and, except the linear projection, ReLU6. Channels are
 ``int(c * scale)``; the last conv keeps 1280 channels unless ``scale > 1``. No dropout.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -17,8 +18,14 @@ import torch.nn as nn
 
 from ssld_zoo.models._base import Backbone, FlatBlocks
 from ssld_zoo.models.layers import MODEL_ZOO, ConvBNAct
-from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    SSLD_DOC,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["MobileNetV2"]
 
@@ -58,15 +65,16 @@ class InvertedResidualUnit(nn.Module):
 class InvresiBlocks(FlatBlocks):
     """One stage: ``_first_block`` (may stride), then ``<name>_2`` ... ``<name>_<n>``."""
 
-    def __init__(self, in_ch: int, expansion: int, out_ch: int, repeats: int, stride: int,
-                 name: str):
+    def __init__(
+        self, in_ch: int, expansion: int, out_ch: int, repeats: int, stride: int, name: str
+    ):
         super().__init__()
-        self._first_block = InvertedResidualUnit(in_ch, out_ch, stride, expansion,
-                                                 shortcut=False)
+        self._first_block = InvertedResidualUnit(in_ch, out_ch, stride, expansion, shortcut=False)
         self._rest = []
         for i in range(2, repeats + 1):
-            self.add_module(f"{name}_{i}", InvertedResidualUnit(out_ch, out_ch, 1, expansion,
-                                                               shortcut=True))
+            self.add_module(
+                f"{name}_{i}", InvertedResidualUnit(out_ch, out_ch, 1, expansion, shortcut=True)
+            )
             self._rest.append(f"{name}_{i}")
         self._set_flat_blocks(self._rest)
 
@@ -166,8 +174,13 @@ _TEACHER = "resnet50_vd_ssld"
 
 def _baseline(name: str, paddle_name: str, top1: float) -> WeightCard:
     # The model_zoo weights live directly under dygraph/, not legendary_models/.
-    return WeightCard(name, name, (PADDLE_BASE + f"{paddle_name}_pretrained.pdparams",),
-                      top1=top1, top1_source=_DOC)
+    return WeightCard(
+        name,
+        name,
+        (PADDLE_BASE + f"{paddle_name}_pretrained.pdparams",),
+        top1=top1,
+        top1_source=_DOC,
+    )
 
 
 register_weights(
@@ -177,7 +190,13 @@ register_weights(
     _baseline("mobilenetv2", "MobileNetV2", 72.2),
     _baseline("mobilenetv2_x1_5", "MobileNetV2_x1_5", 74.1),
     _baseline("mobilenetv2_x2_0", "MobileNetV2_x2_0", 75.2),
-    WeightCard("mobilenetv2_ssld", "mobilenetv2",
-               (PADDLE_BASE + "MobileNetV2_ssld_pretrained.pdparams",),
-               top1=76.74, baseline_top1=72.2, top1_source=SSLD_DOC, teacher=_TEACHER),
+    WeightCard(
+        "mobilenetv2_ssld",
+        "mobilenetv2",
+        (PADDLE_BASE + "MobileNetV2_ssld_pretrained.pdparams",),
+        top1=76.74,
+        baseline_top1=72.2,
+        top1_source=SSLD_DOC,
+        teacher=_TEACHER,
+    ),
 )

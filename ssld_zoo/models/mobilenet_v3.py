@@ -14,6 +14,7 @@ timm's MobileNetV3 (each changes the numbers):
 
 Module names equal PaddleClas's.
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -23,8 +24,14 @@ import torch.nn as nn
 
 from ssld_zoo.models._base import Backbone
 from ssld_zoo.models.layers import ConvBNAct, DownscaleInInferDropout, float32, make_divisible
-from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    SSLD_DOC,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["MobileNetV3", "DownscaleInInferDropout", "make_divisible"]
 
@@ -101,13 +108,13 @@ class SEModule(nn.Module):
 class ResidualUnit(nn.Module):
     """expand 1x1 -> depthwise kxk -> [SE] -> linear 1x1, [+ input when shapes allow]."""
 
-    def __init__(self, in_ch: int, mid_ch: int, out_ch: int, kernel: int, stride: int,
-                 use_se: bool, act: str):
+    def __init__(
+        self, in_ch: int, mid_ch: int, out_ch: int, kernel: int, stride: int, use_se: bool, act: str
+    ):
         super().__init__()
         self.if_shortcut = stride == 1 and in_ch == out_ch
         self.expand_conv = ConvBNAct(in_ch, mid_ch, 1, act=act)
-        self.bottleneck_conv = ConvBNAct(mid_ch, mid_ch, kernel, stride, groups=mid_ch,
-                                           act=act)
+        self.bottleneck_conv = ConvBNAct(mid_ch, mid_ch, kernel, stride, groups=mid_ch, act=act)
         self.mid_se = SEModule(mid_ch) if use_se else None
         self.linear_conv = ConvBNAct(mid_ch, out_ch, 1)
 
@@ -131,8 +138,14 @@ class MobileNetV3(Backbone):
 
     head_names = ("last_conv", "fc")
 
-    def __init__(self, config: str = "large", scale: float = 1.0, num_classes: int = 1000,
-                 in_chans: int = 3, drop_rate: float | None = 0.2):
+    def __init__(
+        self,
+        config: str = "large",
+        scale: float = 1.0,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float | None = 0.2,
+    ):
         super().__init__()
         if config not in _CONFIGS:
             raise ValueError(f"MobileNetV3 config {config!r} is not one of {sorted(_CONFIGS)}")
@@ -154,8 +167,11 @@ class MobileNetV3(Backbone):
         self.last_second_conv = ConvBNAct(in_ch, squeeze_ch, 1, act="hardswish")
         points.append(("last_second_conv", squeeze_ch, reduction))
         # A stage ends where the next point is at a coarser resolution (or there is none).
-        self.feature_info = [FeatureInfo(ch, red, name) for j, (name, ch, red) in enumerate(points)
-                             if j + 1 == len(points) or points[j + 1][2] != red]
+        self.feature_info = [
+            FeatureInfo(ch, red, name)
+            for j, (name, ch, red) in enumerate(points)
+            if j + 1 == len(points) or points[j + 1][2] != red
+        ]
         ends = [f.module for f in self.feature_info]
         self._stem_is_stage = "conv" in ends
         self._block_ends = [i for i in range(len(blocks)) if f"blocks.{i}" in ends]
@@ -265,18 +281,32 @@ _SSLD = {
 
 def _paddle_name(zoo_name: str) -> str:
     # mobilenetv3_large_x1_0 -> MobileNetV3_large_x1_0
-    return "MobileNetV3" + zoo_name[len("mobilenetv3"):]
+    return "MobileNetV3" + zoo_name[len("mobilenetv3") :]
 
 
-register_weights(*(
-    WeightCard(name, name, (_LEGENDARY + f"{_paddle_name(name)}_pretrained.pdparams",),
-               top1=top1, top1_source=_DOC)
-    for name, top1 in _BASELINES.items()
-))
-register_weights(*(
-    WeightCard(f"{name}_ssld", name,
-               (_LEGENDARY + f"{_paddle_name(name)}_ssld_pretrained.pdparams",),
-               top1=top1, baseline_top1=_BASELINES[name], top1_source=SSLD_DOC,
-               teacher=_TEACHER)
-    for name, top1 in _SSLD.items()
-))
+register_weights(
+    *(
+        WeightCard(
+            name,
+            name,
+            (_LEGENDARY + f"{_paddle_name(name)}_pretrained.pdparams",),
+            top1=top1,
+            top1_source=_DOC,
+        )
+        for name, top1 in _BASELINES.items()
+    )
+)
+register_weights(
+    *(
+        WeightCard(
+            f"{name}_ssld",
+            name,
+            (_LEGENDARY + f"{_paddle_name(name)}_ssld_pretrained.pdparams",),
+            top1=top1,
+            baseline_top1=_BASELINES[name],
+            top1_source=SSLD_DOC,
+            teacher=_TEACHER,
+        )
+        for name, top1 in _SSLD.items()
+    )
+)

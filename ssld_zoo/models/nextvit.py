@@ -21,6 +21,7 @@ any input size whose stride-8 token count is at least 16 (input >= 32 px).
 Module names equal PaddleClas's (``stem.N``, ``features.N``, ``norm``, ``proj_head.0``).
 ``drop_path_rate`` and the dropouts only act in training.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -32,8 +33,14 @@ import torch.nn.functional as F
 
 from ssld_zoo.models._base import Backbone, check_input, new_linear
 from ssld_zoo.models.layers import NEXTVIT, ConvBNAct, make_divisible
-from ssld_zoo.registry import (PADDLE_BASE, EvalTransform, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    EvalTransform,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["NextViT"]
 
@@ -98,8 +105,9 @@ class MHCA(nn.Module):  # conv-BN-ReLU then a 1x1 projection, PaddleClas's names
 
     def __init__(self, out_ch: int, head_dim: int):
         super().__init__()
-        self.group_conv3x3 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, groups=out_ch // head_dim,
-                                       bias=False)
+        self.group_conv3x3 = nn.Conv2d(
+            out_ch, out_ch, 3, 1, 1, groups=out_ch // head_dim, bias=False
+        )
         self.norm = _bn2d(out_ch)
         self.act = nn.ReLU(inplace=True)
         self.projection = nn.Conv2d(out_ch, out_ch, 1, bias=False)
@@ -111,8 +119,14 @@ class MHCA(nn.Module):  # conv-BN-ReLU then a 1x1 projection, PaddleClas's names
 class Mlp(nn.Module):
     """1x1 conv -> ReLU -> 1x1 conv, hidden width ``make_divisible(in * mlp_ratio, 32)``."""
 
-    def __init__(self, in_features: int, out_features: int | None = None,
-                 mlp_ratio: float = 2.0, drop: float = 0.0, bias: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int | None = None,
+        mlp_ratio: float = 2.0,
+        drop: float = 0.0,
+        bias: bool = True,
+    ):
         super().__init__()
         out_features = out_features or in_features
         hidden = make_divisible(in_features * mlp_ratio, 32)
@@ -128,8 +142,16 @@ class Mlp(nn.Module):
 class NCB(nn.Module):
     """Next Convolution Block."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, path_dropout: float = 0.0,
-                 drop: float = 0.0, head_dim: int = 32, mlp_ratio: float = 3):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        stride: int = 1,
+        path_dropout: float = 0.0,
+        drop: float = 0.0,
+        head_dim: int = 32,
+        mlp_ratio: float = 3,
+    ):
         super().__init__()
         if out_ch % head_dim:
             raise ValueError(f"NCB channels {out_ch} must be a multiple of head_dim {head_dim}")
@@ -150,14 +172,22 @@ class E_MHSA(nn.Module):  # noqa: N801 - PaddleClas's name
     """Efficient multi-head self-attention over (B, N, C) tokens; keys and values come from
     the sequence average-pooled by ``sr_ratio**2`` (then BatchNorm1d) when ``sr_ratio > 1``."""
 
-    def __init__(self, dim: int, out_dim: int | None = None, head_dim: int = 32,
-                 qkv_bias: bool = True, qk_scale: float | None = None, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, sr_ratio: int = 1):
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int | None = None,
+        head_dim: int = 32,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        sr_ratio: int = 1,
+    ):
         super().__init__()
         self.dim = dim
         self.out_dim = out_dim if out_dim is not None else dim
         self.num_heads = dim // head_dim
-        self.scale = qk_scale or head_dim ** -0.5
+        self.scale = qk_scale or head_dim**-0.5
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.k = nn.Linear(dim, dim, bias=qkv_bias)
         self.v = nn.Linear(dim, dim, bias=qkv_bias)
@@ -165,7 +195,7 @@ class E_MHSA(nn.Module):  # noqa: N801 - PaddleClas's name
         self.attn_drop = attn_drop
         self.proj_drop = nn.Dropout(proj_drop)
         self.sr_ratio = sr_ratio
-        self.N_ratio = sr_ratio ** 2
+        self.N_ratio = sr_ratio**2
         if sr_ratio > 1:
             self.sr = nn.AvgPool1d(self.N_ratio, self.N_ratio)
             self.norm = nn.BatchNorm1d(dim, eps=NORM_EPS, momentum=0.1)
@@ -177,8 +207,10 @@ class E_MHSA(nn.Module):  # noqa: N801 - PaddleClas's name
         h = self.num_heads
         q = self.q(x).reshape(B, N, h, C // h).transpose(1, 2)
         if self.sr is not None:
-            message = ("Next-ViT: the input image is too small: an attention layer has fewer "
-                       "tokens than its pooling window")
+            message = (
+                "Next-ViT: the input image is too small: an attention layer has fewer "
+                "tokens than its pooling window"
+            )
             if torch.jit.is_scripting():
                 torch._assert(N >= self.N_ratio, message)
             else:
@@ -187,7 +219,8 @@ class E_MHSA(nn.Module):  # noqa: N801 - PaddleClas's name
         k = self.k(x).reshape(B, -1, h, C // h).transpose(1, 2)
         v = self.v(x).reshape(B, -1, h, C // h).transpose(1, 2)
         out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale)
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale
+        )
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, N, C)))
 
 
@@ -195,16 +228,31 @@ class NTB(nn.Module):
     """Next Transformer Block: E-MHSA on ``mix_block_ratio`` of the channels, MHCA on the rest
     (computed from the attention branch's output), concatenated, then BN + conv MLP."""
 
-    def __init__(self, in_ch: int, out_ch: int, path_dropout: float, stride: int = 1,
-                 sr_ratio: int = 1, mlp_ratio: float = 2, head_dim: int = 32,
-                 mix_block_ratio: float = 0.75, attn_drop: float = 0.0, drop: float = 0.0):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        path_dropout: float,
+        stride: int = 1,
+        sr_ratio: int = 1,
+        mlp_ratio: float = 2,
+        head_dim: int = 32,
+        mix_block_ratio: float = 0.75,
+        attn_drop: float = 0.0,
+        drop: float = 0.0,
+    ):
         super().__init__()
         self.mhsa_out_channels = make_divisible(int(out_ch * mix_block_ratio), 32)
         self.mhca_out_channels = out_ch - self.mhsa_out_channels
         self.patch_embed = PatchEmbed(in_ch, self.mhsa_out_channels, stride)
         self.norm1 = _bn2d(self.mhsa_out_channels)
-        self.e_mhsa = E_MHSA(self.mhsa_out_channels, head_dim=head_dim, sr_ratio=sr_ratio,
-                             attn_drop=attn_drop, proj_drop=drop)
+        self.e_mhsa = E_MHSA(
+            self.mhsa_out_channels,
+            head_dim=head_dim,
+            sr_ratio=sr_ratio,
+            attn_drop=attn_drop,
+            proj_drop=drop,
+        )
         self.mhsa_path_dropout = DropPath(path_dropout * mix_block_ratio)
         self.projection = PatchEmbed(self.mhsa_out_channels, self.mhca_out_channels, stride=1)
         self.mhca = MHCA(self.mhca_out_channels, head_dim=head_dim)
@@ -240,24 +288,38 @@ class NextViT(Backbone):
 
     head_names = ("norm", "proj_head")
 
-    def __init__(self, size: str = "small", num_classes: int = 1000, in_chans: int = 3,
-                 drop_path_rate: float | None = None, attn_drop: float = 0.0,
-                 drop: float = 0.0, stem_chs: tuple[int, int, int] = (64, 32, 64),
-                 strides: tuple[int, ...] = (1, 2, 2, 2),
-                 sr_ratios: tuple[int, ...] = (8, 4, 2, 1), head_dim: int = 32,
-                 mix_block_ratio: float = 0.75):
+    def __init__(
+        self,
+        size: str = "small",
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_path_rate: float | None = None,
+        attn_drop: float = 0.0,
+        drop: float = 0.0,
+        stem_chs: tuple[int, int, int] = (64, 32, 64),
+        strides: tuple[int, ...] = (1, 2, 2, 2),
+        sr_ratios: tuple[int, ...] = (8, 4, 2, 1),
+        head_dim: int = 32,
+        mix_block_ratio: float = 0.75,
+    ):
         super().__init__()
         if size not in _CONFIGS:
             raise ValueError(f"NextViT size {size!r} is not one of {sorted(_CONFIGS)}")
         depths, default_dpr = _CONFIGS[size]
         dpr_max = default_dpr if drop_path_rate is None else drop_path_rate
         self.num_classes = num_classes
-        stage_out = [[96] * depths[0], [192] * (depths[1] - 1) + [256],
-                     [384, 384, 384, 384, 512] * (depths[2] // 5),
-                     [768] * (depths[3] - 1) + [1024]]
-        stage_types = [[NCB] * depths[0], [NCB] * (depths[1] - 1) + [NTB],
-                       [NCB, NCB, NCB, NCB, NTB] * (depths[2] // 5),
-                       [NCB] * (depths[3] - 1) + [NTB]]
+        stage_out = [
+            [96] * depths[0],
+            [192] * (depths[1] - 1) + [256],
+            [384, 384, 384, 384, 512] * (depths[2] // 5),
+            [768] * (depths[3] - 1) + [1024],
+        ]
+        stage_types = [
+            [NCB] * depths[0],
+            [NCB] * (depths[1] - 1) + [NTB],
+            [NCB, NCB, NCB, NCB, NTB] * (depths[2] // 5),
+            [NCB] * (depths[3] - 1) + [NTB],
+        ]
         self.stem = nn.Sequential(
             _conv_bn_relu(in_chans, stem_chs[0], 3, 2),
             _conv_bn_relu(stem_chs[0], stem_chs[1], 3, 1),
@@ -274,13 +336,30 @@ class NextViT(Backbone):
                 stride = 2 if (strides[s] == 2 and b == 0) else 1
                 out_ch = stage_out[s][b]
                 if stage_types[s][b] is NCB:
-                    blocks.append(NCB(in_ch, out_ch, stride=stride, path_dropout=dpr[idx + b],
-                                      drop=drop, head_dim=head_dim))
+                    blocks.append(
+                        NCB(
+                            in_ch,
+                            out_ch,
+                            stride=stride,
+                            path_dropout=dpr[idx + b],
+                            drop=drop,
+                            head_dim=head_dim,
+                        )
+                    )
                 else:
-                    blocks.append(NTB(in_ch, out_ch, path_dropout=dpr[idx + b], stride=stride,
-                                      sr_ratio=sr_ratios[s], head_dim=head_dim,
-                                      mix_block_ratio=mix_block_ratio, attn_drop=attn_drop,
-                                      drop=drop))
+                    blocks.append(
+                        NTB(
+                            in_ch,
+                            out_ch,
+                            path_dropout=dpr[idx + b],
+                            stride=stride,
+                            sr_ratio=sr_ratios[s],
+                            head_dim=head_dim,
+                            mix_block_ratio=mix_block_ratio,
+                            attn_drop=attn_drop,
+                            drop=drop,
+                        )
+                    )
                 in_ch = out_ch
             idx += n
             reduction *= strides[s]
@@ -291,7 +370,8 @@ class NextViT(Backbone):
         self.norm = _bn2d(in_ch)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.proj_head = nn.Sequential(
-            nn.Linear(in_ch, num_classes) if num_classes else nn.Identity())
+            nn.Linear(in_ch, num_classes) if num_classes else nn.Identity()
+        )
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -336,8 +416,10 @@ def _builder(size: str, res: int):
 
     build.__name__ = f"nextvit_{size}_{res}"
     build.__qualname__ = build.__name__
-    build.__doc__ = (f"Next-ViT {size} (PaddleClas ``NextViT_{size}_{res}``; the architecture "
-                     f"is the same at 224 and 384, the weights differ).")
+    build.__doc__ = (
+        f"Next-ViT {size} (PaddleClas ``NextViT_{size}_{res}``; the architecture "
+        f"is the same at 224 and 384, the weights differ)."
+    )
     return register_model(f"NextViT_{size}_{res}")(build)
 
 
@@ -350,28 +432,49 @@ nextvit_large_384 = _builder("large", 384)
 
 _NEXTVIT_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/NextViT.md"
 # (size, res) -> (top-1 of the plain weights, top-1 of the _ssld weights), from _NEXTVIT_DOC.
-_TOP1 = {("small", 224): (82.48, 84.72), ("base", 224): (83.24, 85.00),
-         ("large", 224): (83.63, 85.36), ("small", 384): (84.01, 85.97),
-         ("base", 384): (84.65, 86.34), ("large", 384): (84.92, 86.54)}
+_TOP1 = {
+    ("small", 224): (82.48, 84.72),
+    ("base", 224): (83.24, 85.00),
+    ("large", 224): (83.63, 85.36),
+    ("small", 384): (84.01, 85.97),
+    ("base", 384): (84.65, 86.34),
+    ("large", 384): (84.92, 86.54),
+}
 # ppcls/configs/ImageNet/NextViT/NextViT_*_224.yaml: resize_short 256 bicubic + crop 224;
 # *_384.yaml: resize_short 384 bicubic + crop 384 (no border cropped).
 _TRANSFORMS = {224: EvalTransform(224, 256, "bicubic"), 384: EvalTransform(384, 384, "bicubic")}
-_CONVERTED = ("Converted by PaddleClas from the official bytedance/Next-ViT release.")
-_SSLD_NOTE = ("Not distilled with PaddleClas's SSLD: per the PaddleClas doc these '_ssld' "
-              "weights were trained on an SSLD-like mined dataset (Next-ViT's large-scale "
-              "semi-supervised pre-training). " + _CONVERTED)
+_CONVERTED = "Converted by PaddleClas from the official bytedance/Next-ViT release."
+_SSLD_NOTE = (
+    "Not distilled with PaddleClas's SSLD: per the PaddleClas doc these '_ssld' "
+    "weights were trained on an SSLD-like mined dataset (Next-ViT's large-scale "
+    "semi-supervised pre-training). " + _CONVERTED
+)
 
 
 def _cards(size: str, res: int) -> tuple[WeightCard, WeightCard]:
     arch = f"nextvit_{size}_{res}"
     base_top1, ssld_top1 = _TOP1[(size, res)]
     stem = f"{PADDLE_BASE}NextViT_{size}_{res}"
-    plain = WeightCard(arch, arch, (f"{stem}_pretrained.pdparams",), top1=base_top1,
-                       top1_source=_NEXTVIT_DOC, transform=_TRANSFORMS[res],
-                       description=_CONVERTED)
-    ssld = WeightCard(f"{arch}_ssld", arch, (f"{stem}_ssld_pretrained.pdparams",),
-                      top1=ssld_top1, baseline_top1=base_top1, top1_source=_NEXTVIT_DOC,
-                      teacher=None, transform=_TRANSFORMS[res], description=_SSLD_NOTE)
+    plain = WeightCard(
+        arch,
+        arch,
+        (f"{stem}_pretrained.pdparams",),
+        top1=base_top1,
+        top1_source=_NEXTVIT_DOC,
+        transform=_TRANSFORMS[res],
+        description=_CONVERTED,
+    )
+    ssld = WeightCard(
+        f"{arch}_ssld",
+        arch,
+        (f"{stem}_ssld_pretrained.pdparams",),
+        top1=ssld_top1,
+        baseline_top1=base_top1,
+        top1_source=_NEXTVIT_DOC,
+        teacher=None,
+        transform=_TRANSFORMS[res],
+        description=_SSLD_NOTE,
+    )
     return plain, ssld
 
 

@@ -17,6 +17,7 @@ Details that change the numbers:
 
 Module names equal PaddleClas's (``stem.stem1`` ... ``stages.N.blocks.M.layers.K``).
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -27,35 +28,90 @@ import torch.nn.functional as F
 
 from ssld_zoo.models._base import ConvHeadBackbone
 from ssld_zoo.models.layers import ConcatBlock, ConvBNAct, DownsampleStage, init_weights_hgnet
-from ssld_zoo.registry import (PADDLE_BASE, EvalTransform, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    EvalTransform,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["PPHGNetV2"]
 
 # name -> (stem (mid, out), per stage (in, mid, out, blocks, downsample, light, kernel, layers),
 #          use_lab)
 _CONFIGS = {
-    "B0": ((16, 16), ((16, 16, 64, 1, False, False, 3, 3), (64, 32, 256, 1, True, False, 3, 3),
-                      (256, 64, 512, 2, True, True, 5, 3), (512, 128, 1024, 1, True, True, 5, 3)),
-           True),
-    "B1": ((24, 32), ((32, 32, 64, 1, False, False, 3, 3), (64, 48, 256, 1, True, False, 3, 3),
-                      (256, 96, 512, 2, True, True, 5, 3), (512, 192, 1024, 1, True, True, 5, 3)),
-           True),
-    "B2": ((24, 32), ((32, 32, 96, 1, False, False, 3, 4), (96, 64, 384, 1, True, False, 3, 4),
-                      (384, 128, 768, 3, True, True, 5, 4),
-                      (768, 256, 1536, 1, True, True, 5, 4)), True),
-    "B3": ((24, 32), ((32, 32, 128, 1, False, False, 3, 5), (128, 64, 512, 1, True, False, 3, 5),
-                      (512, 128, 1024, 3, True, True, 5, 5),
-                      (1024, 256, 2048, 1, True, True, 5, 5)), True),
-    "B4": ((32, 48), ((48, 48, 128, 1, False, False, 3, 6), (128, 96, 512, 1, True, False, 3, 6),
-                      (512, 192, 1024, 3, True, True, 5, 6),
-                      (1024, 384, 2048, 1, True, True, 5, 6)), False),
-    "B5": ((32, 64), ((64, 64, 128, 1, False, False, 3, 6), (128, 128, 512, 2, True, False, 3, 6),
-                      (512, 256, 1024, 5, True, True, 5, 6),
-                      (1024, 512, 2048, 2, True, True, 5, 6)), False),
-    "B6": ((48, 96), ((96, 96, 192, 2, False, False, 3, 6), (192, 192, 512, 3, True, False, 3, 6),
-                      (512, 384, 1024, 6, True, True, 5, 6),
-                      (1024, 768, 2048, 3, True, True, 5, 6)), False),
+    "B0": (
+        (16, 16),
+        (
+            (16, 16, 64, 1, False, False, 3, 3),
+            (64, 32, 256, 1, True, False, 3, 3),
+            (256, 64, 512, 2, True, True, 5, 3),
+            (512, 128, 1024, 1, True, True, 5, 3),
+        ),
+        True,
+    ),
+    "B1": (
+        (24, 32),
+        (
+            (32, 32, 64, 1, False, False, 3, 3),
+            (64, 48, 256, 1, True, False, 3, 3),
+            (256, 96, 512, 2, True, True, 5, 3),
+            (512, 192, 1024, 1, True, True, 5, 3),
+        ),
+        True,
+    ),
+    "B2": (
+        (24, 32),
+        (
+            (32, 32, 96, 1, False, False, 3, 4),
+            (96, 64, 384, 1, True, False, 3, 4),
+            (384, 128, 768, 3, True, True, 5, 4),
+            (768, 256, 1536, 1, True, True, 5, 4),
+        ),
+        True,
+    ),
+    "B3": (
+        (24, 32),
+        (
+            (32, 32, 128, 1, False, False, 3, 5),
+            (128, 64, 512, 1, True, False, 3, 5),
+            (512, 128, 1024, 3, True, True, 5, 5),
+            (1024, 256, 2048, 1, True, True, 5, 5),
+        ),
+        True,
+    ),
+    "B4": (
+        (32, 48),
+        (
+            (48, 48, 128, 1, False, False, 3, 6),
+            (128, 96, 512, 1, True, False, 3, 6),
+            (512, 192, 1024, 3, True, True, 5, 6),
+            (1024, 384, 2048, 1, True, True, 5, 6),
+        ),
+        False,
+    ),
+    "B5": (
+        (32, 64),
+        (
+            (64, 64, 128, 1, False, False, 3, 6),
+            (128, 128, 512, 2, True, False, 3, 6),
+            (512, 256, 1024, 5, True, True, 5, 6),
+            (1024, 512, 2048, 2, True, True, 5, 6),
+        ),
+        False,
+    ),
+    "B6": (
+        (48, 96),
+        (
+            (96, 96, 192, 2, False, False, 3, 6),
+            (192, 192, 512, 3, True, False, 3, 6),
+            (512, 384, 1024, 6, True, True, 5, 6),
+            (1024, 768, 2048, 3, True, True, 5, 6),
+        ),
+        False,
+    ),
 }
 
 
@@ -76,16 +132,31 @@ class LearnableAffineBlock(nn.Module):
         return self.scale * x + self.bias
 
 
-def _conv_bn_act(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, groups: int = 1,
-                 use_act: bool = True, use_lab: bool = False,
-                 same_pad: bool = False) -> ConvBNAct:
+def _conv_bn_act(
+    in_ch: int,
+    out_ch: int,
+    kernel: int = 3,
+    stride: int = 1,
+    groups: int = 1,
+    use_act: bool = True,
+    use_lab: bool = False,
+    same_pad: bool = False,
+) -> ConvBNAct:
     """PaddleClas's ``ConvBNAct``: conv (no bias) -> BN -> [ReLU -> [LAB]]; ``same_pad``:
     Paddle's SAME padding (2x2, stride 1: one row/column after)."""
     if same_pad and (kernel != 2 or stride != 1):
         raise ValueError("SAME padding is only ported for the stem's 2x2 stride-1 convs")
-    return ConvBNAct(in_ch, out_ch, kernel, stride, groups, padding=0 if same_pad else None,
-                     act=use_act, pre=("pad", nn.ZeroPad2d((0, 1, 0, 1))) if same_pad else None,
-                     post=("lab", LearnableAffineBlock()) if use_act and use_lab else None)
+    return ConvBNAct(
+        in_ch,
+        out_ch,
+        kernel,
+        stride,
+        groups,
+        padding=0 if same_pad else None,
+        act=use_act,
+        pre=("pad", nn.ZeroPad2d((0, 1, 0, 1))) if same_pad else None,
+        post=("lab", LearnableAffineBlock()) if use_act and use_lab else None,
+    )
 
 
 class LightConvBNAct(nn.Module):  # two layers.ConvBNAct: PaddleClas's conv1/conv2 keys
@@ -94,8 +165,9 @@ class LightConvBNAct(nn.Module):  # two layers.ConvBNAct: PaddleClas's conv1/con
     def __init__(self, in_ch: int, out_ch: int, kernel: int, use_lab: bool = False):
         super().__init__()
         self.conv1 = _conv_bn_act(in_ch, out_ch, 1, use_act=False, use_lab=use_lab)
-        self.conv2 = _conv_bn_act(out_ch, out_ch, kernel, groups=out_ch, use_act=True,
-                               use_lab=use_lab)
+        self.conv2 = _conv_bn_act(
+            out_ch, out_ch, kernel, groups=out_ch, use_act=True, use_lab=use_lab
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(x))
@@ -126,16 +198,27 @@ class HGV2_Block(ConcatBlock):  # noqa: N801 - PaddleClas's name
     """``layer_num`` chained layers; input and all outputs concatenated; 1x1 squeeze to out/2,
     1x1 excitation to out; residual when ``identity``."""
 
-    def __init__(self, in_ch: int, mid_ch: int, out_ch: int, kernel: int = 3,
-                 layer_num: int = 6, identity: bool = False, light_block: bool = True,
-                 use_lab: bool = False):
+    def __init__(
+        self,
+        in_ch: int,
+        mid_ch: int,
+        out_ch: int,
+        kernel: int = 3,
+        layer_num: int = 6,
+        identity: bool = False,
+        light_block: bool = True,
+        use_lab: bool = False,
+    ):
         super().__init__()
         self.identity = identity
         layers = []
         for i in range(layer_num):
             cin = in_ch if i == 0 else mid_ch
-            layers.append(LightConvBNAct(cin, mid_ch, kernel, use_lab=use_lab) if light_block
-                          else _conv_bn_act(cin, mid_ch, kernel, use_lab=use_lab))
+            layers.append(
+                LightConvBNAct(cin, mid_ch, kernel, use_lab=use_lab)
+                if light_block
+                else _conv_bn_act(cin, mid_ch, kernel, use_lab=use_lab)
+            )
         self.layers = nn.ModuleList(layers)
         total = in_ch + layer_num * mid_ch
         self.aggregation_squeeze_conv = _conv_bn_act(total, out_ch // 2, 1, use_lab=use_lab)
@@ -148,16 +231,39 @@ class HGV2_Block(ConcatBlock):  # noqa: N801 - PaddleClas's name
 class HGV2_Stage(DownsampleStage):  # noqa: N801 - PaddleClas's name
     """[depthwise 3x3/2 conv-BN] then ``block_num`` HGV2 blocks."""
 
-    def __init__(self, in_ch: int, mid_ch: int, out_ch: int, block_num: int, layer_num: int = 6,
-                 is_downsample: bool = True, light_block: bool = True, kernel: int = 3,
-                 use_lab: bool = False):
+    def __init__(
+        self,
+        in_ch: int,
+        mid_ch: int,
+        out_ch: int,
+        block_num: int,
+        layer_num: int = 6,
+        is_downsample: bool = True,
+        light_block: bool = True,
+        kernel: int = 3,
+        use_lab: bool = False,
+    ):
         super().__init__()
-        self.downsample = (_conv_bn_act(in_ch, in_ch, 3, 2, groups=in_ch, use_act=False,
-                                        use_lab=use_lab) if is_downsample else None)
-        self.blocks = nn.Sequential(*[
-            HGV2_Block(in_ch if i == 0 else out_ch, mid_ch, out_ch, kernel, layer_num,
-                       identity=i > 0, light_block=light_block, use_lab=use_lab)
-            for i in range(block_num)])
+        self.downsample = (
+            _conv_bn_act(in_ch, in_ch, 3, 2, groups=in_ch, use_act=False, use_lab=use_lab)
+            if is_downsample
+            else None
+        )
+        self.blocks = nn.Sequential(
+            *[
+                HGV2_Block(
+                    in_ch if i == 0 else out_ch,
+                    mid_ch,
+                    out_ch,
+                    kernel,
+                    layer_num,
+                    identity=i > 0,
+                    light_block=light_block,
+                    use_lab=use_lab,
+                )
+                for i in range(block_num)
+            ]
+        )
 
 
 class PPHGNetV2(ConvHeadBackbone):
@@ -174,9 +280,15 @@ class PPHGNetV2(ConvHeadBackbone):
 
     head_names = ("last_conv", "lab", "fc")
 
-    def __init__(self, variant: str = "B0", num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.0, use_last_conv: bool = True,
-                 class_expand: int = 2048):
+    def __init__(
+        self,
+        variant: str = "B0",
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        use_last_conv: bool = True,
+        class_expand: int = 2048,
+    ):
         super().__init__()
         if variant not in _CONFIGS:
             raise ValueError(f"PPHGNetV2 variant {variant!r} is not one of {sorted(_CONFIGS)}")
@@ -188,13 +300,20 @@ class PPHGNetV2(ConvHeadBackbone):
         self.feature_info = []
         reduction = 4
         for i, (cin, mid, cout, blocks, down, light, kernel, layers) in enumerate(stages):
-            self.stages.append(HGV2_Stage(cin, mid, cout, blocks, layers, down, light, kernel,
-                                          use_lab))
+            self.stages.append(
+                HGV2_Stage(cin, mid, cout, blocks, layers, down, light, kernel, use_lab)
+            )
             reduction *= 2 if down else 1
             self.feature_info.append(FeatureInfo(cout, reduction, f"stages.{i}"))
-        self._build_head(stages[-1][2], num_classes, use_last_conv, class_expand,
-                         nn.ReLU(inplace=True), drop_rate,
-                         lab=LearnableAffineBlock() if use_lab else None)
+        self._build_head(
+            stages[-1][2],
+            num_classes,
+            use_last_conv,
+            class_expand,
+            nn.ReLU(inplace=True),
+            drop_rate,
+            lab=LearnableAffineBlock() if use_lab else None,
+        )
         init_weights_hgnet(self)
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
@@ -223,8 +342,7 @@ _LEGENDARY = PADDLE_BASE + "legendary_models/"
 _V2_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/PP-HGNetV2.md"
 # Top-1 (stage 2, ImageNet-1k val at 224) from _V2_DOC. The doc publishes no top-1 for the
 # stage-1 weights, and PaddleClas publishes no non-SSLD PP-HGNetV2 weights (baseline None).
-_TOP1 = {"B0": 77.77, "B1": 79.18, "B2": 81.74, "B3": 82.98, "B4": 83.57, "B5": 84.75,
-         "B6": 86.30}
+_TOP1 = {"B0": 77.77, "B1": 79.18, "B2": 81.74, "B3": 82.98, "B4": 83.57, "B5": 84.75, "B6": 86.30}
 # ppcls/configs/ImageNet/PPHGNetV2/PPHGNetV2_B*.yaml evaluate at resize_short 232 (bicubic,
 # PIL) + crop 224; the SSLD configs that trained B4 (PPHGNetV2_B4_ssld_stage{1,2}.yaml) at 236.
 _T232 = EvalTransform(224, 232, "bicubic")
@@ -239,17 +357,30 @@ def _cards(variant: str) -> tuple[WeightCard, WeightCard]:
     transform = _T236 if variant == "B4" else _T232
     teacher = _B4_TEACHER if variant == "B4" else None
     final = WeightCard(
-        f"{arch}_ssld", arch, (f"{_LEGENDARY}PPHGNetV2_{variant}_ssld_pretrained.pdparams",),
-        top1=_TOP1[variant], top1_source=_V2_DOC, teacher=teacher, transform=transform,
-        description="SSLD stage 2: distilled on ImageNet-1k after stage 1.")
+        f"{arch}_ssld",
+        arch,
+        (f"{_LEGENDARY}PPHGNetV2_{variant}_ssld_pretrained.pdparams",),
+        top1=_TOP1[variant],
+        top1_source=_V2_DOC,
+        teacher=teacher,
+        transform=transform,
+        description="SSLD stage 2: distilled on ImageNet-1k after stage 1.",
+    )
     stage1 = WeightCard(
-        f"{arch}_ssld_stage1", arch,
+        f"{arch}_ssld_stage1",
+        arch,
         (f"{_LEGENDARY}PPHGNetV2_{variant}_ssld_stage1_pretrained.pdparams",),
-        top1=None, top1_source=_V2_DOC, teacher=teacher, transform=transform,
-        description=("SSLD stage 1: distilled on ImageNet-1k plus mined ImageNet-22k images. "
-                     "No top-1 published; PaddleClas recommends these for downstream "
-                     "fine-tuning (better generalisation), and loads them for "
-                     "PPHGNetV2_*(pretrained=True)."))
+        top1=None,
+        top1_source=_V2_DOC,
+        teacher=teacher,
+        transform=transform,
+        description=(
+            "SSLD stage 1: distilled on ImageNet-1k plus mined ImageNet-22k images. "
+            "No top-1 published; PaddleClas recommends these for downstream "
+            "fine-tuning (better generalisation), and loads them for "
+            "PPHGNetV2_*(pretrained=True)."
+        ),
+    )
     return final, stage1
 
 

@@ -7,6 +7,7 @@ a head of global pooling -> 1x1 conv to 1280 (no BN, no bias) -> hardswish -> dr
 Linear. The dropout is Paddle's ``downscale_in_infer`` kind: it multiplies by ``1 - p`` (0.8)
 at inference, which the published accuracies include. Module names equal PaddleClas's.
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -16,8 +17,14 @@ import torch.nn as nn
 
 from ssld_zoo.models._base import ConvHeadBackbone
 from ssld_zoo.models.layers import ConvBNAct, DownscaleInInferDropout, create_act, make_divisible
-from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    SSLD_DOC,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["PPLCNet", "DownscaleInInferDropout", "PaddleHardsigmoid", "make_divisible"]
 
@@ -63,8 +70,15 @@ class SEModule(nn.Module):
 class DepthwiseSeparable(nn.Module):
     """depthwise conv-BN-act -> [SE] -> pointwise conv-BN-act."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, dw_size: int = 3,
-                 use_se: bool = False, act: str = "hardswish"):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        stride: int,
+        dw_size: int = 3,
+        use_se: bool = False,
+        act: str = "hardswish",
+    ):
         super().__init__()
         self.dw_conv = ConvBNAct(in_ch, in_ch, dw_size, stride, groups=in_ch, act=act)
         self.se = SEModule(in_ch) if use_se else None
@@ -90,18 +104,25 @@ class PPLCNet(ConvHeadBackbone):
     head_names = ("avg_pool", "last_conv", "act", "dropout", "fc")
     _stages = ("blocks2", "blocks3", "blocks4", "blocks5", "blocks6")
 
-    def __init__(self, scale: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.2, class_expand: int = 1280,
-                 use_last_conv: bool = True, stride_list: Sequence[int] = (2, 2, 2, 2, 2),
-                 act: str = "hardswish"):
+    def __init__(
+        self,
+        scale: float = 1.0,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.2,
+        class_expand: int = 1280,
+        use_last_conv: bool = True,
+        stride_list: Sequence[int] = (2, 2, 2, 2, 2),
+        act: str = "hardswish",
+    ):
         super().__init__()
         if len(stride_list) != 5:
-            raise ValueError(f"stride_list needs 5 strides (conv1, blocks3 .. blocks6), "
-                             f"got {list(stride_list)}")
+            raise ValueError(
+                f"stride_list needs 5 strides (conv1, blocks3 .. blocks6), got {list(stride_list)}"
+            )
         self.scale = scale
         self.num_classes = num_classes
-        self.conv1 = ConvBNAct(in_chans, make_divisible(16 * scale), 3, stride_list[0],
-                               act=act)
+        self.conv1 = ConvBNAct(in_chans, make_divisible(16 * scale), 3, stride_list[0], act=act)
         self.feature_info = []
         reduction = stride_list[0]
         for i, stage in enumerate(self._stages):
@@ -110,13 +131,21 @@ class PPLCNet(ConvHeadBackbone):
                 if j == 0 and i > 0:  # PaddleClas overwrites these strides with stride_list
                     s = stride_list[i]
                 reduction *= s
-                blocks.append(DepthwiseSeparable(make_divisible(in_c * scale),
-                                                 make_divisible(out_c * scale), s, k, se, act))
+                blocks.append(
+                    DepthwiseSeparable(
+                        make_divisible(in_c * scale), make_divisible(out_c * scale), s, k, se, act
+                    )
+                )
             setattr(self, stage, nn.Sequential(*blocks))
-            self.feature_info.append(FeatureInfo(make_divisible(out_c * scale), reduction,
-                                                 stage))
-        self._build_head(self.feature_info[-1].channels, num_classes, use_last_conv,
-                         class_expand, create_act(act), drop_rate)
+            self.feature_info.append(FeatureInfo(make_divisible(out_c * scale), reduction, stage))
+        self._build_head(
+            self.feature_info[-1].channels,
+            num_classes,
+            use_last_conv,
+            class_expand,
+            create_act(act),
+            drop_rate,
+        )
         self._set_flat_blocks(self._stages)
         self._stage_ends = list(range(len(self._stages)))  # every stage is returned
 
@@ -168,8 +197,16 @@ def pplcnet_x2_5(**kwargs) -> PPLCNet:
 _LEGENDARY = PADDLE_BASE + "legendary_models/"
 _LCNET_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/PP-LCNet.md"
 # Published top-1 of PaddleClas's normally trained weights (PP-LCNet.md).
-_BASELINE_TOP1 = {"x0_25": 51.86, "x0_35": 58.09, "x0_5": 63.14, "x0_75": 68.18,
-                  "x1_0": 71.32, "x1_5": 73.71, "x2_0": 75.18, "x2_5": 76.60}
+_BASELINE_TOP1 = {
+    "x0_25": 51.86,
+    "x0_35": 58.09,
+    "x0_5": 63.14,
+    "x0_75": 68.18,
+    "x1_0": 71.32,
+    "x1_5": 73.71,
+    "x2_0": 75.18,
+    "x2_5": 76.60,
+}
 # SSLD top-1 (ssld.md; PP-LCNet.md agrees for x0_5, x1_0, x2_5 and omits x0_25).
 _SSLD_TOP1 = {"x0_25": 53.43, "x0_5": 66.10, "x1_0": 74.39, "x2_5": 80.82}
 # Only the x1_0 and x2_5 SSLD configs are published; both distil from ResNet50_vd_ssld.
@@ -180,18 +217,35 @@ def _cards() -> list[WeightCard]:
     cards = []
     for suffix in _BASELINE_TOP1:
         arch = f"pplcnet_{suffix}"
-        cards.append(WeightCard(arch, arch,
-                                (f"{_LEGENDARY}PPLCNet_{suffix}_pretrained.pdparams",),
-                                top1=_BASELINE_TOP1[suffix], top1_source=_LCNET_DOC))
+        cards.append(
+            WeightCard(
+                arch,
+                arch,
+                (f"{_LEGENDARY}PPLCNet_{suffix}_pretrained.pdparams",),
+                top1=_BASELINE_TOP1[suffix],
+                top1_source=_LCNET_DOC,
+            )
+        )
         if suffix in _SSLD_TOP1:
             teacher = _TEACHERS.get(suffix)
-            note = (f"Teacher from PaddleClas ppcls/configs/ImageNet/Distillation/"
-                    f"PPLCNet_{suffix}_ssld.yaml." if teacher else
-                    "Teacher not stated in PaddleClas's docs or configs.")
-            cards.append(WeightCard(
-                f"{arch}_ssld", arch, (f"{_LEGENDARY}PPLCNet_{suffix}_ssld_pretrained.pdparams",),
-                top1=_SSLD_TOP1[suffix], baseline_top1=_BASELINE_TOP1[suffix],
-                top1_source=SSLD_DOC, teacher=teacher, description=note))
+            note = (
+                f"Teacher from PaddleClas ppcls/configs/ImageNet/Distillation/"
+                f"PPLCNet_{suffix}_ssld.yaml."
+                if teacher
+                else "Teacher not stated in PaddleClas's docs or configs."
+            )
+            cards.append(
+                WeightCard(
+                    f"{arch}_ssld",
+                    arch,
+                    (f"{_LEGENDARY}PPLCNet_{suffix}_ssld_pretrained.pdparams",),
+                    top1=_SSLD_TOP1[suffix],
+                    baseline_top1=_BASELINE_TOP1[suffix],
+                    top1_source=SSLD_DOC,
+                    teacher=teacher,
+                    description=note,
+                )
+            )
     return cards
 
 

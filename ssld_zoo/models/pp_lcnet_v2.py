@@ -13,6 +13,7 @@ the output, and the fused ``dw_conv`` (conv with bias) exists in the state dict 
 This port does the same, so ``.pdparams`` keys map 1:1; :meth:`PPLCNetV2.re_parameterize`
 fuses the branches into ``dw_conv`` for faster inference, as Paddle's ``re_parameterize``.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional
@@ -23,8 +24,14 @@ import torch.nn.functional as F
 
 from ssld_zoo.models._base import ConvHeadBackbone
 from ssld_zoo.models.layers import ConvBNAct, make_divisible
-from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    SSLD_DOC,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["PPLCNetV2"]
 
@@ -40,8 +47,12 @@ _NET_CONFIG = (
 
 def _create_act(name: str) -> nn.Module:
     # PaddleClas also accepts "prelu", which has weights of its own: not ported.
-    acts = {"relu": nn.ReLU, "hardswish": nn.Hardswish, "relu6": nn.ReLU6,
-            "leaky_relu": lambda inplace: nn.LeakyReLU(0.1, inplace=inplace)}
+    acts = {
+        "relu": nn.ReLU,
+        "hardswish": nn.Hardswish,
+        "relu6": nn.ReLU6,
+        "leaky_relu": lambda inplace: nn.LeakyReLU(0.1, inplace=inplace),
+    }
     if name not in acts:
         raise ValueError(f"activation {name!r} is not supported; expected one of {sorted(acts)}")
     # In place: every activation here follows a BN, conv or sum whose output nothing else reads.
@@ -68,9 +79,18 @@ class RepDepthwiseSeparable(nn.Module):
     """depthwise (single conv-BN-ReLU, or a sum of branches then act) -> [SE] -> pointwise
     (one conv, or two when split) -> [+ input]."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, dw_size: int = 3,
-                 split_pw: bool = False, use_rep: bool = False, use_se: bool = False,
-                 use_shortcut: bool = False, act: str = "relu"):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        stride: int,
+        dw_size: int = 3,
+        split_pw: bool = False,
+        use_rep: bool = False,
+        use_se: bool = False,
+        use_shortcut: bool = False,
+        act: str = "relu",
+    ):
         super().__init__()
         self.dw_size = dw_size
         self.use_rep = use_rep
@@ -80,12 +100,15 @@ class RepDepthwiseSeparable(nn.Module):
             # Kernels dw_size, dw_size - 2, ..., 1; the 1x1 branch only at stride 1.
             self.dw_conv_list = nn.ModuleList(
                 ConvBNAct(in_ch, in_ch, k, stride, groups=in_ch)
-                for k in range(dw_size, 0, -2) if not (k == 1 and stride != 1))
+                for k in range(dw_size, 0, -2)
+                if not (k == 1 and stride != 1)
+            )
             # The re-parameterised (inference) form, filled by re_parameterize(); it is not
             # trained (the branches are), so it asks for no gradient: DDP needs no
             # find_unused_parameters.
-            self.dw_conv = nn.Conv2d(in_ch, in_ch, dw_size, stride, (dw_size - 1) // 2,
-                                     groups=in_ch).requires_grad_(False)
+            self.dw_conv = nn.Conv2d(
+                in_ch, in_ch, dw_size, stride, (dw_size - 1) // 2, groups=in_ch
+            ).requires_grad_(False)
         else:
             self.dw_conv_list = None
             # PaddleClas leaves this one at its ConvBNLayer's default activation, ReLU.
@@ -146,9 +169,17 @@ class PPLCNetV2(ConvHeadBackbone):
 
     head_names = ("avg_pool", "last_conv", "act", "dropout", "fc")
 
-    def __init__(self, scale: float, depths: tuple[int, int, int, int],
-                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
-                 use_last_conv: bool = True, class_expand: int = 1280, act: str = "relu"):
+    def __init__(
+        self,
+        scale: float,
+        depths: tuple[int, int, int, int],
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.2,
+        use_last_conv: bool = True,
+        class_expand: int = 1280,
+        act: str = "relu",
+    ):
         super().__init__()
         if len(depths) != 4:
             raise ValueError(f"depths needs 4 entries (one per stage), got {list(depths)}")
@@ -163,17 +194,37 @@ class PPLCNetV2(ConvHeadBackbone):
         self.feature_info = []
         reduction = 2
         for i, ((in_c, k, split_pw, use_rep, use_se, shortcut), n) in enumerate(
-                zip(_NET_CONFIG, depths)):
+            zip(_NET_CONFIG, depths)
+        ):
             out_ch = make_divisible(in_c * 2 * scale)
-            self.stages.append(nn.Sequential(*[
-                RepDepthwiseSeparable(make_divisible((in_c if j == 0 else in_c * 2) * scale),
-                                      out_ch, 2 if j == 0 else 1, k, split_pw, use_rep,
-                                      use_se, shortcut, act)
-                for j in range(n)]))
+            self.stages.append(
+                nn.Sequential(
+                    *[
+                        RepDepthwiseSeparable(
+                            make_divisible((in_c if j == 0 else in_c * 2) * scale),
+                            out_ch,
+                            2 if j == 0 else 1,
+                            k,
+                            split_pw,
+                            use_rep,
+                            use_se,
+                            shortcut,
+                            act,
+                        )
+                        for j in range(n)
+                    ]
+                )
+            )
             reduction *= 2
             self.feature_info.append(FeatureInfo(out_ch, reduction, f"stages.{i}"))
-        self._build_head(self.feature_info[-1].channels, num_classes, use_last_conv,
-                         class_expand, _create_act(act), drop_rate)
+        self._build_head(
+            self.feature_info[-1].channels,
+            num_classes,
+            use_last_conv,
+            class_expand,
+            _create_act(act),
+            drop_rate,
+        )
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         return self._run_stages(self.stem(x))
@@ -210,18 +261,35 @@ _LEGENDARY = PADDLE_BASE + "legendary_models/"
 _LCNETV2_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/PP-LCNetV2.md"
 
 register_weights(
-    WeightCard("pplcnetv2_small", "pplcnetv2_small",
-               (_LEGENDARY + "PPLCNetV2_small_pretrained.pdparams",),
-               top1=None, top1_source=f"not published in {_LCNETV2_DOC}"),
-    WeightCard("pplcnetv2_base", "pplcnetv2_base",
-               (_LEGENDARY + "PPLCNetV2_base_pretrained.pdparams",),
-               top1=77.04, top1_source=SSLD_DOC),
-    WeightCard("pplcnetv2_large", "pplcnetv2_large",
-               (_LEGENDARY + "PPLCNetV2_large_pretrained.pdparams",),
-               top1=None, top1_source=f"not published in {_LCNETV2_DOC}"),
-    WeightCard("pplcnetv2_base_ssld", "pplcnetv2_base",
-               (_LEGENDARY + "PPLCNetV2_base_ssld_pretrained.pdparams",),
-               top1=80.10, baseline_top1=77.04, top1_source=SSLD_DOC,
-               description="PP-LCNetV2.md gives 80.07 for the same file. Teacher not stated "
-                           "in PaddleClas's docs or configs."),
+    WeightCard(
+        "pplcnetv2_small",
+        "pplcnetv2_small",
+        (_LEGENDARY + "PPLCNetV2_small_pretrained.pdparams",),
+        top1=None,
+        top1_source=f"not published in {_LCNETV2_DOC}",
+    ),
+    WeightCard(
+        "pplcnetv2_base",
+        "pplcnetv2_base",
+        (_LEGENDARY + "PPLCNetV2_base_pretrained.pdparams",),
+        top1=77.04,
+        top1_source=SSLD_DOC,
+    ),
+    WeightCard(
+        "pplcnetv2_large",
+        "pplcnetv2_large",
+        (_LEGENDARY + "PPLCNetV2_large_pretrained.pdparams",),
+        top1=None,
+        top1_source=f"not published in {_LCNETV2_DOC}",
+    ),
+    WeightCard(
+        "pplcnetv2_base_ssld",
+        "pplcnetv2_base",
+        (_LEGENDARY + "PPLCNetV2_base_ssld_pretrained.pdparams",),
+        top1=80.10,
+        baseline_top1=77.04,
+        top1_source=SSLD_DOC,
+        description="PP-LCNetV2.md gives 80.07 for the same file. Teacher not stated "
+        "in PaddleClas's docs or configs.",
+    ),
 )

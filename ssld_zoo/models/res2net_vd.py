@@ -16,6 +16,7 @@ static-graph names: blocks are flat attributes ``bb_<stage>_<i>``, a block's spl
 ``res<stage+2><letter>_branch2b_<s>`` and the head is ``out``. The attributes here carry the very
 same names so that a ``.pdparams`` file maps onto this model key for key.
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -25,8 +26,14 @@ import torch.nn as nn
 
 from ssld_zoo.models._base import Backbone, FlatBlocks
 from ssld_zoo.models.layers import MODEL_ZOO, ConvBNAct, vd_avg_pool
-from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    SSLD_DOC,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["Res2NetVd"]
 
@@ -38,8 +45,9 @@ _DEPTHS = {
 }
 
 
-def _conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, act: bool = False,
-             vd_pool: bool = False) -> ConvBNAct:
+def _conv_bn(
+    in_ch: int, out_ch: int, kernel: int, stride: int = 1, act: bool = False, vd_pool: bool = False
+) -> ConvBNAct:
     """[avg-pool 2x2 when ``vd_pool``] -> conv (no bias) -> BN -> [ReLU], under PaddleClas's
     model_zoo names ``_pool2d_avg``/``_conv``/``_batch_norm``."""
     pre = ("_pool2d_avg", vd_avg_pool(2)) if vd_pool else None
@@ -50,8 +58,17 @@ class BottleneckBlock(FlatBlocks):
     """Res2Net bottleneck: 1x1 -> ``scales`` splits, ``scales - 1`` of them through 3x3 convs ->
     concat -> 1x1, plus the (projected) shortcut, then ReLU."""
 
-    def __init__(self, in_ch: int, out_ch: int, width: int, stride: int, scales: int,
-                 project: bool, first_block: bool, name: str):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        width: int,
+        stride: int,
+        scales: int,
+        project: bool,
+        first_block: bool,
+        name: str,
+    ):
         super().__init__()
         if width % scales:
             raise ValueError(f"Res2Net width {width} is not divisible by scales {scales}")
@@ -65,8 +82,9 @@ class BottleneckBlock(FlatBlocks):
             self.add_module(sub, _conv_bn(split, split, 3, stride, act=True))
         self._set_flat_blocks(self._split_names)
         # Paddle's AvgPool2D default is exclusive: padding is left out of the average.
-        self.pool2d_avg = (nn.AvgPool2d(3, stride, 1, count_include_pad=False)
-                           if stride != 1 else None)
+        self.pool2d_avg = (
+            nn.AvgPool2d(3, stride, 1, count_include_pad=False) if stride != 1 else None
+        )
         self.conv2 = _conv_bn(width, out_ch, 1)
         # Stage 1's projection has nothing to downsample; later ones pool 2x2, then 1x1 conv.
         self.short = _conv_bn(in_ch, out_ch, 1, vd_pool=not first_block) if project else None
@@ -97,8 +115,14 @@ class Res2NetVd(Backbone):
     head_names = ("out",)
     classifier_name = "out"
 
-    def __init__(self, depth: int = 50, scales: int = 4, width: int = 26,
-                 num_classes: int = 1000, in_chans: int = 3):
+    def __init__(
+        self,
+        depth: int = 50,
+        scales: int = 4,
+        width: int = 26,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+    ):
         super().__init__()
         if depth not in _DEPTHS:
             raise ValueError(f"Res2Net_vd depth {depth} is not one of {sorted(_DEPTHS)}")
@@ -111,14 +135,22 @@ class Res2NetVd(Backbone):
         self.feature_info: list[FeatureInfo] = []
         in_ch, reduction = 64, 4
         for stage, n in enumerate(_DEPTHS[depth]):
-            out_ch = 256 * 2 ** stage
+            out_ch = 256 * 2**stage
             for i in range(n):
                 name = f"bb_{stage}_{i}"
-                self.add_module(name, BottleneckBlock(
-                    in_ch, out_ch, width * scales * 2 ** stage,
-                    stride=2 if i == 0 and stage > 0 else 1, scales=scales,
-                    project=(i == 0), first_block=(stage == 0 and i == 0),
-                    name=_block_name(depth, stage, i)))
+                self.add_module(
+                    name,
+                    BottleneckBlock(
+                        in_ch,
+                        out_ch,
+                        width * scales * 2**stage,
+                        stride=2 if i == 0 and stage > 0 else 1,
+                        scales=scales,
+                        project=(i == 0),
+                        first_block=(stage == 0 and i == 0),
+                        name=_block_name(depth, stage, i),
+                    ),
+                )
                 self._block_names.append(name)
                 in_ch = out_ch
             reduction *= 1 if stage == 0 else 2
@@ -160,19 +192,33 @@ def res2net200_vd_26w_4s(**kwargs) -> Res2NetVd:
 _RES2NET_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/Res2Net.md"
 # The SSLD docs name ResNeXt101_32x16d_wsl as the teacher of "ResNet series" students and give
 # no teacher for Res2Net, so the cards leave it unstated rather than guess.
-_NO_TEACHER = ("SSLD student; PaddleClas does not document its teacher (ResNet-series students "
-               "used ResNeXt101_32x16d_wsl).")
+_NO_TEACHER = (
+    "SSLD student; PaddleClas does not document its teacher (ResNet-series students "
+    "used ResNeXt101_32x16d_wsl)."
+)
 
 
 def _cards(depth: int, base: float, ssld: float) -> tuple[WeightCard, WeightCard]:
     arch = f"res2net{depth}_vd_26w_4s"
     paddle = f"Res2Net{depth}_vd_26w_4s"
     return (
-        WeightCard(arch, arch, (f"{PADDLE_BASE}{paddle}_pretrained.pdparams",),
-                   top1=base, top1_source=SSLD_DOC),
-        WeightCard(f"{arch}_ssld", arch, (f"{PADDLE_BASE}{paddle}_ssld_pretrained.pdparams",),
-                   top1=ssld, baseline_top1=base, top1_source=SSLD_DOC, teacher=None,
-                   description=_NO_TEACHER),
+        WeightCard(
+            arch,
+            arch,
+            (f"{PADDLE_BASE}{paddle}_pretrained.pdparams",),
+            top1=base,
+            top1_source=SSLD_DOC,
+        ),
+        WeightCard(
+            f"{arch}_ssld",
+            arch,
+            (f"{PADDLE_BASE}{paddle}_ssld_pretrained.pdparams",),
+            top1=ssld,
+            baseline_top1=base,
+            top1_source=SSLD_DOC,
+            teacher=None,
+            description=_NO_TEACHER,
+        ),
     )
 
 

@@ -5,6 +5,7 @@ a stem of three 3x3 convs, stride on the 3x3 conv of the bottleneck, an average-
 1x1 projection of strided shortcuts, and a projection shortcut on the first block of *every*
 stage (stage 1 too, also for the basic-block depths). Module names equal PaddleClas's.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,14 @@ import torch.nn as nn
 
 from ssld_zoo.models._base import PoolLinearBackbone
 from ssld_zoo.models.layers import ConvBNAct, vd_avg_pool
-from ssld_zoo.registry import (PADDLE_BASE, SSLD_DOC, FeatureInfo, WeightCard,
-                               register_model, register_weights)
+from ssld_zoo.registry import (
+    PADDLE_BASE,
+    SSLD_DOC,
+    FeatureInfo,
+    WeightCard,
+    register_model,
+    register_weights,
+)
 
 __all__ = ["ResNetVd"]
 
@@ -91,8 +98,9 @@ class ResNetVd(PoolLinearBackbone):
         for stage, (n, width) in enumerate(zip(counts, (64, 128, 256, 512))):
             for i in range(n):
                 stride = 2 if (i == 0 and stage > 0) else 1
-                blocks.append(block(in_ch, width, stride, project=(i == 0),
-                                    first_stage=(stage == 0)))
+                blocks.append(
+                    block(in_ch, width, stride, project=(i == 0), first_stage=(stage == 0))
+                )
                 in_ch = width * block.expansion
             reduction *= 1 if stage == 0 else 2
             self.feature_info.append(FeatureInfo(in_ch, reduction, f"blocks.{len(blocks) - 1}"))
@@ -105,6 +113,7 @@ class ResNetVd(PoolLinearBackbone):
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
         return self._run_blocks(self.max_pool(self.stem(x)))
+
 
 _LEGACY_BLOCK = re.compile(r"bb_(\d+)_(\d+)\.")
 
@@ -129,7 +138,8 @@ def checkpoint_filter_fn(state: dict) -> dict:
     for key, value in state.items():
         new = re.sub(r"^conv1_(\d)\.", lambda m: f"stem.{int(m.group(1)) - 1}.", key)
         new = _LEGACY_BLOCK.sub(
-            lambda m: f"blocks.{first[int(m.group(1))] + int(m.group(2))}.", new, count=1)
+            lambda m: f"blocks.{first[int(m.group(1))] + int(m.group(2))}.", new, count=1
+        )
         new = new.replace("._conv.", ".conv.").replace("._batch_norm.", ".bn.")
         new = re.sub(r"^out\.", "fc.", new)
         out[new] = value
@@ -171,28 +181,73 @@ _RESNET_DOC = "PaddleClas docs/zh_CN/models/ImageNet1k/ResNet.md"
 _WSL_TEACHER = "resnext101_32x16d_wsl"
 
 register_weights(
-    WeightCard("resnet18_vd", "resnet18_vd", (_LEGENDARY + "ResNet18_vd_pretrained.pdparams",),
-               top1=72.3, top1_source=_RESNET_DOC),
-    WeightCard("resnet34_vd", "resnet34_vd", (_LEGENDARY + "ResNet34_vd_pretrained.pdparams",),
-               top1=76.0, top1_source=SSLD_DOC),
-    WeightCard("resnet34_vd_ssld", "resnet34_vd",
-               (_LEGENDARY + "ResNet34_vd_ssld_pretrained.pdparams",),
-               top1=79.7, baseline_top1=76.0, top1_source=SSLD_DOC, teacher=_WSL_TEACHER),
-    WeightCard("resnet50_vd", "resnet50_vd", (_LEGENDARY + "ResNet50_vd_pretrained.pdparams",),
-               top1=79.1, top1_source=SSLD_DOC),
-    WeightCard("resnet50_vd_ssld", "resnet50_vd",
-               (_LEGENDARY + "ResNet50_vd_ssld_pretrained.pdparams",),
-               top1=83.0, baseline_top1=79.1, top1_source=SSLD_DOC, teacher=_WSL_TEACHER),
-    WeightCard("resnet101_vd", "resnet101_vd",
-               (_LEGENDARY + "ResNet101_vd_pretrained.pdparams",),
-               top1=80.2, top1_source=SSLD_DOC),
-    WeightCard("resnet101_vd_ssld", "resnet101_vd",
-               (_LEGENDARY + "ResNet101_vd_ssld_pretrained.pdparams",),
-               top1=83.7, baseline_top1=80.2, top1_source=SSLD_DOC, teacher=_WSL_TEACHER),
-    WeightCard("resnet152_vd", "resnet152_vd",
-               (_LEGENDARY + "ResNet152_vd_pretrained.pdparams",),
-               top1=80.6, top1_source=_RESNET_DOC),
-    WeightCard("resnet200_vd", "resnet200_vd",
-               (_LEGENDARY + "ResNet200_vd_pretrained.pdparams",),
-               top1=80.9, top1_source=_RESNET_DOC),
+    WeightCard(
+        "resnet18_vd",
+        "resnet18_vd",
+        (_LEGENDARY + "ResNet18_vd_pretrained.pdparams",),
+        top1=72.3,
+        top1_source=_RESNET_DOC,
+    ),
+    WeightCard(
+        "resnet34_vd",
+        "resnet34_vd",
+        (_LEGENDARY + "ResNet34_vd_pretrained.pdparams",),
+        top1=76.0,
+        top1_source=SSLD_DOC,
+    ),
+    WeightCard(
+        "resnet34_vd_ssld",
+        "resnet34_vd",
+        (_LEGENDARY + "ResNet34_vd_ssld_pretrained.pdparams",),
+        top1=79.7,
+        baseline_top1=76.0,
+        top1_source=SSLD_DOC,
+        teacher=_WSL_TEACHER,
+    ),
+    WeightCard(
+        "resnet50_vd",
+        "resnet50_vd",
+        (_LEGENDARY + "ResNet50_vd_pretrained.pdparams",),
+        top1=79.1,
+        top1_source=SSLD_DOC,
+    ),
+    WeightCard(
+        "resnet50_vd_ssld",
+        "resnet50_vd",
+        (_LEGENDARY + "ResNet50_vd_ssld_pretrained.pdparams",),
+        top1=83.0,
+        baseline_top1=79.1,
+        top1_source=SSLD_DOC,
+        teacher=_WSL_TEACHER,
+    ),
+    WeightCard(
+        "resnet101_vd",
+        "resnet101_vd",
+        (_LEGENDARY + "ResNet101_vd_pretrained.pdparams",),
+        top1=80.2,
+        top1_source=SSLD_DOC,
+    ),
+    WeightCard(
+        "resnet101_vd_ssld",
+        "resnet101_vd",
+        (_LEGENDARY + "ResNet101_vd_ssld_pretrained.pdparams",),
+        top1=83.7,
+        baseline_top1=80.2,
+        top1_source=SSLD_DOC,
+        teacher=_WSL_TEACHER,
+    ),
+    WeightCard(
+        "resnet152_vd",
+        "resnet152_vd",
+        (_LEGENDARY + "ResNet152_vd_pretrained.pdparams",),
+        top1=80.6,
+        top1_source=_RESNET_DOC,
+    ),
+    WeightCard(
+        "resnet200_vd",
+        "resnet200_vd",
+        (_LEGENDARY + "ResNet200_vd_pretrained.pdparams",),
+        top1=80.9,
+        top1_source=_RESNET_DOC,
+    ),
 )

@@ -9,21 +9,19 @@ strided 1x1 conv + BN) with 32 groups of width W; module names are PaddleClas's
 PaddleClas's weights are a conversion of Facebook's original PyTorch release; that release (in
 torchvision's key names) loads too: :func:`checkpoint_filter_fn` renames its keys.
 """
+
 from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Any, Mapping
-
-from typing import List
+from typing import Any, List, Mapping
 
 import torch
 import torch.nn as nn
 
 from ssld_zoo.models._base import Backbone
 from ssld_zoo.models.layers import WSL, ConvBNAct
-from ssld_zoo.registry import (PADDLE_BASE, FeatureInfo, WeightCard, register_model,
-                               register_weights)
+from ssld_zoo.registry import PADDLE_BASE, FeatureInfo, WeightCard, register_model, register_weights
 
 __all__ = ["ResNeXt101WSL", "checkpoint_filter_fn"]
 
@@ -39,8 +37,7 @@ class ShortCut(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, stride: int):
         super().__init__()
-        self._conv = (_conv_bn(in_ch, out_ch, 1, stride)
-                      if in_ch != out_ch or stride != 1 else None)
+        self._conv = _conv_bn(in_ch, out_ch, 1, stride) if in_ch != out_ch or stride != 1 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if self._conv is None else self._conv(x)
@@ -72,8 +69,9 @@ class ResNeXt101WSL(Backbone):
     def __init__(self, width: int = 16, num_classes: int = 1000, in_chans: int = 3):
         super().__init__()
         if width % 8 or width <= 0:
-            raise ValueError(f"ResNeXt101_wsl group width must be a positive multiple of 8, "
-                             f"got {width}")
+            raise ValueError(
+                f"ResNeXt101_wsl group width must be a positive multiple of 8, got {width}"
+            )
         self.width = width
         self.num_classes = num_classes
         self._conv_stem = _conv_bn(in_chans, 64, 7, 2, act=True)
@@ -82,8 +80,8 @@ class ResNeXt101WSL(Backbone):
         self.feature_info = []
         in_ch, reduction = 64, 4
         for stage, n in enumerate(_DEPTHS):
-            mid = _CARDINALITY * width * 2 ** stage  # grouped-conv width
-            out = 256 * 2 ** stage
+            mid = _CARDINALITY * width * 2**stage  # grouped-conv width
+            out = 256 * 2**stage
             for i in range(n):
                 stride = 2 if (i == 0 and stage > 0) else 1
                 name = f"_conv{stage + 1}_{i}"
@@ -105,6 +103,7 @@ class ResNeXt101WSL(Backbone):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self._avg_pool(x), 1)
         return x if pre_logits else self._out(x)
+
 
 # torchvision / original WSL release names -> PaddleClas names (same tensors, same layout).
 _TV_BLOCK = re.compile(r"^layer(\d)\.(\d+)\.(conv|bn)([123])\.(.+)$")
@@ -132,7 +131,7 @@ def checkpoint_filter_fn(state: Mapping[str, Any]) -> dict[str, Any]:
     is returned unchanged. A ``module.`` prefix (DataParallel) is removed first."""
     keys = list(state)
     if keys and all(k.startswith("module.") for k in keys):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     if "layer1.0.conv1.weight" not in state:
         return dict(state)
     return {_rename_torchvision(k): v for k, v in state.items()}
@@ -174,10 +173,18 @@ _TEACHERS = (
     ("resnext101_32x48d_wsl", "ResNeXt101_32x48d_wsl", "ig_resnext101_32x48-3e41cc8a.pth", 85.4),
 )
 
-register_weights(*(
-    WeightCard(name, name, (PADDLE_BASE + f"{stem}_pretrained.pdparams", _TORCH_BASE + pth),
-               top1=top1, top1_source=_DOC, license=_LICENSE,
-               description="Instagram-pretrained (WSL), ImageNet-1k fine-tuned; PaddleClas's "
-                           "conversion of Facebook's release, which is the mirror URL.")
-    for name, stem, pth, top1 in _TEACHERS
-))
+register_weights(
+    *(
+        WeightCard(
+            name,
+            name,
+            (PADDLE_BASE + f"{stem}_pretrained.pdparams", _TORCH_BASE + pth),
+            top1=top1,
+            top1_source=_DOC,
+            license=_LICENSE,
+            description="Instagram-pretrained (WSL), ImageNet-1k fine-tuned; PaddleClas's "
+            "conversion of Facebook's release, which is the mirror URL.",
+        )
+        for name, stem, pth, top1 in _TEACHERS
+    )
+)

@@ -14,6 +14,7 @@ Layout under :func:`~ssld_zoo.weights.settings.cache_dir` (``$SSLD_ZOO_HOME``, d
 
 A file enters ``downloads/`` or ``converted/`` only by an atomic rename after it validated.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -27,9 +28,20 @@ from ssld_zoo.weights import trust
 from ssld_zoo.weights.settings import cache_dir
 from ssld_zoo.weights.urls import file_name_for
 
-__all__ = ["cache_dir", "downloads_dir", "cached_path", "converted_path", "quarantine_dir",
-           "quarantine", "CacheEntry", "cache_entries", "find_entries", "clear_cache",
-           "forget_hashes", "weights_by_file"]
+__all__ = [
+    "cache_dir",
+    "downloads_dir",
+    "cached_path",
+    "converted_path",
+    "quarantine_dir",
+    "quarantine",
+    "CacheEntry",
+    "cache_entries",
+    "find_entries",
+    "clear_cache",
+    "forget_hashes",
+    "weights_by_file",
+]
 
 
 def downloads_dir() -> Path:
@@ -71,10 +83,10 @@ class CacheEntry:
     """One file (or one recorded hash) in the cache."""
 
     path: Path
-    kind: str                   # "download" | "converted" | "partial" | "quarantined" | "hash"
-    size: int                   # bytes (0 for a hash without its file)
-    weights: tuple[str, ...]    # registered weight names the file belongs to (may be empty)
-    sha256: str | None = None   # recorded hash (downloads and hashes only)
+    kind: str  # "download" | "converted" | "partial" | "quarantined" | "hash"
+    size: int  # bytes (0 for a hash without its file)
+    weights: tuple[str, ...]  # registered weight names the file belongs to (may be empty)
+    sha256: str | None = None  # recorded hash (downloads and hashes only)
 
     @property
     def name(self) -> str:
@@ -99,6 +111,7 @@ def _converted_weights(path: Path) -> tuple[str, ...]:
     """The weight name a converted file was written for (its metadata, else its stem)."""
     try:
         from safetensors import safe_open
+
         with safe_open(str(path), framework="pt") as f:
             name = (f.metadata() or {}).get("weights")
     except Exception:  # a damaged file is still listed (and can be cleared)
@@ -107,8 +120,11 @@ def _converted_weights(path: Path) -> tuple[str, ...]:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
-        if folder.is_dir() else []
+    return (
+        sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        if folder.is_dir()
+        else []
+    )
 
 
 def cache_entries() -> list[CacheEntry]:
@@ -126,8 +142,11 @@ def cache_entries() -> list[CacheEntry]:
             entries.append(CacheEntry(p, "partial", p.stat().st_size, by_file.get(base, ())))
         else:
             rec = records.get(p.name) or {}
-            entries.append(CacheEntry(p, "download", p.stat().st_size, by_file.get(p.name, ()),
-                                      rec.get("sha256")))
+            entries.append(
+                CacheEntry(
+                    p, "download", p.stat().st_size, by_file.get(p.name, ()), rec.get("sha256")
+                )
+            )
     for p in _files(root / "downloads" / ".gdown"):
         # gdown names its partial files <name><8 random chars>.part.
         base = p.name[: -len(".part") - 8] if p.name.endswith(".part") else p.name
@@ -140,15 +159,19 @@ def cache_entries() -> list[CacheEntry]:
     present = {e.name for e in entries if e.kind == "download"}
     for name, rec in sorted(records.items()):
         if name not in present:
-            entries.append(CacheEntry(root / "downloads" / name, "hash", 0,
-                                      by_file.get(name, ()), rec["sha256"]))
+            entries.append(
+                CacheEntry(
+                    root / "downloads" / name, "hash", 0, by_file.get(name, ()), rec["sha256"]
+                )
+            )
     return entries
 
 
 def _matches(entry: CacheEntry, pattern: str) -> bool:
     pat = pattern.lower()
-    return any(fnmatch.fnmatch(c.lower(), pat)
-               for c in (entry.name, entry.path.stem, *entry.weights))
+    return any(
+        fnmatch.fnmatch(c.lower(), pat) for c in (entry.name, entry.path.stem, *entry.weights)
+    )
 
 
 def find_entries(pattern: str | None = None) -> list[CacheEntry]:
@@ -191,5 +214,8 @@ def forget_hashes(pattern: str) -> list[str]:
     download of such a file is then trusted afresh once it validates."""
     by_file = weights_by_file()
     pat = pattern.lower()
-    return trust.forget(lambda name: any(
-        fnmatch.fnmatch(c.lower(), pat) for c in (name, Path(name).stem, *by_file.get(name, ()))))
+    return trust.forget(
+        lambda name: any(
+            fnmatch.fnmatch(c.lower(), pat) for c in (name, Path(name).stem, *by_file.get(name, ()))
+        )
+    )

@@ -10,6 +10,7 @@ common on model hubs) are cast to the architecture's dtype with one warning, as 
 ``load_state_dict`` copies them (:func:`cast_half_precision`); values that overflowed in half
 precision are still refused as non-finite.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -22,8 +23,15 @@ import torch.nn as nn
 
 from ssld_zoo.weights.errors import DtypeCastWarning, StateDictMismatch, WeightValueError
 
-__all__ = ["paddle_to_torch", "torch_to_paddle", "check_state_dict", "cast_half_precision",
-           "StateDictMismatch", "WeightValueError", "best_matching_arch"]
+__all__ = [
+    "paddle_to_torch",
+    "torch_to_paddle",
+    "check_state_dict",
+    "cast_half_precision",
+    "StateDictMismatch",
+    "WeightValueError",
+    "best_matching_arch",
+]
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -31,8 +39,11 @@ _SHOWN = 6  # keys listed per kind of problem
 
 
 def _linear_weight_keys(model: nn.Module) -> set[str]:
-    return {f"{name}.weight" if name else "weight"
-            for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    return {
+        f"{name}.weight" if name else "weight"
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear)
+    }
 
 
 def _rename(key: str) -> str:
@@ -43,8 +54,9 @@ def _rename(key: str) -> str:
     return key
 
 
-def paddle_to_torch(paddle_state: Mapping[str, np.ndarray], model: nn.Module,
-                    source: str = "weights") -> dict[str, torch.Tensor]:
+def paddle_to_torch(
+    paddle_state: Mapping[str, np.ndarray], model: nn.Module, source: str = "weights"
+) -> dict[str, torch.Tensor]:
     """Convert PaddleClas tensors to ``model``'s state dict, checking it (see
     :func:`check_state_dict`). Nothing is copied before the check passes (views only), so
     a file of other keys costs no memory beyond its own arrays."""
@@ -88,8 +100,9 @@ def _listing(label: str, items: list[str]) -> str:
     return f"{len(items)} {label}: {', '.join(items[:_SHOWN])}{more}"
 
 
-def cast_half_precision(state: Mapping[str, torch.Tensor], model: nn.Module,
-                        source: str = "weights") -> dict[str, torch.Tensor]:
+def cast_half_precision(
+    state: Mapping[str, torch.Tensor], model: nn.Module, source: str = "weights"
+) -> dict[str, torch.Tensor]:
     """``state`` with its fp16/bf16 tensors cast to the floating dtype ``model`` holds under
     the same key, and one :class:`DtypeCastWarning` naming ``source`` when any was. Other
     dtypes are left for :func:`check_state_dict` to refuse."""
@@ -98,21 +111,34 @@ def cast_half_precision(state: Mapping[str, torch.Tensor], model: nn.Module,
     stored: set[str] = set()
     for key, value in state.items():
         want = full.get(key) if isinstance(key, str) else None
-        if (isinstance(value, torch.Tensor) and want is not None and value.dtype in _HALF
-                and want.is_floating_point() and want.dtype != value.dtype):
+        if (
+            isinstance(value, torch.Tensor)
+            and want is not None
+            and value.dtype in _HALF
+            and want.is_floating_point()
+            and want.dtype != value.dtype
+        ):
             cast[key] = value.to(want.dtype)
             stored.add(str(value.dtype).replace("torch.", ""))
     if not cast:
         return dict(state)
     targets = sorted({str(v.dtype).replace("torch.", "") for v in cast.values()})
-    warnings.warn(f"{source}: {len(cast)} tensors stored as {', '.join(sorted(stored))}, cast "
-                  f"to {', '.join(targets)} (the architecture's dtype), as torch's "
-                  f"load_state_dict does", DtypeCastWarning, stacklevel=3)
+    warnings.warn(
+        f"{source}: {len(cast)} tensors stored as {', '.join(sorted(stored))}, cast "
+        f"to {', '.join(targets)} (the architecture's dtype), as torch's "
+        f"load_state_dict does",
+        DtypeCastWarning,
+        stacklevel=3,
+    )
     return {**state, **cast}
 
 
-def check_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module,
-                     source: str = "weights", values: bool = True) -> None:
+def check_state_dict(
+    state: Mapping[str, torch.Tensor],
+    model: nn.Module,
+    source: str = "weights",
+    values: bool = True,
+) -> None:
     """Check ``state`` against ``model`` (any device; the meta device costs nothing).
 
     Raises :class:`StateDictMismatch` (one line) naming missing, unexpected, wrongly shaped and
@@ -121,34 +147,57 @@ def check_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module,
     """
     full = model.state_dict()
     expected = {k: v for k, v in full.items() if not k.endswith("num_batches_tracked")}
-    bad_type = [f"{k!r} ({type(v).__name__})" for k, v in state.items()
-                if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    bad_type = [
+        f"{k!r} ({type(v).__name__})"
+        for k, v in state.items()
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor)
+    ]
     if bad_type:
         raise StateDictMismatch(f"{source}: {_listing('entries are not tensors', bad_type)}")
     given = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     common = sorted(set(expected) & set(given))
-    wrong = [f"{k} {list(given[k].shape)} (expected {list(expected[k].shape)})"
-             for k in common if tuple(given[k].shape) != tuple(expected[k].shape)]
-    dtypes = [f"{k} {str(v.dtype).replace('torch.', '')} (expected "
-              f"{str(full[k].dtype).replace('torch.', '')})"
-              for k, v in state.items() if k in full and v.dtype != full[k].dtype]
-    problems = [_listing(label, keys) for label, keys in (
-        ("missing keys", missing), ("unexpected keys", unexpected),
-        ("keys of the wrong shape", wrong), ("keys of the wrong dtype", dtypes)) if keys]
+    wrong = [
+        f"{k} {list(given[k].shape)} (expected {list(expected[k].shape)})"
+        for k in common
+        if tuple(given[k].shape) != tuple(expected[k].shape)
+    ]
+    dtypes = [
+        f"{k} {str(v.dtype).replace('torch.', '')} (expected "
+        f"{str(full[k].dtype).replace('torch.', '')})"
+        for k, v in state.items()
+        if k in full and v.dtype != full[k].dtype
+    ]
+    problems = [
+        _listing(label, keys)
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("keys of the wrong shape", wrong),
+            ("keys of the wrong dtype", dtypes),
+        )
+        if keys
+    ]
     if problems:
-        hint = ("; cast the file's tensors to the architecture's dtype (float32) if that is "
-                "intended" if dtypes and not (missing or unexpected or wrong) else "")
-        raise StateDictMismatch(f"{source} do not fit {type(model).__name__}: "
-                                + "; ".join(problems) + hint)
+        hint = (
+            "; cast the file's tensors to the architecture's dtype (float32) if that is intended"
+            if dtypes and not (missing or unexpected or wrong)
+            else ""
+        )
+        raise StateDictMismatch(
+            f"{source} do not fit {type(model).__name__}: " + "; ".join(problems) + hint
+        )
     if values:
         _check_values(given, model, source)
 
 
 def _check_values(state: Mapping[str, torch.Tensor], model: nn.Module, source: str) -> None:
-    variances = {f"{n}.running_var" if n else "running_var"
-                 for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._NormBase)}
+    variances = {
+        f"{n}.running_var" if n else "running_var"
+        for n, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase)
+    }
     bad: list[str] = []
     for key, t in state.items():
         if t.is_floating_point() or t.is_complex():
@@ -157,8 +206,9 @@ def _check_values(state: Mapping[str, torch.Tensor], model: nn.Module, source: s
                 bad.append(f"{key} has {n} NaN/Inf values")
                 continue
         if key in variances and t.numel() and bool((t < 0).any()):
-            bad.append(f"{key} (a BatchNorm variance) has negative values "
-                       f"(min {float(t.min()):.3g})")
+            bad.append(
+                f"{key} (a BatchNorm variance) has negative values (min {float(t.min()):.3g})"
+            )
     if bad:
         raise WeightValueError(f"{source}: {_listing('tensors no trained weights have', bad)}")
 
@@ -179,13 +229,19 @@ def best_matching_arch(state: Mapping[str, object], exclude: str | None = None) 
     """
     from ssld_zoo.registry import list_architectures
 
-    shapes = {_rename(k): tuple(getattr(v, "shape", ())) for k, v in state.items()
-              if isinstance(k, str) and not k.endswith("num_batches_tracked")}
+    shapes = {
+        _rename(k): tuple(getattr(v, "shape", ()))
+        for k, v in state.items()
+        if isinstance(k, str) and not k.endswith("num_batches_tracked")
+    }
     for name in list_architectures():
         if name == exclude:
             continue
         exp = _arch_shapes(name)
-        if len(exp) == len(shapes) and set(exp) == set(shapes) and all(
-                shapes[k] in (tuple(s), tuple(s)[::-1]) for k, s in exp.items()):
+        if (
+            len(exp) == len(shapes)
+            and set(exp) == set(shapes)
+            and all(shapes[k] in (tuple(s), tuple(s)[::-1]) for k, s in exp.items())
+        ):
             return name
     return None

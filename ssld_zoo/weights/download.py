@@ -11,6 +11,7 @@ Pins, all of which must hold: the card's published sha256 (for its first URL's f
 sha256 prefix a torch.hub-style file name publishes (``name-<hex>.pth``), and the hash
 recorded when the file first validated.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,16 @@ from typing import Callable, Sequence, TypeVar
 
 from ssld_zoo.weights import trust
 from ssld_zoo.weights.cache import downloads_dir, quarantine
-from ssld_zoo.weights.errors import (CacheRepairWarning, ChecksumError, DeadlineError,
-                                     DownloadError, HTTPStatusError, NotWeightsError,
-                                     OfflineError, WeightsFileError)
+from ssld_zoo.weights.errors import (
+    CacheRepairWarning,
+    ChecksumError,
+    DeadlineError,
+    DownloadError,
+    HTTPStatusError,
+    NotWeightsError,
+    OfflineError,
+    WeightsFileError,
+)
 from ssld_zoo.weights.fetch import Deadline, fetch, part_paths
 from ssld_zoo.weights.fileops import LockTimeout, locked, sha256_of
 from ssld_zoo.weights.settings import settings
@@ -77,14 +85,17 @@ def _sniff(path: Path) -> str:
 
 
 def _manual_hint(urls: Sequence[str], names: Sequence[str], sha256: str | None) -> str:
-    hint = (f"To install it by hand, save {urls[0]} as {downloads_dir() / names[0]}"
-            + (f" (sha256 {sha256})" if sha256 else "")
-            + ", or point SSLD_ZOO_MIRROR at a server or folder that has it")
+    hint = (
+        f"To install it by hand, save {urls[0]} as {downloads_dir() / names[0]}"
+        + (f" (sha256 {sha256})" if sha256 else "")
+        + ", or point SSLD_ZOO_MIRROR at a server or folder that has it"
+    )
     return hint + "."
 
 
-def _use_cached(path: Path, url: str, name: str, pins: list[Pin],
-                validate: Callable[[Path, str], T], arch: str) -> tuple[Path, T, str] | None:
+def _use_cached(
+    path: Path, url: str, name: str, pins: list[Pin], validate: Callable[[Path, str], T], arch: str
+) -> tuple[Path, T, str] | None:
     """The cached file, if it keeps its pins and validates; a damaged one is quarantined.
     A sound file (it validated before, for another architecture) that does not fit ``arch``
     is the caller's mistake: its error is raised and the file stays."""
@@ -98,35 +109,57 @@ def _use_cached(path: Path, url: str, name: str, pins: list[Pin],
         result = validate(path, name)
     except (ChecksumError, WeightsFileError) as e:
         rec = trust.read_records().get(name)
-        if isinstance(e, WeightsFileError) and rec and rec["sha256"] == digest \
-                and rec["arch"] != arch:
+        if (
+            isinstance(e, WeightsFileError)
+            and rec
+            and rec["sha256"] == digest
+            and rec["arch"] != arch
+        ):
             raise
         where = quarantine(path)
-        warnings.warn(f"{path}: damaged cache entry ({e}); moved it to {where} and fetching "
-                      f"{name} again", CacheRepairWarning, stacklevel=4)
+        warnings.warn(
+            f"{path}: damaged cache entry ({e}); moved it to {where} and fetching {name} again",
+            CacheRepairWarning,
+            stacklevel=4,
+        )
         return None
     trust.record(name, digest, url, path.stat().st_size, arch)  # e.g. a file dropped in by hand
     return path, result, digest
 
 
-def _fetch_one(url: str, location: str | Path, name: str, published: str | None,
-               validate: Callable[[Path, str], T], arch: str, deadline: Deadline,
-               progress: bool) -> tuple[Path, T, str]:
+def _fetch_one(
+    url: str,
+    location: str | Path,
+    name: str,
+    published: str | None,
+    validate: Callable[[Path, str], T],
+    arch: str,
+    deadline: Deadline,
+    progress: bool,
+) -> tuple[Path, T, str]:
     dest = downloads_dir() / name
     try:
         with locked(dest, deadline.remaining()):
             got = _use_cached(dest, url, name, _pins(name, published), validate, arch)
             if got is not None:  # another process fetched it while we waited
                 return got
-            return _fetch_locked(url, location, dest, _pins(name, published), validate,
-                                 arch, deadline, progress)
+            return _fetch_locked(
+                url, location, dest, _pins(name, published), validate, arch, deadline, progress
+            )
     except LockTimeout as e:
         raise DeadlineError(f"{name}: {e} (SSLD_ZOO_DOWNLOAD_DEADLINE)") from None
 
 
-def _fetch_locked(url: str, location: str | Path, dest: Path, pins: list[Pin],
-                  validate: Callable[[Path, str], T], arch: str, deadline: Deadline,
-                  progress: bool) -> tuple[Path, T, str]:
+def _fetch_locked(
+    url: str,
+    location: str | Path,
+    dest: Path,
+    pins: list[Pin],
+    validate: Callable[[Path, str], T],
+    arch: str,
+    deadline: Deadline,
+    progress: bool,
+) -> tuple[Path, T, str]:
     """Fetch, check the pins, validate; only then move into place and record the hash."""
     part, meta = part_paths(dest)
     try:
@@ -139,15 +172,22 @@ def _fetch_locked(url: str, location: str | Path, dest: Path, pins: list[Pin],
         digest = sha256_of(tmp)
         broken = _broken_pin(digest, pins)
         if broken is not None:
-            forget = (f"; if the file really changed upstream: ssld-zoo cache forget "
-                      f"{dest.name}" if broken[1].startswith("recorded") else "")
-            raise ChecksumError(f"sha256 mismatch for {location}: expected {broken[0]} "
-                                f"({broken[1]}), got {digest}; nothing was cached{forget}")
+            forget = (
+                f"; if the file really changed upstream: ssld-zoo cache forget {dest.name}"
+                if broken[1].startswith("recorded")
+                else ""
+            )
+            raise ChecksumError(
+                f"sha256 mismatch for {location}: expected {broken[0]} "
+                f"({broken[1]}), got {digest}; nothing was cached{forget}"
+            )
         try:
             result = validate(tmp, dest.name)
         except WeightsFileError as e:
-            raise NotWeightsError(f"{location}: the downloaded file is not valid weights for "
-                                  f"{arch}: {e}{_sniff(tmp)}; nothing was cached") from None
+            raise NotWeightsError(
+                f"{location}: the downloaded file is not valid weights for "
+                f"{arch}: {e}{_sniff(tmp)}; nothing was cached"
+            ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         meta.unlink(missing_ok=True)
@@ -172,9 +212,15 @@ def _combined(failures: list[DownloadError], message: str) -> DownloadError:
     return DownloadError(message)
 
 
-def obtain(urls: Sequence[str], validate: Callable[[Path, str], T], *, arch: str,
-           sha256: str | None = None, progress: bool = True,
-           deadline: Deadline | None = None) -> tuple[Path, T, str]:
+def obtain(
+    urls: Sequence[str],
+    validate: Callable[[Path, str], T],
+    *,
+    arch: str,
+    sha256: str | None = None,
+    progress: bool = True,
+    deadline: Deadline | None = None,
+) -> tuple[Path, T, str]:
     """Return ``(cached file, validate(file), its sha256)`` for a weights file.
 
     Args:
@@ -204,27 +250,35 @@ def obtain(urls: Sequence[str], validate: Callable[[Path, str], T], *, arch: str
     names = [file_name_for(u) for u in urls]  # validates every URL before any work
     pinned = {names[0]: published}
     for url, name in zip(urls, names):
-        got = _use_cached(downloads_dir() / name, url, name, _pins(name, pinned.get(name)),
-                          validate, arch)
+        got = _use_cached(
+            downloads_dir() / name, url, name, _pins(name, pinned.get(name)), validate, arch
+        )
         if got is not None:
             return got
     s = settings()
     if s.offline and not (s.mirror and not is_url(s.mirror)):  # a mirror folder is no network
-        raise OfflineError(f"SSLD_ZOO_OFFLINE is set and {names[0]} is not cached; no "
-                           f"download was attempted. {_manual_hint(urls, names, published)}")
-    sources = list(dict.fromkeys(
-        (url, mirror_location(s.mirror, name) if s.mirror else url, name)
-        for url, name in zip(urls, names)))
+        raise OfflineError(
+            f"SSLD_ZOO_OFFLINE is set and {names[0]} is not cached; no "
+            f"download was attempted. {_manual_hint(urls, names, published)}"
+        )
+    sources = list(
+        dict.fromkeys(
+            (url, mirror_location(s.mirror, name) if s.mirror else url, name)
+            for url, name in zip(urls, names)
+        )
+    )
     deadline = deadline or Deadline(s.deadline_s)
     failures: list[DownloadError] = []
     for url, location, name in sources:
         try:
-            return _fetch_one(url, location, name, pinned.get(name), validate, arch,
-                              deadline, progress)
+            return _fetch_one(
+                url, location, name, pinned.get(name), validate, arch, deadline, progress
+            )
         except DownloadError as e:
             failures.append(e)
             if isinstance(e, DeadlineError):
                 break
     listing = "; ".join(str(e) for e in failures)
-    raise _combined(failures, f"could not get {names[0]}: {listing}. "
-                              f"{_manual_hint(urls, names, published)}")
+    raise _combined(
+        failures, f"could not get {names[0]}: {listing}. {_manual_hint(urls, names, published)}"
+    )

@@ -4,12 +4,24 @@ Two families: a file that is not acceptable weights (``WeightsFileError``, a Val
 file that could not be obtained (``DownloadError``, a RuntimeError). Every message is one line
 naming the file or URL, the key or value at fault, and what was expected.
 """
+
 from __future__ import annotations
 
-__all__ = ["WeightsFileError", "StateDictMismatch", "WeightValueError", "PdparamsError",
-           "UnsafePickleError", "DownloadError", "HTTPStatusError", "ChecksumError",
-           "OfflineError", "DeadlineError", "NotWeightsError", "CacheRepairWarning",
-           "DtypeCastWarning"]
+__all__ = [
+    "WeightsFileError",
+    "StateDictMismatch",
+    "WeightValueError",
+    "PdparamsError",
+    "UnsafePickleError",
+    "DownloadError",
+    "HTTPStatusError",
+    "ChecksumError",
+    "OfflineError",
+    "DeadlineError",
+    "NotWeightsError",
+    "CacheRepairWarning",
+    "DtypeCastWarning",
+]
 
 
 class WeightsFileError(ValueError):

@@ -17,6 +17,7 @@ that brings ``STALL_BYTES`` or more resets both counts, and every retry resumes 
 file where it stopped (Range, If-Range). The result is only a partial file: checking it and
 moving it into the cache is :mod:`ssld_zoo.weights.download`'s job.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,20 +30,26 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from ssld_zoo.weights.errors import (DeadlineError, DownloadError, HTTPStatusError,
-                                     NotWeightsError)
+from ssld_zoo.weights.errors import DeadlineError, DownloadError, HTTPStatusError, NotWeightsError
 from ssld_zoo.weights.fileops import atomic_write
 from ssld_zoo.weights.settings import Settings
 from ssld_zoo.weights.urls import is_google_drive
 
-__all__ = ["Deadline", "fetch", "part_paths", "stall_give_up_s", "BACKOFF_S", "MAX_BACKOFF_S",
-           "MAX_ATTEMPTS"]
+__all__ = [
+    "Deadline",
+    "fetch",
+    "part_paths",
+    "stall_give_up_s",
+    "BACKOFF_S",
+    "MAX_BACKOFF_S",
+    "MAX_ATTEMPTS",
+]
 
-BACKOFF_S = 0.5           # first retry delay; doubles per consecutive failure
+BACKOFF_S = 0.5  # first retry delay; doubles per consecutive failure
 MAX_BACKOFF_S = 8.0
-MAX_ATTEMPTS = 50         # hard bound per URL, even when every attempt makes progress
+MAX_ATTEMPTS = 50  # hard bound per URL, even when every attempt makes progress
 MAX_REDIRECTS = 5
-STALL_BYTES = 1024        # fewer bytes than this within the read timeout: stalled
+STALL_BYTES = 1024  # fewer bytes than this within the read timeout: stalled
 CHUNK = 1 << 20
 USER_AGENT = "ssld-zoo (+https://pypi.org/project/ssld-zoo/)"
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -61,8 +68,10 @@ class Deadline:
     def check(self, what: str) -> None:
         """Raise :class:`DeadlineError` about ``what`` once the time is up."""
         if self.remaining() <= 0:
-            raise DeadlineError(f"{what}: not finished within {self.seconds:g} s "
-                                f"(SSLD_ZOO_DOWNLOAD_DEADLINE); nothing was cached")
+            raise DeadlineError(
+                f"{what}: not finished within {self.seconds:g} s "
+                f"(SSLD_ZOO_DOWNLOAD_DEADLINE); nothing was cached"
+            )
 
     def sleep(self, seconds: float, what: str) -> None:
         """Sleep, but never past the deadline."""
@@ -75,8 +84,13 @@ class Deadline:
 class _Transient(Exception):
     """A failure worth retrying (connection dropped, timeout, 5xx, 429)."""
 
-    def __init__(self, message: str, retry_after: float | None = None,
-                 restart: bool = False, stalled: bool = False):
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        restart: bool = False,
+        stalled: bool = False,
+    ):
         super().__init__(message)
         self.retry_after = retry_after
         self.restart = restart  # the partial file cannot be resumed: start from zero
@@ -100,8 +114,9 @@ def part_paths(dest: Path) -> tuple[Path, Path]:
     return part, part.with_name(part.name + ".json")
 
 
-def fetch(location: str | Path, dest: Path, s: Settings, deadline: Deadline,
-          progress: bool) -> Path:
+def fetch(
+    location: str | Path, dest: Path, s: Settings, deadline: Deadline, progress: bool
+) -> Path:
     """Fetch ``location`` (URL or local mirror file) for ``dest``; return the complete
     partial file (not yet checked, not yet in place)."""
     if isinstance(location, Path):
@@ -113,6 +128,7 @@ def fetch(location: str | Path, dest: Path, s: Settings, deadline: Deadline,
 
 # --------------------------------------------------------------------------- progress
 
+
 class _Bar:
     """A rich progress bar on stderr; does nothing when disabled or stderr is not a terminal."""
 
@@ -120,11 +136,23 @@ class _Bar:
         self._progress = self._task = None
         if enabled and sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
-            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                      DownloadColumn(), TransferSpeedColumn(),
-                                      TimeRemainingColumn(), console=Console(stderr=True))
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
             self._task = self._progress.add_task(label, total=None)
 
     def __enter__(self) -> "_Bar":
@@ -143,12 +171,15 @@ class _Bar:
 
 # --------------------------------------------------------------------------- local mirror
 
+
 def _copy_local(src: Path, dest: Path, s: Settings) -> Path:
     if not src.is_file():
         raise DownloadError(f"{src}: not in the mirror folder (SSLD_ZOO_MIRROR)")
     if src.stat().st_size > s.max_file_bytes:
-        raise NotWeightsError(f"{src}: {src.stat().st_size} bytes, over the "
-                              f"SSLD_ZOO_MAX_FILE_BYTES limit of {s.max_file_bytes}")
+        raise NotWeightsError(
+            f"{src}: {src.stat().st_size} bytes, over the "
+            f"SSLD_ZOO_MAX_FILE_BYTES limit of {s.max_file_bytes}"
+        )
     part, meta = part_paths(dest)
     meta.unlink(missing_ok=True)
     shutil.copyfile(src, part)
@@ -156,6 +187,7 @@ def _copy_local(src: Path, dest: Path, s: Settings) -> Path:
 
 
 # --------------------------------------------------------------------------- HTTP(S)
+
 
 def _content_range(value: str | None) -> tuple[int, int, int | None] | None:
     m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
@@ -185,38 +217,47 @@ def _open(session, url: str, headers: dict[str, str], s: Settings, deadline: Dea
 def _check_response(url: str, resp, offset: int, s: Settings) -> tuple[int, int | None]:
     """(offset the body starts at, total file size or None) of an acceptable response."""
     code = resp.status_code
-    if resp.history and urllib.parse.urlsplit(url).scheme == "https" \
-            and urllib.parse.urlsplit(resp.url).scheme != "https":
-        raise DownloadError(f"{url}: redirected to {resp.url}, from https to plain http; "
-                            "refused")
+    if (
+        resp.history
+        and urllib.parse.urlsplit(url).scheme == "https"
+        and urllib.parse.urlsplit(resp.url).scheme != "https"
+    ):
+        raise DownloadError(f"{url}: redirected to {resp.url}, from https to plain http; refused")
     if code == 416 and offset:
         m = re.fullmatch(r"\s*bytes\s+\*/(\d+)\s*", resp.headers.get("Content-Range", ""))
         if m and int(m[1]) == offset:
             return offset, offset  # the .part already holds the whole file
-        raise _Transient("the server refused to resume the partial file; restarting",
-                         restart=True)
+        raise _Transient("the server refused to resume the partial file; restarting", restart=True)
     if code in (408, 425, 429) or code >= 500:
-        raise _Transient(f"HTTP {code} {resp.reason or ''}".rstrip(),
-                         _retry_after(resp.headers.get("Retry-After")))
+        raise _Transient(
+            f"HTTP {code} {resp.reason or ''}".rstrip(),
+            _retry_after(resp.headers.get("Retry-After")),
+        )
     if code >= 400:
         raise HTTPStatusError(url, code, resp.reason or "")
     if code not in (200, 206):
         raise DownloadError(f"{url}: unexpected HTTP status {code}")
     encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        raise DownloadError(f"{url}: the server sent a {encoding!r}-encoded body although "
-                            "identity was requested")
+        raise DownloadError(
+            f"{url}: the server sent a {encoding!r}-encoded body although identity was requested"
+        )
     ctype = resp.headers.get("Content-Type", "")
     if ctype.split(";")[0].strip().lower() in _HTML_TYPES:
-        raise NotWeightsError(f"{url}: the server answered with a web page (Content-Type "
-                              f"{ctype!r}), not the weights file: a login, error or "
-                              "confirmation page? nothing was cached")
+        raise NotWeightsError(
+            f"{url}: the server answered with a web page (Content-Type "
+            f"{ctype!r}), not the weights file: a login, error or "
+            "confirmation page? nothing was cached"
+        )
     if code == 206:
         rng = _content_range(resp.headers.get("Content-Range"))
         if rng is None or rng[0] != offset:
-            raise _Transient(f"the server resumed at the wrong offset (Content-Range "
-                             f"{resp.headers.get('Content-Range')!r} for byte {offset}); "
-                             "restarting", restart=True)
+            raise _Transient(
+                f"the server resumed at the wrong offset (Content-Range "
+                f"{resp.headers.get('Content-Range')!r} for byte {offset}); "
+                "restarting",
+                restart=True,
+            )
         start, total = offset, rng[2]
     else:  # a full body: the server ignores Range, or If-Range saw a new version
         length = resp.headers.get("Content-Length", "")
@@ -224,13 +265,23 @@ def _check_response(url: str, resp, offset: int, s: Settings) -> tuple[int, int 
         if total == 0:
             raise NotWeightsError(f"{url}: the server sent an empty body; nothing was cached")
     if total is not None and total > s.max_file_bytes:
-        raise NotWeightsError(f"{url}: the server announces {total} bytes, over the "
-                              f"SSLD_ZOO_MAX_FILE_BYTES limit of {s.max_file_bytes}")
+        raise NotWeightsError(
+            f"{url}: the server announces {total} bytes, over the "
+            f"SSLD_ZOO_MAX_FILE_BYTES limit of {s.max_file_bytes}"
+        )
     return start, total
 
 
-def _http_attempt(session, url: str, part: Path, meta: Path, validator: str | None,
-                  s: Settings, deadline: Deadline, bar: _Bar) -> None:
+def _http_attempt(
+    session,
+    url: str,
+    part: Path,
+    meta: Path,
+    validator: str | None,
+    s: Settings,
+    deadline: Deadline,
+    bar: _Bar,
+) -> None:
     """One GET, appending to ``part`` (resuming at its size). Raises :class:`_Transient`
     for a failure worth retrying; a restart-worthy one also drops the partial file."""
     import requests
@@ -253,8 +304,7 @@ def _http_attempt(session, url: str, part: Path, meta: Path, validator: str | No
         if start == total:
             return
         etag = resp.headers.get("ETag")
-        version = etag if etag and not etag.startswith("W/") else resp.headers.get(
-            "Last-Modified")
+        version = etag if etag and not etag.startswith("W/") else resp.headers.get("Last-Modified")
         # Say what the .part holds before writing to it, so a later process can resume it.
         state = json.dumps({"url": url, "validator": version})
         atomic_write(meta, lambda tmp: tmp.write_text(state))
@@ -266,17 +316,20 @@ def _http_attempt(session, url: str, part: Path, meta: Path, validator: str | No
                 deadline.check(url)
                 try:
                     chunk = read(CHUNK)
-                except (urllib3.exceptions.HTTPError, requests.RequestException,
-                        OSError) as e:
+                except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as e:
                     deadline.check(url)
                     of = f" of {total}" if total is not None else ""
-                    timeout = isinstance(e, (urllib3.exceptions.ReadTimeoutError,
-                                             requests.Timeout, TimeoutError))
+                    timeout = isinstance(
+                        e, (urllib3.exceptions.ReadTimeoutError, requests.Timeout, TimeoutError)
+                    )
                     if timeout:
-                        raise _Transient(f"stalled: no bytes in {s.timeout_s:g} s after "
-                                         f"{done}{of} bytes", stalled=True) from None
-                    raise _Transient(f"connection lost after {done}{of} bytes "
-                                     f"({type(e).__name__})") from None
+                        raise _Transient(
+                            f"stalled: no bytes in {s.timeout_s:g} s after {done}{of} bytes",
+                            stalled=True,
+                        ) from None
+                    raise _Transient(
+                        f"connection lost after {done}{of} bytes ({type(e).__name__})"
+                    ) from None
                 if not chunk:
                     break
                 f.write(chunk)
@@ -284,13 +337,17 @@ def _http_attempt(session, url: str, part: Path, meta: Path, validator: str | No
                 window_bytes += len(chunk)
                 bar.update(done, total)
                 if done > s.max_file_bytes:
-                    raise NotWeightsError(f"{url}: more than {s.max_file_bytes} bytes "
-                                          "(SSLD_ZOO_MAX_FILE_BYTES); nothing was cached")
+                    raise NotWeightsError(
+                        f"{url}: more than {s.max_file_bytes} bytes "
+                        "(SSLD_ZOO_MAX_FILE_BYTES); nothing was cached"
+                    )
                 if time.monotonic() - window_start >= s.timeout_s:
                     if window_bytes < STALL_BYTES:
-                        raise _Transient(f"stalled: under {STALL_BYTES} bytes in "
-                                         f"{s.timeout_s:g} s after {done} bytes",
-                                         stalled=True)
+                        raise _Transient(
+                            f"stalled: under {STALL_BYTES} bytes in "
+                            f"{s.timeout_s:g} s after {done} bytes",
+                            stalled=True,
+                        )
                     window_start, window_bytes = time.monotonic(), 0
     if total is not None and done != total:
         if done > total:
@@ -329,10 +386,12 @@ def _fetch_http(url: str, dest: Path, s: Settings, deadline: Deadline, show: boo
             failures = 0 if progressed else failures + 1
             stalls = 0 if progressed else stalls + error.stalled
             if stalls > s.stall_retries:
-                raise DownloadError(f"{url}: gave up after {attempts} attempts: {error} (stalled "
-                                    f"{stalls} times in a row; SSLD_ZOO_DOWNLOAD_STALL_RETRIES="
-                                    f"{s.stall_retries}, SSLD_ZOO_DOWNLOAD_TIMEOUT="
-                                    f"{s.timeout_s:g}); the partial file is kept for a rerun")
+                raise DownloadError(
+                    f"{url}: gave up after {attempts} attempts: {error} (stalled "
+                    f"{stalls} times in a row; SSLD_ZOO_DOWNLOAD_STALL_RETRIES="
+                    f"{s.stall_retries}, SSLD_ZOO_DOWNLOAD_TIMEOUT="
+                    f"{s.timeout_s:g}); the partial file is kept for a rerun"
+                )
             if failures > s.retries or attempts >= MAX_ATTEMPTS:
                 raise DownloadError(f"{url}: gave up after {attempts} attempts: {error}")
             try:
@@ -346,6 +405,7 @@ def _fetch_http(url: str, dest: Path, s: Settings, deadline: Deadline, show: boo
 
 
 # --------------------------------------------------------------------------- Google Drive
+
 
 def gdown_source(url: str) -> str:
     """The URL handed to gdown: the fragment dropped, usercontent links turned into the
@@ -373,20 +433,32 @@ def _fetch_gdrive(url: str, dest: Path, s: Settings, deadline: Deadline, show: b
     def progress(done: int, total: int | None) -> None:
         bar.update(done, total)
         if done > s.max_file_bytes or (total or 0) > s.max_file_bytes:
-            raise NotWeightsError(f"{url}: more than {s.max_file_bytes} bytes "
-                                  "(SSLD_ZOO_MAX_FILE_BYTES); nothing was cached")
+            raise NotWeightsError(
+                f"{url}: more than {s.max_file_bytes} bytes "
+                "(SSLD_ZOO_MAX_FILE_BYTES); nothing was cached"
+            )
 
     with _Bar(dest.name, show) as bar:
         timer.start()
         try:
             # No cookie file: nothing is written outside the cache.
-            gdown.download(gdown_source(url), output=str(out), quiet=True, resume=True,
-                           use_cookies=False, timeout=(s.timeout_s, s.timeout_s),
-                           retries=s.retries, cancel=cancel, progress=progress,
-                           user_agent=USER_AGENT)
+            gdown.download(
+                gdown_source(url),
+                output=str(out),
+                quiet=True,
+                resume=True,
+                use_cookies=False,
+                timeout=(s.timeout_s, s.timeout_s),
+                retries=s.retries,
+                cancel=cancel,
+                progress=progress,
+                user_agent=USER_AGENT,
+            )
         except gdown.exceptions.DownloadCancelled:
-            raise DeadlineError(f"{url}: not finished within {deadline.seconds:g} s "
-                                "(SSLD_ZOO_DOWNLOAD_DEADLINE); nothing was cached") from None
+            raise DeadlineError(
+                f"{url}: not finished within {deadline.seconds:g} s "
+                "(SSLD_ZOO_DOWNLOAD_DEADLINE); nothing was cached"
+            ) from None
         except requests.HTTPError as e:
             status = e.response.status_code if e.response is not None else 0
             raise HTTPStatusError(url, status, getattr(e.response, "reason", "") or "") from None

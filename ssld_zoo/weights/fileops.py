@@ -6,6 +6,7 @@ shared as the user's umask says. A write that fails for lack of room names the f
 cause (no space left, the file-size limit, the disk quota), not only the byte counts numpy
 reports ("8 requested and 5 written").
 """
+
 from __future__ import annotations
 
 import errno
@@ -75,14 +76,17 @@ def _write_failure(e: OSError, dest: Path, tmp: Path) -> WriteFailure | None:
     elif code == errno.EFBIG:
         limit = _fsize_limit()
         shown = "" if limit is None else f" of {limit} bytes"
-        cause = (f"file too large: over the file-size limit{shown} (RLIMIT_FSIZE, `ulimit -f`)"
-                 " or the file system's largest file")
+        cause = (
+            f"file too large: over the file-size limit{shown} (RLIMIT_FSIZE, `ulimit -f`)"
+            " or the file system's largest file"
+        )
     elif code == errno.EDQUOT:
         cause = f"disk quota exceeded on {folder}"
     else:
         return None
-    failure = WriteFailure(f"{dest}: cannot be written: {cause} ({e}); nothing half-written "
-                           f"was kept")
+    failure = WriteFailure(
+        f"{dest}: cannot be written: {cause} ({e}); nothing half-written was kept"
+    )
     failure.errno = code  # kept for callers, out of the message ("[Errno 28] ...")
     return failure
 
@@ -139,5 +143,6 @@ def locked(path: Path, timeout_s: float | None = None) -> Iterator[None]:
         with FileLock(str(lock_file), timeout=-1 if timeout_s is None else max(timeout_s, 0)):
             yield
     except Timeout:
-        raise LockTimeout(f"waited {timeout_s:.1f} s for {lock_file}, held by another "
-                           f"process writing {path.name}") from None
+        raise LockTimeout(
+            f"waited {timeout_s:.1f} s for {lock_file}, held by another process writing {path.name}"
+        ) from None

@@ -9,6 +9,7 @@ Every reader refuses, with one line naming the file and the entry, what is not a
 of names to tensors, and bounds what it allocates: at most the file's size, and (``max_bytes``)
 what the target architecture can hold.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,14 +21,24 @@ import torch
 import torch.nn as nn
 
 from ssld_zoo.registry import WeightCard
-from ssld_zoo.weights.convert import (best_matching_arch, cast_half_precision, check_state_dict,
-                                      paddle_to_torch)
+from ssld_zoo.weights.convert import (
+    best_matching_arch,
+    cast_half_precision,
+    check_state_dict,
+    paddle_to_torch,
+)
 from ssld_zoo.weights.errors import StateDictMismatch, WeightsFileError
 from ssld_zoo.weights.pdparams import read_pdparams
 from ssld_zoo.weights.settings import settings
 
-__all__ = ["load_state_file", "read_raw_state", "read_safetensors", "sidecar_card",
-           "state_bytes", "SUFFIXES"]
+__all__ = [
+    "load_state_file",
+    "read_raw_state",
+    "read_safetensors",
+    "sidecar_card",
+    "state_bytes",
+    "SUFFIXES",
+]
 
 SUFFIXES = (".pdparams", ".pth", ".pt", ".safetensors")
 _WRAPPERS = ("state_dict", "model", "student")  # common checkpoint wrappers
@@ -42,8 +53,9 @@ def state_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
-def read_raw_state(path: Path, max_bytes: int | None = None,
-                   kind: str | None = None) -> dict[str, Any]:
+def read_raw_state(
+    path: Path, max_bytes: int | None = None, kind: str | None = None
+) -> dict[str, Any]:
     """The tensors of a file as stored (numpy arrays for .pdparams, torch tensors otherwise).
 
     ``kind`` is the file type (``".pdparams"``...), by default the file's suffix (a download
@@ -57,8 +69,9 @@ def read_raw_state(path: Path, max_bytes: int | None = None,
         raise WeightsFileError(f"{path}: not a file")
     size, limit = path.stat().st_size, settings().max_file_bytes
     if size > limit:
-        raise WeightsFileError(f"{path}: {size} bytes, over the SSLD_ZOO_MAX_FILE_BYTES limit "
-                               f"of {limit}")
+        raise WeightsFileError(
+            f"{path}: {size} bytes, over the SSLD_ZOO_MAX_FILE_BYTES limit of {limit}"
+        )
     if size == 0:
         raise WeightsFileError(f"{path}: the file is empty")
     suffix = (kind or path.suffix).lower()
@@ -68,8 +81,9 @@ def read_raw_state(path: Path, max_bytes: int | None = None,
         return _read_torch(path)
     if suffix == ".safetensors":
         return read_safetensors(path, max_bytes)[0]
-    raise WeightsFileError(f"{path}: unsupported weights file type {suffix!r}; expected one "
-                           f"of {', '.join(SUFFIXES)}")
+    raise WeightsFileError(
+        f"{path}: unsupported weights file type {suffix!r}; expected one of {', '.join(SUFFIXES)}"
+    )
 
 
 def _read_torch(path: Path) -> dict[str, torch.Tensor]:
@@ -80,8 +94,10 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except Exception as e:
-        raise WeightsFileError(f"{path}: cannot be read as a PyTorch weights file "
-                               f"(torch.load weights_only=True: {_one_line(e)})") from None
+        raise WeightsFileError(
+            f"{path}: cannot be read as a PyTorch weights file "
+            f"(torch.load weights_only=True: {_one_line(e)})"
+        ) from None
     for key in _WRAPPERS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -90,39 +106,46 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for key, value in obj.items():
         if not isinstance(key, str):
-            raise WeightsFileError(f"{path}: key {key!r} is a {type(key).__name__}, not a "
-                                   "string")
+            raise WeightsFileError(f"{path}: key {key!r} is a {type(key).__name__}, not a string")
         if not isinstance(value, torch.Tensor):
-            raise WeightsFileError(f"{path}: entry {key!r} is a {type(value).__name__}, not "
-                                   "a tensor")
+            raise WeightsFileError(
+                f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor"
+            )
         if value.layout != torch.strided or value.device.type != "cpu":
-            raise WeightsFileError(f"{path}: entry {key!r} is a {value.layout} tensor on "
-                                   f"{value.device}; expected a dense CPU tensor")
+            raise WeightsFileError(
+                f"{path}: entry {key!r} is a {value.layout} tensor on "
+                f"{value.device}; expected a dense CPU tensor"
+            )
         # Copied out of the mapping, so the model does not depend on the file staying as is.
         out[key] = value.detach().clone()
     return out
 
 
-def read_safetensors(path: Path, max_bytes: int | None = None
-                     ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_safetensors(
+    path: Path, max_bytes: int | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a safetensors file; the header is checked before any tensor
     is read (safetensors validates that its offsets cover the file exactly)."""
     from safetensors import safe_open
 
     size = path.stat().st_size
     if max_bytes is not None and size > max_bytes:
-        raise WeightsFileError(f"{path}: {size} bytes, more than the {max_bytes} bytes of "
-                               "tensors the architecture holds (a file for a larger model?)")
+        raise WeightsFileError(
+            f"{path}: {size} bytes, more than the {max_bytes} bytes of "
+            "tensors the architecture holds (a file for a larger model?)"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     except Exception as e:  # safetensors raises its own error and several built-in ones
-        raise WeightsFileError(f"{path}: not a readable safetensors file "
-                               f"({_one_line(e)})") from None
+        raise WeightsFileError(
+            f"{path}: not a readable safetensors file ({_one_line(e)})"
+        ) from None
 
 
-def load_state_file(path: Path, arch: str, model: nn.Module, source: str | None = None,
-                    kind: str | None = None) -> dict[str, torch.Tensor]:
+def load_state_file(
+    path: Path, arch: str, model: nn.Module, source: str | None = None, kind: str | None = None
+) -> dict[str, torch.Tensor]:
     """Read ``path`` and return the state dict of architecture ``arch``, checked against
     ``model`` (keys, shapes, dtypes, values; see :func:`check_state_dict`); fp16/bf16 tensors
     are cast to the architecture's dtype, with one warning.
@@ -162,8 +185,9 @@ def sidecar_card(path: Path) -> WeightCard | None:
     try:
         data = json.loads(side.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise WeightsFileError(f"{side}: not a readable model card ({_one_line(e)}); fix or "
-                               "delete it") from None
+        raise WeightsFileError(
+            f"{side}: not a readable model card ({_one_line(e)}); fix or delete it"
+        ) from None
     if isinstance(data, dict):
         data.setdefault("urls", [str(path)])
     try:

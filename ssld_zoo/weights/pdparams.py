@@ -11,6 +11,7 @@ declared length is checked against what is left of the file (a scan of the opcod
 allocates nothing), the arrays numpy is asked to create are checked against the file size, and
 object arrays are refused: memory stays within about twice the file size.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,9 +56,11 @@ class _Bounded:
     def _room(self, n: int, what: str = "bytes") -> None:
         left = self._size - self._f.tell()
         if n > left:
-            raise PdparamsError(f"{self._path}: declares {n} {what} at byte {self._f.tell()} "
-                                f"but only {left} bytes of the file remain (truncated or "
-                                "crafted file)")
+            raise PdparamsError(
+                f"{self._path}: declares {n} {what} at byte {self._f.tell()} "
+                f"but only {left} bytes of the file remain (truncated or "
+                "crafted file)"
+            )
 
     def read(self, n: int) -> bytes:
         self._room(n)
@@ -84,8 +87,10 @@ def _scan(f: BinaryIO, size: int, path: str) -> None:
             if op.name == "FRAME":
                 bounded._room(arg, "bytes in a frame")
             elif op.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > count:
-                raise PdparamsError(f"{path}: memo index {arg} at byte {bounded.tell()} is "
-                                    f"beyond the {count} objects before it (crafted file)")
+                raise PdparamsError(
+                    f"{path}: memo index {arg} at byte {bounded.tell()} is "
+                    f"beyond the {count} objects before it (crafted file)"
+                )
     except PdparamsError:
         raise
     except Exception as e:  # unknown opcode, truncated argument, ...
@@ -104,34 +109,42 @@ class _Limits:
     def spend(self, nbytes: int, what: str) -> None:
         """Count ``nbytes`` made from the file against the budget."""
         if nbytes > self.budget:
-            raise PdparamsError(f"{self.path}: {what} ({nbytes} bytes) would take more than "
-                                f"twice the {self.size} bytes of the file (crafted file)")
+            raise PdparamsError(
+                f"{self.path}: {what} ({nbytes} bytes) would take more than "
+                f"twice the {self.size} bytes of the file (crafted file)"
+            )
         self.budget -= nbytes
 
     def claim(self, shape: Any, dtype: Any) -> None:
         dims = (shape,) if isinstance(shape, int) else shape
         if not isinstance(dims, tuple) or not all(
-                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
-            raise PdparamsError(f"{self.path}: array shape {shape!r} is not a tuple of "
-                                "non-negative ints")
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims
+        ):
+            raise PdparamsError(
+                f"{self.path}: array shape {shape!r} is not a tuple of non-negative ints"
+            )
         try:
             itemsize = max(np.dtype(dtype).itemsize, 1)
         except TypeError:
             itemsize = 1
         nbytes = math.prod(dims) * itemsize
         if nbytes > self.size:
-            raise PdparamsError(f"{self.path}: declares an array of shape {tuple(dims)} "
-                                f"({nbytes} bytes), more than the {self.size} bytes this "
-                                "file can hold")
+            raise PdparamsError(
+                f"{self.path}: declares an array of shape {tuple(dims)} "
+                f"({nbytes} bytes), more than the {self.size} bytes this "
+                "file can hold"
+            )
         self.spend(nbytes, f"an array of shape {tuple(dims)}")
 
     def reconstruct(self, real):
         def _reconstruct(subtype, shape, dtype):
-            if subtype is not np.ndarray and not (isinstance(subtype, type)
-                                                  and issubclass(subtype, _Ndarray)):
+            if subtype is not np.ndarray and not (
+                isinstance(subtype, type) and issubclass(subtype, _Ndarray)
+            ):
                 raise PdparamsError(f"{self.path}: array subtype {subtype!r} refused")
             self.claim(shape, dtype)
             return real(np.ndarray, shape, dtype)
+
         return _reconstruct
 
     def dtype(self, *args: Any) -> np.dtype:
@@ -142,19 +155,24 @@ class _Limits:
 
     def encode(self, text: Any, encoding: str = "utf-8") -> bytes:
         if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
-            raise PdparamsError(f"{self.path}: _codecs.encode is only allowed on a str with "
-                                f"latin1, got {type(text).__name__} with {encoding!r}")
+            raise PdparamsError(
+                f"{self.path}: _codecs.encode is only allowed on a str with "
+                f"latin1, got {type(text).__name__} with {encoding!r}"
+            )
         import codecs
+
         self.spend(len(text), "decoding a string")
         return codecs.encode(text, "latin1")
 
     def frombuffer(self, real):
         def _frombuffer(buf, dtype, shape, order):
             if not isinstance(buf, (bytes, bytearray)):
-                raise PdparamsError(f"{self.path}: _frombuffer needs bytes, got "
-                                    f"{type(buf).__name__}")
+                raise PdparamsError(
+                    f"{self.path}: _frombuffer needs bytes, got {type(buf).__name__}"
+                )
             self.claim(shape, dtype)
             return real(buf, dtype, shape, order)
+
         return _frombuffer
 
 
@@ -179,7 +197,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise UnsafePickleError(
                 f"{self._path}: refused to load global '{module}.{name}': a .pdparams may "
                 "only reference numpy's array reconstruction; this file could run code and "
-                "was not loaded")
+                "was not loaded"
+            )
         real = super().find_class(module, name)
         lim = self._limits
         if name == "_reconstruct":
@@ -199,16 +218,16 @@ def _checked_array(path: str, key: str, value: Any, limits: "_Limits") -> np.nda
     if not isinstance(value, np.ndarray):
         raise PdparamsError(f"{path}: entry {key!r} is a {type(value).__name__}, not an array")
     if value.dtype.kind not in _NUMERIC or value.dtype.names is not None:
-        raise PdparamsError(f"{path}: entry {key!r} has dtype {value.dtype}, not a numeric "
-                            "tensor type")
+        raise PdparamsError(
+            f"{path}: entry {key!r} has dtype {value.dtype}, not a numeric tensor type"
+        )
     if not value.dtype.isnative:
         limits.spend(value.nbytes, f"byte-swapping {key!r}")
         value = value.astype(value.dtype.newbyteorder("="))
     return value
 
 
-def read_pdparams(path: str | os.PathLike, max_bytes: int | None = None
-                  ) -> dict[str, np.ndarray]:
+def read_pdparams(path: str | os.PathLike, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Return the tensors of a ``.pdparams`` file as ``{structured name: ndarray}``.
 
     Skips PaddlePaddle's bookkeeping entries and re-joins tensors that old protocols split into
@@ -220,8 +239,10 @@ def read_pdparams(path: str | os.PathLike, max_bytes: int | None = None
     path = os.fspath(path)
     size = os.path.getsize(path)
     if max_bytes is not None and size > max_bytes:
-        raise PdparamsError(f"{path}: {size} bytes, more than the {max_bytes} bytes of "
-                            "tensors the architecture holds (a file for a larger model?)")
+        raise PdparamsError(
+            f"{path}: {size} bytes, more than the {max_bytes} bytes of "
+            "tensors the architecture holds (a file for a larger model?)"
+        )
     with open(path, "rb") as f:
         _scan(f, size, path)
         f.seek(0)
@@ -233,8 +254,7 @@ def read_pdparams(path: str | os.PathLike, max_bytes: int | None = None
         except MemoryError:
             raise PdparamsError(f"{path}: ran out of memory reading it ({size} bytes)") from None
         except Exception as e:  # truncated / corrupt pickles raise many different types
-            raise PdparamsError(f"{path}: not a readable .pdparams file "
-                                f"({_one_line(e)})") from None
+            raise PdparamsError(f"{path}: not a readable .pdparams file ({_one_line(e)})") from None
     if not isinstance(obj, dict):
         raise PdparamsError(f"{path}: expected a pickled dict of arrays, got {type(obj).__name__}")
 
@@ -263,8 +283,10 @@ def read_pdparams(path: str | os.PathLike, max_bytes: int | None = None
         try:
             out[key] = flat.reshape(tuple(shape))
         except (TypeError, ValueError):
-            raise PdparamsError(f"{path}: split tensor {key!r} has {flat.size} values, which "
-                                f"do not make its recorded shape {shape!r}") from None
+            raise PdparamsError(
+                f"{path}: split tensor {key!r} has {flat.size} values, which "
+                f"do not make its recorded shape {shape!r}"
+            ) from None
     return out
 
 

@@ -16,6 +16,7 @@ them at any time:
   429) before a URL is given up (4);
 * ``SSLD_ZOO_MAX_FILE_BYTES``: the largest weights file read or downloaded (16 GiB).
 """
+
 from __future__ import annotations
 
 import os

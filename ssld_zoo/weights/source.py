@@ -14,6 +14,7 @@
 "Checked" always means: keys, shapes and dtypes of the architecture, finite values,
 BatchNorm variances not negative (:func:`~ssld_zoo.weights.convert.check_state_dict`).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -30,12 +31,21 @@ from ssld_zoo.registry import WeightCard, get_arch, get_weights, list_weights
 from ssld_zoo.weights.cache import converted_path, quarantine
 from ssld_zoo.weights.convert import check_state_dict
 from ssld_zoo.weights.download import obtain
+from ssld_zoo.weights.errors import (
+    CacheRepairWarning,
+    DeadlineError,
+    StateDictMismatch,
+    WeightsFileError,
+)
 from ssld_zoo.weights.fetch import Deadline
-from ssld_zoo.weights.errors import (CacheRepairWarning, DeadlineError, StateDictMismatch,
-                                     WeightsFileError)
-from ssld_zoo.weights.files import (SUFFIXES, load_state_file, read_safetensors,
-                                    sidecar_card, state_bytes)
 from ssld_zoo.weights.fileops import LockTimeout, atomic_write, locked
+from ssld_zoo.weights.files import (
+    SUFFIXES,
+    load_state_file,
+    read_safetensors,
+    sidecar_card,
+    state_bytes,
+)
 from ssld_zoo.weights.settings import settings
 from ssld_zoo.weights.urls import file_name_for, is_url
 
@@ -78,12 +88,15 @@ def parse_source(source: str | os.PathLike | WeightCard | Source) -> Source:
     if isinstance(source, WeightCard):
         return Source("registered", source.name, card=source)
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"weights must be a registered weight name, a file path or a URL, got "
-                        f"{source!r} ({type(source).__name__})")
+        raise TypeError(
+            f"weights must be a registered weight name, a file path or a URL, got "
+            f"{source!r} ({type(source).__name__})"
+        )
     text = os.fsdecode(os.fspath(source))
     if not text.strip():
-        raise ValueError("weights is an empty string: give a registered weight name, a file "
-                         "path or a URL")
+        raise ValueError(
+            "weights is an empty string: give a registered weight name, a file path or a URL"
+        )
     if is_url(text):
         file_name_for(text)  # a one-line ValueError for a URL without a usable file name
         return Source("url", text)
@@ -95,9 +108,15 @@ def parse_source(source: str | os.PathLike | WeightCard | Source) -> Source:
     if text.lower().endswith(SUFFIXES) or os.sep in text or text.startswith("."):
         raise FileNotFoundError(f"weights file {text} does not exist")
     close = difflib.get_close_matches(text, registered, n=5, cutoff=0.5)
-    raise ValueError(f"weights {text!r} are neither a registered weight name, an existing "
-                     "file nor a URL" + (f"; did you mean: {', '.join(close)}?" if close else
-                                         "; `ssld-zoo list --pretrained` shows the names"))
+    raise ValueError(
+        f"weights {text!r} are neither a registered weight name, an existing "
+        "file nor a URL"
+        + (
+            f"; did you mean: {', '.join(close)}?"
+            if close
+            else "; `ssld-zoo list --pretrained` shows the names"
+        )
+    )
 
 
 @lru_cache(maxsize=16)
@@ -111,8 +130,13 @@ def reference_model(arch: str) -> nn.Module:
     return model
 
 
-def load_weights(source: str | os.PathLike | WeightCard | Source, arch: str, *,
-                 fits: nn.Module | None = None, progress: bool = True) -> Weights:
+def load_weights(
+    source: str | os.PathLike | WeightCard | Source,
+    arch: str,
+    *,
+    fits: nn.Module | None = None,
+    progress: bool = True,
+) -> Weights:
     """The checked tensors of ``source`` for architecture ``arch``.
 
     Args:
@@ -136,9 +160,11 @@ def load_weights(source: str | os.PathLike | WeightCard | Source, arch: str, *,
         return Weights(state, sidecar_card(src.path), str(src.path))
     if src.kind == "url":
         _, state, _ = obtain(
-            [src.text], lambda p, name: load_state_file(p, arch, model, src.text,
-                                                        Path(name).suffix),
-            arch=arch, progress=progress)
+            [src.text],
+            lambda p, name: load_state_file(p, arch, model, src.text, Path(name).suffix),
+            arch=arch,
+            progress=progress,
+        )
         return Weights(state, None, src.text)
     card = src.card
     state = registered_state(card, progress=progress)
@@ -157,16 +183,24 @@ def _read_converted(path: Path, card: WeightCard, ref: nn.Module) -> dict[str, t
     try:
         state, meta = read_safetensors(path, max_bytes=3 * state_bytes(ref) + (1 << 20))
         # Files from before the format was recorded hold the same conversion: accepted.
-        if meta.get("weights") != card.name or meta.get("converted",
-                                                        CONVERTED_FORMAT) != CONVERTED_FORMAT:
-            raise WeightsFileError(f"{path}: written for {meta.get('weights')!r} by converter "
-                                   f"format {meta.get('converted')!r}, expected {card.name!r} "
-                                   f"format {CONVERTED_FORMAT!r}")
+        if (
+            meta.get("weights") != card.name
+            or meta.get("converted", CONVERTED_FORMAT) != CONVERTED_FORMAT
+        ):
+            raise WeightsFileError(
+                f"{path}: written for {meta.get('weights')!r} by converter "
+                f"format {meta.get('converted')!r}, expected {card.name!r} "
+                f"format {CONVERTED_FORMAT!r}"
+            )
         check_state_dict(state, ref, str(path))
     except WeightsFileError as e:
         where = quarantine(path)
-        warnings.warn(f"damaged converted cache entry: {e}; moved it to {where} and converting "
-                      f"{card.name} again", CacheRepairWarning, stacklevel=4)
+        warnings.warn(
+            f"damaged converted cache entry: {e}; moved it to {where} and converting "
+            f"{card.name} again",
+            CacheRepairWarning,
+            stacklevel=4,
+        )
         return None
     return state
 
@@ -187,13 +221,26 @@ def registered_state(card: WeightCard, progress: bool = True) -> dict[str, torch
             state = _read_converted(conv, card, ref)  # another process may have built it
             if state is None:
                 raw, state, digest = obtain(
-                    card.urls, lambda p, name: load_state_file(p, card.arch, ref, name,
-                                                               Path(name).suffix),
-                    arch=card.arch, sha256=card.sha256, progress=progress, deadline=deadline)
-                metadata = {"weights": card.name, "arch": card.arch, "source": raw.name,
-                            "source_sha256": digest, "converted": CONVERTED_FORMAT}
-                atomic_write(conv, lambda tmp: save_file(
-                    {k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata))
+                    card.urls,
+                    lambda p, name: load_state_file(p, card.arch, ref, name, Path(name).suffix),
+                    arch=card.arch,
+                    sha256=card.sha256,
+                    progress=progress,
+                    deadline=deadline,
+                )
+                metadata = {
+                    "weights": card.name,
+                    "arch": card.arch,
+                    "source": raw.name,
+                    "source_sha256": digest,
+                    "converted": CONVERTED_FORMAT,
+                }
+                atomic_write(
+                    conv,
+                    lambda tmp: save_file(
+                        {k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata
+                    ),
+                )
     except LockTimeout as e:
         raise DeadlineError(f"{card.name}: {e} (SSLD_ZOO_DOWNLOAD_DEADLINE)") from None
     return state

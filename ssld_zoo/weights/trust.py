@@ -10,6 +10,7 @@ Entries written before that check existed (format 1, no ``"arch"``) are not trus
 dropped at the next write. A records file that cannot be read is moved to quarantine, with a
 warning, and the records start afresh.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,12 @@ def records_path() -> Path:
 
 
 def _valid(rec: Any) -> bool:
-    return (isinstance(rec, dict) and isinstance(rec.get("sha256"), str)
-            and len(rec["sha256"]) == 64 and isinstance(rec.get("arch"), str))
+    return (
+        isinstance(rec, dict)
+        and isinstance(rec.get("sha256"), str)
+        and len(rec["sha256"]) == 64
+        and isinstance(rec.get("arch"), str)
+    )
 
 
 def read_records() -> dict[str, dict[str, Any]]:
@@ -48,10 +53,14 @@ def read_records() -> dict[str, dict[str, Any]]:
             raise TypeError("'files' is not an object")
     except (OSError, ValueError, KeyError, TypeError) as e:
         from ssld_zoo.weights.cache import quarantine
+
         where = quarantine(path)
-        warnings.warn(f"{path}: unreadable checksum records ({type(e).__name__}: {e}); moved "
-                      f"to {where}; files will be checked afresh", CacheRepairWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"{path}: unreadable checksum records ({type(e).__name__}: {e}); moved "
+            f"to {where}; files will be checked afresh",
+            CacheRepairWarning,
+            stacklevel=2,
+        )
         return {}
     return {k: v for k, v in files.items() if isinstance(k, str) and _valid(v)}
 

@@ -3,6 +3,7 @@
 No imports from the rest of ssld_zoo, so that the registry (a card's ``file_name``) and the
 download code can both use it without importing each other.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,17 +42,23 @@ def file_name_for(url: str) -> str:
     if is_google_drive(url):
         name = urllib.parse.unquote(parts.fragment)
         if not name:
-            raise ValueError(f"{url}: a Google Drive URL must name its file in the fragment, "
-                             "e.g. https://drive.google.com/uc?id=FILE_ID#Model.pdparams")
+            raise ValueError(
+                f"{url}: a Google Drive URL must name its file in the fragment, "
+                "e.g. https://drive.google.com/uc?id=FILE_ID#Model.pdparams"
+            )
     else:
         if parts.scheme not in ("http", "https"):
-            raise ValueError(f"{url}: unsupported URL scheme {parts.scheme!r}; expected "
-                             "http(s) or a Google Drive link")
+            raise ValueError(
+                f"{url}: unsupported URL scheme {parts.scheme!r}; expected "
+                "http(s) or a Google Drive link"
+            )
         name = urllib.parse.unquote(parts.path.rsplit("/", 1)[-1])
     # The name becomes a path in the cache: refuse anything that could leave it.
     if not _SAFE_NAME.fullmatch(name) or name.endswith((".part", ".json", ".lock")):
-        raise ValueError(f"{url}: cannot derive a safe cache file name from it (got {name!r}); "
-                         "expected letters, digits and . _ + - only")
+        raise ValueError(
+            f"{url}: cannot derive a safe cache file name from it (got {name!r}); "
+            "expected letters, digits and . _ + - only"
+        )
     return name
 
 

@@ -1,5 +1,6 @@
 """Bad input to ``ssld-zoo predict`` and ``ssld-zoo distill``: each is one line on stderr
 naming the file, key or value, and exit status 1 (or it is handled correctly)."""
+
 from __future__ import annotations
 
 import os
@@ -31,15 +32,16 @@ def _predict(weights: Path, *args: str) -> list[str]:
 def _one_line_error(capsys) -> str:
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
-    return err[len("error: "):-1]
+    return err[len("error: ") : -1]
 
 
 @pytest.mark.parametrize("topk", ["0", "-3"])
 def test_predict_topk_below_one_is_an_error(tmp_path, capsys, weights, topk):
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     assert main(_predict(weights, str(tmp_path / "a.png"), "--topk", topk)) == 1
-    assert _one_line_error(capsys) == f"--topk {topk}: expected a positive number of classes " \
-                                      f"to show"
+    assert (
+        _one_line_error(capsys) == f"--topk {topk}: expected a positive number of classes to show"
+    )
 
 
 def test_predict_reads_16_bit_png_like_its_8_bit_twin(tmp_path, capsys, weights):
@@ -62,7 +64,8 @@ def test_predict_decompression_bomb_is_one_line(tmp_path, capsys, weights, monke
     assert _one_line_error(capsys) == (
         f"cannot read image {tmp_path / 'bomb.png'}: 4096 pixels is over the limit of 1000 "
         f"pixels (PIL.Image.MAX_IMAGE_PIXELS, a decompression-bomb guard; raise it only for "
-        f"files you trust)")
+        f"files you trust)"
+    )
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX file names are bytes")
@@ -80,6 +83,7 @@ def test_predict_non_utf8_file_names(tmp_path, capsys, weights):
 @pytest.mark.skipif(os.name == "nt", reason="POSIX file names are bytes")
 def test_unlabeled_list_file_with_non_utf8_names(tmp_path):
     from ssld_zoo.data.images import ImageDataset, scan_unlabeled
+
     raw = b"caf\xe9.png"
     Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / os.fsdecode(raw))
     listing = tmp_path / "mined.txt"
@@ -91,6 +95,7 @@ def test_unlabeled_list_file_with_non_utf8_names(tmp_path):
 
 def test_mined_list_round_trips_non_utf8_names(tmp_path):
     from ssld_zoo.distill.mining import read_scores, score_line
+
     name = str(tmp_path / os.fsdecode(b"x\xe9.jpg"))
     scores = tmp_path / "s.tsv"
     with open(scores, "w", encoding="utf-8", errors="surrogateescape") as f:

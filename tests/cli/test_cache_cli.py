@@ -1,4 +1,5 @@
 """``ssld-zoo cache list|clear|forget|dir`` on a private cache."""
+
 import io
 import json
 
@@ -8,8 +9,13 @@ import torch
 from ssld_zoo.cli.main import main
 from ssld_zoo.weights import trust
 
-RECORD = {"sha256": "a" * 64, "url": "u", "size": 10, "arch": "resnet18_vd",
-          "recorded": "2026-01-01T00:00:00+00:00"}
+RECORD = {
+    "sha256": "a" * 64,
+    "url": "u",
+    "size": 10,
+    "arch": "resnet18_vd",
+    "recorded": "2026-01-01T00:00:00+00:00",
+}
 
 
 @pytest.fixture
@@ -29,8 +35,11 @@ def cache(tmp_path, monkeypatch):
     (home / "downloads" / "Other.pdparams").write_bytes(b"o" * 10)
     (home / "downloads" / "ResNet34_vd_pretrained.pdparams.part").write_bytes(b"p" * 7)
     (home / "downloads" / "ResNet34_vd_pretrained.pdparams.part.json").write_text("{}")
-    save_file({"w": torch.zeros(4)}, str(home / "converted" / "resnet18_vd.safetensors"),
-              metadata={"weights": "resnet18_vd"})
+    save_file(
+        {"w": torch.zeros(4)},
+        str(home / "converted" / "resnet18_vd.safetensors"),
+        metadata={"weights": "resnet18_vd"},
+    )
     return home
 
 
@@ -41,9 +50,17 @@ def names(home):
 def test_cache_list(cache, capsys):
     assert main(["cache", "list"]) == 0
     out = capsys.readouterr().out
-    for text in ("ResNet18_vd_pretrained.pdparams", "Other.pdparams", "resnet18_vd.safetensors",
-                 "ResNet34_vd_pretrained.pdparams.part", "converted", "partial", "resnet34_vd",
-                 "2.9 KiB", "4 files"):
+    for text in (
+        "ResNet18_vd_pretrained.pdparams",
+        "Other.pdparams",
+        "resnet18_vd.safetensors",
+        "ResNet34_vd_pretrained.pdparams.part",
+        "converted",
+        "partial",
+        "resnet34_vd",
+        "2.9 KiB",
+        "4 files",
+    ):
         assert text in out, text
 
 
@@ -56,8 +73,11 @@ def test_cache_list_empty(tmp_path, monkeypatch, capsys):
 def test_cache_clear_pattern_removes_only_matches(cache, capsys):
     assert main(["cache", "clear", "resnet18_vd", "--yes"]) == 0  # a weight name
     assert "deleted 2 files" in capsys.readouterr().out
-    assert names(cache) == ["Other.pdparams", "ResNet34_vd_pretrained.pdparams.part",
-                            "ResNet34_vd_pretrained.pdparams.part.json"]
+    assert names(cache) == [
+        "Other.pdparams",
+        "ResNet34_vd_pretrained.pdparams.part",
+        "ResNet34_vd_pretrained.pdparams.part.json",
+    ]
     assert main(["cache", "clear", "*34*", "-y"]) == 0  # the partial and its state file
     assert names(cache) == ["Other.pdparams"]
     assert main(["cache", "clear", "nomatch*", "--yes"]) == 0

@@ -1,4 +1,5 @@
 """The ssld-zoo command line: list, info, convert, predict, errors."""
+
 import math
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def _predicted_rows(out: str) -> list[tuple[int, int, str, str]]:
 
 def _save_image(path: Path, seed: int) -> Path:
     from PIL import Image
+
     g = torch.Generator().manual_seed(seed)
     pixels = torch.randint(0, 256, (160, 200, 3), generator=g, dtype=torch.uint8)
     Image.fromarray(pixels.numpy()).save(path)
@@ -78,13 +80,25 @@ def test_predict_prints_the_known_top_classes_of_the_given_weights(tmp_path, cap
         model.fc.bias[[207, 281, 954]] = torch.tensor([5.0, 4.0, 3.0])
     torch.save(model.state_dict(), tmp_path / "w.pth")
     image = _save_image(tmp_path / "noise.png", seed=1)
-    assert main(["predict", "resnet18_vd", str(image), "--weights", str(tmp_path / "w.pth"),
-                 "--topk", "3"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "resnet18_vd",
+                str(image),
+                "--weights",
+                str(tmp_path / "w.pth"),
+                "--topk",
+                "3",
+            ]
+        )
+        == 0
+    )
     z = math.exp(5) + math.exp(4) + math.exp(3) + 997
     assert _predicted_rows(capsys.readouterr().out) == [
         (1, 207, "golden retriever", f"{math.exp(5) / z:.4f}"),  # 0.1216
         (2, 281, "tabby, tabby cat", f"{math.exp(4) / z:.4f}"),  # 0.0447
-        (3, 954, "banana", f"{math.exp(3) / z:.4f}"),            # 0.0165
+        (3, 954, "banana", f"{math.exp(3) / z:.4f}"),  # 0.0165
     ]
 
 
@@ -114,10 +128,24 @@ def test_predict_answers_each_image_with_the_class_its_features_point_to(tmp_pat
         model.fc.weight[207], model.fc.bias[207] = a * d, -a * d.dot(m)
         model.fc.weight[954], model.fc.bias[954] = -a * d, a * d.dot(m)
     torch.save(model.state_dict(), tmp_path / "w.pth")
-    assert main(["predict", "resnet18_vd", *map(str, images), "--weights",
-                 str(tmp_path / "w.pth"), "--topk", "1"]) == 0
-    assert _predicted_rows(capsys.readouterr().out) == [(1, 207, "golden retriever", "1.0000"),
-                                                        (1, 954, "banana", "1.0000")]
+    assert (
+        main(
+            [
+                "predict",
+                "resnet18_vd",
+                *map(str, images),
+                "--weights",
+                str(tmp_path / "w.pth"),
+                "--topk",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert _predicted_rows(capsys.readouterr().out) == [
+        (1, 207, "golden retriever", "1.0000"),
+        (1, 954, "banana", "1.0000"),
+    ]
 
 
 def test_predict_unreadable_image(tmp_path, capsys):

@@ -4,6 +4,7 @@ Each check runs in a fresh interpreter (a module imported by an earlier test wou
 import), some with the optional dependencies made unimportable, as in an environment where
 the extras are not installed.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,13 +32,20 @@ BLOCK_HEAVY = textwrap.dedent(f"""
 
 def _python(code: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_list_and_load_import_no_extra():
     """``ssld-zoo list``, then ``ssld_zoo.load``: neither imports mmengine nor another extra."""
-    done = _python(textwrap.dedent(f"""
+    done = _python(
+        textwrap.dedent(f"""
         import json, sys
         heavy = {HEAVY!r}
         def imported():
@@ -49,7 +57,8 @@ def test_list_and_load_import_no_extra():
         model = ssld_zoo.load("resnet18_vd", pretrained=False)
         print(json.dumps({{"rc": rc, "list": after_list, "load": imported(),
                            "classes": model.num_classes}}))
-    """))
+    """)
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"rc": 0, "list": [], "load": [], "classes": 1000}, result
@@ -58,7 +67,9 @@ def test_list_and_load_import_no_extra():
 def test_core_commands_run_without_the_extras():
     """With the extras unimportable: every core command builds its parser, ``list`` lists,
     and a model loads."""
-    done = _python(BLOCK_HEAVY + textwrap.dedent(f"""
+    done = _python(
+        BLOCK_HEAVY
+        + textwrap.dedent(f"""
         from ssld_zoo.cli.main import main
         for command in {CORE_COMMANDS!r}:
             try:
@@ -68,7 +79,8 @@ def test_core_commands_run_without_the_extras():
         assert main(["list", "resnet18_vd"]) == 0
         import ssld_zoo
         assert ssld_zoo.load("resnet18_vd", pretrained=False).num_classes == 1000
-    """))
+    """)
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resnet18_vd" in done.stdout
 
@@ -76,7 +88,9 @@ def test_core_commands_run_without_the_extras():
 def test_a_command_that_needs_an_extra_says_which():
     """Without mmengine, ``--help`` still lists ``distill`` (as unavailable) and running it is
     a one-line error naming the extra to install, not a traceback."""
-    done = _python(BLOCK_HEAVY + textwrap.dedent("""
+    done = _python(
+        BLOCK_HEAVY
+        + textwrap.dedent("""
         import sys
         from ssld_zoo.cli.main import main
         try:
@@ -84,7 +98,8 @@ def test_a_command_that_needs_an_extra_says_which():
         except SystemExit as e:
             assert e.code == 0, e.code
         sys.exit(main(["distill", "r50d", "--work-dir", "nowhere"]))
-    """))
+    """)
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "distill" in done.stdout and "unavailable" in done.stdout
     error = done.stderr.strip()
@@ -95,6 +110,7 @@ def test_a_command_that_needs_an_extra_says_which():
 def test_the_core_install_requires_no_extra():
     """``pip install ssld-zoo`` pulls none of the extras' packages; they are in their extras."""
     import re
+
     import tomllib
 
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]

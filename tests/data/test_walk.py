@@ -1,4 +1,5 @@
 """Data sources that cannot loop or lie: the folder walker, empty class folders, root roles."""
+
 from __future__ import annotations
 
 import logging
@@ -30,6 +31,7 @@ def _pool_with_a_loop(root: Path) -> Path:
 
 def test_a_symlink_loop_is_walked_once_and_each_real_image_listed_once(tmp_path):
     from ssld_zoo.data import FolderWalk
+
     root = _pool_with_a_loop(tmp_path / "pool")
     walk = FolderWalk()
     paths = walk.images(root)
@@ -40,29 +42,43 @@ def test_a_symlink_loop_is_walked_once_and_each_real_image_listed_once(tmp_path)
 
 def test_unlabeled_roots_and_mining_pools_use_the_walker(tmp_path, caplog):
     from ssld_zoo.data.images import scan_unlabeled
+
     root = _pool_with_a_loop(tmp_path / "pool")
     with caplog.at_level(logging.WARNING, logger="ssld_zoo.data"):
         paths = scan_unlabeled(root)
     assert sorted(paths) == sorted({str(root / "a.png"), str(root / "sub" / "b.png")})
-    assert any("loops" in r.getMessage() and str(root) in r.getMessage()
-               for r in caplog.records)
+    assert any("loops" in r.getMessage() and str(root) in r.getMessage() for r in caplog.records)
 
 
 def test_mining_a_pool_with_a_loop_scores_each_image_once(tmp_path):
     import torch
+
     from ssld_zoo.distill.mining import mine
+
     root = _pool_with_a_loop(tmp_path / "pool")
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(3))
     model(torch.zeros(1, 3, 8, 8))
-    res = mine("mobilenetv3_small_x0_35", root, 5, tmp_path / "mined.tsv", model=model,
-               num_workers=0, transform=dict(input_size=8, resize=8), device="cpu")
-    listed = [line.split("\t")[0] for line in (tmp_path / "mined.tsv").read_text().splitlines()
-              if not line.startswith("#")]
+    res = mine(
+        "mobilenetv3_small_x0_35",
+        root,
+        5,
+        tmp_path / "mined.tsv",
+        model=model,
+        num_workers=0,
+        transform=dict(input_size=8, resize=8),
+        device="cpu",
+    )
+    listed = [
+        line.split("\t")[0]
+        for line in (tmp_path / "mined.tsv").read_text().splitlines()
+        if not line.startswith("#")
+    ]
     assert res.scored == 2 and len(listed) == len(set(listed)) == 2
 
 
 def test_a_class_linked_into_another_is_not_listed_twice(tmp_path):
     from ssld_zoo.data.images import scan_image_folder
+
     _png(tmp_path / "root" / "cat" / "1.png")
     _png(tmp_path / "root" / "dog" / "2.png")
     (tmp_path / "root" / "dog" / "cats").symlink_to("../cat")
@@ -73,6 +89,7 @@ def test_a_class_linked_into_another_is_not_listed_twice(tmp_path):
 
 def test_an_empty_class_folder_is_refused_naming_it(tmp_path):
     from ssld_zoo.data.images import ImageDataset
+
     _png(tmp_path / "root" / "cat" / "1.png")
     (tmp_path / "root" / "dog").mkdir()
     (tmp_path / "root" / "dog" / "readme.txt").write_text("no pictures yet")
@@ -82,6 +99,7 @@ def test_an_empty_class_folder_is_refused_naming_it(tmp_path):
 
 def test_an_empty_class_folder_is_kept_with_a_warning_when_allowed(tmp_path, caplog):
     from ssld_zoo.data.images import ImageDataset
+
     _png(tmp_path / "root" / "cat" / "1.png")
     (tmp_path / "root" / "dog").mkdir()
     with caplog.at_level(logging.WARNING, logger="ssld_zoo.data"):
@@ -95,14 +113,17 @@ def test_the_recipe_key_allow_empty_classes_is_validated(tmp_path):
     naming the key, before anything is built."""
     from ssld_zoo.distill.recipes import RecipeError
     from tests.distill.conftest import tiny_recipe
+
     tree = {k: tmp_path / k for k in ("train", "val", "unlabeled")}
     with pytest.raises(RecipeError, match=r"train_dataloader\.dataset\.allow_empty_classes"):
-        tiny_recipe(tree, folder=tmp_path,
-                    **{"train_dataloader.dataset.allow_empty_classes": "yes"})
+        tiny_recipe(
+            tree, folder=tmp_path, **{"train_dataloader.dataset.allow_empty_classes": "yes"}
+        )
 
 
 def test_a_missing_val_root_is_named_as_the_val_root(tmp_path):
     from ssld_zoo.data.images import ImageDataset
+
     with pytest.raises(FileNotFoundError, match=r"^val root .*nowhere does not exist"):
         ImageDataset([str(tmp_path / "nowhere")], role="val root")
 
@@ -112,12 +133,20 @@ def test_the_runner_names_a_missing_val_root(tmp_path):
     the runner is built (before any model)."""
     from ssld_zoo.distill.runner import build_runner
     from tests.distill.conftest import tiny_recipe
+
     for c in ("cat", "dog"):
         for i in range(4):
             _png(tmp_path / "train" / c / f"{i}.png", i)
     tree = {k: tmp_path / k for k in ("train", "val", "unlabeled")}
-    recipe = tiny_recipe(tree, folder=tmp_path, **{
-        "train_dataloader.dataset.unlabeled_roots": [], "train_dataloader.batch_size": 2,
-        "model.teacher.num_classes": 2, "model.student.num_classes": 2})
+    recipe = tiny_recipe(
+        tree,
+        folder=tmp_path,
+        **{
+            "train_dataloader.dataset.unlabeled_roots": [],
+            "train_dataloader.batch_size": 2,
+            "model.teacher.num_classes": 2,
+            "model.student.num_classes": 2,
+        },
+    )
     with pytest.raises(FileNotFoundError, match=r"^val root .*val does not exist"):
         build_runner(recipe, tmp_path / "work")

@@ -4,6 +4,7 @@ A random-init model's BatchNorms hold fresh statistics, so its activations shrin
 and any int8 or bf16 form matches it trivially. Here every BatchNorm takes the statistics of
 real photos instead (one batch through the model in training mode, cumulative average), which
 puts the activations, and so the quantization ranges, at the scale trained weights have."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,7 @@ import ssld_zoo
 from ssld_zoo.registry import EvalTransform
 
 
-def photo_batch(folder: Path, pattern: str, count: int, size: int, step: int = 1
-                ) -> torch.Tensor:
+def photo_batch(folder: Path, pattern: str, count: int, size: int, step: int = 1) -> torch.Tensor:
     """``count`` photos matching ``pattern`` under ``folder`` (every ``step``-th, sorted),
     resized and centre-cropped to ``size``, normalised."""
     from ssld_zoo.preprocess import decode_image as read_image
@@ -28,8 +28,7 @@ def photo_batch(folder: Path, pattern: str, count: int, size: int, step: int = 1
 
 
 @torch.no_grad()
-def photo_statistics_model(arch: str, photos: torch.Tensor, num_classes: int = 10
-                           ) -> nn.Module:
+def photo_statistics_model(arch: str, photos: torch.Tensor, num_classes: int = 10) -> nn.Module:
     """``arch`` with random weights (seed 0) and the BatchNorm statistics of ``photos``."""
     torch.manual_seed(0)
     model = ssld_zoo.load(arch, pretrained=False, num_classes=num_classes)

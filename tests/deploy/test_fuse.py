@@ -1,4 +1,5 @@
 """ssld_zoo.deploy.fuse: re-parameterised, BatchNorm-folded models equal the eager ones."""
+
 from __future__ import annotations
 
 import copy
@@ -27,8 +28,11 @@ def _forward_counting_batchnorms(model: nn.Module, x: torch.Tensor):
     """The output of ``model(x)`` and how many BatchNorms that forward ran (PP-LCNetV2 keeps
     its re-parameterised branches, BatchNorms included, as modules that no longer run)."""
     ran = []
-    handles = [m.register_forward_hook(lambda *a: ran.append(1)) for m in model.modules()
-               if isinstance(m, nn.BatchNorm2d)]
+    handles = [
+        m.register_forward_hook(lambda *a: ran.append(1))
+        for m in model.modules()
+        if isinstance(m, nn.BatchNorm2d)
+    ]
     try:
         return model(x), len(ran)
     finally:
@@ -79,8 +83,10 @@ def test_fused_model_runs_in_channels_last(name, order):
     if order.startswith("fuse"):
         fuse(model, probe).to(memory_format=torch.channels_last)
     else:
-        fuse(model.to(memory_format=torch.channels_last),
-             probe.contiguous(memory_format=torch.channels_last))
+        fuse(
+            model.to(memory_format=torch.channels_last),
+            probe.contiguous(memory_format=torch.channels_last),
+        )
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)]
     assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
     x = torch.randn(2, 3, 80, 80)

@@ -1,4 +1,5 @@
 """ssld_zoo.deploy.optimize: the compiled fast path equals eager; bf16 agrees on real photos."""
+
 from __future__ import annotations
 
 import copy
@@ -9,8 +10,7 @@ import torch
 import ssld_zoo
 from ssld_zoo.deploy import bf16_supported, optimize, to_precision
 from ssld_zoo.deploy.export import BF16_RTOL, RTOL
-from tests.deploy.photos import (photo_batch, photo_statistics_model, relative_diff,
-                                 top1_agreement)
+from tests.deploy.photos import photo_batch, photo_statistics_model, relative_diff, top1_agreement
 from tests.models.helpers import randomise_bn
 
 SIZE = 64
@@ -47,8 +47,9 @@ def test_the_compiled_form_equals_eager():
 @torch.no_grad()
 def test_bf16_agrees_with_fp32_on_real_photos(test_data):
     root = test_data / "imagenette"
-    model = photo_statistics_model("mobilenetv3_small_x0_35",
-                                   photo_batch(root / "pool", "*.jpg", 64, SIZE))
+    model = photo_statistics_model(
+        "mobilenetv3_small_x0_35", photo_batch(root / "pool", "*.jpg", 64, SIZE)
+    )
     val = photo_batch(root / "val", "*/*.JPEG", 50, SIZE, step=40)  # 5 of each class
     want = model(val)
     fast16 = optimize(copy.deepcopy(model), precision="bf16", compile=False)

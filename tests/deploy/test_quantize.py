@@ -4,6 +4,7 @@
 Accuracy of int8 on a model trained on real photos is ``benchmarks/int8_accuracy.py``'s (too
 slow for the tests); here the models have random weights with real-photo BatchNorm
 statistics (tests/deploy/photos.py), so only the agreement with fp32 is asserted."""
+
 from __future__ import annotations
 
 import copy
@@ -15,8 +16,7 @@ import torch
 import ssld_zoo
 from ssld_zoo.cli.main import main
 from ssld_zoo.deploy.quantize import capture, load_int8, quantize_ptq, save_int8
-from tests.deploy.photos import (photo_batch, photo_statistics_model, relative_diff,
-                                 top1_agreement)
+from tests.deploy.photos import photo_batch, photo_statistics_model, relative_diff, top1_agreement
 
 SIZE = 64
 
@@ -24,8 +24,10 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def photos(test_data):
     root = test_data / "imagenette"
-    return (photo_batch(root / "pool", "*.jpg", 64, SIZE),          # unlabeled: calibration
-            photo_batch(root / "val", "*/*.JPEG", 50, SIZE, step=40))  # 5 of each class
+    return (
+        photo_batch(root / "pool", "*.jpg", 64, SIZE),  # unlabeled: calibration
+        photo_batch(root / "val", "*/*.JPEG", 50, SIZE, step=40),
+    )  # 5 of each class
 
 
 @pytest.mark.slow  # PT2E capture + calibration + ONNX export: 30-60 s on 2 cores
@@ -61,12 +63,37 @@ def test_cli_quantize_distils_from_unlabeled_images(test_data, tmp_path, capsys)
     (data / "broken.jpg").write_bytes(b"not a jpeg")  # skipped, named in the log
     torch.manual_seed(0)
     weights = tmp_path / "student.safetensors"
-    save_file(ssld_zoo.load("pplcnet_x0_25", pretrained=False, num_classes=10).state_dict(),
-              str(weights))
+    save_file(
+        ssld_zoo.load("pplcnet_x0_25", pretrained=False, num_classes=10).state_dict(), str(weights)
+    )
     out = tmp_path / "student.int8.pt2"
-    assert main(["quantize", str(weights), "--arch", "pplcnet_x0_25", "--num-classes", "10",
-                 "--data", str(data), "--steps", "3", "--batch-size", "4", "--check", "8",
-                 "--image-size", str(SIZE), "--format", "pt2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "quantize",
+                str(weights),
+                "--arch",
+                "pplcnet_x0_25",
+                "--num-classes",
+                "10",
+                "--data",
+                str(data),
+                "--steps",
+                "3",
+                "--batch-size",
+                "4",
+                "--check",
+                "8",
+                "--image-size",
+                str(SIZE),
+                "--format",
+                "pt2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = " ".join(capsys.readouterr().out.split())
     assert "qat: pplcnet_x0_25" in text and "13 unlabeled images" in text
     assert "step 3/3: SSLD loss" in text and "top-1 agreement" in text
@@ -79,13 +106,16 @@ def test_cli_quantize_distils_from_unlabeled_images(test_data, tmp_path, capsys)
         assert run(torch.randn(batch, 3, SIZE, SIZE)).shape == (batch, 10)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--data", "{tmp}/missing"], "unlabeled data root"),
-    (["--data", "{tmp}/empty"], "holds no images"),
-    (["--data", "{tmp}/empty", "--batch-size", "1"], "--batch-size must be at least 2"),
-    (["--data", "{tmp}/empty", "--steps", "0"], "--steps must be at least 1"),
-    (["--data", "{tmp}/empty", "--format", "tflite"], "invalid choice: 'tflite'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "{tmp}/missing"], "unlabeled data root"),
+        (["--data", "{tmp}/empty"], "holds no images"),
+        (["--data", "{tmp}/empty", "--batch-size", "1"], "--batch-size must be at least 2"),
+        (["--data", "{tmp}/empty", "--steps", "0"], "--steps must be at least 1"),
+        (["--data", "{tmp}/empty", "--format", "tflite"], "invalid choice: 'tflite'"),
+    ],
+)
 def test_bad_quantize_arguments_are_one_line_errors(args, message, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     argv = ["quantize", "pplcnet_x0_25"] + [a.format(tmp=tmp_path) for a in args]

@@ -13,6 +13,7 @@ to find the moment (and, for a torn write, to cut the temp file to half its byte
 * ``last_written``: ``last_checkpoint`` updated, the superseded checkpoint not yet removed
 * ``none``: never stops
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,11 @@ def install(stage: str, n: int, ready: Path) -> None:
 
         @staticmethod
         def fsync(fd: int) -> None:
-            if (stat.S_ISREG(real_os.fstat(fd).st_mode)
-                    and stage == f"{_kind(state['path'])}_torn" and reached()):
+            if (
+                stat.S_ISREG(real_os.fstat(fd).st_mode)
+                and stage == f"{_kind(state['path'])}_torn"
+                and reached()
+            ):
                 real_os.ftruncate(fd, real_os.fstat(fd).st_size // 2)
                 stop()
             real_os.fsync(fd)
@@ -79,4 +83,5 @@ if __name__ == "__main__":
     install(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ssld_zoo.cli.main import main
+
     sys.exit(main(sys.argv[4:]))

@@ -3,6 +3,7 @@
 The images are symlinks into ``$SSLD_ZOO_TEST_DATA/cifar10`` (never copies in the repo);
 absent data skips the tests, or fails them under CI (see tests/conftest.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,6 +19,7 @@ def cifar10(test_data: Path) -> Path:
     root = test_data / "cifar10"
     if not (root / "train").is_dir():
         from tests.conftest import unavailable
+
         unavailable(f"{root}/train not found: set SSLD_ZOO_TEST_DATA")
     return root
 
@@ -65,22 +67,30 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
 visualizer = dict(vis_backends=[dict(type="LocalVisBackend")])
 """
 
-NO_VAL = {"val_dataloader": None, "val_cfg": None, "val_evaluator": None,
-          "default_hooks.checkpoint.save_best": None}
+NO_VAL = {
+    "val_dataloader": None,
+    "val_cfg": None,
+    "val_evaluator": None,
+    "default_hooks.checkpoint.save_best": None,
+}
 
 
-def tiny_recipe(tree: dict[str, Path], no_val: bool = False, folder: Path | None = None,
-                **options):
+def tiny_recipe(tree: dict[str, Path], no_val: bool = False, folder: Path | None = None, **options):
     """A checked recipe (an mmengine Config read from a file): tiny student and teacher
     (random init), 32 px, 2 epochs, batch 8. ``options``: dotted keys, as ``--cfg-options``
     (``tiny_recipe(tree, **{"train_cfg.max_epochs": 1})``); ``no_val``: no validation."""
     import tempfile
+
     from ssld_zoo.distill.recipes import load_recipe
     from ssld_zoo.shipped import recipes_dir
+
     folder = Path(folder or tempfile.mkdtemp(prefix="tiny_recipe_"))
     path = folder / "tiny.py"
-    path.write_text(TINY_RECIPE.format(base=recipes_dir() / "_base_", arch=TINY_ARCH,
-                                       **{k: str(v) for k, v in tree.items()}))
+    path.write_text(
+        TINY_RECIPE.format(
+            base=recipes_dir() / "_base_", arch=TINY_ARCH, **{k: str(v) for k, v in tree.items()}
+        )
+    )
     return load_recipe(path, {**(NO_VAL if no_val else {}), **options})
 
 
@@ -93,4 +103,5 @@ def write_recipe(path: Path, recipe) -> Path:
 def read_state(path: Path) -> dict:
     """The tensors of a safetensors file."""
     from safetensors.torch import load_file
+
     return load_file(str(path))

@@ -5,6 +5,7 @@ that runs out of room, the teacher's identity taken from its weights file, ``min
 with other weights, and the permissions of cache files. Each test builds its own small cache
 over images it writes (uncompressed BMPs, so a replacement keeps the size exactly).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,22 +49,42 @@ def _weights(path: Path, seed: int = 1) -> str:
     import ssld_zoo
     from ssld_zoo.registry import EvalTransform, WeightCard
     from ssld_zoo.weights.export import export_with_card
+
     torch.manual_seed(seed)
     model = ssld_zoo.load(TINY_ARCH, pretrained=False, num_classes=10)
-    export_with_card(model.state_dict(), path, WeightCard(
-        name=path.stem, arch=TINY_ARCH, urls=(path.name,), top1=None, top1_source="",
-        num_classes=10, key_format="torch", transform=EvalTransform(32, 32)))
+    export_with_card(
+        model.state_dict(),
+        path,
+        WeightCard(
+            name=path.stem,
+            arch=TINY_ARCH,
+            urls=(path.name,),
+            top1=None,
+            top1_source="",
+            num_classes=10,
+            key_format="torch",
+            transform=EvalTransform(32, 32),
+        ),
+    )
     return str(path)
 
 
 def _build(tmp: Path, shard_size: int = 5):
     """A tree, a teacher weights file and a 2-view cache over the tree's 12 images."""
     from ssld_zoo.distill.cache import build_teacher_cache
+
     tree = _tree(tmp / "data")
     weights = _weights(tmp / "teacher.safetensors")
     # the plain teacher: folding BatchNorm and probing precisions cost more than 12 images
-    teacher = dict(type="ZooModel", name=TINY_ARCH, weights=weights, num_classes=10,
-                   fold_bn=False, precision="fp32", channels_last=False)
+    teacher = dict(
+        type="ZooModel",
+        name=TINY_ARCH,
+        weights=weights,
+        num_classes=10,
+        fold_bn=False,
+        precision="fp32",
+        channels_last=False,
+    )
     recipe = tiny_recipe(tree, folder=tmp, **{"model.teacher": teacher})
     root = tmp / "cache"
     build_teacher_cache(recipe, root, views=2, topk=3, shard_size=shard_size)
@@ -79,6 +100,7 @@ def built(tmp_path_factory):
 def fresh(built, tmp_path):
     """The module's cache copied for a test that damages or repairs it (one build per module)."""
     import shutil
+
     tree, weights, recipe, root = built
     shutil.copytree(root, tmp_path / "cache")
     return tree, weights, recipe, tmp_path / "cache"
@@ -86,6 +108,7 @@ def fresh(built, tmp_path):
 
 def test_a_flipped_byte_in_a_shard_is_refused_naming_it(fresh):
     from ssld_zoo.distill.cache import CacheError, TeacherCache, build_teacher_cache
+
     tree, weights, recipe, root = fresh
     shard = root / "shard_00001.npy"
     good = shard.read_bytes()
@@ -95,6 +118,7 @@ def test_a_flipped_byte_in_a_shard_is_refused_naming_it(fresh):
     with pytest.raises(CacheError, match=r"shard_00001\.npy: sha256 .* damaged"):
         TeacherCache(root)
     from ssld_zoo.distill.cache.verify import mark_for_rebuild, verify_cache
+
     report = verify_cache(root)
     assert not report.ok and report.shards == {1} and len(report.damaged) == 1
     assert mark_for_rebuild(report) == [1]
@@ -117,19 +141,28 @@ def test_a_replaced_image_is_refused_when_read_and_relabelled_on_request(fresh):
 
 
 def _replaced_image_is_refused_and_relabelled(recipe, root: Path, victim: Path) -> None:
-    from ssld_zoo.distill.cache import (CachedViewDataset, CacheMismatchError, TeacherCache,
-                                        build_teacher_cache)
+    from ssld_zoo.distill.cache import (
+        CachedViewDataset,
+        CacheMismatchError,
+        TeacherCache,
+        build_teacher_cache,
+    )
     from ssld_zoo.distill.recipes import train_images_cfg
+
     # the recipe's images with their train transform, as training from the cache reads them
     data = CachedViewDataset(train_images_cfg(recipe).to_dict(), TeacherCache(root))
     images = data.images
     row = [p for p, _ in images.samples].index(str(victim))
     assert data[(0, 0)] is not None  # the others are fine
-    with pytest.raises(CacheMismatchError, match=rf"{victim}: changed .*same size, other "
-                                                 r"content.*--verify --repair") as e:
+    with pytest.raises(
+        CacheMismatchError,
+        match=rf"{victim}: changed .*same size, other "
+        r"content.*--verify --repair",
+    ) as e:
         data[(0, row)]
     assert type(e.value).__name__ == "ImageChangedError"
     from ssld_zoo.distill.cache.verify import mark_for_rebuild, verify_cache
+
     report = verify_cache(root)
     assert [line.split(":")[0] for line in report.changed] == [str(victim)]
     assert report.shards == {row // 5}
@@ -141,6 +174,7 @@ def _replaced_image_is_refused_and_relabelled(recipe, root: Path, victim: Path) 
 
 def test_label_verify_and_repair_from_the_command_line(fresh, tmp_path, capsys):
     from ssld_zoo.cli.main import main
+
     tree, weights, recipe, root = fresh
     recipe.dump(str(tmp_path / "r.py"))
     args = ["label", str(tmp_path / "r.py"), "--out", str(root), "--verify"]
@@ -169,11 +203,18 @@ def test_a_write_that_runs_out_of_room_names_the_file_and_the_cause(tmp_path):
         except OSError as e:
             print("ERROR", e)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f"ERROR {tmp_path / 'shard_00000.npy'}: cannot be written: file too large" \
-        in proc.stdout and "RLIMIT_FSIZE" in proc.stdout
+    assert (
+        f"ERROR {tmp_path / 'shard_00000.npy'}: cannot be written: file too large" in proc.stdout
+        and "RLIMIT_FSIZE" in proc.stdout
+    )
     assert os.listdir(tmp_path) == []  # nothing half-written
 
 
@@ -186,8 +227,11 @@ def test_no_space_left_names_the_file_and_the_cause(tmp_path):
         tmp.write_bytes(b"x" * 10)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(WriteFailure, match=rf"{tmp_path / 'scores.tsv'}: cannot be written: "
-                                           r"no space left on the device holding"):
+    with pytest.raises(
+        WriteFailure,
+        match=rf"{tmp_path / 'scores.tsv'}: cannot be written: "
+        r"no space left on the device holding",
+    ):
         atomic_write(tmp_path / "scores.tsv", full)
     assert os.listdir(tmp_path) == []
 
@@ -195,10 +239,16 @@ def test_no_space_left_names_the_file_and_the_cause(tmp_path):
 def test_cache_files_follow_the_umask(built):
     root = built[3]
     # the process umask when the module's cache was built
-    mask = int(next(line for line in open("/proc/self/status") if line.startswith("Umask:"))
-               .split()[1], 8)
-    for name in ("manifest.json", "images.tsv", "scores.tsv", "shard_00000.npy",
-                 "shard_00000.json"):
+    mask = int(
+        next(line for line in open("/proc/self/status") if line.startswith("Umask:")).split()[1], 8
+    )
+    for name in (
+        "manifest.json",
+        "images.tsv",
+        "scores.tsv",
+        "shard_00000.npy",
+        "shard_00000.json",
+    ):
         assert (root / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
 
 
@@ -206,6 +256,7 @@ def test_the_teacher_identity_hashes_its_weights_file_without_building_it(built,
     from ssld_zoo.distill import distiller
     from ssld_zoo.distill.cache import TeacherCache, teacher_fingerprint
     from ssld_zoo.weights.fileops import sha256_of
+
     tree, weights, recipe, root = built
 
     def no_build(*a, **k):
@@ -220,22 +271,30 @@ def test_the_teacher_identity_hashes_its_weights_file_without_building_it(built,
 def test_mine_from_a_cache_checks_the_teachers_weights(built, tmp_path):
     from ssld_zoo.distill.cache import CacheMismatchError
     from ssld_zoo.distill.mining import mine
+
     tree, weights, recipe, root = built
-    res = mine(TINY_ARCH, tree["unlabeled"], 2, tmp_path / "ok.tsv", cache=root,
-               weights=weights)
+    res = mine(TINY_ARCH, tree["unlabeled"], 2, tmp_path / "ok.tsv", cache=root, weights=weights)
     assert res.reused == 4 and res.scored == 0
     other = _weights(tmp_path / "other.safetensors", seed=2)
-    with pytest.raises(CacheMismatchError, match=r"built with other weights of .* than "
-                                                 r".*other\.safetensors"):
+    with pytest.raises(
+        CacheMismatchError,
+        match=r"built with other weights of .* than "
+        r".*other\.safetensors",
+    ):
         mine(TINY_ARCH, tree["unlabeled"], 2, tmp_path / "no.tsv", cache=root, weights=other)
     copy = tmp_path / "same.safetensors"  # the same weights elsewhere are the same teacher
     copy.write_bytes(Path(weights).read_bytes())
-    assert mine(TINY_ARCH, tree["unlabeled"], 2, tmp_path / "ok2.tsv", cache=root,
-                weights=str(copy)).reused == 4
+    assert (
+        mine(
+            TINY_ARCH, tree["unlabeled"], 2, tmp_path / "ok2.tsv", cache=root, weights=str(copy)
+        ).reused
+        == 4
+    )
 
 
 def test_a_cache_of_the_previous_format_is_refused_naming_the_version(built, tmp_path):
     from ssld_zoo.distill.cache import CacheError, TeacherCache
+
     (tmp_path / "old").mkdir()
     m = json.loads((built[3] / "manifest.json").read_text())
     m["format_version"] = 1
@@ -251,11 +310,15 @@ def test_a_registered_teachers_identity_is_its_recorded_download_hash(monkeypatc
     from ssld_zoo.distill.cache.identity import teacher_identity
     from ssld_zoo.registry import get_weights
     from ssld_zoo.weights import trust
+
     card = get_weights("resnet50_vd_ssld")
-    monkeypatch.setattr(trust, "recorded_sha256",
-                        lambda name: "ab" * 32 if name == card.file_name else None)
+    monkeypatch.setattr(
+        trust, "recorded_sha256", lambda name: "ab" * 32 if name == card.file_name else None
+    )
     monkeypatch.setattr(distiller, "build_teacher_model", lambda *a, **k: 1 / 0)
-    for teacher in (dict(name="resnet50_vd_ssld"),
-                    dict(name="resnet50_vd", weights="resnet50_vd_ssld")):
+    for teacher in (
+        dict(name="resnet50_vd_ssld"),
+        dict(name="resnet50_vd", weights="resnet50_vd_ssld"),
+    ):
         got = teacher_identity(teacher)["weights_sha256"]
         assert got == f"card:resnet50_vd_ssld:{card.sha256 or 'ab' * 32}", teacher

@@ -1,5 +1,6 @@
 """The engine end to end on a few real CIFAR-10 images: train, evaluate, export -> load,
 unreadable images, NaN loss, resume after SIGKILL, DDP with 2 CPU processes."""
+
 from __future__ import annotations
 
 import json
@@ -19,13 +20,18 @@ from tests.distill.conftest import TINY_ARCH, read_state, tiny_recipe, write_rec
 REPO = Path(__file__).resolve().parents[2]
 
 
-EMA_HOOKS = [dict(type="EpochSeedHook"), dict(type="SafeCheckpointHook"),
-             dict(type="HistoryHook"), dict(type="TeacherOnceHook"),
-             dict(type="ModuleEMAHook", momentum=0.5, begin_iter=0, module="student")]
+EMA_HOOKS = [
+    dict(type="EpochSeedHook"),
+    dict(type="SafeCheckpointHook"),
+    dict(type="HistoryHook"),
+    dict(type="TeacherOnceHook"),
+    dict(type="ModuleEMAHook", momentum=0.5, begin_iter=0, module="student"),
+]
 
 
 def test_distill_trains_evaluates_and_exports_a_loadable_student(tiny_tree, tmp_path):
     from ssld_zoo.distill.runner import run_distill
+
     recipe = tiny_recipe(tiny_tree)
     res = run_distill(recipe, tmp_path / "wd", log_level="WARNING")
     # metrics of the student each epoch, of the teacher once
@@ -43,6 +49,7 @@ def test_distill_trains_evaluates_and_exports_a_loadable_student(tiny_tree, tmp_
     assert card["transform"]["input_size"] == 32
     assert card["training"]["data"]["num_labeled"] == 30
     import ssld_zoo
+
     model = ssld_zoo.load(TINY_ARCH, weights=str(path))  # 10 classes, from the card
     assert model.weight_card.name == card["name"]
     assert model.weight_card.transform.input_size == 32
@@ -56,18 +63,35 @@ def test_distill_trains_evaluates_and_exports_a_loadable_student(tiny_tree, tmp_
 def test_export_loads_through_the_public_api(tmp_path):
     """A 1000-class export (what the paper recipes produce) -> ssld_zoo.load(arch, weights=)."""
     import ssld_zoo
-    from ssld_zoo.weights.export import export_with_card
     from ssld_zoo.registry import EvalTransform, WeightCard
+    from ssld_zoo.weights.export import export_with_card
+
     src = ssld_zoo.load(TINY_ARCH, pretrained=False)
-    path = export_with_card(src.state_dict(), tmp_path / "mine.safetensors", WeightCard(
-        name="mine_ssld", arch=TINY_ARCH, urls=("mine.safetensors",), num_classes=1000,
-        top1=12.5, top1_source="test", teacher="resnet50_vd_ssld",
-        description="a test export", transform=EvalTransform(
-            224, 256, "bilinear", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))))
+    path = export_with_card(
+        src.state_dict(),
+        tmp_path / "mine.safetensors",
+        WeightCard(
+            name="mine_ssld",
+            arch=TINY_ARCH,
+            urls=("mine.safetensors",),
+            num_classes=1000,
+            top1=12.5,
+            top1_source="test",
+            teacher="resnet50_vd_ssld",
+            description="a test export",
+            transform=EvalTransform(
+                224, 256, "bilinear", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)
+            ),
+        ),
+    )
     model = ssld_zoo.load(TINY_ARCH, weights=path)
     card = model.weight_card
-    assert (card.name, card.arch, card.top1, card.teacher) == ("mine_ssld", TINY_ARCH, 12.5,
-                                                              "resnet50_vd_ssld")
+    assert (card.name, card.arch, card.top1, card.teacher) == (
+        "mine_ssld",
+        TINY_ARCH,
+        12.5,
+        "resnet50_vd_ssld",
+    )
     assert card.transform.mean == (0.5, 0.5, 0.5)
     for k, v in src.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
@@ -75,6 +99,7 @@ def test_export_loads_through_the_public_api(tmp_path):
 
 def test_unreadable_image_is_skipped_and_counted(tiny_tree, tmp_path, caplog):
     from ssld_zoo.distill.runner import run_distill
+
     recipe = tiny_recipe(tiny_tree, no_val=True, **{"train_cfg.max_epochs": 1})
     with caplog.at_level("WARNING", logger="ssld_zoo.data"):
         res = run_distill(recipe, tmp_path / "wd", log_level="WARNING", export=False)
@@ -84,9 +109,10 @@ def test_unreadable_image_is_skipped_and_counted(tiny_tree, tmp_path, caplog):
 
 def test_nan_loss_stops_before_the_step_and_keeps_the_checkpoint(tiny_tree, tmp_path):
     from mmengine.registry import MODELS
+
     from ssld_zoo.distill.losses import LOSSES, register_loss
-    from ssld_zoo.engine.preprocessor import NonFiniteLossError
     from ssld_zoo.distill.runner import build_runner
+    from ssld_zoo.engine.preprocessor import NonFiniteLossError
 
     @register_loss
     class NaNOnCall(nn.Module):  # finite for the first epoch (5 steps), NaN afterwards
@@ -105,8 +131,9 @@ def test_nan_loss_stops_before_the_step_and_keeps_the_checkpoint(tiny_tree, tmp_
         student = runner.model.student.state_dict()
         assert all(torch.isfinite(v).all() for v in student.values() if v.is_floating_point())
         ckpt = torch.load(tmp_path / "wd" / "epoch_1.pth", weights_only=True)
-        assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values()
-                   if v.is_floating_point())
+        assert all(
+            torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
+        )
         assert not (tmp_path / "wd" / "epoch_2.pth").exists()
     finally:
         LOSSES.pop("NaNOnCall", None)
@@ -123,14 +150,24 @@ def _env() -> dict:
 
 
 def test_resume_after_sigkill_reaches_the_same_weights(tiny_tree, tmp_path):
-    recipe = write_recipe(tmp_path / "tiny_resume.py", tiny_recipe(
-        tiny_tree, no_val=True, **{"train_cfg.max_epochs": 3}))
+    recipe = write_recipe(
+        tmp_path / "tiny_resume.py",
+        tiny_recipe(tiny_tree, no_val=True, **{"train_cfg.max_epochs": 3}),
+    )
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    subprocess.run(_cli("distill", str(recipe), "--work-dir", str(ref), "--no-progress"),
-                   check=True, env=_env(), capture_output=True, timeout=600)
-    proc = subprocess.Popen(_cli("distill", str(recipe), "--work-dir", str(killed),
-                                 "--no-progress"), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    subprocess.run(
+        _cli("distill", str(recipe), "--work-dir", str(ref), "--no-progress"),
+        check=True,
+        env=_env(),
+        capture_output=True,
+        timeout=600,
+    )
+    proc = subprocess.Popen(
+        _cli("distill", str(recipe), "--work-dir", str(killed), "--no-progress"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         last = killed / "last_checkpoint"
         deadline = time.time() + 600
@@ -143,9 +180,13 @@ def test_resume_after_sigkill_reaches_the_same_weights(tiny_tree, tmp_path):
     finally:
         proc.wait(timeout=60)
     assert not list(killed.glob(f"{TINY_ARCH}_*.safetensors")), "killed run must not export"
-    subprocess.run(_cli("distill", str(recipe), "--work-dir", str(killed), "--resume",
-                        "--no-progress"), check=True, env=_env(), capture_output=True,
-                   timeout=600)
+    subprocess.run(
+        _cli("distill", str(recipe), "--work-dir", str(killed), "--resume", "--no-progress"),
+        check=True,
+        env=_env(),
+        capture_output=True,
+        timeout=600,
+    )
     a = read_state(next(ref.glob("*.safetensors")))
     b = read_state(next(killed.glob("*.safetensors")))
     assert a.keys() == b.keys()
@@ -156,17 +197,43 @@ def test_resume_after_sigkill_reaches_the_same_weights(tiny_tree, tmp_path):
 def test_ddp_two_cpu_processes_match_one_process(tiny_tree, tmp_path):
     # Student BatchNorm frozen: per-process batch statistics (no SyncBN on CPU) would
     # otherwise legitimately differ from one process's; everything else must match.
-    r = tiny_recipe(tiny_tree, no_val=True, **{"model.student.bn_mode": "eval",
-                                               "train_dataloader.dataset.unlabeled_roots": []})
+    r = tiny_recipe(
+        tiny_tree,
+        no_val=True,
+        **{"model.student.bn_mode": "eval", "train_dataloader.dataset.unlabeled_roots": []},
+    )
     recipe = write_recipe(tmp_path / "tiny_ddp.py", r)
     one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run(_cli("distill", str(recipe), "--work-dir", str(one), "--no-progress"),
-                   check=True, env=_env(), capture_output=True, timeout=600)
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                          "--nproc-per-node", "2", "-m", "ssld_zoo.cli.main", "distill",
-                          str(recipe), "--work-dir", str(two), "--launcher", "pytorch",
-                          "--no-progress"], env=_env(), capture_output=True, text=True,
-                         timeout=600)
+    subprocess.run(
+        _cli("distill", str(recipe), "--work-dir", str(one), "--no-progress"),
+        check=True,
+        env=_env(),
+        capture_output=True,
+        timeout=600,
+    )
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "ssld_zoo.cli.main",
+            "distill",
+            str(recipe),
+            "--work-dir",
+            str(two),
+            "--launcher",
+            "pytorch",
+            "--no-progress",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     a = read_state(next(one.glob("*.safetensors")))
     b = read_state(next(two.glob("*.safetensors")))
@@ -180,14 +247,22 @@ def test_runtime_options_channels_last_ema_compile_train_bn_randaugment(tiny_tre
     train step (dynamo's eager backend: graph capture without a C++ build), a train-mode-BN
     teacher, and RandAugment."""
     from safetensors.torch import load_file
+
+    from ssld_zoo.distill.runner import DistillResult, build_runner, export_from_runner
     from ssld_zoo.engine.checkpoint import mmengine_safe_globals
-    from ssld_zoo.distill.runner import build_runner, export_from_runner, DistillResult
     from ssld_zoo.engine.hooks import HistoryHook, find_hook
-    recipe = tiny_recipe(tiny_tree, **{
-        "train_cfg.max_epochs": 1, "model.teacher.bn_mode": "train",
-        "train_dataloader.dataset.transform.auto_augment": "rand-m7-n2",
-        "model.data_preprocessor.channels_last": True, "custom_hooks": EMA_HOOKS,
-        "compile": dict(_delete_=True, backend="eager")})
+
+    recipe = tiny_recipe(
+        tiny_tree,
+        **{
+            "train_cfg.max_epochs": 1,
+            "model.teacher.bn_mode": "train",
+            "train_dataloader.dataset.transform.auto_augment": "rand-m7-n2",
+            "model.data_preprocessor.channels_last": True,
+            "custom_hooks": EMA_HOOKS,
+            "compile": dict(_delete_=True, backend="eager"),
+        },
+    )
     runner = build_runner(recipe, tmp_path / "wd", log_level="WARNING")
     teacher = runner.model.teacher
     t_weights = {k: v.detach().clone() for k, v in teacher.named_parameters()}
@@ -198,8 +273,8 @@ def test_runtime_options_channels_last_ema_compile_train_bn_randaugment(tiny_tre
         if p.ndim == 4:
             assert p.is_contiguous(memory_format=torch.channels_last), name
     after = teacher.state_dict()
-    assert all(torch.equal(after[k], v) for k, v in t_weights.items())      # frozen ...
-    assert any(not torch.equal(after[k], v) for k, v in t_mean.items())     # ... batch-stat BN
+    assert all(torch.equal(after[k], v) for k, v in t_weights.items())  # frozen ...
+    assert any(not torch.equal(after[k], v) for k, v in t_mean.items())  # ... batch-stat BN
     # Export writes the EMA weights, which the checkpoint also holds; they differ from the
     # raw student's (momentum 0.5 after several steps).
     res = DistillResult(tmp_path / "wd", None, {}, {}, find_hook(runner, HistoryHook).history)
@@ -207,8 +282,9 @@ def test_runtime_options_channels_last_ema_compile_train_bn_randaugment(tiny_tre
     with mmengine_safe_globals():
         ckpt = torch.load(tmp_path / "wd" / "epoch_1.pth", weights_only=True)
     ema = ckpt["ema_student"]
-    student = {k[len("student."):]: v for k, v in ckpt["state_dict"].items()
-               if k.startswith("student.")}
+    student = {
+        k[len("student.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("student.")
+    }
     assert exported.keys() == ema.keys()
     assert all(torch.equal(exported[k], ema[k].contiguous()) for k in ema)
     assert any(not torch.equal(ema[k], student[k]) for k in ema if "running" not in k)

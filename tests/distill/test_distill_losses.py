@@ -1,4 +1,5 @@
 """Loss values against hand computations (plain Python math, not the code under test)."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,9 @@ def kl(p, q):
 
 
 def test_registry_has_the_losses():
-    assert {"SymmetricKL", "KL", "JSD", "SoftTargetCE", "PseudoLabelCE", "DKD",
-            "DIST"} <= set(LOSSES)
+    assert {"SymmetricKL", "KL", "JSD", "SoftTargetCE", "PseudoLabelCE", "DKD", "DIST"} <= set(
+        LOSSES
+    )
 
 
 def test_symmetric_kl_matches_paddle_dmlloss_formula():
@@ -32,8 +34,13 @@ def test_symmetric_kl_matches_paddle_dmlloss_formula():
     for s_row, t_row in zip(S.tolist(), T.tolist()):
         s, t = softmax(s_row), softmax(t_row)
         # PaddleClas DMLLoss: t*log((t+eps)/(s+eps)) + s*log((s+eps)/(t+eps)), /2, sum classes
-        want += sum(b * math.log((b + eps) / (a + eps)) + a * math.log((a + eps) / (b + eps))
-                    for a, b in zip(s, t)) / 2
+        want += (
+            sum(
+                b * math.log((b + eps) / (a + eps)) + a * math.log((a + eps) / (b + eps))
+                for a, b in zip(s, t)
+            )
+            / 2
+        )
     want /= len(S)
     got = build_loss("SymmetricKL")(S, T).item()
     assert got == pytest.approx(want, rel=1e-6)
@@ -54,7 +61,9 @@ def test_symmetric_kl_is_finite_with_saturated_probabilities():
 def test_kl_with_temperature(temp):
     want = sum(kl(softmax(t, temp), softmax(s, temp)) for s, t in zip(S.tolist(), T.tolist()))
     want = want / len(S) * temp * temp
-    assert build_loss(dict(type="KL", temperature=temp))(S, T).item() == pytest.approx(want, rel=1e-5)
+    assert build_loss(dict(type="KL", temperature=temp))(S, T).item() == pytest.approx(
+        want, rel=1e-5
+    )
 
 
 def test_jsd_is_the_true_jensen_shannon_divergence():
@@ -72,8 +81,10 @@ def test_jsd_is_the_true_jensen_shannon_divergence():
 
 
 def test_soft_target_ce():
-    want = sum(-sum(a * math.log(b) for a, b in zip(softmax(t), softmax(s)))
-               for s, t in zip(S.tolist(), T.tolist())) / len(S)
+    want = sum(
+        -sum(a * math.log(b) for a, b in zip(softmax(t), softmax(s)))
+        for s, t in zip(S.tolist(), T.tolist())
+    ) / len(S)
     assert build_loss("SoftTargetCE")(S, T).item() == pytest.approx(want, rel=1e-6)
 
 
@@ -112,6 +123,7 @@ def test_dist_by_hand():
         num = sum((x - ma) * (y - mb) for x, y in zip(a, b))
         den = math.sqrt(sum((x - ma) ** 2 for x in a)) * math.sqrt(sum((y - mb) ** 2 for y in b))
         return 1 - num / den
+
     ps = [softmax(r) for r in S.tolist()]
     pt = [softmax(r) for r in T.tolist()]
     inter = sum(pearson_dist(a, b) for a, b in zip(ps, pt)) / len(ps)

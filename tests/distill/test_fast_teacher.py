@@ -1,5 +1,6 @@
 """The fast online teacher (BatchNorm folding, inference mode, channels_last, bf16, compile)
 and batch mixing seen by both models."""
+
 from __future__ import annotations
 
 import copy
@@ -13,8 +14,10 @@ import ssld_zoo
 from ssld_zoo.deploy.fuse import fold_batchnorm
 from ssld_zoo.distill.mixing import BatchMix, mix_probs
 from ssld_zoo.distill.teacher import OnlineTeacher, resolve_precision
+
 # fold_batchnorm pairs layers by tracing, whatever the family names them: one of each family.
 from tests.models.helpers import SMALLEST_MODELS, randomise_bn
+
 
 @pytest.mark.parametrize("name", SMALLEST_MODELS)
 @torch.no_grad()
@@ -31,8 +34,9 @@ def test_folding_batchnorm_is_exact_for_every_family(name):
     assert folded >= share * bns, f"{name}: only {folded} of {bns} BatchNorms folded"
     x = torch.randn(2, 3, 96, 96)  # another input and size than the probe
     want, got = reference(x), model(x)
-    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max())), \
-        float((got - want).abs().max())
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max())), float(
+        (got - want).abs().max()
+    )
 
 
 class _ConvReadTwice(nn.Module):
@@ -121,8 +125,7 @@ def test_a_batch_statistics_teacher_is_not_folded_and_follows_train_mode(resnet)
 def test_compiled_teacher_equals_eager_and_deep_copies(resnet):
     x = torch.randn(2, 3, 64, 64)
     eager = OnlineTeacher(copy.deepcopy(resnet), probe_size=64)
-    compiled = OnlineTeacher(copy.deepcopy(resnet), probe_size=64,
-                             compile=dict(backend="eager"))
+    compiled = OnlineTeacher(copy.deepcopy(resnet), probe_size=64, compile=dict(backend="eager"))
     assert torch.allclose(compiled(x), eager(x), atol=1e-5)
     assert list(compiled.state_dict()) == list(eager.state_dict())  # no second copy
     twin = copy.deepcopy(compiled)  # what mmengine's EMA does to the whole model
@@ -139,11 +142,17 @@ def test_channels_last_teacher_takes_either_layout(resnet):
 
 # --- mixing -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(), "both 0"), (dict(mixup_alpha=-1), "mixup_alpha"),
-    (dict(cutmix_alpha="1"), "cutmix_alpha"), (dict(mixup_alpha=1, prob=1.5), "prob"),
-    (dict(mixup_alpha=1, switch_prob=-0.1), "switch_prob"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(), "both 0"),
+        (dict(mixup_alpha=-1), "mixup_alpha"),
+        (dict(cutmix_alpha="1"), "cutmix_alpha"),
+        (dict(mixup_alpha=1, prob=1.5), "prob"),
+        (dict(mixup_alpha=1, switch_prob=-0.1), "switch_prob"),
+    ],
+)
 def test_bad_mix_settings_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BatchMix(**kwargs)
@@ -170,7 +179,8 @@ def test_cutmix_pastes_a_box_and_lam_is_the_area_kept():
     p = torch.softmax(torch.randn(4, 10), 1)
     q = mix_probs(p, perm, lam)
     assert torch.allclose(q.sum(1), torch.ones(4)) and torch.allclose(
-        q, lam * p + (1 - lam) * p[perm])
+        q, lam * p + (1 - lam) * p[perm]
+    )
 
 
 def test_mixing_replays_under_the_seed_and_prob_zero_leaves_the_batch():
@@ -189,10 +199,13 @@ def test_the_online_teacher_sees_the_mixed_batch_the_student_sees():
     """Function matching: with data.mix, both models get the same mixed images."""
     from ssld_zoo.distill.distiller import Distiller
     from tests.distill.conftest import TINY_ARCH
+
     torch.manual_seed(0)
-    d = Distiller(student=dict(name=TINY_ARCH, num_classes=10),
-                  teacher=dict(name=TINY_ARCH, pretrained=False, num_classes=10),
-                  mix=dict(mixup_alpha=1.0))
+    d = Distiller(
+        student=dict(name=TINY_ARCH, num_classes=10),
+        teacher=dict(name=TINY_ARCH, pretrained=False, num_classes=10),
+        mix=dict(mixup_alpha=1.0),
+    )
     seen = {}
     d.teacher.register_forward_pre_hook(lambda m, a: seen.__setitem__("teacher", a[0]))
     d.student.register_forward_pre_hook(lambda m, a: seen.__setitem__("student", a[0]))

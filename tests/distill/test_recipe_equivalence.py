@@ -4,6 +4,7 @@ former private schema and compared with what that schema resolved them to
 (``data/recipes_before_issue21.json``, dumped by the former ``load_recipe`` and
 ``eval_transform_of`` before the rewrite): models, data, batch, transforms, normalisation, loss,
 optimiser, epochs, warm-up, intervals, EMA, seed, export name."""
+
 from __future__ import annotations
 
 import json
@@ -34,6 +35,7 @@ def _before(name: str) -> dict:
 @pytest.mark.parametrize("name", NAMES)
 def test_recipe_describes_the_training_it_did_before(name):
     from ssld_zoo.distill.recipes import load_recipe
+
     cfg = load_recipe(name)
     now, before = as_before(cfg), _before(name)
     assert set(now) == set(before)
@@ -41,12 +43,15 @@ def test_recipe_describes_the_training_it_did_before(name):
         assert now[key] == before[key], key
     # each model normalises with the same statistics the former shared transform used
     if cfg.model.get("teacher") is not None:
-        assert normalisation(cfg, "teacher") == (before["eval_transform"]["mean"],
-                                                  before["eval_transform"]["std"])
+        assert normalisation(cfg, "teacher") == (
+            before["eval_transform"]["mean"],
+            before["eval_transform"]["std"],
+        )
 
 
 def test_the_fixture_covers_every_shipped_recipe():
     from ssld_zoo.distill.recipes import list_recipes
+
     assert sorted(n for n, _, _ in list_recipes()) == NAMES
     assert len([n for n in NAMES if not n.startswith("cifar10/")]) == 16
 
@@ -55,16 +60,32 @@ def test_transfer_defaults_describe_the_same_run():
     """TransferConfig's defaults are as before, and transfer_recipe writes them into the Runner
     config it builds (epochs, batch, lr, weight decay, image size, seed, intervals)."""
     import dataclasses
+
     from ssld_zoo.adapters.transfer import TransferConfig, transfer_recipe
     from ssld_zoo.registry import EvalTransform
+
     before = BEFORE["__transfer_defaults__"]
     cfg = TransferConfig()
     assert dataclasses.asdict(cfg) == before
-    run = transfer_recipe("resnet18_vd", "/data/x", None, cfg, ["a", "b"], 320,
-                          (0.1, 0.1, 0.2, 0.2, 0.3), EvalTransform().at_size(cfg.image_size))
+    run = transfer_recipe(
+        "resnet18_vd",
+        "/data/x",
+        None,
+        cfg,
+        ["a", "b"],
+        320,
+        (0.1, 0.1, 0.2, 0.2, 0.3),
+        EvalTransform().at_size(cfg.image_size),
+    )
     opt = run.optim_wrapper.optimizer
-    assert (run.train_cfg.max_epochs, run.train_dataloader.batch_size, opt.lr,
-            opt.weight_decay, opt.momentum, opt.nesterov) == (2, 32, 0.01, 1e-4, 0.9, True)
+    assert (
+        run.train_cfg.max_epochs,
+        run.train_dataloader.batch_size,
+        opt.lr,
+        opt.weight_decay,
+        opt.momentum,
+        opt.nesterov,
+    ) == (2, 32, 0.01, 1e-4, 0.9, True)
     assert run.train_dataloader.dataset.transform.input_size == 64
     assert run.val_dataloader.dataset.transform.input_size == 64
     assert run.randomness.seed == 0 and run.train_dataloader.dataset.seed == 0

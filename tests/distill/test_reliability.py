@@ -7,6 +7,7 @@ the superseded file not yet removed), the test SIGKILLs it there or at a random 
 that a complete checkpoint is left, resumes, and at the end compares the exported weights with
 an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,13 +37,18 @@ def _distill(recipe: Path, work_dir: Path, *extra: str) -> list[str]:
     return ["distill", str(recipe), "--work-dir", str(work_dir), "--no-progress", *extra]
 
 
-def _run_until_killed(args: list[str], stage: str, n: int, ready: Path,
-                      kill_after: float | None = None) -> str:
+def _run_until_killed(
+    args: list[str], stage: str, n: int, ready: Path, kill_after: float | None = None
+) -> str:
     """Start ``args`` under the kill points, SIGKILL it at the n-th ``stage`` (or after
     ``kill_after`` seconds); returns how it ended."""
     ready.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, str(KILL_POINTS), stage, str(n), str(ready), *args],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(KILL_POINTS), stage, str(n), str(ready), *args],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     start = time.time()
     try:
         while proc.poll() is None and time.time() - start < 300:
@@ -63,6 +69,7 @@ def _run_until_killed(args: list[str], stage: str, n: int, ready: Path,
 def _assert_resumable(work_dir: Path) -> Path:
     """A complete training checkpoint is what --resume would use, and no temp file is used."""
     from ssld_zoo.engine.checkpoint import find_resume_checkpoint, read_checkpoint
+
     ckpt = find_resume_checkpoint(work_dir)
     assert ckpt is not None, sorted(p.name for p in work_dir.iterdir())
     assert ckpt.parent == work_dir and ckpt.name.startswith("epoch_")
@@ -73,49 +80,72 @@ def _assert_resumable(work_dir: Path) -> Path:
 @pytest.fixture
 def kill_recipe(tiny_tree, tmp_path) -> Path:
     # 3 epochs, one checkpoint kept: the case where mmengine alone could lose every checkpoint.
-    return write_recipe(tmp_path / "tiny_kill.py", tiny_recipe(
-        tiny_tree, no_val=True, **{"train_cfg.max_epochs": 3,
-                                   "default_hooks.checkpoint.max_keep_ckpts": 1}))
+    return write_recipe(
+        tmp_path / "tiny_kill.py",
+        tiny_recipe(
+            tiny_tree,
+            no_val=True,
+            **{"train_cfg.max_epochs": 3, "default_hooks.checkpoint.max_keep_ckpts": 1},
+        ),
+    )
 
 
-def test_sigkill_inside_checkpoint_writes_and_at_random_then_resume_matches(kill_recipe,
-                                                                            tmp_path):
+def test_sigkill_inside_checkpoint_writes_and_at_random_then_resume_matches(kill_recipe, tmp_path):
     ref, wd, ready = tmp_path / "ref", tmp_path / "killed", tmp_path / "ready"
-    reference = subprocess.Popen([sys.executable, "-m", "ssld_zoo.cli.main",
-                                  *_distill(kill_recipe, ref)], env=_env(),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    reference = subprocess.Popen(
+        [sys.executable, "-m", "ssld_zoo.cli.main", *_distill(kill_recipe, ref)],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     # 1. killed while epoch_1.pth is half written: there is no checkpoint yet, so --resume is
     # an error and --resume --allow-fresh starts from scratch.
     assert _run_until_killed(_distill(kill_recipe, wd), "ckpt_torn", 1, ready) == "killed"
     assert not list(wd.glob("epoch_*.pth")) and not (wd / "last_checkpoint").exists()
     # 2. epoch_2.pth half written: epoch_1.pth intact and recorded.
-    assert _run_until_killed(_distill(kill_recipe, wd, "--resume", "--allow-fresh"),
-                             "ckpt_torn", 2, ready) == "killed"
+    assert (
+        _run_until_killed(
+            _distill(kill_recipe, wd, "--resume", "--allow-fresh"), "ckpt_torn", 2, ready
+        )
+        == "killed"
+    )
     assert _assert_resumable(wd).name == "epoch_1.pth"
     # 3. epoch_2.pth complete but last_checkpoint still names epoch_1.pth (and it still exists).
-    assert _run_until_killed(_distill(kill_recipe, wd, "--resume"), "ckpt_renamed", 1,
-                             ready) == "killed"
+    assert (
+        _run_until_killed(_distill(kill_recipe, wd, "--resume"), "ckpt_renamed", 1, ready)
+        == "killed"
+    )
     assert _assert_resumable(wd).name == "epoch_1.pth" and (wd / "epoch_2.pth").is_file()
     # 4. last_checkpoint updated to epoch_2.pth, the superseded epoch_1.pth not yet removed.
-    assert _run_until_killed(_distill(kill_recipe, wd, "--resume"), "last_written", 1,
-                             ready) == "killed"
+    assert (
+        _run_until_killed(_distill(kill_recipe, wd, "--resume"), "last_written", 1, ready)
+        == "killed"
+    )
     assert _assert_resumable(wd).name == "epoch_2.pth" and (wd / "epoch_1.pth").is_file()
     assert (wd / "last_checkpoint").read_text().strip() == "epoch_2.pth"  # relative
     # 5. last_checkpoint torn while it moves to epoch_3.pth: it still names epoch_2.pth; and the
     # resumed run has removed epoch_1.pth, which the run killed in 4 had left behind.
-    assert _run_until_killed(_distill(kill_recipe, wd, "--resume"), "last_torn", 1,
-                             ready) == "killed"
+    assert (
+        _run_until_killed(_distill(kill_recipe, wd, "--resume"), "last_torn", 1, ready) == "killed"
+    )
     assert not (wd / "epoch_1.pth").exists()
     assert _assert_resumable(wd).name == "epoch_2.pth" and (wd / "epoch_3.pth").is_file()
     # 6. killed at random moments (some during start-up, some in training or saving).
     rng = random.Random(13)
     for _ in range(2):
-        if _run_until_killed(_distill(kill_recipe, wd, "--resume"), "none", 1, ready,
-                             kill_after=rng.uniform(0.5, 8.0)) == "killed":
+        if (
+            _run_until_killed(
+                _distill(kill_recipe, wd, "--resume"),
+                "none",
+                1,
+                ready,
+                kill_after=rng.uniform(0.5, 8.0),
+            )
+            == "killed"
+        ):
             _assert_resumable(wd)
     # 7. the last resume runs to the end and exports the same weights as the uninterrupted run.
-    assert _run_until_killed(_distill(kill_recipe, wd, "--resume"), "none", 1,
-                             ready) == "finished"
+    assert _run_until_killed(_distill(kill_recipe, wd, "--resume"), "none", 1, ready) == "finished"
     assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()[-3000:]
     reference.stderr.close()
     assert [p.name for p in wd.glob("epoch_*.pth")] == ["epoch_3.pth"]
@@ -128,13 +158,13 @@ def test_sigkill_inside_checkpoint_writes_and_at_random_then_resume_matches(kill
 
 
 def _fake_checkpoint(path: Path, epoch: int) -> Path:
-    torch.save({"meta": {"epoch": epoch, "iter": epoch}, "state_dict": {},
-                "message_hub": {}}, path)
+    torch.save({"meta": {"epoch": epoch, "iter": epoch}, "state_dict": {}, "message_hub": {}}, path)
     return path
 
 
 def test_find_resume_checkpoint_reads_relative_absolute_and_damaged_pointers(tmp_path, caplog):
     from ssld_zoo.engine.checkpoint import find_resume_checkpoint
+
     wd = tmp_path / "wd"
     wd.mkdir()
     assert find_resume_checkpoint(wd) is None
@@ -158,18 +188,25 @@ def test_find_resume_checkpoint_reads_relative_absolute_and_damaged_pointers(tmp
 
 
 def test_copied_work_dir_resumes_from_its_own_checkpoints(tiny_tree, tmp_path):
-    from ssld_zoo.engine.checkpoint import read_checkpoint
     from ssld_zoo.distill.runner import run_distill
-    recipe = tiny_recipe(tiny_tree, no_val=True, **{
-        "train_cfg.max_epochs": 1, "default_hooks.checkpoint.max_keep_ckpts": 1})
+    from ssld_zoo.engine.checkpoint import read_checkpoint
+
+    recipe = tiny_recipe(
+        tiny_tree,
+        no_val=True,
+        **{"train_cfg.max_epochs": 1, "default_hooks.checkpoint.max_keep_ckpts": 1},
+    )
     first = tmp_path / "first"
     run_distill(recipe, first, log_level="WARNING", export=False)
     assert (first / "last_checkpoint").read_text().strip() == "epoch_1.pth"
     copy = tmp_path / "copy"
     shutil.copytree(first, copy)
     shutil.rmtree(first)  # the original is gone: the copy must not need it
-    longer = tiny_recipe(tiny_tree, no_val=True, **{
-        "train_cfg.max_epochs": 2, "default_hooks.checkpoint.max_keep_ckpts": 1})
+    longer = tiny_recipe(
+        tiny_tree,
+        no_val=True,
+        **{"train_cfg.max_epochs": 2, "default_hooks.checkpoint.max_keep_ckpts": 1},
+    )
     run_distill(longer, copy, resume=True, log_level="WARNING", export=False)
     assert sorted(p.name for p in copy.glob("epoch_*.pth")) == ["epoch_2.pth"]
     assert (copy / "last_checkpoint").read_text().strip() == "epoch_2.pth"
@@ -177,21 +214,38 @@ def test_copied_work_dir_resumes_from_its_own_checkpoints(tiny_tree, tmp_path):
     assert not first.exists()
 
 
-def test_resume_without_a_checkpoint_is_an_error_unless_allow_fresh(kill_recipe, tmp_path,
-                                                                   capsys):
+def test_resume_without_a_checkpoint_is_an_error_unless_allow_fresh(kill_recipe, tmp_path, capsys):
     from ssld_zoo.cli.main import main
+
     wd = tmp_path / "empty"
     assert main(_distill(kill_recipe, wd, "--resume", "--no-export")) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and (
-        f"error: --resume: no checkpoint to resume from in {wd} (no last_checkpoint, no "
-        f"complete epoch_N.pth); check --work-dir, or add --allow-fresh to start from scratch "
-        f"when there is none") in err
+    assert (
+        err.count("\n") == 1
+        and (
+            f"error: --resume: no checkpoint to resume from in {wd} (no last_checkpoint, no "
+            f"complete epoch_N.pth); check --work-dir, or add --allow-fresh to start from scratch "
+            f"when there is none"
+        )
+        in err
+    )
     assert not list(wd.glob("epoch_*.pth"))
     assert main(_distill(kill_recipe, wd, "--allow-fresh", "--no-export")) == 1
-    assert ("error: --allow-fresh goes with a bare --resume" in capsys.readouterr().err)
-    assert main(_distill(kill_recipe, wd, "--resume", "--allow-fresh", "--no-export",
-                         "--cfg-options", "train_cfg.max_epochs=1")) == 0
+    assert "error: --allow-fresh goes with a bare --resume" in capsys.readouterr().err
+    assert (
+        main(
+            _distill(
+                kill_recipe,
+                wd,
+                "--resume",
+                "--allow-fresh",
+                "--no-export",
+                "--cfg-options",
+                "train_cfg.max_epochs=1",
+            )
+        )
+        == 0
+    )
     assert (wd / "epoch_1.pth").is_file()
 
 
@@ -209,24 +263,38 @@ def _not_checkpoints(tmp: Path) -> list[tuple[Path, type, str]]:
     truncated.write_bytes(whole[: len(whole) // 2])
     weights = tmp / "weights.pth"
     torch.save({"conv.weight": torch.zeros(1)}, weights)
-    not_zip = "not a checkpoint (not a torch zip file: truncated, or another format); resume " \
-              "from an epoch_N.pth of a work folder"
+    not_zip = (
+        "not a checkpoint (not a torch zip file: truncated, or another format); resume "
+        "from an epoch_N.pth of a work folder"
+    )
     return [
         (text, ValueError, f"{text}: {not_zip}"),
         (truncated, ValueError, f"{truncated}: {not_zip}"),
-        (objects, ValueError, f"{objects}: not a checkpoint of ssld-zoo distill: it holds Python "
-                              f"objects ({Obj.__module__}.Obj) beyond tensors and plain values, "
-                              f"and is not loaded (loading them could run code)"),
-        (weights, ValueError, f"{weights}: not a training checkpoint of ssld-zoo distill (no "
-                              f"meta, state_dict, message_hub); a weights file is not "
-                              f"resumable: resume from an epoch_N.pth of a work folder"),
-        (tmp / "missing.pth", FileNotFoundError, f"checkpoint {tmp / 'missing.pth'} does not "
-                                                 f"exist"),
+        (
+            objects,
+            ValueError,
+            f"{objects}: not a checkpoint of ssld-zoo distill: it holds Python "
+            f"objects ({Obj.__module__}.Obj) beyond tensors and plain values, "
+            f"and is not loaded (loading them could run code)",
+        ),
+        (
+            weights,
+            ValueError,
+            f"{weights}: not a training checkpoint of ssld-zoo distill (no "
+            f"meta, state_dict, message_hub); a weights file is not "
+            f"resumable: resume from an epoch_N.pth of a work folder",
+        ),
+        (
+            tmp / "missing.pth",
+            FileNotFoundError,
+            f"checkpoint {tmp / 'missing.pth'} does not exist",
+        ),
     ]
 
 
 def test_read_checkpoint_refuses_what_is_not_a_training_checkpoint(tmp_path):
     from ssld_zoo.engine.checkpoint import CheckpointError, read_checkpoint
+
     for path, error, message in _not_checkpoints(tmp_path):
         with pytest.raises(error) as e:
             read_checkpoint(path)
@@ -236,25 +304,30 @@ def test_read_checkpoint_refuses_what_is_not_a_training_checkpoint(tmp_path):
             assert isinstance(e.value, CheckpointError)
 
 
-def test_distill_resume_on_a_file_that_is_not_a_checkpoint_is_one_line(kill_recipe, tmp_path,
-                                                                      capsys):
+def test_distill_resume_on_a_file_that_is_not_a_checkpoint_is_one_line(
+    kill_recipe, tmp_path, capsys
+):
     from ssld_zoo.cli.main import main
+
     for path, error, message in _not_checkpoints(tmp_path):
         if error is FileNotFoundError:
             message = f"--resume {path}: no such checkpoint file"
-        assert main(_distill(kill_recipe, tmp_path / "wd", "--resume", str(path),
-                             "--no-export")) == 1
+        assert (
+            main(_distill(kill_recipe, tmp_path / "wd", "--resume", str(path), "--no-export")) == 1
+        )
         err = capsys.readouterr().err
         assert err == f"error: {message}\n", err
 
 
 def test_pickled_objects_never_run_on_resume(tmp_path):
     from ssld_zoo.engine.checkpoint import CheckpointError, read_checkpoint
+
     marker = tmp_path / "ran"
 
     class Evil:
         def __reduce__(self):
             return (Path.touch, (marker,))
+
     path = tmp_path / "evil.pth"
     torch.save({"meta": {"epoch": 1, "iter": 1}, "state_dict": {}, "message_hub": Evil()}, path)
     with pytest.raises(CheckpointError, match="holds Python objects"):
@@ -267,6 +340,7 @@ def test_pickled_objects_never_run_on_resume(tmp_path):
 
 def test_atomic_backend_defers_removals_and_keeps_old_content_on_failure(tmp_path):
     from ssld_zoo.engine.checkpoint import AtomicLocalBackend, atomic_write_bytes
+
     target = tmp_path / "f.bin"
     atomic_write_bytes(target, b"old")
     with pytest.raises(TypeError):
@@ -287,6 +361,7 @@ def test_atomic_backend_defers_removals_and_keeps_old_content_on_failure(tmp_pat
 
 def test_batches_without_enough_readable_images_are_skipped_and_counted(cifar10, tmp_path):
     from ssld_zoo.distill.runner import build_runner
+
     pool = tmp_path / "pool"
     pool.mkdir()
     for f in sorted(os.listdir(cifar10 / "unlabeled"))[:2]:
@@ -294,10 +369,17 @@ def test_batches_without_enough_readable_images_are_skipped_and_counted(cifar10,
     for i in range(6):
         (pool / f"broken_{i}.jpg").write_bytes(b"not a jpeg")
     from ssld_zoo.engine.hooks import HistoryHook, find_hook
+
     tree = {"train": "", "val": "", "unlabeled": pool}
-    recipe = tiny_recipe(tree, no_val=True, **{"train_dataloader.dataset.labeled_roots": [],
-                                               "train_dataloader.batch_size": 2,
-                                               "train_cfg.max_epochs": 2})
+    recipe = tiny_recipe(
+        tree,
+        no_val=True,
+        **{
+            "train_dataloader.dataset.labeled_roots": [],
+            "train_dataloader.batch_size": 2,
+            "train_cfg.max_epochs": 2,
+        },
+    )
     runner = build_runner(recipe, tmp_path / "wd", log_level="WARNING")
     history = find_hook(runner, HistoryHook)
     before = {k: v.clone() for k, v in runner.model.student.state_dict().items()}
@@ -313,6 +395,7 @@ def test_batches_without_enough_readable_images_are_skipped_and_counted(cifar10,
 
 def test_partly_unreadable_batches_still_train(tiny_tree, tmp_path):
     from ssld_zoo.distill.runner import run_distill
+
     recipe = tiny_recipe(tiny_tree, no_val=True, **{"train_cfg.max_epochs": 1})
     res = run_distill(recipe, tmp_path / "wd", log_level="WARNING", export=False)
     assert torch.isfinite(torch.tensor(res.history[0]["loss"]))
@@ -320,55 +403,79 @@ def test_partly_unreadable_batches_still_train(tiny_tree, tmp_path):
 
 OPT = "optim_wrapper.optimizer"
 BAD_RECIPES = [
-    ({f"{OPT}.type": "SGDD"},
-     f"{OPT}.type='SGDD' is not a registered optimizer name; expected one of: ASGD, "),
+    (
+        {f"{OPT}.type": "SGDD"},
+        f"{OPT}.type='SGDD' is not a registered optimizer name; expected one of: ASGD, ",
+    ),
     ({f"{OPT}.lr": "0.1"}, f"{OPT}.lr='0.1': expected a number"),
-    ({f"{OPT}.momentun": 0.9},
-     f"unknown key(s) {OPT}.momentun for SGD; valid: lr, momentum, dampening, weight_decay, "
-     f"nesterov, "),
-    ({OPT: dict(type="AdamW", lr=0.1, betas=0.9, _delete_=True)},
-     f"{OPT}.betas=0.9: expected 2 numbers"),
+    (
+        {f"{OPT}.momentun": 0.9},
+        f"unknown key(s) {OPT}.momentun for SGD; valid: lr, momentum, dampening, weight_decay, "
+        f"nesterov, ",
+    ),
+    (
+        {OPT: dict(type="AdamW", lr=0.1, betas=0.9, _delete_=True)},
+        f"{OPT}.betas=0.9: expected 2 numbers",
+    ),
     ({f"{OPT}.nesterov": "yes"}, f"{OPT}.nesterov='yes': expected True or False"),
-    ({"model.student.num_classes": "10"},
-     "model.student.num_classes='10': expected an integer or None"),
-    ({"model.teacher.num_classes": 10.0},
-     "model.teacher.num_classes=10.0: expected an integer or None"),
-    ({"model.student.num_classes": True},
-     "model.student.num_classes=True: expected an integer or None"),
-    ({"train_dataloader.batch_size": "8"},
-     "train_dataloader.batch_size='8': expected an integer >= 1"),
-    ({"train_dataloader.batch_size": 0}, "train_dataloader.batch_size=0: expected an integer "
-                                         ">= 1"),
-    ({"train_dataloader.dataset.transform.hflip": "2"},
-     "train_dataloader.dataset.transform.hflip='2': expected a number"),
-    ({"train_dataloader.dataset.transform.scale": 0.5},
-     "train_dataloader.dataset.transform.scale=0.5: expected 2 numbers"),
+    (
+        {"model.student.num_classes": "10"},
+        "model.student.num_classes='10': expected an integer or None",
+    ),
+    (
+        {"model.teacher.num_classes": 10.0},
+        "model.teacher.num_classes=10.0: expected an integer or None",
+    ),
+    (
+        {"model.student.num_classes": True},
+        "model.student.num_classes=True: expected an integer or None",
+    ),
+    (
+        {"train_dataloader.batch_size": "8"},
+        "train_dataloader.batch_size='8': expected an integer >= 1",
+    ),
+    ({"train_dataloader.batch_size": 0}, "train_dataloader.batch_size=0: expected an integer >= 1"),
+    (
+        {"train_dataloader.dataset.transform.hflip": "2"},
+        "train_dataloader.dataset.transform.hflip='2': expected a number",
+    ),
+    (
+        {"train_dataloader.dataset.transform.scale": 0.5},
+        "train_dataloader.dataset.transform.scale=0.5: expected 2 numbers",
+    ),
     ({"train_cfg.max_epochs": "2"}, "train_cfg.max_epochs='2': expected an integer"),
-    ({"model.loss": dict(type="KL", temperature="4")},
-     "model.loss.temperature='4': expected a number"),
+    (
+        {"model.loss": dict(type="KL", temperature="4")},
+        "model.loss.temperature='4': expected a number",
+    ),
     ({"model.loss_weight": "1"}, "model.loss_weight='1': expected a number"),
-    ({"default_hooks.checkpoint.max_keep_ckpts": 1.5},
-     "default_hooks.checkpoint.max_keep_ckpts=1.5: expected an integer"),
+    (
+        {"default_hooks.checkpoint.max_keep_ckpts": 1.5},
+        "default_hooks.checkpoint.max_keep_ckpts=1.5: expected an integer",
+    ),
 ]
 
 
 @pytest.mark.parametrize("options,message", BAD_RECIPES, ids=[m[:40] for _, m in BAD_RECIPES])
 def test_bad_recipe_values_are_one_line_errors(tiny_tree, tmp_path, options, message):
     from ssld_zoo.distill.recipes import RecipeError
+
     with pytest.raises(RecipeError) as e:
         tiny_recipe(tiny_tree, folder=tmp_path, **options)
-    assert str(e.value).startswith(f"{tmp_path / 'tiny.py'}: {message}") and \
-        "\n" not in str(e.value), str(e.value)
+    assert str(e.value).startswith(f"{tmp_path / 'tiny.py'}: {message}") and "\n" not in str(
+        e.value
+    ), str(e.value)
 
 
 def test_recipe_errors_from_the_cli_name_the_file_and_key(kill_recipe, tmp_path, capsys):
     from ssld_zoo.cli.main import main
+
     wd = tmp_path / "wd"
-    for options, message in (([f"{OPT}.type=SGDD"], f"{OPT}.type='SGDD' is not a registered "
-                                                     f"optimizer name"),
-                             ([f"{OPT}.lr=fast"], f"{OPT}.lr='fast': expected a number"),
-                             (["model.student.num_classes=ten"],
-                              "model.student.num_classes='ten': expected")):
+    for options, message in (
+        ([f"{OPT}.type=SGDD"], f"{OPT}.type='SGDD' is not a registered optimizer name"),
+        ([f"{OPT}.lr=fast"], f"{OPT}.lr='fast': expected a number"),
+        (["model.student.num_classes=ten"], "model.student.num_classes='ten': expected"),
+    ):
         assert main(_distill(kill_recipe, wd, "--no-export", "--cfg-options", *options)) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"error: {kill_recipe}: {message}") and err.count("\n") == 1, err
@@ -377,16 +484,23 @@ def test_recipe_errors_from_the_cli_name_the_file_and_key(kill_recipe, tmp_path,
 
 def test_batch_larger_than_the_training_set_is_one_line(tiny_tree, tmp_path):
     from ssld_zoo.distill.runner import build_runner
-    recipe = tiny_recipe(tiny_tree, no_val=True, **{
-        "train_dataloader.batch_size": 64, "train_dataloader.dataset.unlabeled_roots": []})
+
+    recipe = tiny_recipe(
+        tiny_tree,
+        no_val=True,
+        **{"train_dataloader.batch_size": 64, "train_dataloader.dataset.unlabeled_roots": []},
+    )
     with pytest.raises(ValueError) as e:
         build_runner(recipe, tmp_path / "wd", log_level="WARNING")
-    assert str(e.value) == ("train_dataloader.batch_size=64 is larger than the training set: "
-                            "64 images a step but 30 training images, so an epoch would have "
-                            "no complete batch; set it to at most 30")
+    assert str(e.value) == (
+        "train_dataloader.batch_size=64 is larger than the training set: "
+        "64 images a step but 30 training images, so an epoch would have "
+        "no complete batch; set it to at most 30"
+    )
 
 
 def test_out_of_range_out_indices_is_an_error():
     import ssld_zoo
+
     with pytest.raises(ValueError, match="out_indices"):
         ssld_zoo.load(TINY_ARCH, pretrained=False, features_only=True, out_indices=(9,))

@@ -1,5 +1,6 @@
 """The CIFAR-10 reproduction: its recipes differ only where the arms mean to, and the driver
 (benchmarks/reproduce_cifar10.py) runs them end to end, resumes and reports the targets."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,7 +24,8 @@ def _driver():
     name = "reproduce_cifar10"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(
-            name, REPO / "benchmarks" / "reproduce_cifar10.py")
+            name, REPO / "benchmarks" / "reproduce_cifar10.py"
+        )
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod  # dataclasses look their module up there
         spec.loader.exec_module(mod)
@@ -50,16 +52,19 @@ def test_nested_recipe_names_resolve_and_name_the_default_work_dir():
 
 def test_arms_differ_only_in_teacher_loss_and_data():
     from tests.distill.recipe_fields import as_before  # the sections, by meaning
+
     r = {a.key: as_before(load_recipe(a.recipe)) for a in _driver().ARMS}
     students = {k: v for k, v in r.items() if k != "teacher"}
-    images = {k: 10_000 + (5_000 if v["data"]["unlabeled_roots"] else 0)
-              for k, v in students.items()}
+    images = {
+        k: 10_000 + (5_000 if v["data"]["unlabeled_roots"] else 0) for k, v in students.items()
+    }
     for key, rec in students.items():
         # Same student, optimiser, schedule shape, augmentation, evaluation and seed everywhere.
         for section in ("student", "optimizer", "runtime"):
             assert rec[section] == r["a"][section], (key, section)
-        assert {k: v for k, v in rec["schedule"].items() if k != "epochs"} == \
-            {k: v for k, v in r["a"]["schedule"].items() if k != "epochs"}, key
+        assert {k: v for k, v in rec["schedule"].items() if k != "epochs"} == {
+            k: v for k, v in r["a"]["schedule"].items() if k != "epochs"
+        }, key
         same = {k: v for k, v in rec["data"].items() if k != "unlabeled_roots"}
         assert same == {k: v for k, v in r["a"]["data"].items() if k != "unlabeled_roots"}, key
         # ... and as many optimiser steps (full batches: the loader drops the last one), so
@@ -68,9 +73,13 @@ def test_arms_differ_only_in_teacher_loss_and_data():
         steps = images[key] // rec["data"]["batch_size"] * rec["schedule"]["epochs"]
         assert steps == (117 * 30 if key == "c_epochs" else 78 * 30), key
     assert r["c_epochs"]["schedule"]["epochs"] == r["b"]["schedule"]["epochs"]
-    assert {k: v for k, v in r["c_epochs"].items() if k not in ("schedule", "export", "description",
-                                                               "_path")} == \
-        {k: v for k, v in r["c"].items() if k not in ("schedule", "export", "description", "_path")}
+    assert {
+        k: v
+        for k, v in r["c_epochs"].items()
+        if k not in ("schedule", "export", "description", "_path")
+    } == {
+        k: v for k, v in r["c"].items() if k not in ("schedule", "export", "description", "_path")
+    }
     assert r["a"]["teacher"] is None and r["a"]["hard_label_weight"] == 1.0
     for key in ("b", "c", "c_epochs", "kl", "soft_ce", "hard"):
         # No human label in any distillation arm; all learn from the same teacher export.
@@ -81,16 +90,26 @@ def test_arms_differ_only_in_teacher_loss_and_data():
     for key in ("c", "c_epochs", "kl", "soft_ce", "hard"):
         # relative to the recipe's folder: ../shared beside the checkout, from any directory
         assert [os.path.normpath(REPO / p) for p in r[key]["data"]["unlabeled_roots"]] == [
-            str(REPO.parent / "shared" / "data" / "cifar10" / "unlabeled")], key
-    assert [r[k]["loss"]["type"] for k in ("c", "kl", "soft_ce", "hard")] == \
-        ["SymmetricKL", "KL", "SoftTargetCE", "PseudoLabelCE"]
+            str(REPO.parent / "shared" / "data" / "cifar10" / "unlabeled")
+        ], key
+    assert [r[k]["loss"]["type"] for k in ("c", "kl", "soft_ce", "hard")] == [
+        "SymmetricKL",
+        "KL",
+        "SoftTargetCE",
+        "PseudoLabelCE",
+    ]
     assert r["teacher"]["student"]["name"] == r["b"]["teacher"]["name"]
     assert r["teacher"]["export"]["name"] + ".safetensors" == _driver().TEACHER_EXPORT
 
 
 # One epoch of batches of 8, its first half warming up, validated at its end.
-FAST = ["train_cfg.max_epochs=1", "param_scheduler.0.end=0.5", "param_scheduler.1.begin=0.5",
-        "train_dataloader.batch_size=8", "train_cfg.val_interval=1"]
+FAST = [
+    "train_cfg.max_epochs=1",
+    "param_scheduler.0.end=0.5",
+    "param_scheduler.1.begin=0.5",
+    "train_dataloader.batch_size=8",
+    "train_cfg.val_interval=1",
+]
 
 
 def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
@@ -99,14 +118,29 @@ def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
     work = tmp_path / "work"
     opts = FAST
     # Asking for (c) alone trains the teacher it needs first.
-    assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms", "a,c",
-                     "--jobs", "2", "--cfg-options", *opts]) == 0
+    assert (
+        drv.main(
+            [
+                "--data",
+                str(data),
+                "--work-dir",
+                str(work),
+                "--arms",
+                "a,c",
+                "--jobs",
+                "2",
+                "--cfg-options",
+                *opts,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     res = json.loads((work / "results.json").read_text())
     assert [r["key"] for r in res["rows"]] == ["a", "c"]
     a, c = res["rows"]
     assert (a["images"], a["labels_used"]) == (30, 30)
-    assert (c["images"], c["labels_used"]) == (41, 0)     # train + unlabeled, no label read
+    assert (c["images"], c["labels_used"]) == (41, 0)  # train + unlabeled, no label read
     assert (a["steps"], c["steps"]) == (30 // 8, 41 // 8)  # 1 epoch of full batches of 8
     assert c["teacher_top1"] is not None and 0 <= c["top1"] <= 100
     assert (work / "teacher" / drv.TEACHER_EXPORT).is_file()
@@ -114,8 +148,12 @@ def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
     assert "| (c) SSLD + unlabeled, (b)'s steps | mobilenetv1_x0_5 |" in out
     assert "3 arm(s) trained" in out
     # Second call: everything is exported already, nothing is trained again.
-    assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms", "a,c",
-                     "--cfg-options", *opts]) == 0
+    assert (
+        drv.main(
+            ["--data", str(data), "--work-dir", str(work), "--arms", "a,c", "--cfg-options", *opts]
+        )
+        == 0
+    )
     assert "0 arm(s) trained" in capsys.readouterr().out
     assert json.loads((work / "results.json").read_text())["rows"] == res["rows"]
 
@@ -124,12 +162,16 @@ def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
     arms = {a.key: a for a in drv.ARMS}
     teacher, a_arm, c_arm = arms["teacher"], arms["a"], arms["c"]
     assert drv.plan([a_arm, c_arm], teacher, data, work, opts, force=False) == []
-    assert drv.stale_sections(a_arm, data, work, opts + ["optim_wrapper.optimizer.lr=0.05"]) \
-        == ["optim_wrapper"]
+    assert drv.stale_sections(a_arm, data, work, opts + ["optim_wrapper.optimizer.lr=0.05"]) == [
+        "optim_wrapper"
+    ]
     hflip = "train_dataloader.dataset.transform.hflip=0.0"
     assert drv.stale_sections(c_arm, data, work, opts + [hflip]) == ["data"]
-    assert drv.plan([a_arm, c_arm], teacher, data, work, opts + [hflip],
-                    force=False) == [teacher, a_arm, c_arm]
+    assert drv.plan([a_arm, c_arm], teacher, data, work, opts + [hflip], force=False) == [
+        teacher,
+        a_arm,
+        c_arm,
+    ]
     # ... and so does a teacher newer than the students that learnt from it.
     t_file = work / "teacher" / drv.TEACHER_EXPORT
     os.utime(t_file, (t_file.stat().st_atime, t_file.stat().st_mtime + 60))
@@ -144,14 +186,30 @@ def test_driver_builds_the_cache_once_for_the_cached_arms(tiny_tree, tmp_path: P
     data = tiny_tree["train"].parent
     work = tmp_path / "work"
     opts = FAST
-    assert drv.main(["--data", str(data), "--work-dir", str(work), "--arms",
-                     "b,cached_1,cached_4", "--cfg-options", *opts]) == 0
+    assert (
+        drv.main(
+            [
+                "--data",
+                str(data),
+                "--work-dir",
+                str(work),
+                "--arms",
+                "b,cached_1,cached_4",
+                "--cfg-options",
+                *opts,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     m = json.loads((work / "teacher_cache" / "manifest.json").read_text())
     assert m["complete"] and m["spec"]["views"] == drv.CACHE_VIEWS
     assert m["spec"]["num_images"] == 30  # (b)'s images: train only
-    cards = {k: json.loads(drv.card_of(work, a).read_text())["training"]
-             for k, a in {a.key: a for a in drv.ARMS}.items() if k in ("cached_1", "cached_4")}
+    cards = {
+        k: json.loads(drv.card_of(work, a).read_text())["training"]
+        for k, a in {a.key: a for a in drv.ARMS}.items()
+        if k in ("cached_1", "cached_4")
+    }
     assert cards["cached_1"]["data"]["views"] == 1
     assert cards["cached_4"]["data"]["views"] == 4
     assert "| (b) SSLD from the cache, N=4 | 4 |" in out
@@ -188,8 +246,10 @@ def test_teacher_fit_statistics_by_hand():
         def forward(self, x):
             return torch.log(torch.tensor([[0.7, 0.2, 0.1]])).expand(len(x), 3)
 
-    batch = {"inputs": torch.zeros(4, 3, 2, 2, dtype=torch.uint8),
-             "labels": torch.tensor([0, 0, 1, -1])}  # the unlabeled one is left out of top-1
+    batch = {
+        "inputs": torch.zeros(4, 3, 2, 2, dtype=torch.uint8),
+        "labels": torch.tensor([0, 0, 1, -1]),
+    }  # the unlabeled one is left out of top-1
     s = _teacher_fit().crop_stats(Fixed(), batch, torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1))
     assert s["top1"] == pytest.approx(200 / 3)
     assert s["confidence"] == pytest.approx(0.7)
@@ -198,18 +258,40 @@ def test_teacher_fit_statistics_by_hand():
 
 def test_teacher_fit_runs_on_real_crops(tiny_tree, tmp_path: Path, capsys):
     import ssld_zoo
-    from ssld_zoo.weights.export import export_with_card
     from ssld_zoo.registry import EvalTransform, WeightCard
+    from ssld_zoo.weights.export import export_with_card
+
     weights = export_with_card(
         ssld_zoo.load("mobilenetv1_x0_25", pretrained=False, num_classes=10).state_dict(),
-        tmp_path / "teacher.safetensors", WeightCard(
-            name="t", arch="mobilenetv1_x0_25", urls=("teacher.safetensors",), top1=None,
-            top1_source="", num_classes=10, transform=EvalTransform(32, 32)))
-    assert _teacher_fit().main([str(weights), "--arch", "mobilenetv1_x0_25", "--data",
-                                str(tiny_tree["train"].parent), "--images", "8"]) == 0
+        tmp_path / "teacher.safetensors",
+        WeightCard(
+            name="t",
+            arch="mobilenetv1_x0_25",
+            urls=("teacher.safetensors",),
+            top1=None,
+            top1_source="",
+            num_classes=10,
+            transform=EvalTransform(32, 32),
+        ),
+    )
+    assert (
+        _teacher_fit().main(
+            [
+                str(weights),
+                "--arch",
+                "mobilenetv1_x0_25",
+                "--data",
+                str(tiny_tree["train"].parent),
+                "--images",
+                "8",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for split in ("train", "unlabeled", "val"):
         assert f"│ {split} " in out
     with pytest.raises(SystemExit, match="nope.safetensors: no such weights file"):
-        _teacher_fit().main([str(tmp_path / "nope.safetensors"), "--data",
-                             str(tiny_tree["train"].parent)])
+        _teacher_fit().main(
+            [str(tmp_path / "nope.safetensors"), "--data", str(tiny_tree["train"].parent)]
+        )

@@ -1,5 +1,6 @@
 """The teacher cache on real CIFAR-10 images: build, exact replay, resume, refusals, training
 from it (multi-crop, mixing, resume), mining from it, the CLI, and a 2-process build."""
+
 from __future__ import annotations
 
 import json
@@ -19,15 +20,26 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _teacher_file(tmp: Path) -> str:
     """A fixed random teacher as a weights file (what real recipes name)."""
-    from ssld_zoo.weights.export import export_with_card
     from ssld_zoo.registry import EvalTransform, WeightCard
+    from ssld_zoo.weights.export import export_with_card
+
     torch.manual_seed(1)
     model = __import__("ssld_zoo").load(TINY_ARCH, pretrained=False, num_classes=10)
     out = tmp / "teacher.safetensors"
     if not out.exists():
-        export_with_card(model.state_dict(), out, WeightCard(
-            name="tiny_teacher", arch=TINY_ARCH, urls=(out.name,), top1=None, top1_source="",
-            num_classes=10, transform=EvalTransform(32, 32)))
+        export_with_card(
+            model.state_dict(),
+            out,
+            WeightCard(
+                name="tiny_teacher",
+                arch=TINY_ARCH,
+                urls=(out.name,),
+                top1=None,
+                top1_source="",
+                num_classes=10,
+                transform=EvalTransform(32, 32),
+            ),
+        )
     return str(out)
 
 
@@ -45,14 +57,17 @@ def _recipe(tree, teacher_weights, **options):
 def built(tiny_tree, teacher_weights, tmp_path_factory):
     """A cache over the tiny tree's 30 labeled + 11 unlabeled images, 6 views, top-4."""
     from ssld_zoo.distill.cache import build_teacher_cache
+
     root = tmp_path_factory.mktemp("cache") / "c"
-    res = build_teacher_cache(_recipe(tiny_tree, teacher_weights), root, views=6, topk=4,
-                              shard_size=16)
+    res = build_teacher_cache(
+        _recipe(tiny_tree, teacher_weights), root, views=6, topk=4, shard_size=16
+    )
     return root, res
 
 
 def test_build_writes_a_complete_manifest_shards_and_scores(built):
     from ssld_zoo.distill.cache import TeacherCache
+
     root, res = built
     m = json.loads((root / "manifest.json").read_text())
     assert m["complete"] and m["format_version"] == 2
@@ -60,8 +75,11 @@ def test_build_writes_a_complete_manifest_shards_and_scores(built):
     assert (spec["views"], spec["topk"], spec["kind"], spec["num_images"]) == (6, 4, "topk", 41)
     assert spec["teacher"]["name"] == TINY_ARCH and len(spec["teacher"]["weights_sha256"]) == 64
     assert spec["transform"]["input_size"] == 32
-    assert [s["file"] for s in m["shards"]] == ["shard_00000.npy", "shard_00001.npy",
-                                                 "shard_00002.npy"]
+    assert [s["file"] for s in m["shards"]] == [
+        "shard_00000.npy",
+        "shard_00001.npy",
+        "shard_00002.npy",
+    ]
     assert res.built_shards == 3 and res.reused_shards == 0 and res.images == 41
     assert m["bytes"] == sum((root / s["file"]).stat().st_size for s in m["shards"])
     cache = TeacherCache(root)
@@ -79,10 +97,12 @@ def test_views_replay_exactly_and_hold_the_teachers_top_k(built, tiny_tree, teac
     """Replaying a stored view (its seed, the recipe's transform) gives the crop the teacher
     saw: the stored top-k is the teacher's top-k on the replayed view; view v is the crop an
     online run sees at epoch v."""
-    import ssld_zoo
-    from ssld_zoo.distill.cache import TeacherCache
-    from ssld_zoo.data.images import read_image, sample_seed, seeded
     from mmengine.registry import DATASETS
+
+    import ssld_zoo
+    from ssld_zoo.data.images import read_image, sample_seed, seeded
+    from ssld_zoo.distill.cache import TeacherCache
+
     root, _ = built
     recipe = _recipe(tiny_tree, teacher_weights)
     online = DATASETS.build(recipe.train_dataloader.dataset)
@@ -104,8 +124,7 @@ def test_views_replay_exactly_and_hold_the_teachers_top_k(built, tiny_tree, teac
                 p = teacher((x[None].float() / 255 - mean) / std).softmax(-1)[0]
             top = p.topk(4)
             assert rec["ids"][v].tolist() == top.indices.tolist()
-            assert np.allclose(rec["probs"][v].astype(np.float32), top.values.numpy(),
-                               atol=2e-3)
+            assert np.allclose(rec["probs"][v].astype(np.float32), top.values.numpy(), atol=2e-3)
 
 
 def test_the_train_transform_draws_as_torchvision_compose():
@@ -113,13 +132,19 @@ def test_the_train_transform_draws_as_torchvision_compose():
     runs made before it are reproduced."""
     from PIL import Image
     from torchvision.transforms import v2 as T
+
     from ssld_zoo.data.images import build_train_transform, seeded
+
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), np.uint8))
     ours = build_train_transform(24, scale=(0.2, 1.0), auto_augment="rand-m9-n2")
-    ref = T.Compose([T.RandomResizedCrop(24, scale=(0.2, 1.0), antialias=True),
-                     T.RandomHorizontalFlip(0.5),
-                     T.RandAugment(2, 9, interpolation=T.InterpolationMode.BILINEAR),
-                     T.PILToTensor()])
+    ref = T.Compose(
+        [
+            T.RandomResizedCrop(24, scale=(0.2, 1.0), antialias=True),
+            T.RandomHorizontalFlip(0.5),
+            T.RandAugment(2, 9, interpolation=T.InterpolationMode.BILINEAR),
+            T.PILToTensor(),
+        ]
+    )
     for seed in range(8):
         with seeded(seed):
             a = ours(img)
@@ -130,6 +155,7 @@ def test_the_train_transform_draws_as_torchvision_compose():
 
 def test_view_schedule_uses_every_view_before_any_repeat():
     from ssld_zoo.distill.cache.dataset import view_index
+
     n = 5
     first = [view_index(0, 7, s, n) for s in range(n)]
     assert first == list(range(n))  # epoch v = the online run's crop v
@@ -137,14 +163,19 @@ def test_view_schedule_uses_every_view_before_any_repeat():
         got = [view_index(0, 7, cycle * n + s, n) for s in range(n)]
         assert sorted(got) == list(range(n))
     # later passes are shuffled, per image and per pass
-    orders = {tuple(view_index(0, row, cycle * n + s, n) for s in range(n))
-              for row in range(6) for cycle in (1, 2)}
+    orders = {
+        tuple(view_index(0, row, cycle * n + s, n) for s in range(n))
+        for row in range(6)
+        for cycle in (1, 2)
+    }
     assert len(orders) > 1
 
 
-def test_a_killed_build_resumes_without_redoing_finished_shards(tiny_tree, teacher_weights,
-                                                                 tmp_path, built, monkeypatch):
+def test_a_killed_build_resumes_without_redoing_finished_shards(
+    tiny_tree, teacher_weights, tmp_path, built, monkeypatch
+):
     from ssld_zoo.distill.cache import build, build_teacher_cache
+
     recipe = _recipe(tiny_tree, teacher_weights)
     root = tmp_path / "c"
     real = build._write_shard
@@ -173,38 +204,59 @@ def test_a_killed_build_resumes_without_redoing_finished_shards(tiny_tree, teach
 
 def test_a_folder_built_for_other_settings_is_refused(built, tiny_tree, teacher_weights):
     from ssld_zoo.distill.cache import CacheMismatchError, build_teacher_cache
+
     with pytest.raises(CacheMismatchError, match=r"topk: 4 in the cache, 3 now"):
-        build_teacher_cache(_recipe(tiny_tree, teacher_weights), built[0], views=6, topk=3,
-                            shard_size=16)
+        build_teacher_cache(
+            _recipe(tiny_tree, teacher_weights), built[0], views=6, topk=3, shard_size=16
+        )
 
 
 def _cached(tree, weights, root, crops_per_image=1, views=None, **options):
     """The tiny recipe training from the cache at ``root`` (as recipes/cifar10/ssld_cached.py)."""
     recipe = _recipe(tree, weights, **options)
     images = recipe.train_dataloader.dataset.to_dict()
-    recipe.merge_from_dict({
-        "model.teacher_cache": str(root), "train_dataloader.collate_fn.type": "collate_cached",
-        "train_dataloader.dataset": dict(_delete_=True, type="CachedViewDataset",
-                                         cache=str(root), images=images,
-                                         crops_per_image=crops_per_image, views=views)})
+    recipe.merge_from_dict(
+        {
+            "model.teacher_cache": str(root),
+            "train_dataloader.collate_fn.type": "collate_cached",
+            "train_dataloader.dataset": dict(
+                _delete_=True,
+                type="CachedViewDataset",
+                cache=str(root),
+                images=images,
+                crops_per_image=crops_per_image,
+                views=views,
+            ),
+        }
+    )
     return recipe
 
 
-def test_training_refuses_a_cache_that_does_not_match_the_recipe(built, tiny_tree,
-                                                                 teacher_weights, tmp_path):
+def test_training_refuses_a_cache_that_does_not_match_the_recipe(
+    built, tiny_tree, teacher_weights, tmp_path
+):
     from ssld_zoo.distill.cache import CacheMismatchError
     from ssld_zoo.distill.runner import build_runner
+
     root = built[0]
     cases = [
-        ({"train_dataloader.dataset.transform.scale": (0.3, 1.0)},
-         r"scale: \[0.08, 1.0\] in the cache, \[0.3, 1.0\]"),
-        ({"model.teacher.weights": None},
-         r"teacher.weights: '.*teacher.safetensors' in the cache, None in the recipe"),
-        ({"model.mean": (0.5, 0.5, 0.5)},
-         r"mean: \(0.485, 0.456, 0.406\) in the cache, \(0.5, 0.5, 0.5\) for the recipe's "
-         r"teacher"),
-        ({"train_dataloader.dataset.unlabeled_roots": [str(tiny_tree["val"])]},
-         r"10 of the recipe's 40 images are not in the cache \(first: .*val"),
+        (
+            {"train_dataloader.dataset.transform.scale": (0.3, 1.0)},
+            r"scale: \[0.08, 1.0\] in the cache, \[0.3, 1.0\]",
+        ),
+        (
+            {"model.teacher.weights": None},
+            r"teacher.weights: '.*teacher.safetensors' in the cache, None in the recipe",
+        ),
+        (
+            {"model.mean": (0.5, 0.5, 0.5)},
+            r"mean: \(0.485, 0.456, 0.406\) in the cache, \(0.5, 0.5, 0.5\) for the recipe's "
+            r"teacher",
+        ),
+        (
+            {"train_dataloader.dataset.unlabeled_roots": [str(tiny_tree["val"])]},
+            r"10 of the recipe's 40 images are not in the cache \(first: .*val",
+        ),
     ]
     for options, msg in cases:
         recipe = _cached(tiny_tree, teacher_weights, root, **options)
@@ -212,6 +264,7 @@ def test_training_refuses_a_cache_that_does_not_match_the_recipe(built, tiny_tre
             build_runner(recipe, tmp_path / "wd", log_level="WARNING")
     # the same weights under another path are the same teacher (the content hash decides)
     import shutil
+
     moved = tmp_path / "moved" / "teacher.safetensors"
     moved.parent.mkdir()
     shutil.copy(teacher_weights, moved)
@@ -219,13 +272,16 @@ def test_training_refuses_a_cache_that_does_not_match_the_recipe(built, tiny_tre
     recipe = _cached(tiny_tree, teacher_weights, root, **{"model.teacher.weights": str(moved)})
     build_runner(recipe, tmp_path / "wd_moved", log_level="WARNING")
     with pytest.raises(CacheMismatchError, match="stores 6 views"):
-        build_runner(_cached(tiny_tree, teacher_weights, root, views=7), tmp_path / "wd",
-                     log_level="WARNING")
+        build_runner(
+            _cached(tiny_tree, teacher_weights, root, views=7), tmp_path / "wd", log_level="WARNING"
+        )
 
 
 def test_a_missing_or_truncated_shard_is_named(built, tmp_path):
     import shutil
+
     from ssld_zoo.distill.cache import CacheError, TeacherCache
+
     root = tmp_path / "copy"
     shutil.copytree(built[0], root)
     shard = root / "shard_00001.npy"
@@ -244,11 +300,19 @@ def test_a_missing_or_truncated_shard_is_named(built, tmp_path):
 
 
 def test_training_from_the_cache_runs_without_a_teacher_and_resumes_exactly(
-        built, tiny_tree, teacher_weights, tmp_path):
+    built, tiny_tree, teacher_weights, tmp_path
+):
     from safetensors.torch import load_file
+
     from ssld_zoo.distill.runner import build_runner, run_distill
-    recipe = _cached(tiny_tree, teacher_weights, built[0], crops_per_image=2, **{
-        "model.mix": dict(mixup_alpha=0.2, cutmix_alpha=1.0, prob=0.5)})
+
+    recipe = _cached(
+        tiny_tree,
+        teacher_weights,
+        built[0],
+        crops_per_image=2,
+        **{"model.mix": dict(mixup_alpha=0.2, cutmix_alpha=1.0, prob=0.5)},
+    )
     runner = build_runner(recipe, tmp_path / "probe", log_level="WARNING")
     model = runner.model
     assert model.teacher is None and model.cache == {"kind": "topk", "num_classes": 10}
@@ -264,8 +328,9 @@ def test_training_from_the_cache_runs_without_a_teacher_and_resumes_exactly(
     assert card["training"]["teacher_cache"] == str(built[0])
     assert card["training"]["data"]["crops_per_image"] == 2
     # one epoch, then resume for the second: the same weights as the uninterrupted run
-    run_distill(recipe, tmp_path / "part", log_level="WARNING", extra_hooks=[_StopAfter(1)],
-                export=False)
+    run_distill(
+        recipe, tmp_path / "part", log_level="WARNING", extra_hooks=[_StopAfter(1)], export=False
+    )
     assert (tmp_path / "part" / "epoch_1.pth").is_file()
     assert not (tmp_path / "part" / "epoch_2.pth").exists()
     resumed = run_distill(recipe, tmp_path / "part", resume=True, log_level="WARNING")
@@ -284,6 +349,7 @@ class _StopAfter:
             def after_train_epoch(self, runner):
                 if runner.epoch + 1 >= n:
                     runner.train_loop._max_epochs = runner.epoch + 1
+
         return Stop()
 
 
@@ -291,6 +357,7 @@ def test_cached_targets_match_the_teacher_and_every_loss_takes_them():
     from ssld_zoo.distill.cache import dense_log_probs
     from ssld_zoo.distill.cache.format import dense_probs
     from ssld_zoo.distill.losses import LOSSES, build_loss
+
     torch.manual_seed(0)
     t, s = torch.randn(6, 10) * 3, torch.randn(6, 10, requires_grad=True)
     p = t.softmax(-1)
@@ -306,74 +373,138 @@ def test_cached_targets_match_the_teacher_and_every_loss_takes_them():
         loss.backward()
         assert torch.isfinite(s.grad).all(), name
         s.grad = None
-    assert build_loss("KL")(s, full).item() == pytest.approx(build_loss("KL")(s, t).item(),
-                                                             abs=2e-3)
+    assert build_loss("KL")(s, full).item() == pytest.approx(
+        build_loss("KL")(s, t).item(), abs=2e-3
+    )
     # sampled: frequencies renormalised, zero elsewhere, finite losses that are linear in t
-    sp = dense_probs(torch.tensor([[1, 4, 4]]), torch.tensor([[0.5, 0.25, 0.25]]), 10,
-                     kind="sampled")
+    sp = dense_probs(
+        torch.tensor([[1, 4, 4]]), torch.tensor([[0.5, 0.25, 0.25]]), 10, kind="sampled"
+    )
     assert sp[0, 4] == pytest.approx(0.5) and sp[0, 0] == 0
-    assert torch.isfinite(build_loss("KL")(s[:1], dense_log_probs(
-        torch.tensor([[1, 4, 0]]), torch.tensor([[0.5, 0.5, 0.0]]), 10, kind="sampled")))
+    assert torch.isfinite(
+        build_loss("KL")(
+            s[:1],
+            dense_log_probs(
+                torch.tensor([[1, 4, 0]]), torch.tensor([[0.5, 0.5, 0.0]]), 10, kind="sampled"
+            ),
+        )
+    )
 
 
-def test_a_sampled_cache_is_unbiased_and_refused_for_nonlinear_losses(tiny_tree,
-                                                                      teacher_weights, tmp_path):
+def test_a_sampled_cache_is_unbiased_and_refused_for_nonlinear_losses(
+    tiny_tree, teacher_weights, tmp_path
+):
     from ssld_zoo.distill.cache import CacheMismatchError, build_teacher_cache
     from ssld_zoo.distill.cache.build import _targets
     from ssld_zoo.distill.cache.format import dense_probs
     from ssld_zoo.distill.runner import build_runner
+
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).repeat(4000, 1)
     ids, probs, p = _targets(logits, 8, "sampled", torch.Generator().manual_seed(0))
     est = dense_probs(ids, probs, 4, "sampled").mean(0)
     assert torch.allclose(est, p[0], atol=0.01)  # E[frequency] = probability
     root = tmp_path / "sampled"
-    build_teacher_cache(_recipe(tiny_tree, teacher_weights), root, views=2, topk=4,
-                        kind="sampled")
+    build_teacher_cache(_recipe(tiny_tree, teacher_weights), root, views=2, topk=4, kind="sampled")
     with pytest.raises(CacheMismatchError, match="'sampled' cache .*SymmetricKL"):
-        build_runner(_cached(tiny_tree, teacher_weights, root), tmp_path / "wd",
-                     log_level="WARNING")
+        build_runner(
+            _cached(tiny_tree, teacher_weights, root), tmp_path / "wd", log_level="WARNING"
+        )
     recipe = _cached(tiny_tree, teacher_weights, root, **{"model.loss.type": "KL"})
     runner = build_runner(recipe, tmp_path / "wd2", log_level="WARNING")
     assert runner.model.cache["kind"] == "sampled"
 
 
-def test_mining_reuses_the_cache_scores_without_the_teacher(built, tiny_tree, tmp_path,
-                                                             teacher_weights):
+def test_mining_reuses_the_cache_scores_without_the_teacher(
+    built, tiny_tree, tmp_path, teacher_weights
+):
     from ssld_zoo.distill.cache import CacheMismatchError, TeacherCache
     from ssld_zoo.distill.mining import mine
+
     root = built[0]
     scores = TeacherCache(root).scores()
-    res = mine(TINY_ARCH, tiny_tree["unlabeled"], per_class=2, out=tmp_path / "mined.tsv",
-               cache=root, device="cpu", weights=teacher_weights)
+    res = mine(
+        TINY_ARCH,
+        tiny_tree["unlabeled"],
+        per_class=2,
+        out=tmp_path / "mined.tsv",
+        cache=root,
+        device="cpu",
+        weights=teacher_weights,
+    )
     assert res.scored == 0 and res.reused == 11
-    lines = [line.split("\t") for line in (tmp_path / "mined.tsv").read_text().splitlines()
-             if not line.startswith("#")]
+    lines = [
+        line.split("\t")
+        for line in (tmp_path / "mined.tsv").read_text().splitlines()
+        if not line.startswith("#")
+    ]
     assert lines and all(scores[p][0] == int(c) for p, c, _ in lines)
     with pytest.raises(CacheMismatchError, match="built with teacher"):
-        mine("resnet18_vd", tiny_tree["unlabeled"], per_class=2, out=tmp_path / "x.tsv",
-             cache=root)
+        mine("resnet18_vd", tiny_tree["unlabeled"], per_class=2, out=tmp_path / "x.tsv", cache=root)
     with pytest.raises(CacheMismatchError, match="10 of the 10 pool images are not in"):
-        mine(TINY_ARCH, tiny_tree["val"], per_class=2, out=tmp_path / "y.tsv", cache=root,
-             weights=teacher_weights)
+        mine(
+            TINY_ARCH,
+            tiny_tree["val"],
+            per_class=2,
+            out=tmp_path / "y.tsv",
+            cache=root,
+            weights=teacher_weights,
+        )
 
 
 def test_cli_label_and_a_two_process_build_equal_a_single_process_one(
-        built, tiny_tree, teacher_weights, tmp_path):
+    built, tiny_tree, teacher_weights, tmp_path
+):
     recipe = write_recipe(tmp_path / "r.py", _recipe(tiny_tree, teacher_weights))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-port", "29533", "-m", "ssld_zoo.cli.main", "label", str(recipe),
-           "--views", "6", "--topk", "4", "--shard-size", "16", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29533",
+        "-m",
+        "ssld_zoo.cli.main",
+        "label",
+        str(recipe),
+        "--views",
+        "6",
+        "--topk",
+        "4",
+        "--shard-size",
+        "16",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "41 images x 6 views" in " ".join(proc.stdout.split())  # rich wraps at 80 columns
     for s in range(3):
-        assert (out / f"shard_{s:05d}.npy").read_bytes() == \
-            (built[0] / f"shard_{s:05d}.npy").read_bytes(), s
+        assert (out / f"shard_{s:05d}.npy").read_bytes() == (
+            built[0] / f"shard_{s:05d}.npy"
+        ).read_bytes(), s
     assert (out / "scores.tsv").read_text() == (built[0] / "scores.tsv").read_text()
-    bad = subprocess.run([sys.executable, "-m", "ssld_zoo.cli.main", "label", str(recipe),
-                          "--views", "6", "--topk", "3", "--out", str(out)], env=env,
-                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ssld_zoo.cli.main",
+            "label",
+            str(recipe),
+            "--views",
+            "6",
+            "--topk",
+            "3",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert bad.returncode == 1 and "topk: 4 in the cache, 3 now" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stdout + bad.stderr

@@ -1,5 +1,6 @@
 """Fixtures of the downstream tests: the OpenMMLab stack (installed by
 ``downstream/install_openmmlab.sh``; tests skip without it, and fail under CI) and quiet logs."""
+
 from __future__ import annotations
 
 import importlib
@@ -23,6 +24,7 @@ def _require(unavailable, *modules: str) -> None:
 
 def _quiet() -> None:
     from mmengine.logging import MMLogger
+
     MMLogger.get_instance("mmengine").setLevel(logging.ERROR)
     MMLogger.get_current_instance().setLevel(logging.ERROR)
 
@@ -32,6 +34,7 @@ def mmengine_only(resource_unavailable):
     """mmengine importable and the adapter registered (no mmcv ops needed)."""
     _require(resource_unavailable, "mmengine")
     import ssld_zoo.adapters.mmlab  # noqa: F401  (registers SSLDBackbone)
+
     _quiet()
 
 
@@ -40,8 +43,10 @@ def mmdet(resource_unavailable):
     """mmdet's modules registered, default scope mmdet."""
     _require(resource_unavailable, "mmengine", "mmcv.ops", "mmdet")
     from mmdet.utils import register_all_modules
+
     register_all_modules(init_default_scope=True)
     import ssld_zoo.adapters.mmlab  # noqa: F401
+
     _quiet()
 
 
@@ -50,6 +55,8 @@ def mmseg(resource_unavailable):
     """mmseg's modules registered, default scope mmseg."""
     _require(resource_unavailable, "mmengine", "mmcv.ops", "mmseg")
     from mmseg.utils import register_all_modules
+
     register_all_modules(init_default_scope=True)
     import ssld_zoo.adapters.mmlab  # noqa: F401
+
     _quiet()

@@ -1,4 +1,5 @@
 """SSLDBackbone and SSLDStageLrConstructor (needs mmengine only)."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,6 +11,7 @@ import ssld_zoo
 
 def _build(**kw):
     from mmengine.registry import MODELS
+
     return MODELS.build(dict(type="SSLDBackbone", **kw))
 
 
@@ -31,8 +33,9 @@ def test_weights_file_is_loaded_by_init_weights(mmengine_only, tmp_path):
     b = _build(model="resnet18_vd", weights=str(tmp_path / "r18.pth"))
     assert not torch.equal(b.body.model.stem[0].conv.weight, src.stem[0].conv.weight)
     b.init_weights()
-    torch.testing.assert_close(b.body.model.blocks[5].conv1.conv.weight,
-                               src.blocks[5].conv1.conv.weight)
+    torch.testing.assert_close(
+        b.body.model.blocks[5].conv1.conv.weight, src.blocks[5].conv1.conv.weight
+    )
 
 
 def test_frozen_stages_get_no_gradient(mmengine_only):
@@ -85,8 +88,10 @@ def test_weights_errors_name_the_choices(mmengine_only):
 
 def test_default_weights_are_the_ssld_ones(mmengine_only):
     assert _build(model="resnet50_vd").weights == "resnet50_vd_ssld"
-    assert _build(model="mobilenetv3_large_x1_0", out_indices=(2, 3, 4)).weights == \
-        "mobilenetv3_large_x1_0_ssld"
+    assert (
+        _build(model="mobilenetv3_large_x1_0", out_indices=(2, 3, 4)).weights
+        == "mobilenetv3_large_x1_0_ssld"
+    )
     assert _build(model="resnet50_vd", weights="resnet50_vd").weights == "resnet50_vd"
 
 
@@ -95,30 +100,43 @@ def test_pretrained_init_cfg_replaces_zoo_weights(mmengine_only, tmp_path):
     path = tmp_path / "bb.pth"
     torch.save({f"body.{k}": v for k, v in src.state_dict().items()}, path)
     # weights='resnet18_vd' would need a download; the Pretrained init_cfg wins instead.
-    b = _build(model="resnet18_vd", weights="resnet18_vd",
-               init_cfg=dict(type="Pretrained", checkpoint=str(path)))
+    b = _build(
+        model="resnet18_vd",
+        weights="resnet18_vd",
+        init_cfg=dict(type="Pretrained", checkpoint=str(path)),
+    )
     b.init_weights()
-    torch.testing.assert_close(b.body.model.blocks[3].conv0.conv.weight,
-                               src.model.blocks[3].conv0.conv.weight)
+    torch.testing.assert_close(
+        b.body.model.blocks[3].conv0.conv.weight, src.model.blocks[3].conv0.conv.weight
+    )
 
 
 def test_stage_lr_constructor_maps_stage_names(mmengine_only):
     from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
     model = nn.Module()
     model.backbone = _build(model="resnet18_vd", weights=None, frozen_stages=1)
     model.neck = nn.Conv2d(512, 8, 1)
-    keys = {"backbone.stem": 0.05, "backbone.stages.0": 0.05, "backbone.stages.1": 0.05,
-            "backbone.stages.2": 0.1, "backbone.stages.3": 0.15}
-    ctor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
-        type="SSLDStageLrConstructor",
-        optim_wrapper_cfg=dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=0.02)),
-        paramwise_cfg=dict(custom_keys={k: dict(lr_mult=v) for k, v in keys.items()})))
+    keys = {
+        "backbone.stem": 0.05,
+        "backbone.stages.0": 0.05,
+        "backbone.stages.1": 0.05,
+        "backbone.stages.2": 0.1,
+        "backbone.stages.3": 0.15,
+    }
+    ctor = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(
+            type="SSLDStageLrConstructor",
+            optim_wrapper_cfg=dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=0.02)),
+            paramwise_cfg=dict(custom_keys={k: dict(lr_mult=v) for k, v in keys.items()}),
+        )
+    )
     groups = ctor(model).optimizer.param_groups
     lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
     net = model.backbone.body.model
-    assert lr_of[id(net.blocks[2].conv0.conv.weight)] == pytest.approx(0.001)   # stage 1
-    assert lr_of[id(net.blocks[4].conv1.bn.weight)] == pytest.approx(0.002)     # stage 2
-    assert lr_of[id(net.blocks[7].conv0.conv.weight)] == pytest.approx(0.003)   # stage 3
+    assert lr_of[id(net.blocks[2].conv0.conv.weight)] == pytest.approx(0.001)  # stage 1
+    assert lr_of[id(net.blocks[4].conv1.bn.weight)] == pytest.approx(0.002)  # stage 2
+    assert lr_of[id(net.blocks[7].conv0.conv.weight)] == pytest.approx(0.003)  # stage 3
     assert lr_of[id(model.neck.weight)] == pytest.approx(0.02)
     assert id(net.stem[0].conv.weight) not in lr_of  # frozen: not optimised
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -1,4 +1,5 @@
 """Every shipped downstream config loads, builds and runs one forward pass (random weights)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,11 +15,13 @@ SEG_CONFIGS = sorted((DOWNSTREAM / "mmseg").glob("*.py"))
 
 def _load(path: Path):
     from mmengine.config import Config
+
     cfg = Config.fromfile(str(path))
     assert cfg.model.backbone.type == "SSLDBackbone"
     assert "ssld_zoo.adapters.mmlab" in cfg.custom_imports["imports"]
     # The weights each config asks for: SSLD ones unless it is a baseline twin.
     from ssld_zoo.adapters.resolve import resolve_weights
+
     want = resolve_weights(cfg.model.backbone.model, cfg.model.backbone.weights)
     assert want.endswith("_ssld") == ("-ssld" in path.name), (path.name, want)
     cfg.model.backbone.weights = None  # no download in tests
@@ -36,11 +39,17 @@ def test_every_ssld_config_has_a_baseline_twin():
 def test_mmdet_config_builds_and_predicts(path, mmdet):
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
+
     cfg = _load(path)
     model = MODELS.build(cfg.model).eval()
     img = torch.randint(0, 256, (3, 96, 128), dtype=torch.uint8)
-    meta = dict(img_id=0, img_path="x.jpg", ori_shape=(96, 128), img_shape=(96, 128),
-                scale_factor=(1.0, 1.0))
+    meta = dict(
+        img_id=0,
+        img_path="x.jpg",
+        ori_shape=(96, 128),
+        img_shape=(96, 128),
+        scale_factor=(1.0, 1.0),
+    )
     with torch.no_grad():
         out = model.test_step(dict(inputs=[img], data_samples=[DetDataSample(metainfo=meta)]))
     assert out[0].pred_instances.bboxes.shape[-1] == 4
@@ -50,6 +59,7 @@ def test_mmdet_config_builds_and_predicts(path, mmdet):
 def test_mmseg_config_builds_and_predicts(path, mmseg):
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
+
     cfg = _load(path)
     cfg.model.data_preprocessor.size = (64, 64)  # not the 512x1024 training crop: a CPU test
     cfg.model.test_cfg = dict(mode="whole")

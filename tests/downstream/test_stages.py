@@ -1,4 +1,5 @@
 """Stage structure, dilation and per-stage parameter groups of zoo backbones (plain PyTorch)."""
+
 from __future__ import annotations
 
 import pytest

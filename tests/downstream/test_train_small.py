@@ -3,6 +3,7 @@
 Weights are random (no download in tests): the metrics are real CocoMetric/IoUMetric numbers of
 an untrained backbone, which checks the whole pipeline, not accuracy.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,6 +26,7 @@ CAMVID = DOWNSTREAM / "mmseg" / "deeplabv3plus_r50vd-ssld-d8_1xb4-1k_camvid-256x
 
 def _cfg(path: Path, data: Path, work_dir: Path):
     from mmengine.config import Config
+
     os.environ["SSLD_ZOO_TEST_DATA"] = str(data)  # read by the config's {{$...}} data root
     try:
         cfg = Config.fromfile(str(path))
@@ -41,11 +43,12 @@ def _cfg(path: Path, data: Path, work_dir: Path):
 
 def test_coco_mini_faster_rcnn_trains_and_evaluates(test_data, mmdet, tmp_path):
     from mmengine.runner import Runner
+
     cfg = _cfg(COCO_MINI, test_data, tmp_path)
-    cfg.train_dataloader.dataset.indices = 4       # 2 iterations of batch 2
-    cfg.val_dataloader.dataset.indices = 6          # CocoMetric on these 6 val images
+    cfg.train_dataloader.dataset.indices = 4  # 2 iterations of batch 2
+    cfg.val_dataloader.dataset.indices = 6  # CocoMetric on these 6 val images
     cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=1, val_interval=1)
-    cfg.model.test_cfg.rcnn.score_thr = 0.0         # an untrained model scores below 0.05
+    cfg.model.test_cfg.rcnn.score_thr = 0.0  # an untrained model scores below 0.05
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 2
@@ -57,6 +60,7 @@ def test_coco_mini_faster_rcnn_trains_and_evaluates(test_data, mmdet, tmp_path):
 
 def test_camvid_deeplabv3plus_trains_and_evaluates(test_data, mmseg, tmp_path):
     from mmengine.runner import Runner
+
     cfg = _cfg(CAMVID, test_data, tmp_path)
     cfg.crop_size = (128, 128)
     cfg.model.data_preprocessor.size = (128, 128)
@@ -65,7 +69,7 @@ def test_camvid_deeplabv3plus_trains_and_evaluates(test_data, mmseg, tmp_path):
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2, val_interval=2)
     cfg.param_scheduler = [dict(type="PolyLR", power=0.9, begin=0, end=2, by_epoch=False)]
     cfg.val_dataloader.dataset.indices = 3
-    cfg.val_dataloader.dataset.pipeline[1].scale = (240, 180)   # half size: a CPU test
+    cfg.val_dataloader.dataset.pipeline[1].scale = (240, 180)  # half size: a CPU test
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 2
@@ -76,6 +80,7 @@ def test_camvid_deeplabv3plus_trains_and_evaluates(test_data, mmseg, tmp_path):
 
 def test_missing_data_root_is_named(mmdet, tmp_path):
     from mmengine.runner import Runner
+
     missing = tmp_path / "no_such_data"
     cfg = _cfg(COCO_MINI, missing, tmp_path / "work")
     with pytest.raises(FileNotFoundError, match=str(missing)):
@@ -89,13 +94,26 @@ def test_mim_train_runs_mmdet_train_py(test_data, mmdet, tmp_path):
     assert mim, "the mim command is not installed next to this Python"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["SSLD_ZOO_TEST_DATA"] = str(test_data)
-    cmd = [str(mim), "train", "mmdet", str(COCO_MINI), "--gpus", "0", "--launcher", "none",
-           "--work-dir", str(tmp_path), "--cfg-options", "model.backbone.weights=None",
-           "train_cfg.max_epochs=1", "train_dataloader.batch_size=1",
-           "train_dataloader.dataset.indices=2", "val_dataloader.dataset.indices=1",
-           "default_hooks.checkpoint.interval=100"]
-    res = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                         timeout=900)
+    cmd = [
+        str(mim),
+        "train",
+        "mmdet",
+        str(COCO_MINI),
+        "--gpus",
+        "0",
+        "--launcher",
+        "none",
+        "--work-dir",
+        str(tmp_path),
+        "--cfg-options",
+        "model.backbone.weights=None",
+        "train_cfg.max_epochs=1",
+        "train_dataloader.batch_size=1",
+        "train_dataloader.dataset.indices=2",
+        "val_dataloader.dataset.indices=1",
+        "default_hooks.checkpoint.interval=100",
+    ]
+    res = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     logs = list(tmp_path.rglob("*.log"))
     assert logs, list(tmp_path.rglob("*"))

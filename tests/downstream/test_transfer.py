@@ -1,5 +1,6 @@
 """``ssld-zoo transfer``: fine-tuning on a real image folder (a tiny CIFAR-10 subset), on the
 shared engine (checkpoints, resume, EMA, export)."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,14 @@ def test_finetune_from_a_weights_file_reports_top1(test_data, tmp_path):
     src = ssld_zoo.load("resnet18_vd", pretrained=False)
     torch.save(src.state_dict(), tmp_path / "r18.pth")
     seen = []
-    res = finetune("resnet18_vd", test_data / "cifar10", weights=str(tmp_path / "r18.pth"),
-                   cfg=TransferConfig(**TINY), work_dir=tmp_path / "run", progress=seen.append)
+    res = finetune(
+        "resnet18_vd",
+        test_data / "cifar10",
+        weights=str(tmp_path / "r18.pth"),
+        cfg=TransferConfig(**TINY),
+        work_dir=tmp_path / "run",
+        progress=seen.append,
+    )
     assert res.num_classes == 10 and res.train_images == 20 and res.val_images == 20
     assert 0.0 <= res.top1 <= 100.0 and len(seen) == 1 == len(res.epochs)
     assert res.stage_lr_mult == (0.1, 0.1, 0.2, 0.2, 0.3)
@@ -37,10 +44,29 @@ def test_finetune_from_a_weights_file_reports_top1(test_data, tmp_path):
 
 def test_cli_json(test_data, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default work dir is work_dirs/transfer/<name>
-    rc = main(["transfer", "resnet18_vd", "--data", str(test_data / "cifar10"), "--weights",
-               "none", "--epochs", "1", "--batch-size", "8", "--image-size", "32",
-               "--max-train-per-class", "1", "--max-val-per-class", "1",
-               "--stage-lr-mult", "1,1,1,1,1", "--json"])
+    rc = main(
+        [
+            "transfer",
+            "resnet18_vd",
+            "--data",
+            str(test_data / "cifar10"),
+            "--weights",
+            "none",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--image-size",
+            "32",
+            "--max-train-per-class",
+            "1",
+            "--max-val-per-class",
+            "1",
+            "--stage-lr-mult",
+            "1,1,1,1,1",
+            "--json",
+        ]
+    )
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["weights"] is None and out["stage_lr_mult"] == [1, 1, 1, 1, 1]
@@ -58,22 +84,42 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "resnet50_vd" in capsys.readouterr().err
     assert main(["transfer", "resnet18_vd", "--data", str(tmp_path)]) == 1  # weights='ssld'
     assert "has no SSLD weights" in " ".join(capsys.readouterr().err.split())
-    assert main(["transfer", "resnet18_vd", "--data", str(tmp_path), "--weights", "none",
-                 "--work-dir", str(tmp_path / "empty"), "--resume"]) == 1
+    assert (
+        main(
+            [
+                "transfer",
+                "resnet18_vd",
+                "--data",
+                str(tmp_path),
+                "--weights",
+                "none",
+                "--work-dir",
+                str(tmp_path / "empty"),
+                "--resume",
+            ]
+        )
+        == 1
+    )
     assert "no checkpoint to resume from" in " ".join(capsys.readouterr().err.split())
 
 
 def test_bad_stage_multiplier_count(test_data):
     with pytest.raises(ValueError, match="needs 5 values"):
-        finetune("resnet18_vd", test_data / "cifar10", weights=None,
-                 cfg=TransferConfig(**TINY, stage_lr_mult=(0.1, 0.2)))
+        finetune(
+            "resnet18_vd",
+            test_data / "cifar10",
+            weights=None,
+            cfg=TransferConfig(**TINY, stage_lr_mult=(0.1, 0.2)),
+        )
 
 
 def test_warmup_is_whole_steps():
     # mmengine turns epochs into steps with int(epochs * steps_per_epoch)
-    for steps, cfg, want in ((7, TransferConfig(epochs=3), 2),  # 10% of 21 steps
-                             (7, TransferConfig(warmup_epochs=3 / 7), 3),
-                             (2, TransferConfig(epochs=2), 0)):
+    for steps, cfg, want in (
+        (7, TransferConfig(epochs=3), 2),  # 10% of 21 steps
+        (7, TransferConfig(warmup_epochs=3 / 7), 3),
+        (2, TransferConfig(epochs=2), 0),
+    ):
         assert int(_warmup_epochs(cfg, steps) * steps) == want
 
 
@@ -103,8 +149,14 @@ def two_epochs(test_data, tmp_path_factory):
     """An uninterrupted 2-epoch run with EMA (random init, seed 0)."""
     work = tmp_path_factory.mktemp("two_epochs")
     cap = _Capture()
-    res = finetune("resnet18_vd", test_data / "cifar10", weights=None,
-                   cfg=TransferConfig(**TWO), work_dir=work, extra_hooks=[cap])
+    res = finetune(
+        "resnet18_vd",
+        test_data / "cifar10",
+        weights=None,
+        cfg=TransferConfig(**TWO),
+        work_dir=work,
+        extra_hooks=[cap],
+    )
     return res, cap
 
 
@@ -122,8 +174,15 @@ def test_run_writes_engine_checkpoints(two_epochs):
 
 def test_stage_lrs_reach_the_optimizer(two_epochs):
     _, cap = two_epochs
-    base, mult = TWO["lr"], dict(zip(["stem", "stages.0", "stages.1", "stages.2", "stages.3"],
-                                     (0.1, 0.1, 0.2, 0.2, 0.3)), head=1.0)
+    base, mult = (
+        TWO["lr"],
+        dict(
+            zip(
+                ["stem", "stages.0", "stages.1", "stages.2", "stages.3"], (0.1, 0.1, 0.2, 0.2, 0.3)
+            ),
+            head=1.0,
+        ),
+    )
     groups = cap.groups
     assert {g["group"] for g in groups} == set(mult)
     for g in groups:
@@ -147,8 +206,13 @@ def test_export_loads_through_ssld_zoo_load(two_epochs):
     for k, v in model.state_dict().items():
         assert torch.equal(v, saved[k]), k
     side = json.loads(res.export_path.with_suffix(".safetensors.json").read_text())
-    assert side["training"]["ema"] is True and side["training"]["stage_lr_mult"] == \
-        [0.1, 0.1, 0.2, 0.2, 0.3]
+    assert side["training"]["ema"] is True and side["training"]["stage_lr_mult"] == [
+        0.1,
+        0.1,
+        0.2,
+        0.2,
+        0.3,
+    ]
 
 
 def test_ema_export_is_the_ema_weights(two_epochs):
@@ -161,19 +225,27 @@ def test_ema_export_is_the_ema_weights(two_epochs):
     for k, v in ema.items():
         assert torch.equal(saved[k], v.cpu()), k
     net = cap.runner.model.net.state_dict()
-    assert any(not torch.equal(net[k].cpu(), saved[k]) for k, _ in
-               cap.runner.model.net.named_parameters())  # the average is not the last step
+    assert any(
+        not torch.equal(net[k].cpu(), saved[k]) for k, _ in cap.runner.model.net.named_parameters()
+    )  # the average is not the last step
 
 
 def test_resume_continues_to_the_same_weights(two_epochs, test_data, tmp_path):
     full, _ = two_epochs
     data = test_data / "cifar10"
     with pytest.raises(_Stop):
-        finetune("resnet18_vd", data, weights=None, cfg=TransferConfig(**TWO),
-                 work_dir=tmp_path, extra_hooks=[_StopAfterFirstEpoch()])
+        finetune(
+            "resnet18_vd",
+            data,
+            weights=None,
+            cfg=TransferConfig(**TWO),
+            work_dir=tmp_path,
+            extra_hooks=[_StopAfterFirstEpoch()],
+        )
     assert (tmp_path / "epoch_1.pth").is_file() and not (tmp_path / "epoch_2.pth").exists()
-    res = finetune("resnet18_vd", data, weights=None, cfg=TransferConfig(**TWO),
-                   work_dir=tmp_path, resume=True)
+    res = finetune(
+        "resnet18_vd", data, weights=None, cfg=TransferConfig(**TWO), work_dir=tmp_path, resume=True
+    )
     assert [r["epoch"] for r in res.epochs] == [2]
     a, b = load_file(full.export_path), load_file(res.export_path)
     assert set(a) == set(b)

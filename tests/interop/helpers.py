@@ -1,4 +1,5 @@
 """Helpers shared by the interop tests."""
+
 from __future__ import annotations
 
 import torch

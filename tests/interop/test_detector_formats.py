@@ -6,6 +6,7 @@ features in fp32. RT-DETR's and D-FINE's code is not a package: their key names 
 are fixtures read from their sources (``fixtures/make_detector_fixtures.py``), and their
 conversions are shown to be the checked transformers one under transformers' own renaming.
 """
+
 from __future__ import annotations
 
 import re
@@ -106,8 +107,9 @@ def test_hgnetv2_zero_padded_stem_pool_is_caught():
 
 
 # --- mmdet: init_cfg Pretrained ------------------------------------------------------------
-def test_mmdet_resnetv1d_loads_by_init_cfg_and_computes_our_features(tmp_path,
-                                                                      resource_unavailable):
+def test_mmdet_resnetv1d_loads_by_init_cfg_and_computes_our_features(
+    tmp_path, resource_unavailable
+):
     try:
         from mmdet.models.backbones import ResNetV1d
     except ImportError as e:
@@ -135,16 +137,20 @@ def test_mmdet_resnetv1d_loads_by_init_cfg_and_computes_our_features(tmp_path,
 
 
 # --- rtdetr / dfine: fixtures + the transformers mapping ---------------------------------
-LAYOUTS = [("rtdetr", "resnet18_vd", "rtdetr_presnet18.txt", RTDETR_TO_HF),
-           ("rtdetr", "resnet50_vd", "rtdetr_presnet50.txt", RTDETR_TO_HF),
-           ("dfine", "pphgnetv2_b0", "dfine_hgnetv2_b0.txt", DFINE_TO_HF),
-           ("dfine", "pphgnetv2_b4", "dfine_hgnetv2_b4.txt", DFINE_TO_HF)]
+LAYOUTS = [
+    ("rtdetr", "resnet18_vd", "rtdetr_presnet18.txt", RTDETR_TO_HF),
+    ("rtdetr", "resnet50_vd", "rtdetr_presnet50.txt", RTDETR_TO_HF),
+    ("dfine", "pphgnetv2_b0", "dfine_hgnetv2_b0.txt", DFINE_TO_HF),
+    ("dfine", "pphgnetv2_b4", "dfine_hgnetv2_b4.txt", DFINE_TO_HF),
+]
 
 
-@pytest.mark.parametrize("fmt,name,fixture,to_hf", LAYOUTS,
-                         ids=[f"{f}-{n}" for f, n, *_ in LAYOUTS])
-def test_layout_is_the_projects_and_the_checked_transformers_mapping(fmt, name, fixture, to_hf,
-                                                                     tmp_path):
+@pytest.mark.parametrize(
+    "fmt,name,fixture,to_hf", LAYOUTS, ids=[f"{f}-{n}" for f, n, *_ in LAYOUTS]
+)
+def test_layout_is_the_projects_and_the_checked_transformers_mapping(
+    fmt, name, fixture, to_hf, tmp_path
+):
     ours = randomised(name)
     _, converted = convert(fmt, ours)
     # 1. Exactly the project's key names and shapes.
@@ -155,12 +161,15 @@ def test_layout_is_the_projects_and_the_checked_transformers_mapping(fmt, name, 
     renamed = rename_state(converted.state, to_hf, fmt)
     assert renamed.keys() == hf.state.keys()
     assert all(renamed[k] is hf.state[k] or torch.equal(renamed[k], hf.state[k]) for k in renamed)
-    config_cls = (transformers.RTDetrResNetConfig if fmt == "rtdetr"
-                  else transformers.HGNetV2Config)
+    config_cls = transformers.RTDetrResNetConfig if fmt == "rtdetr" else transformers.HGNetV2Config
     with torch.device("meta"):
         ref = getattr(transformers, hf.target)(config_cls(**hf.config))
-    fixture_in_hf = {k: None for k in rename_state(
-        {k: torch.zeros(s) for k, s in read_fixture(fixture).items()}, to_hf, fixture)}
+    fixture_in_hf = {
+        k: None
+        for k in rename_state(
+            {k: torch.zeros(s) for k, s in read_fixture(fixture).items()}, to_hf, fixture
+        )
+    }
     assert fixture_in_hf.keys() == ref.state_dict().keys()
     # 3. The check runs transformers' network on it.
     assert get_format(fmt).check(ours, converted) <= 1e-5
@@ -184,8 +193,11 @@ def test_every_target_of_every_format_converts():
             _, converted = convert(fmt_name, model)
             assert len(converted.state) > 100, (fmt_name, arch)
             if fmt_name == "hf":
-                config_cls = (transformers.RTDetrResNetConfig if arch.startswith("resnet")
-                              else transformers.HGNetV2Config)
+                config_cls = (
+                    transformers.RTDetrResNetConfig
+                    if arch.startswith("resnet")
+                    else transformers.HGNetV2Config
+                )
                 with torch.device("meta"):
                     ref = getattr(transformers, converted.target)(config_cls(**converted.config))
                 assert shapes(converted.state) == shapes(ref.state_dict()), arch
@@ -194,13 +206,18 @@ def test_every_target_of_every_format_converts():
 def test_formats_and_refusals():
     assert list_formats() == ["dfine", "hf", "mmdet", "rtdetr", "timm"]
     from ssld_zoo.cli.to import FORMATS
+
     assert sorted(FORMATS) == list_formats()
     archs = set(list_architectures())
     for name in list_formats():
         assert set(get_format(name).targets()) <= archs
-    cases = [("mmdet", "resnet18_vd", "identity shortcut"), ("mmdet", "resnet200_vd", "200"),
-             ("rtdetr", "resnet152_vd", "18, 34, 50 and 101"),
-             ("dfine", "pphgnet_tiny", "PP-HGNetV2"), ("hf", "mobilenetv3_large_x1_0", "HGNetV2")]
+    cases = [
+        ("mmdet", "resnet18_vd", "identity shortcut"),
+        ("mmdet", "resnet200_vd", "200"),
+        ("rtdetr", "resnet152_vd", "18, 34, 50 and 101"),
+        ("dfine", "pphgnet_tiny", "PP-HGNetV2"),
+        ("hf", "mobilenetv3_large_x1_0", "HGNetV2"),
+    ]
     for fmt, name, why in cases:
         with pytest.raises(ValueError) as err:
             convert(fmt, name)  # refused before any weights are loaded (none here)
@@ -234,7 +251,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["to", "onnx", "resnet50_vd", str(tmp_path / "x.pth")])
     assert not list(tmp_path.iterdir())
-
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
 """hubconf.py: torch.hub sees one entry point per registered name, and each is ssld_zoo.load."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -51,8 +52,9 @@ def test_hub_load_is_ssld_zoo_load():
     with torch.no_grad():
         torch.testing.assert_close(theirs(x), ours(x), rtol=0, atol=0)
     # keyword arguments reach ssld_zoo.load
-    small = torch.hub.load(str(REPO_ROOT), "resnet18_vd", source="local", pretrained=False,
-                           num_classes=10)
+    small = torch.hub.load(
+        str(REPO_ROOT), "resnet18_vd", source="local", pretrained=False, num_classes=10
+    )
     assert small(x).shape == (2, 10)
 
 

@@ -1,18 +1,23 @@
 """ssld_zoo.interop.timm_weights and ``ssld-zoo to-timm``: timm's model, given our converted
 weights, computes our model's outputs; everything else is refused."""
+
 from __future__ import annotations
 
 import pytest
+import timm  # noqa: E402  (a test dependency: pyproject [test])
 import torch
 
 import ssld_zoo
 from ssld_zoo.cli.main import main
-from ssld_zoo.interop import (NOT_EQUIVALENT, TIMM_EQUIVALENTS, check_timm_state_dict,
-                              timm_equivalent, to_timm_state_dict)
+from ssld_zoo.interop import (
+    NOT_EQUIVALENT,
+    TIMM_EQUIVALENTS,
+    check_timm_state_dict,
+    timm_equivalent,
+    to_timm_state_dict,
+)
 from ssld_zoo.registry import get_arch, list_architectures
 from tests.interop.helpers import randomised
-
-import timm  # noqa: E402  (a test dependency: pyproject [test])
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -47,14 +52,14 @@ def timm_with(name: str, state: dict, num_classes: int) -> torch.nn.Module:
 
 # One architecture per family (the smallest), and what each exercises.
 FAMILY_CASES = [
-    ("resnet50_vd", {}),                      # plain rename (ResNet_vd)
-    ("pphgnet_tiny", {}),                     # PP-HGNet
+    ("resnet50_vd", {}),  # plain rename (ResNet_vd)
+    ("pphgnet_tiny", {}),  # PP-HGNet
     ("pphgnet_tiny", {"drop_rate": 0.2}),  # downscale-in-infer dropout folded into the fc
-    ("pphgnetv2_b0", {}),                     # PP-HGNetV2 (learnable affine blocks)
-    ("pplcnet_x0_35", {}),                    # zero head-conv bias + dropout fold
-    ("pplcnetv2_small", {}),                  # unused fused dw_conv dropped + dropout fold
+    ("pphgnetv2_b0", {}),  # PP-HGNetV2 (learnable affine blocks)
+    ("pplcnet_x0_35", {}),  # zero head-conv bias + dropout fold
+    ("pplcnetv2_small", {}),  # unused fused dw_conv dropped + dropout fold
     ("mobilenetv1", {}),
-    ("hrnet_w18_c", {}),                      # zero biases in timm's classification head
+    ("hrnet_w18_c", {}),  # zero biases in timm's classification head
     ("resnext101_32x8d_wsl", {}),
     ("nextvit_small_224", {}),
 ]
@@ -81,7 +86,9 @@ def test_the_comparison_sees_a_misplaced_tensor():
         bad = dict(state)
         if spoil == "bn":
             bad["blocks.2.0.bn1.running_mean"], bad["blocks.2.0.bn1.running_var"] = (
-                state["blocks.2.0.bn1.running_var"], state["blocks.2.0.bn1.running_mean"])
+                state["blocks.2.0.bn1.running_var"],
+                state["blocks.2.0.bn1.running_mean"],
+            )
         else:
             bad["classifier.weight"] = ours.state_dict()["fc.weight"]
         with pytest.raises(AssertionError):

@@ -2,6 +2,7 @@
 the features have the shapes ``feature_info`` announces and come out of the sub-modules it names,
 and the classifier follows ``num_classes`` / ``reset_classifier``; and the models the tests of
 every family share (the smallest of each family, with trained-looking BatchNorms)."""
+
 from __future__ import annotations
 
 import torch
@@ -65,8 +66,9 @@ def staged_forward(model: torch.nn.Module, x: torch.Tensor):
     return feats, logits
 
 
-def assert_feature_shapes(model: torch.nn.Module, feats, x: torch.Tensor, *,
-                          ceil: bool = False) -> None:
+def assert_feature_shapes(
+    model: torch.nn.Module, feats, x: torch.Tensor, *, ceil: bool = False
+) -> None:
     """One feature per ``feature_info`` entry, of its channels at input size / its reduction
     (rounded up with ``ceil``: the layers pad odd sizes and keep the edges)."""
     n, _, h, w = x.shape
@@ -81,8 +83,12 @@ def assert_feature_modules_produce_features(model: torch.nn.Module) -> None:
     """Each ``feature_info[i].module`` is a real sub-module, and its output (a forward hook's
     view) is exactly feature i of ``forward_stages``."""
     seen = {}
-    handles = [model.get_submodule(info.module).register_forward_hook(
-        lambda m, i, o, key=info.module: seen.__setitem__(key, o)) for info in model.feature_info]
+    handles = [
+        model.get_submodule(info.module).register_forward_hook(
+            lambda m, i, o, key=info.module: seen.__setitem__(key, o)
+        )
+        for info in model.feature_info
+    ]
     try:
         with torch.no_grad():
             feats = model.forward_stages(torch.randn(1, 3, 64, 64))
@@ -107,8 +113,9 @@ def assert_classifier(model: torch.nn.Module, num_classes: int, x: torch.Tensor)
     assert_outputs(model, num_classes, x)
 
 
-def assert_classifier_then_pooled(model: torch.nn.Module, num_classes: int, width: int,
-                                  x: torch.Tensor) -> None:
+def assert_classifier_then_pooled(
+    model: torch.nn.Module, num_classes: int, width: int, x: torch.Tensor
+) -> None:
     """``num_classes`` classes as built; after ``reset_classifier(0)``, the ``width`` pooled
     features."""
     assert_classifier(model, num_classes, x)
@@ -121,6 +128,7 @@ def features_only_equals_full(name: str, out_indices: tuple[int, ...]) -> torch.
     weights (less the dropped head) returns exactly the full model's stage features at those
     indices; returns the features-only model for further checks."""
     import ssld_zoo
+
     full = ssld_zoo.load(name, pretrained=False)
     pyr = ssld_zoo.load(name, pretrained=False, features_only=True, out_indices=out_indices)
     pyr.model.load_state_dict(full.state_dict(), strict=False)  # the head is dropped

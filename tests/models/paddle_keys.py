@@ -1,4 +1,5 @@
 """What the model tests share: PaddleClas's key listings and our state dicts in Paddle's layout."""
+
 from __future__ import annotations
 
 import os
@@ -9,9 +10,12 @@ import torch
 from ssld_zoo.registry import get_arch
 
 # shared/reference/paddle_keys/<Model>.txt: every key with shape, as PaddleClas 2.6.0 builds it.
-KEYS_DIR = Path(os.environ.get(
-    "SSLD_ZOO_PADDLE_KEYS",
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "paddle_keys"))
+KEYS_DIR = Path(
+    os.environ.get(
+        "SSLD_ZOO_PADDLE_KEYS",
+        Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "paddle_keys",
+    )
+)
 
 
 def paddle_style_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
@@ -46,6 +50,7 @@ def assert_keys_equal_paddle_dump(name: str, dump: str) -> None:
     ``KEYS_DIR/<dump>.txt``: the same names in the same order, the same shapes. Skipped (a
     failure under CI) where the dumps are not present."""
     from tests.conftest import unavailable
+
     path = KEYS_DIR / f"{dump}.txt"
     if not path.is_file():
         unavailable(f"{path} not present (reference key dumps live outside the repo)")

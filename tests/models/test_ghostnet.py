@@ -4,25 +4,31 @@ details in which PaddleClas's GhostNet differs from the original release and tim
 Numerical equality with PaddleClas is the job of ``tests/parity``; these tests check what can be
 checked without Paddle, fast.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 import torch
 
 import ssld_zoo
-from tests.models.helpers import (assert_classifier, assert_feature_modules_produce_features,
-                                  assert_feature_shapes, assert_outputs, features_only_equals_full,
-                                  staged_forward)
-from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 from ssld_zoo.models.ghostnet import GhostModule, SEBlock, make_divisible
 from ssld_zoo.registry import SSLD_DOC, get_arch, get_weights, list_models
+from tests.models.helpers import (
+    assert_classifier,
+    assert_feature_modules_produce_features,
+    assert_feature_shapes,
+    assert_outputs,
+    features_only_equals_full,
+    staged_forward,
+)
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 
 BASE = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 SCALES = {"ghostnet_x0_5": 0.5, "ghostnet_x1_0": 1.0, "ghostnet_x1_3": 1.3}
 
 
 # ---------------------------------------------------------------- registry and weight cards
+
 
 def test_variants_are_registered_under_paddleclas_names():
     assert set(SCALES) <= set(list_models("ghostnet*"))
@@ -35,8 +41,7 @@ def test_variants_are_registered_under_paddleclas_names():
 
 def test_baseline_cards():
     doc = "PaddleClas docs/zh_CN/models/ImageNet1k/GhostNet.md"
-    for name, top1 in {"ghostnet_x0_5": 66.8, "ghostnet_x1_0": 74.0,
-                       "ghostnet_x1_3": 75.7}.items():
+    for name, top1 in {"ghostnet_x0_5": 66.8, "ghostnet_x1_0": 74.0, "ghostnet_x1_3": 75.7}.items():
         card = get_weights(name)
         assert card.arch == name and not card.is_ssld
         assert (card.top1, card.top1_source) == (top1, doc)
@@ -57,6 +62,7 @@ def test_ssld_card():
 
 
 # ---------------------------------------------------------------- PaddleClas key names
+
 
 def test_keys_and_shapes_equal_paddleclas_dump():
     assert_keys_equal_paddle_dump("ghostnet_x1_3", "GhostNet_x1_3")
@@ -82,13 +88,20 @@ def test_old_style_names_and_channel_rounding():
 
 
 def test_make_divisible_by_4():
-    assert [make_divisible(c * 1.3, 4) for c in (16, 24, 40, 112, 160, 960)] == \
-           [20, 32, 52, 144, 208, 1248]
+    assert [make_divisible(c * 1.3, 4) for c in (16, 24, 40, 112, 160, 960)] == [
+        20,
+        32,
+        52,
+        144,
+        208,
+        1248,
+    ]
     assert make_divisible(3.0, 4) == 4  # never below the divisor
     assert make_divisible(22.0, 4) == 24  # rounds half up
 
 
 # ---------------------------------------------------------------- shapes and features
+
 
 @pytest.mark.parametrize("name", SCALES)
 def test_forward_shapes_and_feature_info(name):
@@ -104,9 +117,13 @@ def test_stage_choice():
     """One map per stride: the last block at strides 2..16, ``conv_last`` (the map the head
     pools) at 32."""
     info = [(f.module, f.channels) for f in meta_model("ghostnet_x1_0").feature_info]
-    assert info == [("_ghostbottleneck_0", 16), ("_ghostbottleneck_2", 24),
-                    ("_ghostbottleneck_4", 40), ("_ghostbottleneck_10", 112),
-                    ("conv_last", 960)]
+    assert info == [
+        ("_ghostbottleneck_0", 16),
+        ("_ghostbottleneck_2", 24),
+        ("_ghostbottleneck_4", 40),
+        ("_ghostbottleneck_10", 112),
+        ("conv_last", 960),
+    ]
 
 
 def test_feature_modules_are_real_submodules_that_produce_the_features():
@@ -115,8 +132,7 @@ def test_feature_modules_are_real_submodules_that_produce_the_features():
 
 def test_features_only_and_out_indices():
     pyr = features_only_equals_full("ghostnet_x0_5", (1, 3, -1))
-    assert [(f.channels, f.reduction) for f in pyr.feature_info] == [(12, 4), (56, 16),
-                                                                   (480, 32)]
+    assert [(f.channels, f.reduction) for f in pyr.feature_info] == [(12, 4), (56, 16), (480, 32)]
     assert not any(k.startswith(("model.fc_0", "model.fc_1")) for k in pyr.state_dict())
     with pytest.raises(ValueError, match="out of range"):
         ssld_zoo.load("ghostnet_x0_5", pretrained=False, features_only=True, out_indices=(5,))
@@ -131,6 +147,7 @@ def test_num_classes_zero_gives_pooled_head_features_and_reset_classifier():
 
 
 # ---------------------------------------------------------------- PaddleClas details
+
 
 def test_se_gate_is_clip_not_hard_sigmoid():
     se = SEBlock(8).double()
@@ -163,4 +180,6 @@ def test_head_dropout_is_the_usual_kind():
     with torch.no_grad():
         feats = model.forward_stages(x)
         pooled = model.fc_0(feats[-1].mean((2, 3), keepdim=True)).flatten(1)
-        torch.testing.assert_close(model.forward_head(model.final_features(feats)), model.fc_1(pooled))
+        torch.testing.assert_close(
+            model.forward_head(model.final_features(feats)), model.fc_1(pooled)
+        )

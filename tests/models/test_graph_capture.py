@@ -8,6 +8,7 @@ Training: every trainable parameter gets a gradient, for the classifier and for
 ``features_only`` at any ``out_indices``, and a 2-process DDP step runs without
 ``find_unused_parameters``.
 """
+
 from __future__ import annotations
 
 import os
@@ -93,8 +94,14 @@ def test_onnx_in_onnxruntime_equals_eager(name, tmp_path):
     path = tmp_path / f"{name}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(path), dynamo=True, input_names=["x"],
-                          dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=64)}})
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            dynamo=True,
+            input_names=["x"],
+            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=64)}},
+        )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x3 = sample_batch(3)
     got = torch.from_numpy(session.run(None, {"x": x3.numpy()})[0])
@@ -107,7 +114,7 @@ def test_channels_last_and_single_rows_equal_the_batch(name):
     model, x = random_bn_model(name), sample_batch(3)
     with torch.no_grad():
         ref = model(x)
-        rows = torch.cat([model(x[i:i + 1]) for i in range(3)])
+        rows = torch.cat([model(x[i : i + 1]) for i in range(3)])
         cl = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
     _close(rows, ref)
     _close(cl, ref)
@@ -136,15 +143,17 @@ def test_every_trainable_parameter_gets_a_gradient(name):
     assert set(early.state_dict()) <= set(late.state_dict())
 
 
-@pytest.mark.parametrize("name", ["resnet18_vd", "mobilenetv3_small_x0_35", "pplcnet_x0_25",
-                                  "ghostnet_x0_5"])
+@pytest.mark.parametrize(
+    "name", ["resnet18_vd", "mobilenetv3_small_x0_35", "pplcnet_x0_25", "ghostnet_x0_5"]
+)
 def test_features_only_runs_only_the_stages_it_returns(name):
     full = random_bn_model(name)
     pyramid = random_bn_model(name, features_only=True, out_indices=(1,))
     ran = set()
     names = {m: n for n, m in pyramid.model.named_modules()}
-    hooks = [m.register_forward_hook(lambda m, i, o: ran.add(names[m]))
-             for m in pyramid.model.modules()]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: ran.add(names[m])) for m in pyramid.model.modules()
+    ]
     with torch.no_grad():
         (out,) = pyramid(sample_batch())
         want = full.forward_stages(sample_batch())[1]
@@ -194,8 +203,13 @@ def test_ddp_without_find_unused_parameters_every_family():
 
     ctx = mp.get_context("spawn")
     errors = ctx.SimpleQueue()
-    mp.start_processes(_ddp_worker, args=(2, _free_port(), NAMES, errors), nprocs=2,
-                       join=True, start_method="spawn")
+    mp.start_processes(
+        _ddp_worker,
+        args=(2, _free_port(), NAMES, errors),
+        nprocs=2,
+        join=True,
+        start_method="spawn",
+    )
     found = []
     while not errors.empty():
         found.append(errors.get())

@@ -4,21 +4,32 @@ features, and the fusion layers' data flow.
 Numerical equality with PaddleClas is the job of ``tests/parity``; these tests pin down what can
 be checked without Paddle, fast.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 import torch
 
 import ssld_zoo
-from tests.models.helpers import (assert_classifier_then_pooled, assert_feature_shapes,
-                                  staged_forward)
-from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 from ssld_zoo.models.hrnet import FuseLayers, HRNet, SELayer
 from ssld_zoo.registry import get_arch, get_weights
+from tests.models.helpers import (
+    assert_classifier_then_pooled,
+    assert_feature_shapes,
+    staged_forward,
+)
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 
-WIDTHS = {"hrnet_w18_c": 18, "hrnet_w30_c": 30, "hrnet_w32_c": 32, "hrnet_w40_c": 40,
-          "hrnet_w44_c": 44, "hrnet_w48_c": 48, "hrnet_w64_c": 64, "se_hrnet_w64_c": 64}
+WIDTHS = {
+    "hrnet_w18_c": 18,
+    "hrnet_w30_c": 30,
+    "hrnet_w32_c": 32,
+    "hrnet_w40_c": 40,
+    "hrnet_w44_c": 44,
+    "hrnet_w48_c": 48,
+    "hrnet_w64_c": 64,
+    "se_hrnet_w64_c": 64,
+}
 PADDLE_NAMES = {n: n.upper().replace("HRNET", "HRNet") for n in WIDTHS}
 
 
@@ -38,19 +49,38 @@ def test_registered_with_paddle_name(name):
 
 def test_weight_cards():
     cards = {n: get_weights(n) for n in ssld_zoo.list_models("*hrnet*", pretrained=True)}
-    assert set(cards) == {"hrnet_w18_c", "hrnet_w18_c_ssld", "hrnet_w30_c", "hrnet_w32_c",
-                          "hrnet_w40_c", "hrnet_w44_c", "hrnet_w48_c", "hrnet_w48_c_ssld",
-                          "hrnet_w64_c", "se_hrnet_w64_c_ssld"}
+    assert set(cards) == {
+        "hrnet_w18_c",
+        "hrnet_w18_c_ssld",
+        "hrnet_w30_c",
+        "hrnet_w32_c",
+        "hrnet_w40_c",
+        "hrnet_w44_c",
+        "hrnet_w48_c",
+        "hrnet_w48_c_ssld",
+        "hrnet_w64_c",
+        "se_hrnet_w64_c_ssld",
+    }
     assert get_weights("se_hrnet_w64_c") is None  # no plain SE_HRNet weights are published
     top1 = {n: c.top1 for n, c in cards.items()}
-    assert top1 == {"hrnet_w18_c": 76.9, "hrnet_w18_c_ssld": 81.6, "hrnet_w30_c": 78.0,
-                    "hrnet_w32_c": 78.3, "hrnet_w40_c": 78.8, "hrnet_w44_c": 79.0,
-                    "hrnet_w48_c": 79.0, "hrnet_w48_c_ssld": 83.6, "hrnet_w64_c": 79.3,
-                    "se_hrnet_w64_c_ssld": 84.7}
+    assert top1 == {
+        "hrnet_w18_c": 76.9,
+        "hrnet_w18_c_ssld": 81.6,
+        "hrnet_w30_c": 78.0,
+        "hrnet_w32_c": 78.3,
+        "hrnet_w40_c": 78.8,
+        "hrnet_w44_c": 79.0,
+        "hrnet_w48_c": 79.0,
+        "hrnet_w48_c_ssld": 83.6,
+        "hrnet_w64_c": 79.3,
+        "se_hrnet_w64_c_ssld": 84.7,
+    }
     for name, card in cards.items():
         paddle = PADDLE_NAMES[card.arch] + ("_ssld" if card.is_ssld else "")
-        assert card.urls == ("https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
-                             f"legendary_models/{paddle}_pretrained.pdparams",)
+        assert card.urls == (
+            "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
+            f"legendary_models/{paddle}_pretrained.pdparams",
+        )
         assert card.teacher is None
         if card.is_ssld:
             assert "teacher" in card.description
@@ -93,7 +123,11 @@ def test_forward_and_four_branch_features(w18):
     feats, logits = staged_forward(w18, x)
     assert logits.shape == (2, 1000)
     assert [(f.channels, f.reduction, f.module) for f in w18.feature_info] == [
-        (18, 4, "st4#0"), (36, 8, "st4#1"), (72, 16, "st4#2"), (144, 32, "st4#3")]
+        (18, 4, "st4#0"),
+        (36, 8, "st4#1"),
+        (72, 16, "st4#2"),
+        (144, 32, "st4#3"),
+    ]
     assert_feature_shapes(w18, feats, x)
 
 

@@ -4,39 +4,65 @@ the details that make PaddleClas's MobileNets differ from torchvision's and timm
 Numerical equality with PaddleClas is the job of ``tests/parity``; these tests pin down what can
 be checked without Paddle, fast.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 import torch
 
 import ssld_zoo
-from tests.models.helpers import (assert_feature_modules_produce_features, assert_feature_shapes,
-                                  staged_forward)
-from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 from ssld_zoo.models import mobilenet_v1, mobilenet_v2, mobilenet_v3
-from ssld_zoo.models.mobilenet_v3 import (DownscaleInInferDropout, Hardsigmoid, ResidualUnit,
-                                          make_divisible)
+from ssld_zoo.models.mobilenet_v3 import (
+    DownscaleInInferDropout,
+    Hardsigmoid,
+    ResidualUnit,
+    make_divisible,
+)
 from ssld_zoo.registry import get_arch, get_weights, list_architectures
+from tests.models.helpers import (
+    assert_feature_modules_produce_features,
+    assert_feature_shapes,
+    staged_forward,
+)
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 
-
-V1 = {"mobilenetv1_x0_25": 0.25, "mobilenetv1_x0_5": 0.5, "mobilenetv1_x0_75": 0.75,
-      "mobilenetv1": 1.0}
-V2 = {"mobilenetv2_x0_25": 0.25, "mobilenetv2_x0_5": 0.5, "mobilenetv2_x0_75": 0.75,
-      "mobilenetv2": 1.0, "mobilenetv2_x1_5": 1.5, "mobilenetv2_x2_0": 2.0}
-V3 = {f"mobilenetv3_{c}_{s}": (c, float(s[1:].replace("_", ".")))
-      for c in ("large", "small") for s in ("x0_35", "x0_5", "x0_75", "x1_0", "x1_25")}
+V1 = {
+    "mobilenetv1_x0_25": 0.25,
+    "mobilenetv1_x0_5": 0.5,
+    "mobilenetv1_x0_75": 0.75,
+    "mobilenetv1": 1.0,
+}
+V2 = {
+    "mobilenetv2_x0_25": 0.25,
+    "mobilenetv2_x0_5": 0.5,
+    "mobilenetv2_x0_75": 0.75,
+    "mobilenetv2": 1.0,
+    "mobilenetv2_x1_5": 1.5,
+    "mobilenetv2_x2_0": 2.0,
+}
+V3 = {
+    f"mobilenetv3_{c}_{s}": (c, float(s[1:].replace("_", ".")))
+    for c in ("large", "small")
+    for s in ("x0_35", "x0_5", "x0_75", "x1_0", "x1_25")
+}
 ALL = [*V1, *V2, *V3]
-FAMILY = {**{n: "mobilenet_v1" for n in V1}, **{n: "mobilenet_v2" for n in V2},
-          **{n: "mobilenet_v3" for n in V3}}
+FAMILY = {
+    **{n: "mobilenet_v1" for n in V1},
+    **{n: "mobilenet_v2" for n in V2},
+    **{n: "mobilenet_v3" for n in V3},
+}
 # Architectures whose full key list PaddleClas 2.6.0 dumped beside this repo.
-KEY_DUMPS = {"mobilenetv1": "MobileNetV1", "mobilenetv2": "MobileNetV2",
-             "mobilenetv3_large_x1_0": "MobileNetV3_large_x1_0",
-             "mobilenetv3_small_x1_0": "MobileNetV3_small_x1_0",
-             "mobilenetv3_small_x0_35": "MobileNetV3_small_x0_35"}
+KEY_DUMPS = {
+    "mobilenetv1": "MobileNetV1",
+    "mobilenetv2": "MobileNetV2",
+    "mobilenetv3_large_x1_0": "MobileNetV3_large_x1_0",
+    "mobilenetv3_small_x1_0": "MobileNetV3_small_x1_0",
+    "mobilenetv3_small_x0_35": "MobileNetV3_small_x0_35",
+}
 
 
 # ---------------------------------------------------------------- registry and weight cards
+
 
 def test_every_variant_is_registered_under_paddleclas_name():
     for name in ALL:
@@ -56,7 +82,8 @@ def test_every_variant_has_its_baseline_weights(name):
     folder = "dygraph/" if FAMILY[name] == "mobilenet_v2" else "dygraph/legendary_models/"
     assert card.urls == (
         f"https://paddle-imagenet-models-name.bj.bcebos.com/{folder}"
-        f"{paddle_name}_pretrained.pdparams",)
+        f"{paddle_name}_pretrained.pdparams",
+    )
     assert card.top1_source.startswith("PaddleClas docs/zh_CN/models/ImageNet1k/MobileNetV")
     assert 50 < card.top1 < 80
 
@@ -64,15 +91,25 @@ def test_every_variant_has_its_baseline_weights(name):
 def test_published_baseline_numbers():
     got = {n: get_weights(n).top1 for n in ALL}
     assert got == {
-        "mobilenetv1_x0_25": 51.4, "mobilenetv1_x0_5": 63.5, "mobilenetv1_x0_75": 68.8,
+        "mobilenetv1_x0_25": 51.4,
+        "mobilenetv1_x0_5": 63.5,
+        "mobilenetv1_x0_75": 68.8,
         "mobilenetv1": 71.0,
-        "mobilenetv2_x0_25": 53.2, "mobilenetv2_x0_5": 65.0, "mobilenetv2_x0_75": 69.8,
-        "mobilenetv2": 72.2, "mobilenetv2_x1_5": 74.1, "mobilenetv2_x2_0": 75.2,
-        "mobilenetv3_large_x0_35": 64.3, "mobilenetv3_large_x0_5": 69.2,
-        "mobilenetv3_large_x0_75": 73.1, "mobilenetv3_large_x1_0": 75.3,
+        "mobilenetv2_x0_25": 53.2,
+        "mobilenetv2_x0_5": 65.0,
+        "mobilenetv2_x0_75": 69.8,
+        "mobilenetv2": 72.2,
+        "mobilenetv2_x1_5": 74.1,
+        "mobilenetv2_x2_0": 75.2,
+        "mobilenetv3_large_x0_35": 64.3,
+        "mobilenetv3_large_x0_5": 69.2,
+        "mobilenetv3_large_x0_75": 73.1,
+        "mobilenetv3_large_x1_0": 75.3,
         "mobilenetv3_large_x1_25": 76.4,
-        "mobilenetv3_small_x0_35": 53.0, "mobilenetv3_small_x0_5": 59.2,
-        "mobilenetv3_small_x0_75": 66.0, "mobilenetv3_small_x1_0": 68.2,
+        "mobilenetv3_small_x0_35": 53.0,
+        "mobilenetv3_small_x0_5": 59.2,
+        "mobilenetv3_small_x0_75": 66.0,
+        "mobilenetv3_small_x1_0": 68.2,
         "mobilenetv3_small_x1_25": 70.7,
     }
 
@@ -80,12 +117,24 @@ def test_published_baseline_numbers():
 SSLD = {  # weight name -> (arch, top1, baseline top1, folder)
     "mobilenetv1_ssld": ("mobilenetv1", 77.9, 71.0, "legendary_models/MobileNetV1"),
     "mobilenetv2_ssld": ("mobilenetv2", 76.74, 72.2, "MobileNetV2"),
-    "mobilenetv3_large_x1_0_ssld": ("mobilenetv3_large_x1_0", 79.0, 75.3,
-                                    "legendary_models/MobileNetV3_large_x1_0"),
-    "mobilenetv3_small_x1_0_ssld": ("mobilenetv3_small_x1_0", 71.3, 68.2,
-                                    "legendary_models/MobileNetV3_small_x1_0"),
-    "mobilenetv3_small_x0_35_ssld": ("mobilenetv3_small_x0_35", 55.6, 53.0,
-                                     "legendary_models/MobileNetV3_small_x0_35"),
+    "mobilenetv3_large_x1_0_ssld": (
+        "mobilenetv3_large_x1_0",
+        79.0,
+        75.3,
+        "legendary_models/MobileNetV3_large_x1_0",
+    ),
+    "mobilenetv3_small_x1_0_ssld": (
+        "mobilenetv3_small_x1_0",
+        71.3,
+        68.2,
+        "legendary_models/MobileNetV3_small_x1_0",
+    ),
+    "mobilenetv3_small_x0_35_ssld": (
+        "mobilenetv3_small_x0_35",
+        55.6,
+        53.0,
+        "legendary_models/MobileNetV3_small_x0_35",
+    ),
 }
 
 
@@ -99,11 +148,14 @@ def test_ssld_cards(name):
     assert card.teacher == "resnet50_vd_ssld"  # the MobileNets' teacher, per the SSLD doc
     assert get_weights(card.teacher) is not None
     assert card.top1_source == "PaddleClas docs/zh_CN/training/advanced/ssld.md"
-    assert card.urls == (f"https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
-                         f"{stem}_ssld_pretrained.pdparams",)
+    assert card.urls == (
+        f"https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
+        f"{stem}_ssld_pretrained.pdparams",
+    )
 
 
 # ---------------------------------------------------------------- PaddleClas key names
+
 
 @pytest.mark.parametrize("name", KEY_DUMPS)
 def test_keys_and_shapes_equal_paddleclas_dump(name):
@@ -124,6 +176,7 @@ def test_mobilenetv2_old_style_names():
 
 # ---------------------------------------------------------------- shapes and features
 
+
 @pytest.mark.parametrize("name", ALL)
 def test_forward_shapes_and_feature_info(name):
     model = ssld_zoo.load(name, pretrained=False, num_classes=7)
@@ -142,26 +195,48 @@ def test_feature_modules_are_real_submodules_that_produce_the_features():
 def test_stage_choice_matches_timm_convention():
     """Strides 2..32; the stride-32 stage of MobileNetV3 is the wide 1x1 conv (as timm's and
     torchvision's feature extractors), of V1/V2 the last block (as timm's)."""
+
     def info(name):
         return [(f.module, f.channels) for f in meta_model(name).feature_info]
 
-    assert info("mobilenetv1") == [("blocks.0", 64), ("blocks.2", 128), ("blocks.4", 256),
-                                   ("blocks.10", 512), ("blocks.12", 1024)]
-    assert info("mobilenetv2") == [("conv2", 16), ("conv3", 24), ("conv4", 32), ("conv6", 96),
-                                   ("conv8", 320)]
-    assert info("mobilenetv3_large_x1_0") == [("blocks.0", 16), ("blocks.2", 24),
-                                              ("blocks.5", 40), ("blocks.11", 112),
-                                              ("last_second_conv", 960)]
-    assert info("mobilenetv3_small_x1_0") == [("conv", 16), ("blocks.0", 16), ("blocks.2", 24),
-                                              ("blocks.7", 48), ("last_second_conv", 576)]
+    assert info("mobilenetv1") == [
+        ("blocks.0", 64),
+        ("blocks.2", 128),
+        ("blocks.4", 256),
+        ("blocks.10", 512),
+        ("blocks.12", 1024),
+    ]
+    assert info("mobilenetv2") == [
+        ("conv2", 16),
+        ("conv3", 24),
+        ("conv4", 32),
+        ("conv6", 96),
+        ("conv8", 320),
+    ]
+    assert info("mobilenetv3_large_x1_0") == [
+        ("blocks.0", 16),
+        ("blocks.2", 24),
+        ("blocks.5", 40),
+        ("blocks.11", 112),
+        ("last_second_conv", 960),
+    ]
+    assert info("mobilenetv3_small_x1_0") == [
+        ("conv", 16),
+        ("blocks.0", 16),
+        ("blocks.2", 24),
+        ("blocks.7", 48),
+        ("last_second_conv", 576),
+    ]
 
 
 @pytest.mark.parametrize("name", ["mobilenetv1_x0_5", "mobilenetv2", "mobilenetv3_small_x0_75"])
 def test_features_only_with_out_indices(name):
     full = ssld_zoo.load(name, pretrained=False)
     model = ssld_zoo.load(name, pretrained=False, features_only=True, out_indices=(1, -1))
-    assert [f.module for f in model.feature_info] == [full.feature_info[1].module,
-                                                      full.feature_info[-1].module]
+    assert [f.module for f in model.feature_info] == [
+        full.feature_info[1].module,
+        full.feature_info[-1].module,
+    ]
     with torch.no_grad():
         feats = model(torch.randn(1, 3, 96, 64))
     assert len(feats) == 2
@@ -174,8 +249,9 @@ def test_features_only_with_out_indices(name):
         ssld_zoo.load(name, pretrained=False, features_only=True, out_indices=(5,))
 
 
-@pytest.mark.parametrize("name", ["mobilenetv1_x0_25", "mobilenetv2_x0_5",
-                                  "mobilenetv3_large_x0_35"])
+@pytest.mark.parametrize(
+    "name", ["mobilenetv1_x0_25", "mobilenetv2_x0_5", "mobilenetv3_large_x0_35"]
+)
 def test_num_classes_replacement_keeps_backbone_weights(name, tmp_path):
     src = ssld_zoo.load(name, pretrained=False)
     path = tmp_path / "w.pth"
@@ -208,21 +284,23 @@ def test_training_step_runs_and_reaches_every_parameter():
 
 # ---------------------------------------------------------------- PaddleClas-specific details
 
+
 def test_make_divisible_is_paddles_rounding():
-    assert make_divisible(16 * 0.35) == 8       # floor at the divisor
-    assert make_divisible(72 * 0.35) == 24      # 25.2 -> 24 (within 10%)
-    assert make_divisible(40 * 0.35) == 16      # 14 -> int(18) // 8 * 8 = 16
+    assert make_divisible(16 * 0.35) == 8  # floor at the divisor
+    assert make_divisible(72 * 0.35) == 24  # 25.2 -> 24 (within 10%)
+    assert make_divisible(40 * 0.35) == 16  # 14 -> int(18) // 8 * 8 = 16
     assert make_divisible(960 * 0.35) == 336
-    assert make_divisible(88 * 0.75) == 64      # 66 -> 64
-    assert make_divisible(13.0) == 16           # 13 -> 16 (rounds half up)
-    assert make_divisible(11.0) == 16           # 11 -> 8 is < 0.9 * 11: one step up
+    assert make_divisible(88 * 0.75) == 64  # 66 -> 64
+    assert make_divisible(13.0) == 16  # 13 -> 16 (rounds half up)
+    assert make_divisible(11.0) == 16  # 11 -> 8 is < 0.9 * 11: one step up
 
 
 def test_se_gate_is_paddles_hardsigmoid_not_torchs():
     gate = Hardsigmoid(0.2, 0.5)
     x = torch.tensor([-3.0, -2.5, 0.0, 1.0, 2.5, 3.0], dtype=torch.float64)
-    assert torch.allclose(gate(x), torch.tensor([0.0, 0.0, 0.5, 0.7, 1.0, 1.0],
-                                                dtype=torch.float64))
+    assert torch.allclose(
+        gate(x), torch.tensor([0.0, 0.0, 0.5, 0.7, 1.0, 1.0], dtype=torch.float64)
+    )
     assert not torch.allclose(gate(x), torch.nn.functional.hardsigmoid(x))
     se = meta_model("mobilenetv3_large_x1_0").blocks[3].mid_se
     assert abs(se.hardsigmoid.slope - 0.2) < 1e-8 and se.hardsigmoid.offset == 0.5
@@ -252,8 +330,22 @@ def test_mobilenetv3_every_block_has_an_expand_conv_and_shortcuts_by_shape():
     assert isinstance(first, ResidualUnit)
     assert first.expand_conv.conv.in_channels == first.expand_conv.conv.out_channels == 16
     assert [b.if_shortcut for b in model.blocks] == [
-        True, False, True, False, True, True, False, True, True, True, False, True, False,
-        True, True]
+        True,
+        False,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+        True,
+        False,
+        True,
+        False,
+        True,
+        True,
+    ]
     assert [b.mid_se is not None for b in model.blocks] == [c[3] for c in mobilenet_v3._LARGE]
     assert model.last_conv.bias is None and model.last_conv.out_channels == 1280
 

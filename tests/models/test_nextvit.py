@@ -2,6 +2,7 @@
 
 Numerical equality with PaddleClas itself is checked by ``tests/parity``.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -9,9 +10,8 @@ import torch
 
 import ssld_zoo
 from ssld_zoo.models.nextvit import E_MHSA
-from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
 from ssld_zoo.registry import get_arch, get_weights, list_architectures
-
+from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
 
 NAMES = [f"nextvit_{s}_{r}" for s in ("small", "base", "large") for r in (224, 384)]
 
@@ -40,14 +40,24 @@ def test_224_and_384_are_the_same_architecture(size):
 
 def test_feature_info_names_the_last_block_of_each_stage():
     with torch.device("meta"):
-        infos = {s: get_arch(f"nextvit_{s}_224").builder().feature_info
-                 for s in ("small", "base", "large")}
-    assert [f.module for f in infos["small"]] == ["features.2", "features.6", "features.16",
-                                                  "features.19"]
+        infos = {
+            s: get_arch(f"nextvit_{s}_224").builder().feature_info
+            for s in ("small", "base", "large")
+        }
+    assert [f.module for f in infos["small"]] == [
+        "features.2",
+        "features.6",
+        "features.16",
+        "features.19",
+    ]
     assert [f.module for f in infos["large"]][-1] == "features.39"
     for info in infos.values():
-        assert [(f.channels, f.reduction) for f in info] == [(96, 4), (256, 8), (512, 16),
-                                                             (1024, 32)]
+        assert [(f.channels, f.reduction) for f in info] == [
+            (96, 4),
+            (256, 8),
+            (512, 16),
+            (1024, 32),
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +70,12 @@ def test_forward_features_match_feature_info(small):
     x = torch.randn(2, 3, 64, 96)
     captured = {}
     modules = dict(small.named_modules())
-    handles = [modules[fi.module].register_forward_hook(
-        lambda m, i, o, key=fi.module: captured.__setitem__(key, o)) for fi in small.feature_info]
+    handles = [
+        modules[fi.module].register_forward_hook(
+            lambda m, i, o, key=fi.module: captured.__setitem__(key, o)
+        )
+        for fi in small.feature_info
+    ]
     try:
         with torch.no_grad():
             feats = small.forward_stages(x)
@@ -85,11 +99,11 @@ def test_attention_matches_the_explicit_formula():
     x = torch.randn(2, 36, 64, dtype=torch.float64)
     B, N, C, h = 2, 36, 64, 2
     q = att.q(x).reshape(B, N, h, 32).permute(0, 2, 1, 3)
-    pooled = torch.stack([x[:, i:i + 4].mean(1) for i in range(0, N, 4)], 1)  # (B, 9, C)
+    pooled = torch.stack([x[:, i : i + 4].mean(1) for i in range(0, N, 4)], 1)  # (B, 9, C)
     pooled = att.norm(pooled.transpose(1, 2)).transpose(1, 2)
     k = att.k(pooled).reshape(B, 9, h, 32).permute(0, 2, 3, 1)
     v = att.v(pooled).reshape(B, 9, h, 32).permute(0, 2, 1, 3)
-    ref = att.proj(((q @ k) * 32 ** -0.5).softmax(-1).matmul(v).transpose(1, 2).reshape(B, N, C))
+    ref = att.proj(((q @ k) * 32**-0.5).softmax(-1).matmul(v).transpose(1, 2).reshape(B, N, C))
     with torch.no_grad():
         torch.testing.assert_close(att(x), ref.detach(), rtol=1e-12, atol=1e-12)
 
@@ -101,8 +115,9 @@ def test_too_small_input_gives_a_clear_error(small):
 
 
 def test_features_only_and_out_indices():
-    model = ssld_zoo.load("nextvit_small_384", pretrained=False, features_only=True,
-                          out_indices=(0, 2))
+    model = ssld_zoo.load(
+        "nextvit_small_384", pretrained=False, features_only=True, out_indices=(0, 2)
+    )
     assert [f.reduction for f in model.feature_info] == [4, 16]
     assert not any(k.startswith(("model.proj_head", "model.norm.")) for k in model.state_dict())
     with torch.no_grad():
@@ -132,11 +147,18 @@ def test_train_mode_uses_drop_path_and_backpropagates():
 
 # --- weight cards -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,top1,baseline", [
-    ("nextvit_small_224", 84.72, 82.48), ("nextvit_base_224", 85.00, 83.24),
-    ("nextvit_large_224", 85.36, 83.63), ("nextvit_small_384", 85.97, 84.01),
-    ("nextvit_base_384", 86.34, 84.65), ("nextvit_large_384", 86.54, 84.92),
-])
+
+@pytest.mark.parametrize(
+    "name,top1,baseline",
+    [
+        ("nextvit_small_224", 84.72, 82.48),
+        ("nextvit_base_224", 85.00, 83.24),
+        ("nextvit_large_224", 85.36, 83.63),
+        ("nextvit_small_384", 85.97, 84.01),
+        ("nextvit_base_384", 86.34, 84.65),
+        ("nextvit_large_384", 86.54, 84.92),
+    ],
+)
 def test_cards(name, top1, baseline):
     ssld, plain = get_weights(f"{name}_ssld"), get_weights(name)
     assert ssld.top1 == top1 and ssld.baseline_top1 == baseline and plain.top1 == baseline

@@ -3,6 +3,7 @@
 Numerical equality with PaddleClas itself is checked by ``tests/parity``; these tests need only
 torch (plus the PaddleClas key listings in ``../shared/reference/paddle_keys``).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,8 @@ import torch
 import ssld_zoo
 from ssld_zoo.models.pp_hgnet import DownscaleInInferDropout
 from ssld_zoo.models.pp_hgnet_v2 import StemBlock
-from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
 from ssld_zoo.registry import get_arch, get_weights, list_architectures
+from tests.models.paddle_keys import KEYS_DIR, meta_model, paddle_style_shapes, read_key_file
 
 V1 = ["pphgnet_tiny", "pphgnet_small", "pphgnet_base"]
 V2 = [f"pphgnetv2_b{i}" for i in range(7)]
@@ -41,7 +42,8 @@ def test_forward_features_match_feature_info(name):
     modules = dict(model.named_modules())
     for fi in model.feature_info:
         modules[fi.module].register_forward_hook(
-            lambda m, i, o, key=fi.module: captured.__setitem__(key, o))
+            lambda m, i, o, key=fi.module: captured.__setitem__(key, o)
+        )
     with torch.no_grad():
         feats = model.forward_stages(x)
         logits = model.forward_head(model.final_features(feats))
@@ -56,10 +58,18 @@ def test_forward_features_match_feature_info(name):
 
 def test_stage_channels_of_the_configs():
     with torch.device("meta"):
-        assert [f.channels for f in get_arch("pphgnet_base").builder().feature_info] == \
-            [320, 640, 960, 1280]
-        assert [f.channels for f in get_arch("pphgnetv2_b2").builder().feature_info] == \
-            [96, 384, 768, 1536]
+        assert [f.channels for f in get_arch("pphgnet_base").builder().feature_info] == [
+            320,
+            640,
+            960,
+            1280,
+        ]
+        assert [f.channels for f in get_arch("pphgnetv2_b2").builder().feature_info] == [
+            96,
+            384,
+            768,
+            1536,
+        ]
 
 
 @pytest.mark.parametrize("name", ["pphgnet_tiny", "pphgnetv2_b1"])
@@ -70,7 +80,8 @@ def test_features_only_and_out_indices(name):
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 64))
     assert [tuple(o.shape[1:]) for o in outs] == [
-        (fi.channels, 64 // fi.reduction, 64 // fi.reduction) for fi in model.feature_info]
+        (fi.channels, 64 // fi.reduction, 64 // fi.reduction) for fi in model.feature_info
+    ]
     with pytest.raises(ValueError, match="out of range"):
         ssld_zoo.load(name, pretrained=False, features_only=True, out_indices=(4,))
 
@@ -115,8 +126,10 @@ def test_lab_only_where_paddle_builds_it():
     assert "stages.2.blocks.0.layers.0.conv1.lab.scale" not in keys
     assert "stages.2.blocks.0.layers.0.conv2.lab.scale" in keys
     assert not any(".downsample.lab." in k for k in keys)
-    assert not any(".lab." in k or k.startswith("lab.")
-                   for k in get_arch("pphgnetv2_b4").builder().state_dict())
+    assert not any(
+        ".lab." in k or k.startswith("lab.")
+        for k in get_arch("pphgnetv2_b4").builder().state_dict()
+    )
 
 
 def test_stem_max_pool_never_picks_the_padding():
@@ -132,8 +145,7 @@ def test_stem_max_pool_never_picks_the_padding():
 
 def test_train_step_has_finite_gradients():
     model = get_arch("pphgnetv2_b0").builder(num_classes=5).train()
-    loss = torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 64, 64)),
-                                             torch.tensor([0, 3]))
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 64, 64)), torch.tensor([0, 3]))
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -145,11 +157,14 @@ def test_train_step_has_finite_gradients():
 _BASE = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/"
 
 
-@pytest.mark.parametrize("name,top1,baseline,resize", [
-    ("pphgnet_tiny_ssld", 81.95, 79.83, 232),
-    ("pphgnet_small_ssld", 83.82, 81.51, 236),
-    ("pphgnet_base_ssld", 85.00, None, 236),
-])
+@pytest.mark.parametrize(
+    "name,top1,baseline,resize",
+    [
+        ("pphgnet_tiny_ssld", 81.95, 79.83, 232),
+        ("pphgnet_small_ssld", 83.82, 81.51, 236),
+        ("pphgnet_base_ssld", 85.00, None, 236),
+    ],
+)
 def test_pphgnet_ssld_cards(name, top1, baseline, resize):
     card = get_weights(name)
     assert card.is_ssld and card.top1 == top1 and card.baseline_top1 == baseline
@@ -165,8 +180,10 @@ def test_pphgnet_baselines_and_no_base_baseline():
     assert get_weights("pphgnet_base") is None  # PaddleClas publishes no plain base weights
 
 
-@pytest.mark.parametrize("variant,top1", [(0, 77.77), (1, 79.18), (2, 81.74), (3, 82.98),
-                                          (4, 83.57), (5, 84.75), (6, 86.30)])
+@pytest.mark.parametrize(
+    "variant,top1",
+    [(0, 77.77), (1, 79.18), (2, 81.74), (3, 82.98), (4, 83.57), (5, 84.75), (6, 86.30)],
+)
 def test_pphgnetv2_cards_both_stages(variant, top1):
     arch = f"pphgnetv2_b{variant}"
     final, stage1 = get_weights(f"{arch}_ssld"), get_weights(f"{arch}_ssld_stage1")

@@ -5,30 +5,50 @@ downscale-in-infer dropout).
 Numerical equality with PaddleClas is the job of ``tests/parity``; these tests check what can be
 checked without Paddle, fast.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import ssld_zoo
-from tests.models.helpers import (assert_classifier, assert_feature_modules_produce_features,
-                                  assert_feature_shapes, assert_outputs, features_only_equals_full,
-                                  staged_forward)
-from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 from ssld_zoo.models.pp_lcnet import DownscaleInInferDropout, PaddleHardsigmoid, make_divisible
 from ssld_zoo.models.pp_lcnet_v2 import RepDepthwiseSeparable
 from ssld_zoo.registry import SSLD_DOC, get_arch, get_weights, list_models
+from tests.models.helpers import (
+    assert_classifier,
+    assert_feature_modules_produce_features,
+    assert_feature_shapes,
+    assert_outputs,
+    features_only_equals_full,
+    staged_forward,
+)
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 
 LEGENDARY = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/"
-V1 = {"pplcnet_x0_25": 0.25, "pplcnet_x0_35": 0.35, "pplcnet_x0_5": 0.5, "pplcnet_x0_75": 0.75,
-      "pplcnet_x1_0": 1.0, "pplcnet_x1_5": 1.5, "pplcnet_x2_0": 2.0, "pplcnet_x2_5": 2.5}
-V2 = {"pplcnetv2_small": (0.75, [2, 2, 4, 2]), "pplcnetv2_base": (1.0, [2, 2, 6, 2]),
-      "pplcnetv2_large": (1.25, [2, 2, 8, 2])}
-KEY_DUMPS = {"pplcnet_x0_25": "PPLCNet_x0_25", "pplcnet_x0_5": "PPLCNet_x0_5",
-             "pplcnet_x1_0": "PPLCNet_x1_0", "pplcnet_x2_5": "PPLCNet_x2_5",
-             "pplcnetv2_base": "PPLCNetV2_base"}
+V1 = {
+    "pplcnet_x0_25": 0.25,
+    "pplcnet_x0_35": 0.35,
+    "pplcnet_x0_5": 0.5,
+    "pplcnet_x0_75": 0.75,
+    "pplcnet_x1_0": 1.0,
+    "pplcnet_x1_5": 1.5,
+    "pplcnet_x2_0": 2.0,
+    "pplcnet_x2_5": 2.5,
+}
+V2 = {
+    "pplcnetv2_small": (0.75, [2, 2, 4, 2]),
+    "pplcnetv2_base": (1.0, [2, 2, 6, 2]),
+    "pplcnetv2_large": (1.25, [2, 2, 8, 2]),
+}
+KEY_DUMPS = {
+    "pplcnet_x0_25": "PPLCNet_x0_25",
+    "pplcnet_x0_5": "PPLCNet_x0_5",
+    "pplcnet_x1_0": "PPLCNet_x1_0",
+    "pplcnet_x2_5": "PPLCNet_x2_5",
+    "pplcnetv2_base": "PPLCNetV2_base",
+}
 
 
 def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -45,6 +65,7 @@ def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 # ---------------------------------------------------------------- registry and weight cards
+
 
 def test_variants_are_registered_under_paddleclas_names():
     for name in V1:
@@ -63,9 +84,16 @@ def test_variants_are_registered_under_paddleclas_names():
 
 def test_baseline_cards():
     doc = "PaddleClas docs/zh_CN/models/ImageNet1k/PP-LCNet.md"
-    published = {"pplcnet_x0_25": 51.86, "pplcnet_x0_35": 58.09, "pplcnet_x0_5": 63.14,
-                 "pplcnet_x0_75": 68.18, "pplcnet_x1_0": 71.32, "pplcnet_x1_5": 73.71,
-                 "pplcnet_x2_0": 75.18, "pplcnet_x2_5": 76.60}
+    published = {
+        "pplcnet_x0_25": 51.86,
+        "pplcnet_x0_35": 58.09,
+        "pplcnet_x0_5": 63.14,
+        "pplcnet_x0_75": 68.18,
+        "pplcnet_x1_0": 71.32,
+        "pplcnet_x1_5": 73.71,
+        "pplcnet_x2_0": 75.18,
+        "pplcnet_x2_5": 76.60,
+    }
     for name, top1 in published.items():
         card = get_weights(name)
         assert card.arch == name and not card.is_ssld
@@ -109,6 +137,7 @@ def test_exactly_the_published_ssld_weights():
 
 # ---------------------------------------------------------------- PaddleClas key names
 
+
 @pytest.mark.parametrize("name", KEY_DUMPS)
 def test_keys_and_shapes_equal_paddleclas_dump(name):
     assert_keys_equal_paddle_dump(name, KEY_DUMPS[name])
@@ -143,6 +172,7 @@ def test_pplcnetv2_structure():
 
 # ---------------------------------------------------------------- shapes and features
 
+
 @pytest.mark.parametrize("name", ["pplcnet_x0_25", "pplcnet_x1_0", "pplcnetv2_small"])
 def test_forward_shapes_and_feature_info(name):
     model = ssld_zoo.load(name, pretrained=False, num_classes=7)
@@ -154,13 +184,23 @@ def test_forward_shapes_and_feature_info(name):
 
 def test_stage_choice():
     """PaddleClas's own stage patterns: blocks2..blocks6 (V1), stages.0..3 (V2)."""
+
     def info(name):
         return [(f.module, f.channels, f.reduction) for f in meta_model(name).feature_info]
 
-    assert info("pplcnet_x1_0") == [("blocks2", 32, 2), ("blocks3", 64, 4), ("blocks4", 128, 8),
-                                    ("blocks5", 256, 16), ("blocks6", 512, 32)]
-    assert info("pplcnetv2_base") == [("stages.0", 128, 4), ("stages.1", 256, 8),
-                                      ("stages.2", 512, 16), ("stages.3", 1024, 32)]
+    assert info("pplcnet_x1_0") == [
+        ("blocks2", 32, 2),
+        ("blocks3", 64, 4),
+        ("blocks4", 128, 8),
+        ("blocks5", 256, 16),
+        ("blocks6", 512, 32),
+    ]
+    assert info("pplcnetv2_base") == [
+        ("stages.0", 128, 4),
+        ("stages.1", 256, 8),
+        ("stages.2", 512, 16),
+        ("stages.3", 1024, 32),
+    ]
     assert [i[1] for i in info("pplcnet_x2_5")] == [80, 160, 320, 640, 1280]
     assert [i[1] for i in info("pplcnetv2_large")] == [160, 320, 640, 1280]
 
@@ -170,10 +210,13 @@ def test_feature_modules_are_real_submodules_that_produce_the_features(name):
     assert_feature_modules_produce_features(ssld_zoo.load(name, pretrained=False))
 
 
-@pytest.mark.parametrize("name,indices,expected", [
-    ("pplcnet_x0_25", (0, 2, 4), [(8, 2), (32, 8), (128, 32)]),
-    ("pplcnetv2_small", (-2, -1), [(384, 16), (768, 32)]),
-])
+@pytest.mark.parametrize(
+    "name,indices,expected",
+    [
+        ("pplcnet_x0_25", (0, 2, 4), [(8, 2), (32, 8), (128, 32)]),
+        ("pplcnetv2_small", (-2, -1), [(384, 16), (768, 32)]),
+    ],
+)
 def test_features_only_and_out_indices(name, indices, expected):
     pyr = features_only_equals_full(name, indices)
     assert [(f.channels, f.reduction) for f in pyr.feature_info] == expected
@@ -203,6 +246,7 @@ def test_paddleclas_options():
 
 
 # ---------------------------------------------------------------- Paddle details
+
 
 def test_paddle_hardsigmoid_slope():
     x = torch.linspace(-4, 4, 1001, dtype=torch.float64)
@@ -237,8 +281,9 @@ def test_head_scales_by_0_8_at_inference(name):
     with torch.no_grad():
         feats = model.forward_stages(x)
         pooled = model.act(model.last_conv(feats[-1].mean((2, 3), keepdim=True))).flatten(1)
-        torch.testing.assert_close(model.forward_head(model.final_features(feats)),
-                                   model.fc(pooled * 0.800000011920929))
+        torch.testing.assert_close(
+            model.forward_head(model.final_features(feats)), model.fc(pooled * 0.800000011920929)
+        )
 
 
 def test_pplcnetv2_re_parameterize_keeps_outputs_and_keys():

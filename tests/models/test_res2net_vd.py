@@ -3,19 +3,22 @@
 Numerical equality with PaddleClas is the job of ``tests/parity``; these tests pin down what can
 be checked without Paddle, fast.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 import torch
 
 import ssld_zoo
-from tests.models.helpers import (assert_classifier_then_pooled,
-                                  assert_feature_modules_produce_features, assert_feature_shapes,
-                                  staged_forward)
-from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 from ssld_zoo.models.res2net_vd import BottleneckBlock, Res2NetVd
 from ssld_zoo.registry import get_arch, get_weights
+from tests.models.helpers import (
+    assert_classifier_then_pooled,
+    assert_feature_modules_produce_features,
+    assert_feature_shapes,
+    staged_forward,
+)
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model, paddle_style_shapes
 
 ARCHS = {
     "res2net50_vd_26w_4s": ("Res2Net50_vd_26w_4s", 437, (3, 4, 6, 3)),
@@ -39,8 +42,11 @@ def test_registered_with_paddle_name_and_weights(name):
 
 def test_published_numbers():
     got = {n: (get_weights(n).top1, get_weights(f"{n}_ssld").top1) for n in ARCHS}
-    assert got == {"res2net50_vd_26w_4s": (79.8, 83.1), "res2net101_vd_26w_4s": (80.6, 83.9),
-                   "res2net200_vd_26w_4s": (81.2, 85.1)}
+    assert got == {
+        "res2net50_vd_26w_4s": (79.8, 83.1),
+        "res2net101_vd_26w_4s": (80.6, 83.9),
+        "res2net200_vd_26w_4s": (81.2, 85.1),
+    }
 
 
 @pytest.mark.parametrize("name", ARCHS)
@@ -71,8 +77,9 @@ def test_forward_shapes_and_feature_info():
     assert [f.reduction for f in model.feature_info] == [4, 8, 16, 32]
     assert [f.module for f in model.feature_info] == ["bb_0_2", "bb_1_3", "bb_2_5", "bb_3_2"]
     assert_feature_shapes(model, feats, x)
-    assert all(isinstance(model.get_submodule(f.module), BottleneckBlock)
-               for f in model.feature_info)
+    assert all(
+        isinstance(model.get_submodule(f.module), BottleneckBlock) for f in model.feature_info
+    )
 
 
 def test_feature_info_module_produces_the_feature():
@@ -80,16 +87,16 @@ def test_feature_info_module_produces_the_feature():
 
 
 def test_features_only_out_indices_and_odd_input():
-    fp = ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False, features_only=True,
-                       out_indices=(1, -1))
+    fp = ssld_zoo.load(
+        "res2net50_vd_26w_4s", pretrained=False, features_only=True, out_indices=(1, -1)
+    )
     assert isinstance(fp.model.out, torch.nn.Identity)  # the classifier is dropped
     assert [(f.channels, f.reduction) for f in fp.feature_info] == [(512, 8), (2048, 32)]
     with torch.no_grad():
         outs = fp(torch.randn(1, 3, 67, 67))  # odd: ceil-mode shortcut pooling
     assert [tuple(o.shape) for o in outs] == [(1, 512, 9, 9), (1, 2048, 3, 3)]
     with pytest.raises(ValueError, match="out of range"):
-        ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False, features_only=True,
-                      out_indices=(4,))
+        ssld_zoo.load("res2net50_vd_26w_4s", pretrained=False, features_only=True, out_indices=(4,))
 
 
 def test_num_classes_and_in_chans():
@@ -106,8 +113,9 @@ def test_num_classes_and_in_chans():
 def _probe_block(stride: int) -> BottleneckBlock:
     """A block whose every conv is the identity and BN a no-op, so its data flow is visible."""
     # As in the real model: only the stride-1 first block of stage 1 projects without pooling.
-    blk = BottleneckBlock(8, 8, 8, stride=stride, scales=4, project=True,
-                          first_block=(stride == 1), name="res2a").eval()
+    blk = BottleneckBlock(
+        8, 8, 8, stride=stride, scales=4, project=True, first_block=(stride == 1), name="res2a"
+    ).eval()
     with torch.no_grad():
         for m in blk.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -150,6 +158,5 @@ def test_trains_in_place_ops_keep_autograd_valid():
     model = Res2NetVd(50, num_classes=4).train()
     loss = model(torch.randn(2, 3, 64, 64)).logsumexp(1).sum()
     loss.backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all()
-               for p in model.parameters())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     assert model.bb_0_0.res2a_branch2b_3._conv.weight.grad.abs().sum() > 0

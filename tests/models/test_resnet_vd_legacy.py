@@ -1,4 +1,5 @@
 """PaddleClas 2.0/2.1 ResNet_vd files (the SSLD docs' old links) load into the 2.6 layout."""
+
 import re
 
 import pytest
@@ -30,8 +31,9 @@ def _to_legacy(paddle_state: dict, counts: tuple[int, ...]) -> dict:
     return out
 
 
-@pytest.mark.parametrize("arch,counts", [("resnet34_vd", (3, 4, 6, 3)),
-                                         ("resnet50_vd", (3, 4, 6, 3))])
+@pytest.mark.parametrize(
+    "arch,counts", [("resnet34_vd", (3, 4, 6, 3)), ("resnet50_vd", (3, 4, 6, 3))]
+)
 def test_legacy_names_load(tmp_path, arch, counts):
     torch.manual_seed(0)
     src = ssld_zoo.load(arch, pretrained=False).eval()

@@ -5,8 +5,8 @@ The torchvision check is a second, independent proof of correctness next to ``te
 torchvision's ResNeXt is the architecture Facebook released these weights for, so the same
 weights must give the same logits in both.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 import torch
@@ -14,14 +14,22 @@ from torchvision.models import resnext101_32x8d
 from torchvision.models.resnet import Bottleneck, ResNet
 
 import ssld_zoo
-from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model
 from ssld_zoo.models.resnext_wsl import BottleneckBlock, ResNeXt101WSL, checkpoint_filter_fn
 from ssld_zoo.registry import get_arch, get_weights
+from tests.models.paddle_keys import assert_keys_equal_paddle_dump, meta_model
 
-WIDTHS = {"resnext101_32x8d_wsl": 8, "resnext101_32x16d_wsl": 16,
-          "resnext101_32x32d_wsl": 32, "resnext101_32x48d_wsl": 48}
-TORCH_FILES = {8: "ig_resnext101_32x8-c38310e5.pth", 16: "ig_resnext101_32x16-c6f796b0.pth",
-               32: "ig_resnext101_32x32-e4b90b00.pth", 48: "ig_resnext101_32x48-3e41cc8a.pth"}
+WIDTHS = {
+    "resnext101_32x8d_wsl": 8,
+    "resnext101_32x16d_wsl": 16,
+    "resnext101_32x32d_wsl": 32,
+    "resnext101_32x48d_wsl": 48,
+}
+TORCH_FILES = {
+    8: "ig_resnext101_32x8-c38310e5.pth",
+    16: "ig_resnext101_32x16-c6f796b0.pth",
+    32: "ig_resnext101_32x32-e4b90b00.pth",
+    48: "ig_resnext101_32x48-3e41cc8a.pth",
+}
 
 
 def torchvision_resnext(width: int, device: str | None = None) -> ResNet:
@@ -44,15 +52,19 @@ def test_registration_and_weight_card(name):
     assert card.urls == (
         f"https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
         f"ResNeXt101_32x{width}d_wsl_pretrained.pdparams",  # not ppcls's "32x16_wsl" typo
-        f"https://download.pytorch.org/models/{TORCH_FILES[width]}")
+        f"https://download.pytorch.org/models/{TORCH_FILES[width]}",
+    )
     assert card.license == "CC-BY-NC-4.0"
     assert card.top1_source == "PaddleClas docs/zh_CN/models/ImageNet1k/ResNeXt101_wsl.md"
 
 
 def test_published_numbers():
     assert {n: get_weights(n).top1 for n in WIDTHS} == {
-        "resnext101_32x8d_wsl": 82.6, "resnext101_32x16d_wsl": 84.2,
-        "resnext101_32x32d_wsl": 85.0, "resnext101_32x48d_wsl": 85.4}
+        "resnext101_32x8d_wsl": 82.6,
+        "resnext101_32x16d_wsl": 84.2,
+        "resnext101_32x32d_wsl": 85.0,
+        "resnext101_32x48d_wsl": 85.4,
+    }
 
 
 def test_teacher_of_resnet_ssld_weights_is_registered():
@@ -72,10 +84,18 @@ def test_shapes_and_features_on_meta_device(name):
     assert model._conv1_0._conv1._conv.weight.shape == (32 * width, width, 3, 3)  # 32 groups
     x = torch.empty(2, 3, 96, 64, device="meta")
     feats = model.forward_stages(x)
-    assert [f.module for f in model.feature_info] == ["_conv1_2", "_conv2_3", "_conv3_22",
-                                                      "_conv4_2"]
+    assert [f.module for f in model.feature_info] == [
+        "_conv1_2",
+        "_conv2_3",
+        "_conv3_22",
+        "_conv4_2",
+    ]
     assert [(f.channels, f.reduction) for f in model.feature_info] == [
-        (256, 4), (512, 8), (1024, 16), (2048, 32)]
+        (256, 4),
+        (512, 8),
+        (1024, 16),
+        (2048, 32),
+    ]
     for f, info in zip(feats, model.feature_info):
         assert f.shape == (2, info.channels, 96 // info.reduction, 64 // info.reduction)
         assert isinstance(model.get_submodule(info.module), BottleneckBlock)
@@ -84,8 +104,9 @@ def test_shapes_and_features_on_meta_device(name):
 
 def test_features_only_out_indices_and_classifier_reset():
     with torch.device("meta"):
-        model = ssld_zoo.load("resnext101_32x48d_wsl", pretrained=False, features_only=True,
-                              out_indices=(-2, -1))
+        model = ssld_zoo.load(
+            "resnext101_32x48d_wsl", pretrained=False, features_only=True, out_indices=(-2, -1)
+        )
     assert [f.channels for f in model.feature_info] == [1024, 2048]
     assert isinstance(model.model._out, torch.nn.Identity)
     feats = model(torch.empty(1, 3, 64, 64, device="meta"))

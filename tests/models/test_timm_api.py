@@ -1,4 +1,5 @@
 """The timm model API on every family, and timm's own data helpers on our models."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,13 +8,19 @@ import torch.nn as nn
 from safetensors.torch import save_file
 
 import ssld_zoo
-from ssld_zoo.registry import list_weights
+from ssld_zoo.registry import list_architectures, list_weights
 from tests.models.helpers import SMALLEST_MODELS as NAMES
 from tests.models.helpers import random_bn_model, sample_batch
 
 # Families whose PaddleClas classes have head dropout (drop_rate) or stochastic depth.
-WITH_DROP_RATE = ["ghostnet_x0_5", "mobilenetv3_small_x0_35", "pphgnet_tiny", "pphgnetv2_b0",
-                  "pplcnet_x0_25", "pplcnetv2_small"]
+WITH_DROP_RATE = [
+    "ghostnet_x0_5",
+    "mobilenetv3_small_x0_35",
+    "pphgnet_tiny",
+    "pphgnetv2_b0",
+    "pplcnet_x0_25",
+    "pplcnetv2_small",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -45,8 +52,9 @@ def test_pretrained_cfg_without_weights_names_real_modules(name):
     cfg = model.pretrained_cfg
     assert cfg["input_size"] == (3, 224, 224) and cfg["num_classes"] == 1000
     # Without weights, the eval transform of the default (SSLD) weights, as timm's cfg has.
-    default = next(c for c in list_weights() if c.arch == name and (
-        c.name in (name, f"{name}_ssld")))
+    default = next(
+        c for c in list_weights() if c.arch == name and (c.name in (name, f"{name}_ssld"))
+    )
     tf = default.transform
     assert cfg["crop_pct"] == pytest.approx(tf.input_size / tf.resize)
     assert cfg["interpolation"] == tf.interpolation
@@ -96,8 +104,9 @@ def test_in_chans_builds_and_adapts_loaded_weights(name, tmp_path):
     with torch.no_grad():
         assert grey(sample_batch()[:, :1]).shape == (2, 1000)
     src = random_bn_model(name)
-    save_file({k: v.contiguous() for k, v in src.state_dict().items()},
-              str(tmp_path / "w.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "w.safetensors")
+    )
     one = ssld_zoo.load(name, weights=tmp_path / "w.safetensors", in_chans=1)
     six = ssld_zoo.load(name, weights=tmp_path / "w.safetensors", in_chans=6)
     g, rgb = sample_batch()[:, :1], sample_batch()
@@ -107,8 +116,7 @@ def test_in_chans_builds_and_adapts_loaded_weights(name, tmp_path):
         # A grey image through the summed filters = the same image as RGB through the RGB
         # ones; two stacked copies through the repeated, halved filters = the RGB image.
         for got, want in ((one(g), want_grey), (six(torch.cat([rgb, rgb], 1)), want_rgb)):
-            torch.testing.assert_close(got, want, rtol=1e-3,
-                                       atol=1e-3 * float(want.abs().max()))
+            torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max()))
     assert one.pretrained_cfg["input_size"][0] == 1
 
 
@@ -120,14 +128,17 @@ def test_drop_rate_sets_the_head_dropout(name):
 
 def test_drop_path_rate_and_a_wrong_keyword():
     model = random_bn_model("nextvit_small_224", drop_path_rate=0.3)
-    assert max(m.drop_prob for m in model.modules() if hasattr(m, "drop_prob")) == \
-        pytest.approx(0.3)
+    assert max(m.drop_prob for m in model.modules() if hasattr(m, "drop_prob")) == pytest.approx(
+        0.3
+    )
     with pytest.raises(ValueError, match=r"resnet18_vd: .*drop_rate.*ssld_zoo/models/resnet_vd"):
         ssld_zoo.load("resnet18_vd", pretrained=False, drop_rate=0.1)
 
 
-@pytest.mark.parametrize("name", ["resnet18_vd", "hrnet_w18_c", "mobilenetv3_small_x0_35",
-                                  "ghostnet_x0_5", "nextvit_small_224"])
+@pytest.mark.parametrize(
+    "name",
+    ["resnet18_vd", "hrnet_w18_c", "mobilenetv3_small_x0_35", "ghostnet_x0_5", "nextvit_small_224"],
+)
 def test_grad_checkpointing_gives_the_same_loss_and_gradients(name):
     def run(enable: bool):
         model = random_bn_model(name).train()
@@ -145,12 +156,20 @@ def test_grad_checkpointing_gives_the_same_loss_and_gradients(name):
         torch.testing.assert_close(grads_ck[key], grads_ref[key], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("name,interpolation,crop_pct,size", [
-    ("pphgnet_tiny", "bicubic", 224 / 232, 224), ("pphgnetv2_b0", "bicubic", 224 / 232, 224),
-    ("pphgnetv2_b4", "bicubic", 224 / 236, 224), ("nextvit_small_224", "bicubic", 224 / 256, 224),
-    ("nextvit_small_384", "bicubic", 1.0, 384), ("resnet50_vd", "bilinear", 224 / 256, 224)])
+@pytest.mark.parametrize(
+    "name,interpolation,crop_pct,size",
+    [
+        ("pphgnet_tiny", "bicubic", 224 / 232, 224),
+        ("pphgnetv2_b0", "bicubic", 224 / 232, 224),
+        ("pphgnetv2_b4", "bicubic", 224 / 236, 224),
+        ("nextvit_small_224", "bicubic", 224 / 256, 224),
+        ("nextvit_small_384", "bicubic", 1.0, 384),
+        ("resnet50_vd", "bilinear", 224 / 256, 224),
+    ],
+)
 def test_pretrained_cfg_without_weights_is_the_default_weights_transform(
-        name, interpolation, crop_pct, size):
+    name, interpolation, crop_pct, size
+):
     """timm's pretrained_cfg of a model built without weights describes its default weights;
     PP-HGNet(V2) and Next-ViT are evaluated bicubic at 224 of 232/236 and 256 (384 at 384)."""
     import timm.data as timm_data
@@ -186,9 +205,16 @@ def test_timm_layer_decay_and_weight_decay_groups_apply(name):
     with torch.device("meta"):
         model = ssld_zoo.load(name, pretrained=False)
     fine, coarse = model.group_matcher(), model.group_matcher(coarse=True)
-    assert len(coarse["blocks"]) == 4 + (name in ("ghostnet_x0_5", "mobilenetv1_x0_25",
-                                                   "mobilenetv2_x0_25", "mobilenetv3_small_x0_35",
-                                                   "pplcnet_x0_25"))
+    assert len(coarse["blocks"]) == 4 + (
+        name
+        in (
+            "ghostnet_x0_5",
+            "mobilenetv1_x0_25",
+            "mobilenetv2_x0_25",
+            "mobilenetv3_small_x0_35",
+            "pplcnet_x0_25",
+        )
+    )
     assert len(fine["blocks"]) >= len(coarse["blocks"])
     groups = _layer_decay_groups(model)
     scales = sorted(groups)
@@ -211,8 +237,11 @@ def test_hrnet_groups_are_its_stem_stages_and_transitions():
         model = ssld_zoo.load("hrnet_w18_c", pretrained=False)
     coarse = model.group_matcher(coarse=True)
     import re
-    stage_of = {n: next((o[0] for r, o in coarse["blocks"] if re.match(r, n)), None)
-                for n, _ in model.named_parameters()}
+
+    stage_of = {
+        n: next((o[0] for r, o in coarse["blocks"] if re.match(r, n)), None)
+        for n, _ in model.named_parameters()
+    }
     assert stage_of["layer1.0.conv1.conv.weight"] == 0
     assert stage_of["conv_tr1_2.conv.weight"] == 1 and stage_of["conv_tr3.conv.weight"] == 3
     assert re.match(coarse["stem"], "conv_layer1_1.conv.weight")
@@ -230,4 +259,5 @@ def test_timm_param_groups_work_on_every_architecture():
         n_params = sum(len(g["params"]) for g in groups)
         assert n_params == sum(p.requires_grad for p in model.parameters()), name
         assert len({g["lr_scale"] for g in groups}) == len(model.group_matcher()["blocks"]) + 2 - (
-            model.group_matcher()["stem"] is None), name
+            model.group_matcher()["stem"] is None
+        ), name

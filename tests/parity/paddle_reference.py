@@ -44,6 +44,7 @@ Benchmark mode::
 prints one JSON line ``{"model": ..., "size": ..., "threads": 1, "median_ms": ...}``: the median
 wall time of N float32 forwards of a 1x3xSIZExSIZE input on one CPU thread (after warm-up).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,16 +66,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", help="PaddleClas builder name, e.g. ResNet50_vd")
     p.add_argument("--out", type=Path, help="output directory (parity mode)")
     p.add_argument("--size", type=int, default=224, help="side of the random input batch")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="crop side of the photo (default: --size)")
-    p.add_argument("--features", default="",
-                   help="comma-separated sub-layer names whose outputs to capture")
+    p.add_argument(
+        "--image-size", type=int, default=None, help="crop side of the photo (default: --size)"
+    )
+    p.add_argument(
+        "--features", default="", help="comma-separated sub-layer names whose outputs to capture"
+    )
     p.add_argument("--image", type=Path, default=None, help="a photo to run as a second input")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bench", type=int, default=0, metavar="N",
-                   help="benchmark: print the median ms of N float32 forwards at batch 1")
-    p.add_argument("--serve", action="store_true",
-                   help="worker mode: parity jobs as JSON argument lists, one per stdin line")
+    p.add_argument(
+        "--bench",
+        type=int,
+        default=0,
+        metavar="N",
+        help="benchmark: print the median ms of N float32 forwards at batch 1",
+    )
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="worker mode: parity jobs as JSON argument lists, one per stdin line",
+    )
     args = p.parse_args(argv)
     if args.serve:
         return args
@@ -113,10 +124,12 @@ def _patch_model_urls() -> None:
     from ppcls.arch.backbone.model_zoo import resnext101_wsl
 
     hrnet.MODEL_URLS.setdefault(
-        "SE_HRNet_W64_C", _BASE + "legendary_models/SE_HRNet_W64_C_pretrained.pdparams")
+        "SE_HRNet_W64_C", _BASE + "legendary_models/SE_HRNet_W64_C_pretrained.pdparams"
+    )
     if not pp_hgnet.MODEL_URLS.get("PPHGNet_base"):
         pp_hgnet.MODEL_URLS["PPHGNet_base"] = (
-            _BASE + "legendary_models/PPHGNet_base_pretrained.pdparams")
+            _BASE + "legendary_models/PPHGNet_base_pretrained.pdparams"
+        )
     url = resnext101_wsl.MODEL_URLS["ResNeXt101_32x16d_wsl"]
     resnext101_wsl.MODEL_URLS["ResNeXt101_32x16d_wsl"] = url.replace("32x16_wsl", "32x16d_wsl")
 
@@ -135,9 +148,12 @@ def _batchnorms(model):
     nn.BatchNorm1D/2D/...) with no common base class; both keep ``_mean``/``_variance``."""
     import paddle
 
-    return [layer for _, layer in model.named_sublayers(include_self=True)
-            if isinstance(getattr(layer, "_mean", None), paddle.Tensor)
-            and isinstance(getattr(layer, "_variance", None), paddle.Tensor)]
+    return [
+        layer
+        for _, layer in model.named_sublayers(include_self=True)
+        if isinstance(getattr(layer, "_mean", None), paddle.Tensor)
+        and isinstance(getattr(layer, "_variance", None), paddle.Tensor)
+    ]
 
 
 def randomize(model, seed: int, size: int, photo: np.ndarray | None = None) -> dict[str, int]:
@@ -167,8 +183,10 @@ def randomize(model, seed: int, size: int, photo: np.ndarray | None = None) -> d
     bns = _batchnorms(model)
     bn_params = set()
     for bn in bns:
-        for attr, make in (("weight", lambda s: rng.uniform(0.5, 1.5, s)),
-                           ("bias", lambda s: rng.normal(0.0, 0.2, s))):
+        for attr, make in (
+            ("weight", lambda s: rng.uniform(0.5, 1.5, s)),
+            ("bias", lambda s: rng.normal(0.0, 0.2, s)),
+        ):
             p = getattr(bn, attr, None)
             if p is not None:
                 put(p, make(p.shape))
@@ -222,11 +240,12 @@ def _fit(x: np.ndarray, size: int) -> np.ndarray:
     h, w = x.shape[-2:]
     if h < size or w < size:
         ph, pw = max(size - h, 0), max(size - w, 0)
-        x = np.pad(x, ((0, 0), (0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)),
-                   mode="reflect")
+        x = np.pad(
+            x, ((0, 0), (0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="reflect"
+        )
         h, w = x.shape[-2:]
     top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top:top + size, left:left + size]
+    return x[..., top : top + size, left : left + size]
 
 
 def load_photo(path: Path, size: int) -> np.ndarray:
@@ -241,8 +260,7 @@ def load_photo(path: Path, size: int) -> np.ndarray:
     short = round(size * 256 / 224)  # 256 for the usual 224 crop
     w, h = img.size
     scale = short / min(w, h)
-    img = img.resize((max(short, round(w * scale)), max(short, round(h * scale))),
-                     Image.BILINEAR)
+    img = img.resize((max(short, round(w * scale)), max(short, round(h * scale))), Image.BILINEAR)
     w, h = img.size
     left, top = (w - size) // 2, (h - size) // 2
     img = img.crop((left, top, left + size, top + size))
@@ -265,9 +283,11 @@ class Capture:
         missing = [b for b in bases if b not in layers]
         if missing:
             import difflib
+
             hints = {b: difflib.get_close_matches(b, list(layers), n=3) for b in missing}
-            raise SystemExit(f"no sub-layer named {missing} in {type(model).__name__}; "
-                             f"closest names: {hints}")
+            raise SystemExit(
+                f"no sub-layer named {missing} in {type(model).__name__}; closest names: {hints}"
+            )
         self.active = False
         self.out: dict[str, np.ndarray] = {}
         self.handles = [layers[b].register_forward_post_hook(self._hook(b)) for b in bases]
@@ -297,8 +317,10 @@ def forward(model, x: np.ndarray):
     with paddle.no_grad():
         y = model(paddle.to_tensor(x))
     if not isinstance(y, paddle.Tensor):
-        raise TypeError(f"{type(model).__name__} returned {type(y).__name__} in eval mode, "
-                        "expected a logits tensor")
+        raise TypeError(
+            f"{type(model).__name__} returned {type(y).__name__} in eval mode, "
+            "expected a logits tensor"
+        )
     return y.numpy().copy()
 
 
@@ -307,8 +329,11 @@ def to_float64(model) -> None:
     import paddle
 
     model.to(dtype="float64")
-    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers())
-            if t.dtype == paddle.float32]
+    left = [
+        n
+        for n, t in list(model.named_parameters()) + list(model.named_buffers())
+        if t.dtype == paddle.float32
+    ]
     if left:
         raise RuntimeError(f"float64 cast left float32 tensors: {left[:5]}")
 
@@ -349,18 +374,30 @@ def run_parity(args: argparse.Namespace) -> None:
                     outputs[f"feat_{tag}__{name}"] = value
                 absent = [n for n in names if n not in capture.out]
                 if absent:
-                    raise SystemExit(f"no output {absent} in the forward pass (captured: "
-                                     f"{sorted(capture.out)}); a list output is name#i")
+                    raise SystemExit(
+                        f"no output {absent} in the forward pass (captured: "
+                        f"{sorted(capture.out)}); a list output is name#i"
+                    )
         timings[f"forward_{tag}_s"] = round(time.perf_counter() - t, 3)
     paddle.set_default_dtype("float32")  # a worker's next job starts where a new process would
     np.savez(args.out / "outputs.npz", **outputs)
 
     from importlib.metadata import version
-    meta = {"model": args.model, "size": args.size, "image_size": args.image_size or args.size,
-            "image": str(args.image) if args.image else None, "seed": args.seed,
-            "features": names, "randomized": counts, "paddle": paddle.__version__,
-            "paddleclas": version("paddleclas"), "build_s": round(t_build, 3), **timings,
-            "total_s": round(time.perf_counter() - t0, 3)}
+
+    meta = {
+        "model": args.model,
+        "size": args.size,
+        "image_size": args.image_size or args.size,
+        "image": str(args.image) if args.image else None,
+        "seed": args.seed,
+        "features": names,
+        "randomized": counts,
+        "paddle": paddle.__version__,
+        "paddleclas": version("paddleclas"),
+        "build_s": round(t_build, 3),
+        **timings,
+        "total_s": round(time.perf_counter() - t0, 3),
+    }
     (args.out / "meta.json").write_text(json.dumps(meta, indent=1))
 
 
@@ -369,8 +406,11 @@ def run_bench(args: argparse.Namespace) -> None:
 
     backbone = import_ppcls()
     model = build(backbone, args.model)
-    x = np.random.default_rng(args.seed).standard_normal(
-        (1, 3, args.size, args.size)).astype(np.float32)
+    x = (
+        np.random.default_rng(args.seed)
+        .standard_normal((1, 3, args.size, args.size))
+        .astype(np.float32)
+    )
     for _ in range(3):  # warm-up: first calls allocate and pick kernels
         forward(model, x)
     times = []
@@ -378,9 +418,18 @@ def run_bench(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         forward(model, x)
         times.append((time.perf_counter() - t) * 1000)
-    print(json.dumps({"model": args.model, "size": args.size, "threads": 1,
-                      "paddle": paddle.__version__, "runs": args.bench,
-                      "median_ms": round(float(np.median(times)), 3)}))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "size": args.size,
+                "threads": 1,
+                "paddle": paddle.__version__,
+                "runs": args.bench,
+                "median_ms": round(float(np.median(times)), 3),
+            }
+        )
+    )
 
 
 def _rss_mb() -> float:
@@ -412,10 +461,12 @@ def serve() -> None:
             answer = {"ok": True}
         except (Exception, SystemExit) as e:  # a failed job, not a failed worker
             import traceback
+
             answer = {"ok": False, "error": "".join(traceback.format_exception(e))[-4000:]}
         gc.collect()  # the last model's tensors, before the next one is built
-        answer.update(wall_s=time.perf_counter() - t, cpu_s=time.process_time() - cpu,
-                      rss_mb=_rss_mb())
+        answer.update(
+            wall_s=time.perf_counter() - t, cpu_s=time.process_time() - cpu, rss_mb=_rss_mb()
+        )
         answers.write(json.dumps(answer) + "\n")
 
 

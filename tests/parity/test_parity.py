@@ -18,6 +18,7 @@ Input sizes: the random batch is ``parity_size(arch) + 3`` (odd: exercises ceil-
 and padding on every stride-2 layer) unless the model class says ``fixed_input_size = True``
 (then ``parity_size(arch)``); the photo is ``parity_size(arch)``.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,12 +56,24 @@ THREADS = 1
 # Next-ViT at 128 (random batch 131) exercises ceil-mode pooling and token counts its 1-D
 # key/value pooling does not divide; its _384 builds are the same modules as the _224 ones, so
 # their (duplicate) runs use 96. PP-HGNetV2 runs at 128 from B3 up.
-PARITY_SIZES = {"pphgnet_small": 128, "pphgnet_base": 128, "pphgnetv2_b3": 128,
-                "pphgnetv2_b4": 128, "pphgnetv2_b5": 128, "pphgnetv2_b6": 128,
-                "nextvit_small_224": 128, "nextvit_base_224": 128, "nextvit_large_224": 128,
-                "nextvit_small_384": 96, "nextvit_base_384": 96, "nextvit_large_384": 96,
-                "resnext101_32x8d_wsl": 112, "resnext101_32x16d_wsl": 96,
-                "resnext101_32x32d_wsl": 64, "resnext101_32x48d_wsl": 64}
+PARITY_SIZES = {
+    "pphgnet_small": 128,
+    "pphgnet_base": 128,
+    "pphgnetv2_b3": 128,
+    "pphgnetv2_b4": 128,
+    "pphgnetv2_b5": 128,
+    "pphgnetv2_b6": 128,
+    "nextvit_small_224": 128,
+    "nextvit_base_224": 128,
+    "nextvit_large_224": 128,
+    "nextvit_small_384": 96,
+    "nextvit_base_384": 96,
+    "nextvit_large_384": 96,
+    "resnext101_32x8d_wsl": 112,
+    "resnext101_32x16d_wsl": 96,
+    "resnext101_32x32d_wsl": 64,
+    "resnext101_32x48d_wsl": 64,
+}
 
 
 def parity_size(arch: str) -> int:
@@ -106,8 +119,10 @@ def assert_same_top5(ours: np.ndarray, ref: np.ndarray, tol: float, what: str) -
         if np.array_equal(top_o, top_r):
             continue
         ties = all(abs(r[i] - r[j]) <= slack for i, j in zip(top_o, top_r))
-        assert ties, (f"{what}, row {row}: top-5 classes differ: ours {top_o.tolist()}, "
-                      f"Paddle's {top_r.tolist()} (Paddle logits {r[top_r].tolist()})")
+        assert ties, (
+            f"{what}, row {row}: top-5 classes differ: ours {top_o.tolist()}, "
+            f"Paddle's {top_r.tolist()} (Paddle logits {r[top_r].tolist()})"
+        )
 
 
 @dataclass
@@ -129,14 +144,22 @@ class ParityCase:
 
     def require_loaded(self) -> None:
         if self.load_error is not None:
-            pytest.fail(f"ssld_zoo.load({self.arch!r}, weights=<PaddleClas {self.paddle_name} "
-                        f".pdparams>) failed:\n{self.load_error}", pytrace=False)
+            pytest.fail(
+                f"ssld_zoo.load({self.arch!r}, weights=<PaddleClas {self.paddle_name} "
+                f".pdparams>) failed:\n{self.load_error}",
+                pytrace=False,
+            )
 
     def timing(self) -> dict:
         # Wall and CPU seconds: wall time on a shared machine says little, CPU time says
         # what the CI budget pays on an idle one.
-        return {"arch": self.arch, "paddle_s": self.paddle_s, "torch_s": self.torch_s,
-                "paddle_cpu_s": self.paddle_cpu_s, "torch_cpu_s": self.torch_cpu_s}
+        return {
+            "arch": self.arch,
+            "paddle_s": self.paddle_s,
+            "torch_s": self.torch_s,
+            "paddle_cpu_s": self.paddle_cpu_s,
+            "torch_cpu_s": self.torch_cpu_s,
+        }
 
 
 class PaddleWorker:
@@ -148,18 +171,27 @@ class PaddleWorker:
         self.cmd = [str(paddle_python), str(REFERENCE_SCRIPT), "--serve"]
         self.log_path = log
         # One thread: set before paddle (and its BLAS/OpenMP runtimes) is imported.
-        self.env = dict(os.environ, **{v: str(THREADS) for v in
-                                       ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                        "OPENBLAS_NUM_THREADS")})
+        self.env = dict(
+            os.environ,
+            **{
+                v: str(THREADS)
+                for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+            },
+        )
         self.proc: subprocess.Popen | None = None
 
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
             # stderr to a file: a pipe nobody reads would fill up and stall the worker.
             with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE,
-                                             stdout=subprocess.PIPE, stderr=log, text=True,
-                                             env=self.env)
+                self.proc = subprocess.Popen(
+                    self.cmd,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                    env=self.env,
+                )
         return self.proc
 
     def run(self, args: list[str]) -> dict:
@@ -172,16 +204,18 @@ class PaddleWorker:
         if not line:
             proc.kill()
             proc.wait()
-            why = (f"exit {proc.returncode}" if ready else
-                   f"no answer in {REFERENCE_TIMEOUT_S} s")
-            pytest.fail(f"paddle_reference.py --serve died ({why}) on {' '.join(args)}:\n"
-                        f"{self.log_tail()}", pytrace=False)
+            why = f"exit {proc.returncode}" if ready else f"no answer in {REFERENCE_TIMEOUT_S} s"
+            pytest.fail(
+                f"paddle_reference.py --serve died ({why}) on {' '.join(args)}:\n{self.log_tail()}",
+                pytrace=False,
+            )
         answer = json.loads(line)
         if answer.get("rss_mb", 0) > WORKER_RSS_LIMIT_MB:
             self.close()  # give the memory back before torch loads the same giant model
         if not answer["ok"]:
-            pytest.fail(f"paddle_reference.py failed on {' '.join(args)}:\n{answer['error']}",
-                        pytrace=False)
+            pytest.fail(
+                f"paddle_reference.py failed on {' '.join(args)}:\n{answer['error']}", pytrace=False
+            )
         return answer
 
     def log_tail(self) -> str:
@@ -204,17 +238,29 @@ def paddle_worker(paddle_python, tmp_path_factory):
     worker.close()
 
 
-def _run_paddle(arch: str, out: Path, worker: PaddleWorker,
-                photo: Path | None) -> tuple[list[str], float, float]:
+def _run_paddle(
+    arch: str, out: Path, worker: PaddleWorker, photo: Path | None
+) -> tuple[list[str], float, float]:
     spec = get_arch(arch)
     with torch.device("meta"):  # no memory, no init: only names and attributes are needed
         probe = spec.builder()
     stage_modules = [f.module for f in probe.feature_info]
     fixed = bool(getattr(probe, "fixed_input_size", False))
     size = parity_size(arch) if fixed else parity_size(arch) + 3
-    args = ["--model", spec.paddle_name, "--out", str(out), "--size", str(size),
-            "--image-size", str(parity_size(arch)), "--features", ",".join(stage_modules),
-            "--seed", "0"]
+    args = [
+        "--model",
+        spec.paddle_name,
+        "--out",
+        str(out),
+        "--size",
+        str(size),
+        "--image-size",
+        str(parity_size(arch)),
+        "--features",
+        ",".join(stage_modules),
+        "--seed",
+        "0",
+    ]
     if photo is not None:
         args += ["--image", str(photo)]
     answer = worker.run(args)
@@ -270,8 +316,9 @@ def case(request, tmp_path_factory, paddle_worker, test_data_optional):
         inputs = dict(f)
     with np.load(out / "outputs.npz") as f:
         paddle = dict(f)
-    c = ParityCase(arch, get_arch(arch).paddle_name, out, inputs, paddle, stage_modules,
-                   paddle_s, paddle_cpu_s)
+    c = ParityCase(
+        arch, get_arch(arch).paddle_name, out, inputs, paddle, stage_modules, paddle_s, paddle_cpu_s
+    )
     _run_torch(c)
     yield c
     shutil.rmtree(out, ignore_errors=True)
@@ -283,8 +330,10 @@ def _check_logits(case: ParityCase, key: str) -> None:
         ours, ref = case.torch[name], case.paddle[name]
         assert ours.shape == ref.shape, f"{name}: shape {ours.shape} != Paddle's {ref.shape}"
         err, tol = relative_error(ours, ref), tolerance(case, f"logits_{key}_<tag>", tag)
-        assert err <= tol, (f"{case.arch} {name}: relative error {err:.3e} > {tol:.1e} "
-                            f"(max|paddle| {np.max(np.abs(ref)):.3e})")
+        assert err <= tol, (
+            f"{case.arch} {name}: relative error {err:.3e} > {tol:.1e} "
+            f"(max|paddle| {np.max(np.abs(ref)):.3e})"
+        )
         assert_same_top5(ours, ref, tol, f"{case.arch} {name}")
 
 
@@ -320,12 +369,14 @@ def test_stage_features(case: ParityCase) -> None:
                 bad.append(f"{key}: shape {ours.shape} != Paddle's {ref.shape}")
                 continue
             err, tol = relative_error(ours, ref), tolerance(case, f"feat_<tag>__{name}", tag)
-            report.append(f"  {tag} {name:<24} {tuple(ref.shape)} rel err {err:.3e} "
-                          f"(limit {tol:.1e})")
+            report.append(
+                f"  {tag} {name:<24} {tuple(ref.shape)} rel err {err:.3e} (limit {tol:.1e})"
+            )
             if err > tol:
                 bad.append(f"{key}: relative error {err:.3e} > {tol:.1e}")
     assert not bad, f"{case.arch} stage outputs differ from Paddle's:\n" + "\n".join(
-        bad + ["all stages:"] + report)
+        bad + ["all stages:"] + report
+    )
 
 
 def test_reference_is_meaningful(case: ParityCase) -> None:

@@ -1,4 +1,5 @@
 """The weights tests share one HTTP server and a private cache (see ``server.py``)."""
+
 import pytest
 
 from tests.weights.server import home, server  # noqa: F401  (fixtures for every test here)

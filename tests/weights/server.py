@@ -7,6 +7,7 @@ after N bytes (once or always), a body shorter than its ``Content-Length``, an H
 200, a body trickled a byte at a time, a body that stalls after N bytes, redirects, no
 ``Content-Length``, Range ignored, a delay before answering (to overlap concurrent downloads).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,18 +31,18 @@ class Served:
     """What the test server serves, how it misbehaves, and what it saw."""
 
     files: dict[str, bytes] = field(default_factory=dict)
-    drop_once: dict[str, int] = field(default_factory=dict)    # path -> bytes sent, then close
+    drop_once: dict[str, int] = field(default_factory=dict)  # path -> bytes sent, then close
     drop_always: dict[str, int] = field(default_factory=dict)  # the same on every request
     fail_with: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer
     retry_after: dict[str, str] = field(default_factory=dict)  # path -> Retry-After of failures
-    ignore_range: set[str] = field(default_factory=set)        # answer 200 to Range requests
-    html: set[str] = field(default_factory=set)                # 200 + an HTML page instead
-    trickle: dict[str, float] = field(default_factory=dict)    # path -> seconds per byte
+    ignore_range: set[str] = field(default_factory=set)  # answer 200 to Range requests
+    html: set[str] = field(default_factory=set)  # 200 + an HTML page instead
+    trickle: dict[str, float] = field(default_factory=dict)  # path -> seconds per byte
     stall_after: dict[str, tuple[int, float]] = field(default_factory=dict)  # path -> (bytes
     # sent per response, then seconds of silence before the connection closes)
-    redirect: dict[str, str] = field(default_factory=dict)     # path -> Location (302)
-    no_length: set[str] = field(default_factory=set)           # no Content-Length header
-    delay: dict[str, float] = field(default_factory=dict)      # path -> seconds before answering
+    redirect: dict[str, str] = field(default_factory=dict)  # path -> Location (302)
+    no_length: set[str] = field(default_factory=set)  # no Content-Length header
+    delay: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -114,7 +115,7 @@ def _handler(served: Served):
             try:
                 if path in served.trickle:
                     for i in range(len(body)):
-                        self.wfile.write(body[i:i + 1])
+                        self.wfile.write(body[i : i + 1])
                         self.wfile.flush()
                         time.sleep(served.trickle[path])
                     return
@@ -137,8 +138,9 @@ def server():
     served = Served()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(served))
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", served
@@ -154,8 +156,12 @@ def home(tmp_path, monkeypatch):
     from ssld_zoo.weights import fetch
 
     monkeypatch.setenv("SSLD_ZOO_HOME", str(tmp_path / "home"))
-    for name in ("SSLD_ZOO_OFFLINE", "SSLD_ZOO_MIRROR", "SSLD_ZOO_MAX_FILE_BYTES",
-                 "SSLD_ZOO_DOWNLOAD_RETRIES"):
+    for name in (
+        "SSLD_ZOO_OFFLINE",
+        "SSLD_ZOO_MIRROR",
+        "SSLD_ZOO_MAX_FILE_BYTES",
+        "SSLD_ZOO_DOWNLOAD_RETRIES",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SSLD_ZOO_DOWNLOAD_TIMEOUT", "5")
     monkeypatch.setenv("SSLD_ZOO_DOWNLOAD_DEADLINE", "30")
@@ -168,8 +174,9 @@ def cache_listing(home) -> dict[str, list[str]]:
     out = {}
     for sub in ("downloads", "converted", "quarantine"):
         d = home / sub
-        out[sub] = sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) \
-            if d.exists() else []
+        out[sub] = (
+            sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) if d.exists() else []
+        )
     return out
 
 

@@ -4,6 +4,7 @@ PaddleClas's own loader ignores missing and extra keys; ``ssld_zoo.load(weights=
 The files are written in PaddleClas's layout (``_mean``/``_variance``, Linear stored [in, out])
 from a zoo model's own tensors, so no paddle install is needed.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -76,8 +77,9 @@ def test_exact_file_loads_every_tensor(tmp_path: Path, state) -> None:
     got = model.state_dict()
     np.testing.assert_array_equal(got["stem.0.bn.running_var"], state["stem.0.bn._variance"])
     np.testing.assert_array_equal(got["fc.weight"], state["fc.weight"].T)  # transposed back
-    np.testing.assert_array_equal(got["blocks.7.conv1.conv.weight"],
-                                  state["blocks.7.conv1.conv.weight"])
+    np.testing.assert_array_equal(
+        got["blocks.7.conv1.conv.weight"], state["blocks.7.conv1.conv.weight"]
+    )
 
 
 def test_missing_key_is_named(tmp_path: Path, state) -> None:

@@ -8,6 +8,7 @@ what matters is the transport and the cache protocol; ``test_trust.py`` does the
 real ``.pdparams`` through ``ssld_zoo.load``. Every test asserts the error class, its message,
 and what the cache holds afterwards.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,9 +22,16 @@ import pytest
 
 from ssld_zoo.weights import cache, fetch, trust
 from ssld_zoo.weights.download import obtain
-from ssld_zoo.weights.errors import (CacheRepairWarning, ChecksumError, DeadlineError,
-                                     DownloadError, HTTPStatusError, NotWeightsError,
-                                     OfflineError, WeightsFileError)
+from ssld_zoo.weights.errors import (
+    CacheRepairWarning,
+    ChecksumError,
+    DeadlineError,
+    DownloadError,
+    HTTPStatusError,
+    NotWeightsError,
+    OfflineError,
+    WeightsFileError,
+)
 from ssld_zoo.weights.fileops import locked
 from ssld_zoo.weights.urls import file_name_for
 from tests.weights.server import HTML, cache_listing, run_concurrently, sha
@@ -50,6 +58,7 @@ def downloads(home) -> list[str]:
 
 
 # --- the ordinary path ------------------------------------------------------------------------
+
 
 def test_download_caches_validates_and_records(server, home):
     base, served = server
@@ -119,12 +128,14 @@ def test_leftover_part_of_another_url_is_discarded(server, home):
     (home / "downloads").mkdir(parents=True)
     (home / "downloads" / "Tiny.pdparams.part").write_bytes(b"x" * 5000)
     (home / "downloads" / "Tiny.pdparams.part.json").write_text(
-        json.dumps({"url": "http://elsewhere.invalid/Tiny.pdparams"}))
+        json.dumps({"url": "http://elsewhere.invalid/Tiny.pdparams"})
+    )
     assert get([base + "/Tiny.pdparams"]).read_bytes() == PAYLOAD
     assert "Range" not in served.hits("/Tiny.pdparams")[0]
 
 
 # --- failures and their bounds ------------------------------------------------------------------
+
 
 def test_404_names_url_and_falls_back_to_mirror(server, home):
     base, served = server
@@ -184,8 +195,10 @@ def test_connection_that_never_sends_a_byte_gives_up(server, home, monkeypatch):
     served.drop_always["/Tiny.pdparams"] = 0  # headers, then the connection closes
     with pytest.raises(DownloadError) as e:
         get([base + "/Tiny.pdparams"])
-    assert f"{base}/Tiny.pdparams: gave up after 2 attempts: connection lost after 0 of " \
-           f"{len(PAYLOAD)} bytes (ProtocolError)" in str(e.value)
+    assert (
+        f"{base}/Tiny.pdparams: gave up after 2 attempts: connection lost after 0 of "
+        f"{len(PAYLOAD)} bytes (ProtocolError)" in str(e.value)
+    )
     assert len(served.hits("/Tiny.pdparams")) == 2
     assert trust.read_records() == {} and "Tiny.pdparams" not in downloads(home)
 
@@ -199,9 +212,11 @@ def test_trickling_server_hits_the_deadline(server, home, monkeypatch):
     with pytest.raises(DeadlineError) as e:
         get([base + "/Tiny.pdparams"])
     assert 1.4 < time.monotonic() - start < 4
-    assert str(e.value).startswith(f"could not get Tiny.pdparams: {base}/Tiny.pdparams: not "
-                                   "finished within 1.5 s (SSLD_ZOO_DOWNLOAD_DEADLINE); "
-                                   "nothing was cached")
+    assert str(e.value).startswith(
+        f"could not get Tiny.pdparams: {base}/Tiny.pdparams: not "
+        "finished within 1.5 s (SSLD_ZOO_DOWNLOAD_DEADLINE); "
+        "nothing was cached"
+    )
     # The bytes so far stay as a resumable partial file; nothing is trusted.
     assert downloads(home) == ["Tiny.pdparams.part", "Tiny.pdparams.part.json"]
     assert trust.read_records() == {}
@@ -213,8 +228,11 @@ def test_stalled_transfer_is_retried_then_given_up(server, monkeypatch):
     monkeypatch.setenv("SSLD_ZOO_DOWNLOAD_RETRIES", "1")
     served.files["/Tiny.pdparams"] = PAYLOAD
     served.trickle["/Tiny.pdparams"] = 0.05  # ~8 bytes per 0.4 s: under the stall floor
-    with pytest.raises(DownloadError, match=r"gave up after 2 attempts: stalled: under 1024 "
-                                            r"bytes in 0.4 s"):
+    with pytest.raises(
+        DownloadError,
+        match=r"gave up after 2 attempts: stalled: under 1024 "
+        r"bytes in 0.4 s",
+    ):
         get([base + "/Tiny.pdparams"])
 
 
@@ -223,8 +241,10 @@ def test_html_page_with_200_is_refused_at_once_and_nothing_recorded(server, home
     served.html.add("/Tiny.pdparams")  # a login page, 200, Content-Type text/html
     with pytest.raises(NotWeightsError) as e:
         get([base + "/Tiny.pdparams"])
-    assert (f"{base}/Tiny.pdparams: the server answered with a web page (Content-Type "
-            "'text/html; charset=utf-8'), not the weights file") in str(e.value)
+    assert (
+        f"{base}/Tiny.pdparams: the server answered with a web page (Content-Type "
+        "'text/html; charset=utf-8'), not the weights file"
+    ) in str(e.value)
     assert len(served.hits("/Tiny.pdparams")) == 1  # not retried
     assert cache_listing(home) == {"downloads": [], "converted": [], "quarantine": []}
     assert trust.read_records() == {}
@@ -267,8 +287,11 @@ def test_size_cap_before_and_while_reading(server, home, monkeypatch):
     base, served = server
     monkeypatch.setenv("SSLD_ZOO_MAX_FILE_BYTES", "1000")
     served.files["/Big.pdparams"] = PAYLOAD
-    with pytest.raises(NotWeightsError, match=r"announces 1048583 bytes, over the "
-                                              r"SSLD_ZOO_MAX_FILE_BYTES limit of 1000"):
+    with pytest.raises(
+        NotWeightsError,
+        match=r"announces 1048583 bytes, over the "
+        r"SSLD_ZOO_MAX_FILE_BYTES limit of 1000",
+    ):
         get([base + "/Big.pdparams"])
     served.no_length.add("/Big.pdparams")  # no announced size: stopped while reading
     with pytest.raises(NotWeightsError, match=r"more than 1000 bytes \(SSLD_ZOO_MAX_FILE_BYTES\)"):
@@ -313,8 +336,11 @@ def test_waiting_for_another_process_is_bounded_by_the_deadline(server, home, mo
     t.start()
     held.wait(5)
     try:
-        with pytest.raises(DeadlineError, match=r"Tiny.pdparams: waited 0\.\d s for .*"
-                                                r"\.Tiny\.pdparams\.lock"):
+        with pytest.raises(
+            DeadlineError,
+            match=r"Tiny.pdparams: waited 0\.\d s for .*"
+            r"\.Tiny\.pdparams\.lock",
+        ):
             get([base + "/Tiny.pdparams"])
     finally:
         release.set()
@@ -323,6 +349,7 @@ def test_waiting_for_another_process_is_bounded_by_the_deadline(server, home, mo
 
 
 # --- checksums ---------------------------------------------------------------------------------
+
 
 def test_checksum_mismatch_leaves_nothing(server, home):
     base, served = server
@@ -333,8 +360,10 @@ def test_checksum_mismatch_leaves_nothing(server, home):
     with pytest.raises(ChecksumError) as e:
         get([url], wrong)
     msg = str(e.value)
-    assert f"sha256 mismatch for {url}: expected {wrong} (published checksum), got " \
-           f"{sha(PAYLOAD)}; nothing was cached" in msg
+    assert (
+        f"sha256 mismatch for {url}: expected {wrong} (published checksum), got "
+        f"{sha(PAYLOAD)}; nothing was cached" in msg
+    )
     assert downloads(home) == [] and trust.read_records() == {}
 
 
@@ -344,8 +373,11 @@ def test_published_prefix_in_a_torch_hub_file_name_is_checked(server, home):
     bad = "/m/model-0123abcd.pth"
     served.files[good] = served.files[bad] = PAYLOAD
     assert get([base + good]).read_bytes() == PAYLOAD
-    with pytest.raises(ChecksumError, match=r"expected 0123abcd \(the sha256 prefix in the file "
-                                            r"name model-0123abcd.pth\)"):
+    with pytest.raises(
+        ChecksumError,
+        match=r"expected 0123abcd \(the sha256 prefix in the file "
+        r"name model-0123abcd.pth\)",
+    ):
         get([base + bad])
     assert downloads(home) == [good.rsplit("/", 1)[1]]
 
@@ -356,8 +388,11 @@ def test_recorded_hash_repairs_tampering_and_refuses_a_changed_upstream(server, 
     served.files["/Tiny.pdparams"] = PAYLOAD
     path = get([url])  # no published hash: recorded once it validated
     path.write_bytes(PAYLOAD[:-5] + b"Xtail")  # the cached copy changes (disk, hand edit)
-    with pytest.warns(CacheRepairWarning, match=r"Tiny.pdparams: damaged cache entry \(sha256 "
-                                                r"[0-9a-f]{64}, expected [0-9a-f]{64} \(recorded"):
+    with pytest.warns(
+        CacheRepairWarning,
+        match=r"Tiny.pdparams: damaged cache entry \(sha256 "
+        r"[0-9a-f]{64}, expected [0-9a-f]{64} \(recorded",
+    ):
         assert get([url]).read_bytes() == PAYLOAD  # quarantined and fetched again
     assert len(served.requests) == 2 and len(cache_listing(home)["quarantine"]) == 1
     # Upstream now serves other bytes: refused against the record, with the way out.
@@ -388,6 +423,7 @@ def test_published_hash_must_be_hex():
 
 # --- offline, mirrors -------------------------------------------------------------------------
 
+
 def test_offline_makes_no_request_and_says_where_to_put_the_file(server, home, monkeypatch):
     base, served = server
     urls = [base + "/Tiny.pdparams", base + "/mirror/Tiny.pdparams"]
@@ -411,8 +447,9 @@ def test_mirror_server_replaces_every_url(server, home, monkeypatch):
     base, served = server
     served.files["/internal/weights/Tiny.pdparams"] = PAYLOAD
     monkeypatch.setenv("SSLD_ZOO_MIRROR", base + "/internal/weights/")
-    path = get(["https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/Tiny.pdparams"],
-               sha(PAYLOAD))  # the published hash still applies on the mirror
+    path = get(
+        ["https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/Tiny.pdparams"], sha(PAYLOAD)
+    )  # the published hash still applies on the mirror
     assert path.read_bytes() == PAYLOAD
     assert [p for p, _ in served.requests] == ["/internal/weights/Tiny.pdparams"]
     assert trust.read_records()["Tiny.pdparams"]["url"] == base + "/internal/weights/Tiny.pdparams"
@@ -425,8 +462,11 @@ def test_mirror_folder_is_copied_from(tmp_path, home, monkeypatch):
     monkeypatch.setenv("SSLD_ZOO_MIRROR", folder.as_uri())  # file://... (a plain path works too)
     assert get(["https://example.invalid/x/Tiny.pdparams"]).read_bytes() == PAYLOAD
     monkeypatch.setenv("SSLD_ZOO_MIRROR", str(folder))
-    with pytest.raises(DownloadError, match=r"Other.pdparams: not in the mirror folder "
-                                            r"\(SSLD_ZOO_MIRROR\)"):
+    with pytest.raises(
+        DownloadError,
+        match=r"Other.pdparams: not in the mirror folder "
+        r"\(SSLD_ZOO_MIRROR\)",
+    ):
         get(["https://example.invalid/x/Other.pdparams"])
     (folder / "Junk.pdparams").write_bytes(HTML)
     with pytest.raises(NotWeightsError, match="not valid weights"):
@@ -448,19 +488,26 @@ def test_a_redirect_from_https_to_http_is_refused():
     class Resp:  # what requests returns after following such a redirect
         history, url, status_code, headers, reason = [object()], "http://x.org/a.pth", 200, {}, ""
 
-    with pytest.raises(DownloadError, match=r"^https://x.org/a.pth: redirected to "
-                                            r"http://x.org/a.pth, from https to plain http"):
+    with pytest.raises(
+        DownloadError,
+        match=r"^https://x.org/a.pth: redirected to "
+        r"http://x.org/a.pth, from https to plain http",
+    ):
         fetch._check_response("https://x.org/a.pth", Resp(), 0, None)
 
 
 def test_malformed_settings_are_one_line_errors(monkeypatch):
     monkeypatch.setenv("SSLD_ZOO_DOWNLOAD_DEADLINE", "soon")
-    with pytest.raises(ValueError, match=r"SSLD_ZOO_DOWNLOAD_DEADLINE='soon': expected a "
-                                         r"float >= 0.01"):
+    with pytest.raises(
+        ValueError,
+        match=r"SSLD_ZOO_DOWNLOAD_DEADLINE='soon': expected a "
+        r"float >= 0.01",
+    ):
         get(["http://127.0.0.1:9/Tiny.pdparams"])
 
 
 # --- progress, names, Google Drive -------------------------------------------------------------
+
 
 class FakeTerminal(io.StringIO):
     def isatty(self) -> bool:
@@ -484,11 +531,19 @@ def test_progress_bar_only_when_asked_and_on_a_terminal(server, monkeypatch, pro
 def test_file_names_from_urls():
     assert file_name_for("https://x.org/a/B_c-1.pdparams?x=1") == "B_c-1.pdparams"
     assert file_name_for("https://drive.google.com/uc?id=XYZ#M.pdparams") == "M.pdparams"
-    assert file_name_for(
-        "https://drive.usercontent.google.com/download?id=XYZ&export=download#M.pth") == "M.pth"
-    for bad in ("https://drive.google.com/uc?id=XYZ", "https://x.org/", "https://x.org/..",
-                "https://x.org/%2e%2e%2fetc", "ftp://x.org/a.pdparams",
-                "https://drive.google.com/uc?id=1#../../evil", "https://x.org/a.pdparams.lock"):
+    assert (
+        file_name_for("https://drive.usercontent.google.com/download?id=XYZ&export=download#M.pth")
+        == "M.pth"
+    )
+    for bad in (
+        "https://drive.google.com/uc?id=XYZ",
+        "https://x.org/",
+        "https://x.org/..",
+        "https://x.org/%2e%2e%2fetc",
+        "ftp://x.org/a.pdparams",
+        "https://drive.google.com/uc?id=1#../../evil",
+        "https://x.org/a.pdparams.lock",
+    ):
         with pytest.raises(ValueError):
             file_name_for(bad)
 
@@ -531,8 +586,13 @@ def test_google_drive_download_is_cancelled_at_the_deadline(server, monkeypatch)
     served.files["/uc"] = PAYLOAD
     served.trickle["/uc"] = 0.1
     real = gdown.download
-    monkeypatch.setattr(gdown, "download", functools.wraps(real)(
-        lambda url, *a, **k: real(url.replace("https://drive.google.com", base), *a, **k)))
+    monkeypatch.setattr(
+        gdown,
+        "download",
+        functools.wraps(real)(
+            lambda url, *a, **k: real(url.replace("https://drive.google.com", base), *a, **k)
+        ),
+    )
     start = time.monotonic()
     with pytest.raises(DeadlineError, match=r"not finished within 1 s"):
         get(["https://drive.google.com/uc?id=SLOW#Slow.pdparams"])
@@ -540,15 +600,20 @@ def test_google_drive_download_is_cancelled_at_the_deadline(server, monkeypatch)
 
 
 def test_usercontent_links_are_handed_to_gdown_as_uc():
-    assert fetch.gdown_source("https://drive.usercontent.google.com/download?id=AB-c_1"
-                              "&export=download#X.pdparams") == \
-        "https://drive.google.com/uc?id=AB-c_1"
+    assert (
+        fetch.gdown_source(
+            "https://drive.usercontent.google.com/download?id=AB-c_1&export=download#X.pdparams"
+        )
+        == "https://drive.google.com/uc?id=AB-c_1"
+    )
 
 
 # --- the stall policy (issue 25) ---------------------------------------------------------------
 
+
 def test_a_stalling_server_is_given_up_after_the_stall_retries_resuming_each_time(
-        server, home, monkeypatch):
+    server, home, monkeypatch
+):
     """A server that sends a few bytes and then nothing: retried SSLD_ZOO_DOWNLOAD_STALL_RETRIES
     times (not the 4 retries of dropped connections), each retry resuming the partial file."""
     base, served = server
@@ -558,8 +623,11 @@ def test_a_stalling_server_is_given_up_after_the_stall_retries_resuming_each_tim
     monkeypatch.setattr(fetch, "MAX_BACKOFF_S", 0.05)
     served.files["/Tiny.pdparams"] = PAYLOAD
     served.stall_after["/Tiny.pdparams"] = (300, 1.0)  # under STALL_BYTES: no progress
-    with pytest.raises(DownloadError, match=r"gave up after 3 attempts: stalled: .*\(stalled 3 "
-                                            r"times in a row; SSLD_ZOO_DOWNLOAD_STALL_RETRIES=2"):
+    with pytest.raises(
+        DownloadError,
+        match=r"gave up after 3 attempts: stalled: .*\(stalled 3 "
+        r"times in a row; SSLD_ZOO_DOWNLOAD_STALL_RETRIES=2",
+    ):
         get([base + "/Tiny.pdparams"])
     hits = served.hits("/Tiny.pdparams")
     assert [h.get("Range") for h in hits] == [None, "bytes=300-", "bytes=600-"]
@@ -583,6 +651,7 @@ def test_a_server_that_stalls_after_progress_is_resumed_to_the_end(server, monke
 
 def test_the_default_stall_policy_gives_up_in_about_a_minute(monkeypatch):
     from ssld_zoo.weights.settings import settings
+
     for name in ("SSLD_ZOO_DOWNLOAD_TIMEOUT", "SSLD_ZOO_DOWNLOAD_STALL_RETRIES"):
         monkeypatch.delenv(name, raising=False)
     # the shipped backoff (the weights tests shorten it)

@@ -4,6 +4,7 @@
 names to numeric tensors or raises a :class:`WeightsFileError` (one line, naming the file);
 never another exception, never code run, and never much more memory than the file.
 """
+
 from __future__ import annotations
 
 import io
@@ -22,18 +23,24 @@ import ssld_zoo
 from ssld_zoo.weights.errors import WeightsFileError
 from ssld_zoo.weights.files import SUFFIXES, read_raw_state
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 _DIR = Path(tempfile.mkdtemp(prefix="ssld_fuzz_"))
 
 
 def _arrays() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    return {"conv.weight": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
-            "bn._variance": rng.random(4).astype(np.float32),
-            "fc.weight": rng.standard_normal((4, 5)).astype(np.float32),
-            "UnpackBigParamInfor@@": {}, "StructuredToParameterName@@": {"a": "b"}}
+    return {
+        "conv.weight": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+        "bn._variance": rng.random(4).astype(np.float32),
+        "fc.weight": rng.standard_normal((4, 5)).astype(np.float32),
+        "UnpackBigParamInfor@@": {},
+        "StructuredToParameterName@@": {"a": "b"},
+    }
 
 
 def _valid(kind: str) -> bytes:
@@ -46,6 +53,7 @@ def _valid(kind: str) -> bytes:
         torch.save(tensors, buf)
         return buf.getvalue()
     from safetensors.torch import save
+
     return save(tensors)
 
 
@@ -86,7 +94,7 @@ def _damage(seed: bytes, edits, cut, splice) -> bytes:
         at = (cut or 0) % (len(data) + 1)
         data[at:at] = splice
     elif cut is not None:
-        del data[cut % (len(data) + 1):]
+        del data[cut % (len(data) + 1) :]
     return bytes(data)
 
 
@@ -97,17 +105,22 @@ def test_random_bytes(data, suffix):
 
 
 @FUZZ
-@given(kind=st.sampled_from(sorted(SEEDS)),
-       edits=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=6),
-       cut=st.none() | st.integers(0, 1 << 20),
-       splice=st.binary(max_size=64))
+@given(
+    kind=st.sampled_from(sorted(SEEDS)),
+    edits=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=6),
+    cut=st.none() | st.integers(0, 1 << 20),
+    splice=st.binary(max_size=64),
+)
 def test_damaged_valid_files(kind, edits, cut, splice):
     _read(_damage(SEEDS[kind], edits, cut, splice), SUFFIX[kind])
 
 
 @FUZZ
-@given(prefix=st.binary(max_size=32), count=st.integers(0, 1 << 62),
-       op=st.sampled_from([b"\x8e", b"\x8d", b"\x95", b"\x96", b"B", b"X", b"T", b"\x8a", b"\x8b"]))
+@given(
+    prefix=st.binary(max_size=32),
+    count=st.integers(0, 1 << 62),
+    op=st.sampled_from([b"\x8e", b"\x8d", b"\x95", b"\x96", b"B", b"X", b"T", b"\x8a", b"\x8b"]),
+)
 def test_declared_sizes(prefix, count, op):
     """Length-prefixed opcodes (bytes8, unicode8, frame, bytearray8, binbytes, binunicode,
     binstring, long1, long4) with any declared size after any prefix."""
@@ -126,11 +139,16 @@ def zoo_file(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(edits=st.lists(st.tuples(st.integers(0, 1 << 22), st.integers(0, 255)), min_size=1,
-                      max_size=4),
-       cut=st.none() | st.integers(0, 1 << 22))
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 1 << 22), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.none() | st.integers(0, 1 << 22),
+)
 def test_damaged_zoo_file_through_load(zoo_file, edits, cut):
     """The whole path of ssld_zoo.load(weights=FILE): it loads, or fails with one line."""
     path = _DIR / "zoo.pdparams"

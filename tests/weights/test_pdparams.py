@@ -4,6 +4,7 @@ Files made by PaddlePaddle itself come from a subprocess in the reference venv (
 ``parity``, skipped outside CI without it); the format details (protocol 2, split big tensors,
 numpy 1.x module names) and the attacks are built here with plain ``pickle``.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -19,8 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssld_zoo.weights.pdparams import (PdparamsError, UnsafePickleError, read_pdparams,
-                                       write_pdparams)
+from ssld_zoo.weights.pdparams import (
+    PdparamsError,
+    UnsafePickleError,
+    read_pdparams,
+    write_pdparams,
+)
 
 
 def _globals(data: bytes) -> set[str]:
@@ -56,10 +61,12 @@ def _globals(data: bytes) -> set[str]:
 
 def _arrays(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"conv.weight": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
-            "bn._mean": rng.standard_normal(4).astype(np.float32),
-            "fc.weight": rng.standard_normal((4, 5)).astype(np.float32),
-            "steps": np.arange(3, dtype=np.int64)}
+    return {
+        "conv.weight": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+        "bn._mean": rng.standard_normal(4).astype(np.float32),
+        "fc.weight": rng.standard_normal((4, 5)).astype(np.float32),
+        "steps": np.arange(3, dtype=np.int64),
+    }
 
 
 def _assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
@@ -95,8 +102,12 @@ json.dump({"raw_keys": raw_keys}, open(out + "/meta.json", "w"))
 def paddle_files(paddle_python, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("paddle_saved")
     write_pdparams(_arrays(), out / "zoo.pdparams")
-    res = subprocess.run([str(paddle_python), "-c", _PADDLE_SCRIPT, str(out),
-                          str(out / "zoo.pdparams")], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [str(paddle_python), "-c", _PADDLE_SCRIPT, str(out), str(out / "zoo.pdparams")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return out
 
@@ -131,6 +142,7 @@ def test_paddle_reads_what_write_pdparams_writes(paddle_files: Path) -> None:
 
 # --- format details, without paddle ---------------------------------------------------------
 
+
 def test_round_trip(tmp_path: Path) -> None:
     write_pdparams(_arrays(), tmp_path / "a.pdparams")
     _assert_same(read_pdparams(tmp_path / "a.pdparams"), _arrays())
@@ -161,11 +173,16 @@ def test_split_big_tensor_pieces_are_joined(tmp_path: Path) -> None:
     ``_unpack_saved_dict``); the same layout, with small slices."""
     big = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     flat = big.reshape(-1)
-    obj = {"small": np.ones(3, np.float32),
-           "big@@.0": flat[:10], "big@@.1": flat[10:20], "big@@.2": flat[20:],
-           "UnpackBigParamInfor@@": {"big": {"OriginShape": big.shape,
-                                             "slices": ["big@@.0", "big@@.1", "big@@.2"]}},
-           "StructuredToParameterName@@": {"small": "param_0", "big": "param_1"}}
+    obj = {
+        "small": np.ones(3, np.float32),
+        "big@@.0": flat[:10],
+        "big@@.1": flat[10:20],
+        "big@@.2": flat[20:],
+        "UnpackBigParamInfor@@": {
+            "big": {"OriginShape": big.shape, "slices": ["big@@.0", "big@@.1", "big@@.2"]}
+        },
+        "StructuredToParameterName@@": {"small": "param_0", "big": "param_1"},
+    }
     (tmp_path / "split.pdparams").write_bytes(pickle.dumps(obj, protocol=2))
     got = read_pdparams(tmp_path / "split.pdparams")
     assert sorted(got) == ["big", "small"]
@@ -173,6 +190,7 @@ def test_split_big_tensor_pieces_are_joined(tmp_path: Path) -> None:
 
 
 # --- hostile and broken files ---------------------------------------------------------------
+
 
 class _Payload:
     """Unpickling an instance calls ``func(*args)``: what a malicious .pdparams does."""

@@ -6,6 +6,7 @@ tampered cache entries are quarantined, reported and rebuilt; ``cache clear`` an
 The registered weight ``mobilenetv1_x0_25`` (0.47M parameters) is served, with random tensors
 in PaddleClas's format, by the local server standing in as the mirror.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,12 @@ import torch
 import ssld_zoo
 from ssld_zoo.registry import get_weights
 from ssld_zoo.weights import cache, trust
-from ssld_zoo.weights.errors import (CacheRepairWarning, ChecksumError, NotWeightsError,
-                                     StateDictMismatch)
+from ssld_zoo.weights.errors import (
+    CacheRepairWarning,
+    ChecksumError,
+    NotWeightsError,
+    StateDictMismatch,
+)
 from ssld_zoo.weights.source import load_weights, registered_state
 from tests.weights.server import HTML, cache_listing, pdparams_bytes, run_concurrently, sha
 
@@ -46,17 +51,20 @@ def fc_weight(model) -> torch.Tensor:
 
 def expected_fc(data: bytes) -> torch.Tensor:
     import pickle
+
     return torch.from_numpy(pickle.loads(data)["fc.weight"]).t()
 
 
-def test_load_through_the_mirror_downloads_validates_converts_and_caches(mirror, home,
-                                                                          real_bytes):
+def test_load_through_the_mirror_downloads_validates_converts_and_caches(mirror, home, real_bytes):
     model = ssld_zoo.load(NAME)
     torch.testing.assert_close(fc_weight(model), expected_fc(real_bytes), rtol=0, atol=0)
     assert model.weight_card is CARD
     assert len(mirror.hits("/" + FILE)) == 1
-    assert cache_listing(home) == {"downloads": [FILE], "converted": [f"{NAME}.safetensors"],
-                                   "quarantine": []}
+    assert cache_listing(home) == {
+        "downloads": [FILE],
+        "converted": [f"{NAME}.safetensors"],
+        "quarantine": [],
+    }
     rec = trust.read_records()[FILE]
     assert rec["sha256"] == sha(real_bytes) and rec["arch"] == NAME
     again = ssld_zoo.load(NAME)  # from the converted cache: no request
@@ -82,10 +90,13 @@ def test_an_html_page_never_becomes_the_trusted_file(mirror, home):
 
 def test_a_file_for_another_architecture_is_not_trusted(mirror, home):
     mirror.files["/" + FILE] = pdparams_bytes("mobilenetv1_x0_5")
-    with pytest.raises(NotWeightsError, match=r"not valid weights for mobilenetv1_x0_25: .* do "
-                                              r"not fit MobileNetV1: 136 keys of the wrong shape"
-                                              r".*; the file fits the registered architecture "
-                                              r"'mobilenetv1_x0_5'; nothing was cached"):
+    with pytest.raises(
+        NotWeightsError,
+        match=r"not valid weights for mobilenetv1_x0_25: .* do "
+        r"not fit MobileNetV1: 136 keys of the wrong shape"
+        r".*; the file fits the registered architecture "
+        r"'mobilenetv1_x0_5'; nothing was cached",
+    ):
         ssld_zoo.load(NAME)
     assert trust.read_records() == {} and cache_listing(home)["downloads"] == []
 
@@ -93,6 +104,7 @@ def test_a_file_for_another_architecture_is_not_trusted(mirror, home):
 def test_nan_weights_from_the_server_are_not_trusted(mirror, home):
     def poison(state):
         state["fc.weight"][0, 0] = float("nan")
+
     mirror.files["/" + FILE] = pdparams_bytes(NAME, tweak=poison)
     with pytest.raises(NotWeightsError, match=r"fc.weight has 1 NaN/Inf values"):
         ssld_zoo.load(NAME)
@@ -100,18 +112,25 @@ def test_nan_weights_from_the_server_are_not_trusted(mirror, home):
 
 
 def test_a_poisoned_download_left_by_an_older_version_is_quarantined_and_refetched(
-        mirror, home, real_bytes):
+    mirror, home, real_bytes
+):
     # What the old trust-on-first-use code could leave behind: the page and its hash.
     (home / "downloads").mkdir(parents=True)
     (home / "downloads" / FILE).write_bytes(HTML)
-    (home / "sha256.json").write_text(json.dumps({"format": 1, "files": {FILE: {
-        "sha256": sha(HTML), "url": "x", "size": len(HTML)}}}))
+    (home / "sha256.json").write_text(
+        json.dumps(
+            {"format": 1, "files": {FILE: {"sha256": sha(HTML), "url": "x", "size": len(HTML)}}}
+        )
+    )
     assert trust.read_records() == {}  # records that predate validation are not trusted
     with pytest.warns(CacheRepairWarning) as w:
         model = ssld_zoo.load(NAME)
     text = str(w[0].message)
-    assert text.startswith(f"{home / 'downloads' / FILE}: damaged cache entry (") and \
-        "not a readable .pdparams file" in text and f"fetching {FILE} again" in text
+    assert (
+        text.startswith(f"{home / 'downloads' / FILE}: damaged cache entry (")
+        and "not a readable .pdparams file" in text
+        and f"fetching {FILE} again" in text
+    )
     torch.testing.assert_close(fc_weight(model), expected_fc(real_bytes), rtol=0, atol=0)
     assert len(mirror.hits("/" + FILE)) == 1
     assert len(cache_listing(home)["quarantine"]) == 1
@@ -122,9 +141,12 @@ def test_a_truncated_converted_file_is_quarantined_and_rebuilt_without_a_downloa
     first = ssld_zoo.load(NAME)
     conv = cache.converted_path(CARD)
     conv.write_bytes(conv.read_bytes()[: conv.stat().st_size // 2])
-    with pytest.warns(CacheRepairWarning, match=r"damaged converted cache entry: .*"
-                                                r"mobilenetv1_x0_25.safetensors: not a readable "
-                                                r"safetensors file .*; moved it to .*quarantine"):
+    with pytest.warns(
+        CacheRepairWarning,
+        match=r"damaged converted cache entry: .*"
+        r"mobilenetv1_x0_25.safetensors: not a readable "
+        r"safetensors file .*; moved it to .*quarantine",
+    ):
         again = ssld_zoo.load(NAME)
     torch.testing.assert_close(fc_weight(again), fc_weight(first), rtol=0, atol=0)
     assert len(mirror.hits("/" + FILE)) == 1  # rebuilt from the validated download
@@ -224,14 +246,18 @@ def test_a_url_as_weights(server, home, real_bytes):
 
 
 def test_registered_weights_for_another_architecture_say_whose_they_are(mirror):
-    with pytest.raises(StateDictMismatch, match=r"weights 'mobilenetv1_x0_25' do not fit "
-                                                r"MobileNetV1: .*; they are for architecture "
-                                                r"'mobilenetv1_x0_25'"):
+    with pytest.raises(
+        StateDictMismatch,
+        match=r"weights 'mobilenetv1_x0_25' do not fit "
+        r"MobileNetV1: .*; they are for architecture "
+        r"'mobilenetv1_x0_25'",
+    ):
         load_weights(NAME, "mobilenetv1_x0_5")
 
 
-def test_ssld_backbone_loads_through_the_seam_without_building_twice(mirror, real_bytes,
-                                                                       monkeypatch):
+def test_ssld_backbone_loads_through_the_seam_without_building_twice(
+    mirror, real_bytes, monkeypatch
+):
     import ssld_zoo.api
     from ssld_zoo.adapters.mmlab import SSLDBackbone
 

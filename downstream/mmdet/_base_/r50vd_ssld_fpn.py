@@ -5,18 +5,21 @@
 #     model = dict(backbone=_base_.pop('ssld_backbone'))
 #     optim_wrapper = _base_.pop('ssld_optim_wrapper')
 # (the names of their own, and the pop, as in ../../_base_/ssld_backbone.py).
-_base_ = '../../_base_/ssld_backbone.py'
+_base_ = "../../_base_/ssld_backbone.py"
 
 ssld_backbone = dict(frozen_stages=1, norm_eval=True)
 
 # Stage names are the adapter's (backbone.stem, backbone.stages.<i>), whatever the family's
 # module names; the constructor maps them (ssld_zoo.adapters.mmlab.SSLDStageLrConstructor).
 ssld_optim_wrapper = dict(
-    constructor='SSLDStageLrConstructor',
-    paramwise_cfg=dict(custom_keys={
-        'backbone.stem': dict(lr_mult=0.05),
-        'backbone.stages.0': dict(lr_mult=0.05),
-        'backbone.stages.1': dict(lr_mult=0.05),
-        'backbone.stages.2': dict(lr_mult=0.1),
-        'backbone.stages.3': dict(lr_mult=0.15),
-    }))
+    constructor="SSLDStageLrConstructor",
+    paramwise_cfg=dict(
+        custom_keys={
+            "backbone.stem": dict(lr_mult=0.05),
+            "backbone.stages.0": dict(lr_mult=0.05),
+            "backbone.stages.1": dict(lr_mult=0.05),
+            "backbone.stages.2": dict(lr_mult=0.1),
+            "backbone.stages.3": dict(lr_mult=0.15),
+        }
+    ),
+)

@@ -5,8 +5,8 @@
 #               './_base_/ssld_backbone.py']
 #     model = dict(pretrained=None, backbone=_base_.pop('ssld_backbone'))
 # (the name of its own, and the pop, as in ../../_base_/ssld_backbone.py).
-_base_ = '../../_base_/ssld_backbone.py'
+_base_ = "../../_base_/ssld_backbone.py"
 
 ssld_backbone = dict(norm_eval=False)
 
-sync_bn = 'torch'
+sync_bn = "torch"

@@ -8,6 +8,7 @@ mode) scores the views in batches; each shard of ``shard_size`` images is writte
 file and renamed, then marked done, so a killed build resumes at the first unfinished shard.
 Under ``torchrun`` rank r builds shards r, r + W, ... and rank 0 finishes the manifest.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,20 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ssld_zoo.distill.cache.format import (FORMAT_VERSION, IMAGES, KINDS, MANIFEST, SCORES,
-                                           CacheMismatchError, CacheSpec, images_digest,
-                                           record_dtype, shard_name, teacher_diff)
 from ssld_zoo.data.images import ImageDataset, sample_seed, seeded
+from ssld_zoo.distill.cache.format import (
+    FORMAT_VERSION,
+    IMAGES,
+    KINDS,
+    MANIFEST,
+    SCORES,
+    CacheMismatchError,
+    CacheSpec,
+    images_digest,
+    record_dtype,
+    shard_name,
+    teacher_diff,
+)
 from ssld_zoo.distill.cache.identity import read_identified, teacher_identity
 from ssld_zoo.weights.fileops import atomic_write, sha256_of
 
@@ -36,11 +47,11 @@ __all__ = ["build_teacher_cache", "BuildResult", "teacher_fingerprint", "cache_s
 class BuildResult:
     root: Path
     spec: CacheSpec
-    built_shards: int        # shards written by this call (this rank)
-    reused_shards: int       # shards found done from an earlier, interrupted call
-    images: int              # images scored by this call (this rank)
+    built_shards: int  # shards written by this call (this rank)
+    reused_shards: int  # shards found done from an earlier, interrupted call
+    images: int  # images scored by this call (this rank)
     seconds: float
-    bytes: int               # size of the whole cache on disk (rank 0 after the build)
+    bytes: int  # size of the whole cache on disk (rank 0 after the build)
 
     @property
     def images_per_s(self) -> float:
@@ -49,10 +60,13 @@ class BuildResult:
 
 def _teacher_spec(recipe: dict) -> dict:
     from ssld_zoo.engine.models import model_spec
+
     t = recipe["model"].get("teacher")
     if t is None:
-        raise ValueError(f"{getattr(recipe, 'filename', None) or 'recipe'}: model.teacher=None: "
-                         f"a teacher cache needs a teacher")
+        raise ValueError(
+            f"{getattr(recipe, 'filename', None) or 'recipe'}: model.teacher=None: "
+            f"a teacher cache needs a teacher"
+        )
     return model_spec(t)
 
 
@@ -66,6 +80,7 @@ def teacher_fingerprint(recipe: dict) -> dict:
     card (:func:`~ssld_zoo.distill.cache.identity.teacher_identity`); any other teacher (timm,
     torchvision, a builder, random weights) is built and its state dict hashed."""
     from ssld_zoo.distill.distiller import read_class_map, split_model_spec
+
     t = _teacher_spec(recipe)
     ident = teacher_identity(t, _seed(recipe))
     _, run = split_model_spec(t)
@@ -79,6 +94,7 @@ def build_teacher(recipe: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
     initialised one is the same on every call, the one :func:`teacher_fingerprint` hashed),
     and how it sees images (its :class:`~ssld_zoo.engine.models.ModelInput`)."""
     from ssld_zoo.distill.distiller import build_teacher_model, model_input, split_model_spec
+
     t = _teacher_spec(recipe)
     _, run = split_model_spec(t)
     m = recipe["model"]
@@ -93,14 +109,18 @@ def teacher_normalisation(recipe: dict) -> tuple[tuple, tuple]:
     Distiller, else its registered weights' card; only a teacher with neither is built."""
     from ssld_zoo.distill.distiller import split_model_spec
     from ssld_zoo.registry import get_weights
+
     t = _teacher_spec(recipe)
     model_cfg, run = split_model_spec(t)
     m = recipe["model"]
     pick = {k: run.get(k, m.get(k)) for k in ("mean", "std")}
     if pick["mean"] is None or pick["std"] is None:
         card = None
-        if model_cfg["type"] == "ZooModel" and model_cfg.get("pretrained", True) and \
-                not (model_cfg.get("weights") and os.path.isfile(str(model_cfg["weights"]))):
+        if (
+            model_cfg["type"] == "ZooModel"
+            and model_cfg.get("pretrained", True)
+            and not (model_cfg.get("weights") and os.path.isfile(str(model_cfg["weights"])))
+        ):
             try:
                 card = get_weights(model_cfg.get("weights") or model_cfg["name"])
             except (KeyError, ValueError):
@@ -113,15 +133,36 @@ def teacher_normalisation(recipe: dict) -> tuple[tuple, tuple]:
     return tuple(pick["mean"]), tuple(pick["std"])
 
 
-def cache_spec(recipe: dict, samples, teacher_ident: dict, transform_settings: dict, *,
-               views: int, topk: int, kind: str, shard_size: int, seed: int,
-               num_classes: int, mean, std) -> CacheSpec:
+def cache_spec(
+    recipe: dict,
+    samples,
+    teacher_ident: dict,
+    transform_settings: dict,
+    *,
+    views: int,
+    topk: int,
+    kind: str,
+    shard_size: int,
+    seed: int,
+    num_classes: int,
+    mean,
+    std,
+) -> CacheSpec:
     """The :class:`CacheSpec` of a cache of ``recipe`` over ``samples``."""
-    return CacheSpec(teacher=teacher_ident, transform=dict(transform_settings),
-                     seed=int(seed), views=int(views), topk=int(topk),
-                     kind=kind, num_classes=int(num_classes),
-                     num_images=len(samples), images_sha256=images_digest(samples),
-                     shard_size=int(shard_size), mean=tuple(mean), std=tuple(std))
+    return CacheSpec(
+        teacher=teacher_ident,
+        transform=dict(transform_settings),
+        seed=int(seed),
+        views=int(views),
+        topk=int(topk),
+        kind=kind,
+        num_classes=int(num_classes),
+        num_images=len(samples),
+        images_sha256=images_digest(samples),
+        shard_size=int(shard_size),
+        mean=tuple(mean),
+        std=tuple(std),
+    )
 
 
 class _Views(Dataset):
@@ -157,8 +198,11 @@ def _first(batch):
 
 def _spec_diff(old: dict, new: dict) -> list[str]:
     out = teacher_diff(old.get("teacher", {}), new["teacher"])
-    return out + [f"{k}: {old.get(k)!r} in the cache, {v!r} now" for k, v in new.items()
-                  if k != "teacher" and old.get(k) != v]
+    return out + [
+        f"{k}: {old.get(k)!r} in the cache, {v!r} now"
+        for k, v in new.items()
+        if k != "teacher" and old.get(k) != v
+    ]
 
 
 def _targets(logits: torch.Tensor, topk: int, kind: str, gen: torch.Generator):
@@ -179,11 +223,19 @@ def _targets(logits: torch.Tensor, topk: int, kind: str, gen: torch.Generator):
     return ids, probs, p
 
 
-def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, topk: int,
-                        kind: str = "topk", batch_size: int | None = None,
-                        shard_size: int = 4096, device: str | None = None,
-                        num_workers: int | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> BuildResult:
+def build_teacher_cache(
+    recipe: dict,
+    out: str | os.PathLike,
+    *,
+    views: int,
+    topk: int,
+    kind: str = "topk",
+    batch_size: int | None = None,
+    shard_size: int = 4096,
+    device: str | None = None,
+    num_workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildResult:
     """Run the recipe's teacher over its images, ``views`` views each, into the cache ``out``.
 
     Args:
@@ -197,8 +249,10 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
     A cache folder holding a build for other settings is refused, naming what differs.
     """
     from mmengine.registry import TRANSFORMS
+
     from ssld_zoo.distill.recipes import train_images_cfg
     from ssld_zoo.distill.teacher import OnlineTeacher
+
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r}: expected one of {KINDS}")
     if views < 1 or topk < 1 or shard_size < 1:
@@ -207,41 +261,65 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
     dist = None
     if world > 1:
         import torch.distributed as dist
+
         if not dist.is_initialized():
             dist.init_process_group("gloo")  # only barriers: gloo works on CPU and GPU jobs
     root = Path(out)
     d = dict(train_images_cfg(recipe))
     transform = TRANSFORMS.build(d["transform"])
-    images = ImageDataset(d.get("labeled_roots", ()), d.get("unlabeled_roots", ()), None,
-                          seed=d.get("seed", 0), classes=d.get("classes"),
-                          allow_empty_classes=d.get("allow_empty_classes", False))
+    images = ImageDataset(
+        d.get("labeled_roots", ()),
+        d.get("unlabeled_roots", ()),
+        None,
+        seed=d.get("seed", 0),
+        classes=d.get("classes"),
+        allow_empty_classes=d.get("allow_empty_classes", False),
+    )
     ident = teacher_fingerprint(recipe)
     model, inp = build_teacher(recipe)
     from ssld_zoo.engine.models import num_classes_of
+
     teacher_classes = num_classes_of(model, inp.input_size or 224)
     if "class_map" in ident:
         from ssld_zoo.distill.distiller import _class_map
+
         _class_map(ident["class_map"], teacher_classes)  # in range, named if not
     num_classes = len(ident["class_map"]) if "class_map" in ident else teacher_classes
     if kind == "topk" and topk > num_classes:
         raise ValueError(f"topk={topk} exceeds the teacher's {num_classes} classes")
     settings = inp.settings()
-    spec = cache_spec(recipe, images.samples, ident, transform.settings, views=views,
-                      topk=topk, kind=kind, shard_size=shard_size, seed=images.seed,
-                      num_classes=num_classes, mean=settings["mean"], std=settings["std"])
+    spec = cache_spec(
+        recipe,
+        images.samples,
+        ident,
+        transform.settings,
+        views=views,
+        topk=topk,
+        kind=kind,
+        shard_size=shard_size,
+        seed=images.seed,
+        num_classes=num_classes,
+        mean=settings["mean"],
+        std=settings["std"],
+    )
 
     manifest_path = root / MANIFEST
     if manifest_path.is_file():
         old = json.loads(manifest_path.read_text()).get("spec", {})
         diff = _spec_diff(old, spec.to_json())
         if diff:
-            raise CacheMismatchError(f"{root}: holds a teacher cache built with other settings ("
-                                     + "; ".join(diff) + "): use another folder, or delete this one")
+            raise CacheMismatchError(
+                f"{root}: holds a teacher cache built with other settings ("
+                + "; ".join(diff)
+                + "): use another folder, or delete this one"
+            )
     if rank == 0:
         # (re)written on every call: a repair (`--verify --repair`) may have found it damaged
         text = "".join(f"{p}\t{label}\n" for p, label in images.samples)
-        atomic_write(root / IMAGES, lambda tmp: Path(tmp).write_text(text, encoding="utf-8",
-                                                                      errors="surrogateescape"))
+        atomic_write(
+            root / IMAGES,
+            lambda tmp: Path(tmp).write_text(text, encoding="utf-8", errors="surrogateescape"),
+        )
         if not manifest_path.is_file():
             _write_manifest(root, spec, complete=False)
     if dist is not None:
@@ -249,13 +327,20 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     t = _teacher_spec(recipe)
-    teacher = OnlineTeacher(model.to(dev), precision=t.get("precision", "auto"),
-                            fold_bn=t.get("fold_bn", True), channels_last=t.get("channels_last", True),
-                            bn_mode=t.get("bn_mode", "eval"),
-                            probe_size=inp.input_size or 224)
+    teacher = OnlineTeacher(
+        model.to(dev),
+        precision=t.get("precision", "auto"),
+        fold_bn=t.get("fold_bn", True),
+        channels_last=t.get("channels_last", True),
+        bn_mode=t.get("bn_mode", "eval"),
+        probe_size=inp.input_size or 224,
+    )
     inp = inp.to(dev)
-    class_map = None if "class_map" not in ident else \
-        torch.tensor(ident["class_map"], dtype=torch.long, device=dev)
+    class_map = (
+        None
+        if "class_map" not in ident
+        else torch.tensor(ident["class_map"], dtype=torch.long, device=dev)
+    )
     loader_cfg = recipe["train_dataloader"]
     per_forward = int(batch_size or max(1, loader_cfg["batch_size"] // world))
     workers = loader_cfg.get("num_workers", 0) if num_workers is None else num_workers
@@ -269,10 +354,12 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
     for s in todo:
         start, count = spec.shard_rows(s)
         rec = np.zeros(count, dtype=dtype)
-        loader = DataLoader(_Views(paths, range(start, start + count), transform, spec.seed,
-                                   views),
-                            batch_size=max(1, per_forward // views), num_workers=workers,
-                            collate_fn=_first)
+        loader = DataLoader(
+            _Views(paths, range(start, start + count), transform, spec.seed, views),
+            batch_size=max(1, per_forward // views),
+            num_workers=workers,
+            collate_fn=_first,
+        )
         gen = torch.Generator().manual_seed(sample_seed(spec.seed, s, 0, stream=3))
         for batch in loader:
             good = [(row, item) for row, item in batch if item is not None]
@@ -296,8 +383,7 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
                 rec["pred"][at] = cls.cpu().numpy()
                 rec["conf"][at] = conf.float().cpu().numpy()
                 rec["file_bytes"][at] = [item[4][0] for _, item in good]
-                rec["fingerprint"][at] = np.array([item[4][1] for _, item in good],
-                                                  dtype=np.uint64)
+                rec["fingerprint"][at] = np.array([item[4][1] for _, item in good], dtype=np.uint64)
             done += len(batch)
             if progress:
                 progress(done, total)
@@ -313,9 +399,15 @@ def build_teacher_cache(recipe: dict, out: str | os.PathLike, *, views: int, top
 
 def _write_manifest(root: Path, spec: CacheSpec, complete: bool, **extra) -> None:
     import ssld_zoo
-    m = {"format_version": FORMAT_VERSION, "complete": complete, "spec": spec.to_json(),
-         "ssld_zoo_version": getattr(ssld_zoo, "__version__", None),
-         "torch_version": torch.__version__, **extra}
+
+    m = {
+        "format_version": FORMAT_VERSION,
+        "complete": complete,
+        "spec": spec.to_json(),
+        "ssld_zoo_version": getattr(ssld_zoo, "__version__", None),
+        "torch_version": torch.__version__,
+        **extra,
+    }
     text = json.dumps(m, indent=2) + "\n"
     atomic_write(root / MANIFEST, lambda tmp: Path(tmp).write_text(text))
 
@@ -337,11 +429,13 @@ def _shard_done(root: Path, s: int, spec: CacheSpec) -> bool:
 
 def _write_shard(root: Path, s: int, rec: np.ndarray) -> None:
     f = root / shard_name(s)
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a name
             np.save(fh, rec, allow_pickle=False)
             fh.flush()
             os.fsync(fh.fileno())
+
     atomic_write(f, write)
     info = {"rows": len(rec), "bytes": f.stat().st_size, "sha256": sha256_of(f)}
     atomic_write(_marker(root, s), lambda tmp: Path(tmp).write_text(json.dumps(info) + "\n"))
@@ -350,6 +444,7 @@ def _write_shard(root: Path, s: int, rec: np.ndarray) -> None:
 def _finish(root: Path, spec: CacheSpec, paths: list[str]) -> int:
     """Check every shard, write the mining scores and mark the manifest complete."""
     from ssld_zoo.distill.mining import score_line
+
     shards, lines = [], []
     for s in range(spec.num_shards):
         if not _shard_done(root, s, spec):
@@ -359,12 +454,28 @@ def _finish(root: Path, spec: CacheSpec, paths: list[str]) -> int:
         start = spec.shard_rows(s)[0]
         for k in range(len(rec)):
             ok = bool(rec["ok"][k])
-            lines.append(score_line(paths[start + k], int(rec["pred"][k]) if ok else -1,
-                                    float(rec["conf"][k]) if ok else 0.0))
-    atomic_write(root / SCORES, lambda tmp: Path(tmp).write_text(
-        "".join(lines), encoding="utf-8", errors="surrogateescape"))
+            lines.append(
+                score_line(
+                    paths[start + k],
+                    int(rec["pred"][k]) if ok else -1,
+                    float(rec["conf"][k]) if ok else 0.0,
+                )
+            )
+    atomic_write(
+        root / SCORES,
+        lambda tmp: Path(tmp).write_text(
+            "".join(lines), encoding="utf-8", errors="surrogateescape"
+        ),
+    )
     size = sum((root / x["file"]).stat().st_size for x in shards)
     files = {name: sha256_of(root / name) for name in (IMAGES, SCORES)}
-    _write_manifest(root, spec, complete=True, shards=shards, files=files, bytes=size,
-                    bytes_per_view=size / max(1, spec.num_images * spec.views))
+    _write_manifest(
+        root,
+        spec,
+        complete=True,
+        shards=shards,
+        files=files,
+        bytes=size,
+        bytes_per_view=size / max(1, spec.num_images * spec.views),
+    )
     return size

@@ -8,6 +8,7 @@ all have been used. Views ``0 .. epochs - 1`` are the crops an online run of the
 sees, so with m = 1 and n >= epochs the cached run differs from the online one only in the
 compression of the teacher's output.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -17,8 +18,13 @@ import torch
 from mmengine.registry import DATASETS, FUNCTIONS
 from torch.utils.data import Dataset
 
-from ssld_zoo.data.images import (ImageDataset, TrainViewTransform, collate_images,
-                                   sample_seed, seeded)
+from ssld_zoo.data.images import (
+    ImageDataset,
+    TrainViewTransform,
+    collate_images,
+    sample_seed,
+    seeded,
+)
 from ssld_zoo.distill.cache.format import CacheMismatchError, ImageChangedError, TeacherCache
 from ssld_zoo.distill.cache.identity import read_identified
 
@@ -36,12 +42,16 @@ def check_image(root, path: str, rec: np.void, identity: tuple[int, int] | None)
         return
     size, print_ = int(rec["file_bytes"]), int(rec["fingerprint"])
     if identity != (size, print_):
-        what = (f"{identity[0]} bytes, the cache recorded {size}" if identity[0] != size
-                else "same size, other content")
+        what = (
+            f"{identity[0]} bytes, the cache recorded {size}"
+            if identity[0] != size
+            else "same size, other content"
+        )
         raise ImageChangedError(
             f"{path}: changed since the teacher cache {root} was built ({what}): its stored "
             f"teacher outputs belong to the old image; restore the file, or relabel the "
-            f"changed images with `ssld-zoo label RECIPE --verify --repair`")
+            f"changed images with `ssld-zoo label RECIPE --verify --repair`"
+        )
 
 
 def view_index(seed: int, row: int, slot: int, views: int) -> int:
@@ -67,25 +77,38 @@ class CachedViewDataset(Dataset):
         views: use the first ``views`` stored views (default: all).
     """
 
-    def __init__(self, images: ImageDataset | dict, cache: TeacherCache | str,
-                 transform: TrainViewTransform | None = None, crops_per_image: int = 1,
-                 views: int | None = None):
+    def __init__(
+        self,
+        images: ImageDataset | dict,
+        cache: TeacherCache | str,
+        transform: TrainViewTransform | None = None,
+        crops_per_image: int = 1,
+        views: int | None = None,
+    ):
         images = DATASETS.build(images) if isinstance(images, dict) else images
         cache = TeacherCache(cache) if not isinstance(cache, TeacherCache) else cache
         transform = images.transform if transform is None else transform
         spec = cache.spec
         self.views = spec.views if views is None else int(views)
         if not 1 <= self.views <= spec.views:
-            raise CacheMismatchError(f"{cache.root}: teacher_cache.views={views}, but the cache "
-                                     f"stores {spec.views} views per image")
+            raise CacheMismatchError(
+                f"{cache.root}: teacher_cache.views={views}, but the cache "
+                f"stores {spec.views} views per image"
+            )
         if not 1 <= crops_per_image <= self.views:
-            raise ValueError(f"teacher_cache.crops_per_image={crops_per_image}: expected 1 to "
-                             f"the {self.views} views used")
+            raise ValueError(
+                f"teacher_cache.crops_per_image={crops_per_image}: expected 1 to "
+                f"the {self.views} views used"
+            )
         if transform.settings != spec.transform:
-            diff = [f"{k}: {spec.transform.get(k)!r} in the cache, {v!r} in the recipe"
-                    for k, v in transform.settings.items() if spec.transform.get(k) != v]
-            raise CacheMismatchError(f"{cache.root}: built with another train transform ("
-                                     + "; ".join(diff) + ")")
+            diff = [
+                f"{k}: {spec.transform.get(k)!r} in the cache, {v!r} in the recipe"
+                for k, v in transform.settings.items()
+                if spec.transform.get(k) != v
+            ]
+            raise CacheMismatchError(
+                f"{cache.root}: built with another train transform (" + "; ".join(diff) + ")"
+            )
         rows, missing = [], []
         for path, _ in images.samples:
             r = cache.index_of(path)
@@ -94,7 +117,8 @@ class CachedViewDataset(Dataset):
             raise CacheMismatchError(
                 f"{cache.root}: {len(missing)} of the recipe's {len(images)} images are not in "
                 f"the cache (first: {missing[0]}); build a cache over this recipe's images "
-                f"with `ssld-zoo label`")
+                f"with `ssld-zoo label`"
+            )
         self.images, self.cache, self.transform = images, cache, transform
         self.rows = rows
         self.crops_per_image = int(crops_per_image)
@@ -124,16 +148,25 @@ class CachedViewDataset(Dataset):
             v = view_index(self.seed, row, epoch * self.crops_per_image + j, self.views)
             with seeded(int(rec["seed"][v])):
                 x, box, flip = self.transform.view(img)
-            if (not np.allclose(box, rec["box"][v], atol=_BOX_TOL, rtol=0)
-                    or flip != bool(rec["flip"][v])):
+            if not np.allclose(box, rec["box"][v], atol=_BOX_TOL, rtol=0) or flip != bool(
+                rec["flip"][v]
+            ):
                 raise CacheMismatchError(
                     f"{self.cache.root}: view {v} of {path} replays to box {np.round(box, 6)} "
                     f"flip {flip}, but the cache recorded box {np.round(rec['box'][v], 6)} flip "
                     f"{bool(rec['flip'][v])}: the image file or torchvision's sampling changed "
                     f"since the build (torch {self.cache.manifest.get('torch_version')}); "
-                    f"rebuild the cache")
-            out.append((x, label, index, torch.from_numpy(rec["ids"][v].astype(np.int64)),
-                        torch.from_numpy(rec["probs"][v].astype(np.float32))))
+                    f"rebuild the cache"
+                )
+            out.append(
+                (
+                    x,
+                    label,
+                    index,
+                    torch.from_numpy(rec["ids"][v].astype(np.int64)),
+                    torch.from_numpy(rec["probs"][v].astype(np.float32)),
+                )
+            )
         return out
 
 

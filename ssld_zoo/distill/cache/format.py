@@ -30,6 +30,7 @@ the image size and the flip (checked on replay), and the teacher's output in a c
   an unbiased estimate of the teacher's distribution, but zero on the classes not drawn, so
   only losses linear in the teacher's probabilities may use it (see ``losses.linear_in_teacher``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,10 +44,23 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["teacher_diff", "FORMAT_VERSION", "KINDS", "CacheError", "CacheMismatchError",
-           "ImageChangedError", "CacheSpec",
-           "record_dtype", "images_digest", "shard_name", "read_manifest", "TeacherCache",
-           "dense_probs", "log_probs", "dense_log_probs"]
+__all__ = [
+    "teacher_diff",
+    "FORMAT_VERSION",
+    "KINDS",
+    "CacheError",
+    "CacheMismatchError",
+    "ImageChangedError",
+    "CacheSpec",
+    "record_dtype",
+    "images_digest",
+    "shard_name",
+    "read_manifest",
+    "TeacherCache",
+    "dense_probs",
+    "log_probs",
+    "dense_log_probs",
+]
 
 FORMAT_VERSION = 2  # 2: image sizes and fingerprints, file hashes checked
 KINDS = ("topk", "sampled")
@@ -74,8 +88,8 @@ class ImageChangedError(CacheMismatchError):
 class CacheSpec:
     """Everything a cache's content depends on (what ``manifest.json`` records up front)."""
 
-    teacher: dict[str, Any]          # recipe's teacher section + weights_sha256
-    transform: dict[str, Any]        # TrainViewTransform.settings
+    teacher: dict[str, Any]  # recipe's teacher section + weights_sha256
+    transform: dict[str, Any]  # TrainViewTransform.settings
     seed: int
     views: int
     topk: int
@@ -109,13 +123,22 @@ class CacheSpec:
 def record_dtype(views: int, topk: int, num_classes: int) -> np.dtype:
     """The numpy record of one image (little-endian, fixed size)."""
     ids = "<i2" if num_classes <= np.iinfo(np.int16).max else "<i4"
-    return np.dtype([("ok", "u1"), ("seed", "<u8", (views,)), ("box", "<f4", (views, 4)),
-                     ("flip", "u1", (views,)), ("ids", ids, (views, topk)),
-                     ("probs", "<f2", (views, topk)),
-                     # the teacher's mean prediction over the views: the mining score
-                     ("pred", "<i4"), ("conf", "<f4"),
-                     # the image file's identity (size, fingerprint), checked on read
-                     ("file_bytes", "<u8"), ("fingerprint", "<u8")])
+    return np.dtype(
+        [
+            ("ok", "u1"),
+            ("seed", "<u8", (views,)),
+            ("box", "<f4", (views, 4)),
+            ("flip", "u1", (views,)),
+            ("ids", ids, (views, topk)),
+            ("probs", "<f2", (views, topk)),
+            # the teacher's mean prediction over the views: the mining score
+            ("pred", "<i4"),
+            ("conf", "<f4"),
+            # the image file's identity (size, fingerprint), checked on read
+            ("file_bytes", "<u8"),
+            ("fingerprint", "<u8"),
+        ]
+    )
 
 
 def images_digest(samples: Sequence[tuple[str, int]]) -> str:
@@ -134,22 +157,26 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
     """The manifest of the cache at ``root`` (CacheError naming the file when it is unusable)."""
     path = Path(root) / MANIFEST
     if not path.is_file():
-        raise CacheError(f"{path}: no teacher cache here (build one with `ssld-zoo label RECIPE "
-                         f"--out {root}`)")
+        raise CacheError(
+            f"{path}: no teacher cache here (build one with `ssld-zoo label RECIPE --out {root}`)"
+        )
     try:
         m = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CacheError(f"{path}: not a readable teacher-cache manifest ({e})") from e
     version = m.get("format_version") if isinstance(m, dict) else None
     if version != FORMAT_VERSION:
-        raise CacheError(f"{path}: format_version {version!r}, this ssld-zoo reads version "
-                         f"{FORMAT_VERSION}: rebuild the cache")
+        raise CacheError(
+            f"{path}: format_version {version!r}, this ssld-zoo reads version "
+            f"{FORMAT_VERSION}: rebuild the cache"
+        )
     return m
 
 
 def _sha256(path: Path) -> str:
     try:
         from ssld_zoo.weights.fileops import sha256_of
+
         return sha256_of(path)
     except OSError as e:
         raise CacheError(f"{path}: cannot be read ({e.strerror or e})") from e
@@ -158,9 +185,12 @@ def _sha256(path: Path) -> str:
 def _shard_bytes(dtype: np.dtype, rows: int) -> int:
     """Size of a shard file as ``np.save`` writes it (header + rows)."""
     import io
+
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(dtype),
-                                               "fortran_order": False, "shape": (rows,)})
+    np.lib.format.write_array_header_1_0(
+        buf,
+        {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (rows,)},
+    )
     return buf.tell() + dtype.itemsize * rows
 
 
@@ -176,8 +206,10 @@ class TeacherCache:
         self.root = Path(root)
         m = read_manifest(self.root)
         if not m.get("complete"):
-            raise CacheError(f"{self.root / MANIFEST}: the build of this cache has not finished "
-                             f"(run `ssld-zoo label` again with the same settings to resume it)")
+            raise CacheError(
+                f"{self.root / MANIFEST}: the build of this cache has not finished "
+                f"(run `ssld-zoo label` again with the same settings to resume it)"
+            )
         self.spec = CacheSpec.from_json(m["spec"])
         self.manifest = m
         self.dtype = record_dtype(self.spec.views, self.spec.topk, self.spec.num_classes)
@@ -187,14 +219,18 @@ class TeacherCache:
             if not f.is_file():
                 raise CacheError(f"{f}: shard {i} of {self.spec.num_shards} is missing")
             if f.stat().st_size != want:
-                raise CacheError(f"{f}: shard {i} holds {f.stat().st_size} bytes, expected "
-                                 f"{want}: it is truncated or damaged (rebuild it: delete it and "
-                                 f"its .json, then run `ssld-zoo label` again)")
+                raise CacheError(
+                    f"{f}: shard {i} holds {f.stat().st_size} bytes, expected "
+                    f"{want}: it is truncated or damaged (rebuild it: delete it and "
+                    f"its .json, then run `ssld-zoo label` again)"
+                )
         if verify:
             damaged = self.damaged_files()
             if damaged:
-                raise CacheError(damaged[0] + (f" (and {len(damaged) - 1} more damaged files)"
-                                               if len(damaged) > 1 else ""))
+                raise CacheError(
+                    damaged[0]
+                    + (f" (and {len(damaged) - 1} more damaged files)" if len(damaged) > 1 else "")
+                )
         self._shards: dict[int, np.ndarray] = {}
         self._paths: list[str] | None = None
         self._index: dict[str, int] | None = None
@@ -207,21 +243,29 @@ class TeacherCache:
         threads = threads or max(1, min(8, os.cpu_count() or 1))
         with ThreadPoolExecutor(threads) as pool:  # hashlib releases the GIL on large reads
             got = dict(zip(want, pool.map(lambda f: _sha256(self.root / f), want)))
-        return [f"{self.root / f}: sha256 {got[f][:12]}..., the manifest recorded "
-                f"{want[f][:12]}...: the file is damaged (a bad disk or copy); repair the cache "
-                f"with `ssld-zoo label RECIPE --verify --repair`" for f in sorted(want)
-                if got[f] != want[f]]
+        return [
+            f"{self.root / f}: sha256 {got[f][:12]}..., the manifest recorded "
+            f"{want[f][:12]}...: the file is damaged (a bad disk or copy); repair the cache "
+            f"with `ssld-zoo label RECIPE --verify --repair`"
+            for f in sorted(want)
+            if got[f] != want[f]
+        ]
 
     @property
     def paths(self) -> list[str]:
         """The cached image paths, in cache order."""
         if self._paths is None:
-            lines = (self.root / IMAGES).read_text(encoding="utf-8",
-                                                   errors="surrogateescape").splitlines()
+            lines = (
+                (self.root / IMAGES)
+                .read_text(encoding="utf-8", errors="surrogateescape")
+                .splitlines()
+            )
             self._paths = [line.split("\t")[0] for line in lines]
             if len(self._paths) != self.spec.num_images:
-                raise CacheError(f"{self.root / IMAGES}: {len(self._paths)} images listed, the "
-                                 f"manifest says {self.spec.num_images}")
+                raise CacheError(
+                    f"{self.root / IMAGES}: {len(self._paths)} images listed, the "
+                    f"manifest says {self.spec.num_images}"
+                )
         return self._paths
 
     def index_of(self, path: str) -> int | None:
@@ -249,6 +293,7 @@ class TeacherCache:
         """``{path: (class, confidence)}``: the teacher's mean prediction over the cached views
         of each image (class -1 for an image the build could not read)."""
         from ssld_zoo.distill.mining import read_scores
+
         return read_scores(self.root / SCORES)
 
     def __getstate__(self) -> dict:
@@ -264,13 +309,16 @@ def teacher_diff(cached: dict[str, Any], now: dict[str, Any]) -> list[str]:
     an absolute path instead of a relative one) are the same teacher."""
     same_weights = cached.get("weights_sha256") == now.get("weights_sha256")
     where = ("weights", "pretrained")  # how the weights were found, not what they are
-    return [f"teacher.{k}: {cached.get(k)!r} in the cache, {v!r} in the recipe"
-            for k, v in now.items()
-            if cached.get(k) != v and not (same_weights and k in where)]
+    return [
+        f"teacher.{k}: {cached.get(k)!r} in the cache, {v!r} in the recipe"
+        for k, v in now.items()
+        if cached.get(k) != v and not (same_weights and k in where)
+    ]
 
 
-def dense_probs(ids: torch.Tensor, probs: torch.Tensor, num_classes: int,
-                kind: str = "topk") -> torch.Tensor:
+def dense_probs(
+    ids: torch.Tensor, probs: torch.Tensor, num_classes: int, kind: str = "topk"
+) -> torch.Tensor:
     """Rebuild ``(N, num_classes)`` float32 teacher probabilities from cached ``(N, K)`` ids and
     probabilities. ``topk``: the mass the top-k leave is spread evenly over the other classes.
     ``sampled``: the stored frequencies renormalised to sum 1 (zero elsewhere)."""
@@ -295,7 +343,8 @@ def log_probs(p: torch.Tensor) -> torch.Tensor:
     return torch.where(p > 0, p.clamp_min(1e-30).log(), torch.full_like(p, LOG_ZERO))
 
 
-def dense_log_probs(ids: torch.Tensor, probs: torch.Tensor, num_classes: int,
-                    kind: str = "topk") -> torch.Tensor:
+def dense_log_probs(
+    ids: torch.Tensor, probs: torch.Tensor, num_classes: int, kind: str = "topk"
+) -> torch.Tensor:
     """:func:`log_probs` of :func:`dense_probs`: cached outputs as teacher logits."""
     return log_probs(dense_probs(ids, probs, num_classes, kind))

@@ -9,6 +9,7 @@
   once for both (:func:`read_identified`): training compares them with the record before it
   uses the teacher's stored outputs, so a replaced image is refused, naming the file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,6 +23,7 @@ __all__ = ["teacher_identity", "file_sha256", "fingerprint", "read_identified"]
 @lru_cache(maxsize=64)
 def _file_sha256(real: str, size: int, mtime_ns: int, inode: int) -> str:
     from ssld_zoo.weights.fileops import sha256_of
+
     return sha256_of(real)
 
 
@@ -38,22 +40,29 @@ def teacher_identity(teacher: str | dict[str, Any], seed: int = 0) -> dict[str, 
     and ``weights_sha256`` (see the module docstring)."""
     from ssld_zoo.distill.distiller import split_model_spec
     from ssld_zoo.engine.models import spec_text
+
     model_cfg, run = split_model_spec(teacher)
     weights = model_cfg.get("weights")
-    ident = {"name": spec_text(model_cfg), "weights": weights,
-             "pretrained": model_cfg.get("pretrained"), "bn_mode": run.get("bn_mode", "eval")}
+    ident = {
+        "name": spec_text(model_cfg),
+        "weights": weights,
+        "pretrained": model_cfg.get("pretrained"),
+        "bn_mode": run.get("bn_mode", "eval"),
+    }
     if weights is not None and os.path.isfile(weights):
         return {**ident, "weights_sha256": file_sha256(weights)}
     zoo = model_cfg["type"] == "ZooModel"
     if zoo and (weights is not None or model_cfg.get("pretrained", True)):
         # a registered weight: the teacher's own published weights, or one named by weights=
         from ssld_zoo.registry import get_weights
+
         try:
             card = get_weights(weights if weights is not None else model_cfg["name"])
         except (KeyError, ValueError):  # a URL or another name: built and hashed below
             card = None
         # its published sha256, else the one recorded when its download first validated
         from ssld_zoo.weights.trust import recorded_sha256
+
         digest = card and (card.sha256 or recorded_sha256(card.file_name))
         if digest:
             return {**ident, "weights_sha256": f"card:{card.name}:{digest}"}
@@ -66,6 +75,7 @@ def _built_sha256(teacher: str | dict[str, Any], seed: int) -> str:
     import torch
 
     from ssld_zoo.distill.distiller import build_teacher_model
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = build_teacher_model(teacher)
@@ -88,6 +98,7 @@ def read_identified(path: str):
     ``(None, identity)``, a file that cannot be read ``(None, None)`` (logged, naming it)."""
     from ssld_zoo.data.images import log
     from ssld_zoo.preprocess import decode_image
+
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -7,6 +7,7 @@ since the build). Repair removes the damaged shards and the shards holding chang
 with their done-markers, and marks the manifest incomplete: the next ``ssld-zoo label`` with
 the same settings rebuilds exactly those shards (the others are reused).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,11 +27,11 @@ class CacheReport:
     """What :func:`verify_cache` found: one line per problem, and the shards to rebuild."""
 
     root: Path
-    damaged: list[str] = field(default_factory=list)     # files whose sha256 differs
-    changed: list[str] = field(default_factory=list)     # images whose content differs
-    missing: list[str] = field(default_factory=list)     # cached images no longer readable
-    shards: set[int] = field(default_factory=set)        # shards to rebuild
-    lists_damaged: bool = False                          # images.tsv or scores.tsv
+    damaged: list[str] = field(default_factory=list)  # files whose sha256 differs
+    changed: list[str] = field(default_factory=list)  # images whose content differs
+    missing: list[str] = field(default_factory=list)  # cached images no longer readable
+    shards: set[int] = field(default_factory=set)  # shards to rebuild
+    lists_damaged: bool = False  # images.tsv or scores.tsv
     images_checked: int = 0
 
     @property
@@ -47,8 +48,9 @@ def _identity(path: str) -> tuple[int, int] | None:
     return len(data), fingerprint(data)
 
 
-def verify_cache(root: str | os.PathLike, images: bool = True,
-                 threads: int | None = None) -> CacheReport:
+def verify_cache(
+    root: str | os.PathLike, images: bool = True, threads: int | None = None
+) -> CacheReport:
     """Check every file's sha256 and (``images``) every cached image against its record."""
     cache = TeacherCache(root, verify=False)
     report = CacheReport(cache.root)
@@ -77,11 +79,12 @@ def verify_cache(root: str | os.PathLike, images: bool = True,
             if identity is None:
                 report.missing.append(f"{paths[row]}: cannot be read (cached as image {row})")
             elif identity != want:
-                report.changed.append(f"{paths[row]}: changed since the build ({identity[0]} "
-                                      f"bytes, the cache recorded {want[0]})"
-                                      if identity[0] != want[0] else
-                                      f"{paths[row]}: changed since the build (same size, "
-                                      f"other content)")
+                report.changed.append(
+                    f"{paths[row]}: changed since the build ({identity[0]} "
+                    f"bytes, the cache recorded {want[0]})"
+                    if identity[0] != want[0]
+                    else f"{paths[row]}: changed since the build (same size, other content)"
+                )
                 report.shards.add(row // cache.spec.shard_size)
     return report
 
@@ -97,6 +100,7 @@ def mark_for_rebuild(report: CacheReport) -> list[int]:
     if report.lists_damaged:
         (root / SCORES).unlink(missing_ok=True)
     from ssld_zoo.weights.fileops import atomic_write
+
     m = json.loads((root / MANIFEST).read_text())
     m["complete"] = False
     for key in ("shards", "files", "bytes", "bytes_per_view"):
