@@ -22,6 +22,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from ssld_zoo.distill.cache.format import dense_probs, log_probs
+from ssld_zoo.distill.class_map import resolve_class_map
 from ssld_zoo.distill.losses import build_loss
 from ssld_zoo.engine.models import (
     ModelInput,
@@ -319,30 +320,10 @@ def _labeled_ce(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tens
     return F.cross_entropy(logits[mask].float(), labels[mask])
 
 
-def read_class_map(class_map: Sequence[int] | str) -> list[int]:
-    """A class map as a list: an index list as given, or a text file of indices, one a line."""
-    if isinstance(class_map, str):
-        from pathlib import Path
-
-        try:
-            return [int(v) for v in Path(class_map).read_text(encoding="utf-8").split()]
-        except (OSError, ValueError) as e:
-            raise ValueError(
-                f"teacher.class_map={class_map!r}: expected a text file of teacher "
-                f"class indices, one a line ({e})"
-            ) from None
-    return list(class_map)
-
-
-def _class_map(class_map: Sequence[int] | str, teacher_classes: int) -> torch.Tensor:
-    """The teacher class of each student class, checked against the teacher's classes."""
-    ids = read_class_map(class_map)
-    if not ids or not all(isinstance(i, int) and 0 <= i < teacher_classes for i in ids):
-        raise ValueError(
-            f"teacher.class_map: expected a list of teacher class indices in [0, "
-            f"{teacher_classes}), one per student class; got {ids[:8]}..."
-        )
-    return torch.tensor(ids, dtype=torch.long)
+def _class_map(class_map: Sequence[int | str] | str, teacher_classes: int) -> torch.Tensor:
+    """The teacher class of each student class (:mod:`~ssld_zoo.distill.class_map`), checked
+    against the teacher's classes."""
+    return torch.tensor(resolve_class_map(class_map, teacher_classes), dtype=torch.long)
 
 
 def _takes_num_classes(model_cfg: dict) -> bool:

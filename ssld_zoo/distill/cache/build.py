@@ -79,7 +79,8 @@ def teacher_fingerprint(recipe: dict) -> dict:
     sha256, its class map), without building it when its weights are a file or a published
     card (:func:`~ssld_zoo.distill.cache.identity.teacher_identity`); any other teacher (timm,
     torchvision, a builder, random weights) is built and its state dict hashed."""
-    from ssld_zoo.distill.distiller import read_class_map, split_model_spec
+    from ssld_zoo.distill.class_map import read_class_map
+    from ssld_zoo.distill.distiller import split_model_spec
 
     t = _teacher_spec(recipe)
     ident = teacher_identity(t, _seed(recipe))
@@ -280,11 +281,12 @@ def build_teacher_cache(
     from ssld_zoo.engine.models import num_classes_of
 
     teacher_classes = num_classes_of(model, inp.input_size or 224)
+    mapped = None  # the teacher index of each student class, checked against the teacher
     if "class_map" in ident:
-        from ssld_zoo.distill.distiller import _class_map
+        from ssld_zoo.distill.class_map import resolve_class_map
 
-        _class_map(ident["class_map"], teacher_classes)  # in range, named if not
-    num_classes = len(ident["class_map"]) if "class_map" in ident else teacher_classes
+        mapped = resolve_class_map(ident["class_map"], teacher_classes)
+    num_classes = len(mapped) if mapped is not None else teacher_classes
     if kind == "topk" and topk > num_classes:
         raise ValueError(f"topk={topk} exceeds the teacher's {num_classes} classes")
     settings = inp.settings()
@@ -336,11 +338,7 @@ def build_teacher_cache(
         probe_size=inp.input_size or 224,
     )
     inp = inp.to(dev)
-    class_map = (
-        None
-        if "class_map" not in ident
-        else torch.tensor(ident["class_map"], dtype=torch.long, device=dev)
-    )
+    class_map = None if mapped is None else torch.tensor(mapped, dtype=torch.long, device=dev)
     loader_cfg = recipe["train_dataloader"]
     per_forward = int(batch_size or max(1, loader_cfg["batch_size"] // world))
     workers = loader_cfg.get("num_workers", 0) if num_workers is None else num_workers
