@@ -62,7 +62,6 @@ def _weights(path: Path, seed: int = 1) -> str:
             top1=None,
             top1_source="",
             num_classes=10,
-            key_format="torch",
             transform=EvalTransform(32, 32),
         ),
     )
