@@ -255,6 +255,13 @@ def _write_torchscript(
     torch.jit.save(torch.jit.script(model), str(path))
 
 
+def _export_program(model: nn.Module, example: torch.Tensor, dynamic: bool):
+    """``torch.export`` of ``model`` on ``example``, with a dynamic batch when asked (pt2, AOTI)."""
+    return torch.export.export(
+        model, (example,), dynamic_shapes=_dynamic_batch_shapes() if dynamic else None
+    )
+
+
 def _write_pt2(
     model: nn.Module,
     example: torch.Tensor,
@@ -263,9 +270,7 @@ def _write_pt2(
     opset: int | None,
     output_names: list[str],
 ) -> None:
-    program = torch.export.export(
-        model, (example,), dynamic_shapes=_dynamic_batch_shapes() if dynamic else None
-    )
+    program = _export_program(model, example, dynamic)
     with open(path, "wb") as f:  # a file object: torch.export.save warns on a non-.pt2 name
         torch.export.save(program, f)
 
@@ -278,9 +283,7 @@ def _write_aoti(
     opset: int | None,
     output_names: list[str],
 ) -> None:
-    program = torch.export.export(
-        model, (example,), dynamic_shapes=_dynamic_batch_shapes() if dynamic else None
-    )
+    program = _export_program(model, example, dynamic)
     with open(path, "wb") as f:  # a file object: a path must end in .pt2
         torch._inductor.aoti_compile_and_package(
             program, package_path=f, inductor_configs=INDUCTOR_OPTIONS
