@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
@@ -38,8 +38,8 @@ __all__ = [
     "save_pth",
     "save_safetensors",
     "replace_dir",
-    "resnet_vd_block_positions",
-    "parse_resnet_vd_key",
+    "ResNetVdKey",
+    "resnet_vd_state",
     "convert",
 ]
 
@@ -179,15 +179,16 @@ def rename_state(
     return out
 
 
-def resnet_vd_block_positions(model: nn.Module) -> list[tuple[int, int]]:
-    """(stage, index in stage) of each of ResNet_vd's flat ``blocks.N`` (its stage ends say
-    where each stage stops)."""
-    ends = [int(f.module.split(".")[1]) for f in model.feature_info]
-    out, start = [], 0
-    for stage, end in enumerate(ends):
-        out += [(stage, i) for i in range(end - start + 1)]
-        start = end + 1
-    return out
+class ResNetVdKey(NamedTuple):
+    """One tensor of our ResNet_vd, by meaning: ``part`` is ``"stem<j>"``, ``"conv<c>"`` or
+    ``"short"``; ``stage`` and ``index`` place its block (-1 in the stem); ``layer`` is
+    ``"conv"`` or ``"bn"``; ``leaf`` the tensor's name."""
+
+    part: str
+    stage: int
+    index: int
+    layer: str
+    leaf: str
 
 
 _RESNET_VD_KEY = re.compile(
@@ -196,22 +197,31 @@ _RESNET_VD_KEY = re.compile(
 )
 
 
-def parse_resnet_vd_key(
-    key: str, positions: list[tuple[int, int]]
-) -> tuple[str, int, int, str, str] | None:
-    """One ResNet_vd key, parsed: ``(part, stage, index, layer, leaf)`` where part is
-    ``"stem<j>"``, ``"conv<c>"`` or ``"short"``, layer ``"conv"``/``"bn"``, leaf the tensor's
-    name; None for the classifier (``fc.*``), which no detector layout holds. Any other key
-    is a ValueError (a model that is not ResNet_vd)."""
-    if key.startswith("fc."):
-        return None
-    m = _RESNET_VD_KEY.fullmatch(key)
-    if m is None:
-        raise ValueError(f"{key!r} is not a ResNet_vd key")
-    if m["stem"] is not None:
-        return f"stem{m['stem']}", -1, -1, m["layer"], m["leaf"]
-    stage, index = positions[int(m["block"])]
-    return m["part"], stage, index, m["layer"], m["leaf"]
+def resnet_vd_state(
+    model: nn.Module, name: Callable[[ResNetVdKey], str], where: str
+) -> dict[str, torch.Tensor]:
+    """Our ResNet_vd's tensors under another layout's names, ``name(key)`` for each; the
+    classifier (``fc.*``), which no detector layout holds, is dropped. A key that is not
+    ResNet_vd's is a ValueError naming it."""
+    # (stage, index in stage) of each flat ``blocks.N``: the stage ends say where stages stop
+    ends = [int(f.module.split(".")[1]) for f in model.feature_info]
+    positions, start = [], 0
+    for stage, end in enumerate(ends):
+        positions += [(stage, i) for i in range(end - start + 1)]
+        start = end + 1
+
+    def rename(key: str) -> str | None:
+        if key.startswith("fc."):
+            return None
+        m = _RESNET_VD_KEY.fullmatch(key)
+        if m is None:
+            raise ValueError(f"{where}: {key!r} is not a ResNet_vd key")
+        if m["stem"] is not None:
+            return name(ResNetVdKey(f"stem{m['stem']}", -1, -1, m["layer"], m["leaf"]))
+        stage, index = positions[int(m["block"])]
+        return name(ResNetVdKey(m["part"], stage, index, m["layer"], m["leaf"]))
+
+    return rename_state(model.state_dict(), rename, where)
 
 
 def probe_batch(size: int = 64, like: torch.Tensor | None = None) -> torch.Tensor:

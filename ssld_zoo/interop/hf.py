@@ -25,13 +25,13 @@ import torch.nn as nn
 from ssld_zoo.interop._core import (
     Converted,
     Format,
+    ResNetVdKey,
     compare_stages,
-    parse_resnet_vd_key,
     probe_batch,
     register_format,
     rename_state,
     replace_dir,
-    resnet_vd_block_positions,
+    resnet_vd_state,
     stage_outputs,
 )
 
@@ -99,23 +99,17 @@ def hgnetv2_config(model: nn.Module) -> dict[str, Any]:
 
 
 def _resnet_state(model: nn.Module, where: str) -> dict[str, torch.Tensor]:
-    positions = resnet_vd_block_positions(model)
-
-    def rename(key: str) -> str | None:
-        parsed = parse_resnet_vd_key(key, positions)
-        if parsed is None:
-            return None
-        part, stage, index, layer, leaf = parsed
-        if part.startswith("stem"):
-            return f"embedder.embedder.{part[4:]}.{_NORM[layer]}.{leaf}"
-        block = f"encoder.stages.{stage}.layers.{index}"
-        if part == "short":
+    def name(k: ResNetVdKey) -> str:
+        if k.part.startswith("stem"):
+            return f"embedder.embedder.{k.part[4:]}.{_NORM[k.layer]}.{k.leaf}"
+        block = f"encoder.stages.{k.stage}.layers.{k.index}"
+        if k.part == "short":
             # Stage 1's projection is a bare conv-norm; later ones are (pool, conv-norm).
-            inner = "shortcut" if stage == 0 else "shortcut.1"
-            return f"{block}.{inner}.{_NORM[layer]}.{leaf}"
-        return f"{block}.layer.{part[4:]}.{_NORM[layer]}.{leaf}"
+            inner = "shortcut" if k.stage == 0 else "shortcut.1"
+            return f"{block}.{inner}.{_NORM[k.layer]}.{k.leaf}"
+        return f"{block}.layer.{k.part[4:]}.{_NORM[k.layer]}.{k.leaf}"
 
-    return rename_state(model.state_dict(), rename, where)
+    return resnet_vd_state(model, name, where)
 
 
 # Ours -> transformers' HGNetV2 (PaddleClas's names, D-FINE's aggregation Sequential, HF's

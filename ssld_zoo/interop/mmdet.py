@@ -22,12 +22,11 @@ import torch.nn as nn
 from ssld_zoo.interop._core import (
     Converted,
     Format,
+    ResNetVdKey,
     compare_stages,
-    parse_resnet_vd_key,
     probe_batch,
     register_format,
-    rename_state,
-    resnet_vd_block_positions,
+    resnet_vd_state,
     save_pth,
     stage_outputs,
 )
@@ -39,25 +38,19 @@ _DEPTHS = (50, 101, 152)
 
 def resnet_v1d_state(model: nn.Module, where: str) -> dict[str, torch.Tensor]:
     """Our ResNet_vd's tensors under ``ResNetV1d``'s names (the classifier dropped)."""
-    positions = resnet_vd_block_positions(model)
 
-    def rename(key: str) -> str | None:
-        parsed = parse_resnet_vd_key(key, positions)
-        if parsed is None:
-            return None
-        part, stage, index, layer, leaf = parsed
-        if part.startswith("stem"):  # Sequential(conv, bn, relu) x 3
-            j = int(part[4:])
-            return f"stem.{3 * j + (layer == 'bn')}.{leaf}"
-        block = f"layer{stage + 1}.{index}"
-        if part == "short":
+    def name(k: ResNetVdKey) -> str:
+        if k.part.startswith("stem"):  # Sequential(conv, bn, relu) x 3
+            return f"stem.{3 * int(k.part[4:]) + (k.layer == 'bn')}.{k.leaf}"
+        block = f"layer{k.stage + 1}.{k.index}"
+        if k.part == "short":
             # downsample = [AvgPool2d, conv, bn]: with avg_down mmdet adds the pool in every
             # stage, a 1x1/1 no-op in stage 1 (where PaddleClas has no pool).
-            return f"{block}.downsample.{1 + (layer == 'bn')}.{leaf}"
-        c = int(part[4:]) + 1
-        return f"{block}.{'bn' if layer == 'bn' else 'conv'}{c}.{leaf}"
+            return f"{block}.downsample.{1 + (k.layer == 'bn')}.{k.leaf}"
+        c = int(k.part[4:]) + 1
+        return f"{block}.{'bn' if k.layer == 'bn' else 'conv'}{c}.{k.leaf}"
 
-    return rename_state(model.state_dict(), rename, where)
+    return resnet_vd_state(model, name, where)
 
 
 @register_format

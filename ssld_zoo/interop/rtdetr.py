@@ -23,10 +23,10 @@ import torch.nn as nn
 from ssld_zoo.interop._core import (
     Converted,
     Format,
-    parse_resnet_vd_key,
+    ResNetVdKey,
     register_format,
     rename_state,
-    resnet_vd_block_positions,
+    resnet_vd_state,
     save_pth,
 )
 
@@ -88,23 +88,18 @@ def rtdetr_key_to_hf(key: str) -> str:
 
 def presnet_state(model: nn.Module, where: str) -> dict[str, torch.Tensor]:
     """Our ResNet_vd's tensors under PResNet's names (the classifier dropped)."""
-    positions = resnet_vd_block_positions(model)
 
-    def rename(key: str) -> str | None:
-        parsed = parse_resnet_vd_key(key, positions)
-        if parsed is None:
-            return None
-        part, stage, index, layer, leaf = parsed
-        if part.startswith("stem"):
-            return f"conv1.conv1_{int(part[4:]) + 1}.{_NORM[layer]}.{leaf}"
-        block = f"res_layers.{stage}.blocks.{index}"
-        if part == "short":
+    def name(k: ResNetVdKey) -> str:
+        if k.part.startswith("stem"):
+            return f"conv1.conv1_{int(k.part[4:]) + 1}.{_NORM[k.layer]}.{k.leaf}"
+        block = f"res_layers.{k.stage}.blocks.{k.index}"
+        if k.part == "short":
             # Stage 1's projection is a bare ConvNormLayer; later ones are pool + conv.
-            inner = "short" if stage == 0 else "short.conv"
-            return f"{block}.{inner}.{_NORM[layer]}.{leaf}"
-        return f"{block}.{_BRANCH[part]}.{_NORM[layer]}.{leaf}"
+            inner = "short" if k.stage == 0 else "short.conv"
+            return f"{block}.{inner}.{_NORM[k.layer]}.{k.leaf}"
+        return f"{block}.{_BRANCH[k.part]}.{_NORM[k.layer]}.{k.leaf}"
 
-    return rename_state(model.state_dict(), rename, where)
+    return resnet_vd_state(model, name, where)
 
 
 @register_format
