@@ -9,11 +9,11 @@ distillation train view (``TrainViewTransform(224)``: RandomResizedCrop 224 + fl
 recipes) and the eval view (resize 256, centre crop 224), uint8 CHW tensors:
 
 * **PIL** (``ssld_zoo.preprocess.decode_image`` + the transforms on PIL images: what
-  ``ImageDataset`` does);
+  ``ImageDataset`` did before);
 * **pillow-simd** (the same code, run in a child process with ``--pillow-simd DIR`` first on
   its path: a folder holding pillow-simd, e.g. ``pip install --target DIR pillow-simd``);
 * **torchvision** (``torchvision.io.decode_jpeg`` on CPU, then the same v2 transforms on
-  tensors);
+  tensors): ``ssld_zoo.data.images.read_pixels``, what ``ImageDataset`` reads with now;
 * **TorchCodec** (``torchcodec.decoders.decode_jpeg``, then the tensor transforms), if it
   imports;
 * **GPU** (``torchvision.io.decode_jpeg(device="cuda")``, nvJPEG, batched, then the tensor
@@ -88,9 +88,11 @@ def decode_pil(path: Path) -> Any:
 
 
 def decode_torchvision(path: Path) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    """The reader ``ImageDataset`` uses: torchvision's ``decode_jpeg`` after Pillow reads the
+    header (:func:`ssld_zoo.data.decode.decode_tensor`)."""
+    from ssld_zoo.data.decode import decode_tensor
 
-    return decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
+    return decode_tensor(path)
 
 
 def decode_torchcodec(path: Path) -> torch.Tensor:
@@ -101,7 +103,7 @@ def decode_torchcodec(path: Path) -> torch.Tensor:
 
 def decoders() -> dict[str, Callable]:
     """The CPU decoders of this interpreter, by row name; TorchCodec only if it imports."""
-    rows = {"PIL": decode_pil, "torchvision decode_jpeg": decode_torchvision}
+    rows = {"PIL": decode_pil, "torchvision decode_jpeg (read_pixels)": decode_torchvision}
     try:
         import torchcodec.decoders  # noqa: F401
     except Exception:  # not installed, or built for another torch: no row
