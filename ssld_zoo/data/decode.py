@@ -1,13 +1,14 @@
 """Image files to uint8 CHW tensors for the training loaders.
 
 A JPEG is decoded by torchvision's ``decode_jpeg`` (libjpeg-turbo, the same pixels as Pillow's)
-and then augmented as a tensor: on the 640-px photos of coco_mini that is 1.5x the images/s of
-Pillow + PIL transforms on one core (``benchmarks/loader_speed.py``, docs/benchmarks.md),
-because torch's uint8 resize is faster than Pillow's. Every other case goes through
-:func:`ssld_zoo.preprocess.decode_image`, which stays the one place that says what an unreadable
-image is: other formats, JPEGs that are not RGB or grey (CMYK: Pillow's colour conversion),
-images over Pillow's pixel limit (refused there before any pixel is decoded), and JPEGs that are
-truncated or that libjpeg warns about (Pillow raises where libjpeg would fill in grey).
+and then augmented as a tensor: on the 640-px photos of coco_mini that is 1.32x the images per
+CPU-second of Pillow + PIL transforms (``benchmarks/loader_speed.py``, docs/benchmarks.md).
+Every other case goes through :func:`ssld_zoo.preprocess.decode_image`, which stays the one
+place that says what an unreadable image is: other formats, JPEGs that are not RGB or grey
+(CMYK: Pillow's colour conversion), images over Pillow's pixel limit (refused there before any
+pixel is decoded), JPEGs without their end marker (truncated: Pillow refuses them where
+libjpeg would fill in grey), and any JPEG torchvision fails on or warns about. torchvision 0.29
+deprecates its decoders for TorchCodec's; if they go, every file goes through Pillow.
 """
 
 from __future__ import annotations

@@ -295,7 +295,7 @@ def read_image(path: str):
 def read_pixels(path: str) -> torch.Tensor | None:
     """The training loaders' reader: an RGB uint8 (3, H, W) tensor, or None when the file
     cannot be decoded (logged, naming the file). JPEGs decode through torchvision
-    (:mod:`ssld_zoo.data.decode`: 1.5x PIL per core), the rest as :func:`read_image`."""
+    (:mod:`ssld_zoo.data.decode`: 1.3x PIL per core), the rest as :func:`read_image`."""
     from ssld_zoo.data.decode import decode_tensor
 
     try:
