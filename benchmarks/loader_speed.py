@@ -353,9 +353,7 @@ def print_tables(result: dict[str, Any]) -> None:
         )
     console.print(t)
     if result["loader"]:
-        t = Table(
-            title="ImageDataset through DataLoader (train view 224), best of rounds"
-        )
+        t = Table(title="ImageDataset through DataLoader (train view 224), best of rounds")
         t.add_column("setting")
         t.add_column("images/s (wall)", justify="right")
         t.add_column("rounds", justify="right")
