@@ -131,6 +131,25 @@ def test_gpu_proof_stops_a_part_at_its_time_and_skips_when_the_budget_is_spent(t
         P.main(["--out", str(tmp_path), "--parts", "decode,warp"])
 
 
+def test_gpu_proof_imagenette_recipe_uses_the_engines_bf16_channels_last_compile(
+    test_data, tmp_path
+):
+    """The GPU run's recipe, composed and checked as ``ssld-zoo distill`` would (not run)."""
+    import argparse
+
+    P = _benchmark("gpu_proof")
+    args = argparse.Namespace(smoke=False, device="cuda", workers=14)
+    r = P.imagenette_recipe(args, tmp_path, compile_=True)
+    assert r.compile is True and r.model.teacher.compile is True
+    assert r.model.teacher.precision == "bf16" and r.model.teacher.fold_bn is True
+    assert r.model.data_preprocessor.channels_last is True
+    assert r.optim_wrapper.type == "auto_amp_optim_wrapper" and r.optim_wrapper.amp == "bf16"
+    assert r.model.teacher.name == "resnext101_32x16d_wsl" and r.model.student.name == "resnet50_vd"
+    ds = r.train_dataloader.dataset
+    assert ds.transform.input_size == 128 and ds.unlabeled_roots[0].endswith("imagenette/pool")
+    assert r.train_dataloader.num_workers == 14 and r.train_dataloader.pin_memory is True
+
+
 @pytest.mark.slow  # about a minute on 2 cores: every part, two real training runs
 def test_gpu_proof_smoke_runs_every_part_on_the_cpu(test_data, tmp_path):
     P = _benchmark("gpu_proof")
