@@ -5,7 +5,7 @@ cache's one-time build cost and its bytes per image.
 
     python benchmarks/distill_speed.py [--teacher resnet50_vd] [--student mobilenetv3_small_x1_0]
         [--size 224] [--batch 16] [--iters 6] [--repeats 2] [--views 8] [--topk 10]
-        [--crops 4] [--precision fp32,bf16] [--compile] [--json out.json]
+        [--crops 4] [--precision fp32,bf16] [--compile] [--images DIR] [--json out.json]
 
 On a GPU, the paper's pair: ``--teacher resnext101_32x16d_wsl --student resnet50_vd
 --batch 128 --precision bf16``. bf16 on a CPU pays only where the CPU has native bf16
@@ -15,7 +15,9 @@ Every configuration is a real ``ssld-zoo distill`` run (the mmengine runner, the
 loader and augmentation), timed on the same images, student and batch, after ``--warmup``
 steps; configurations alternate over ``--repeats`` so that machine load hits all alike, and
 the best of each is reported. Images: $SSLD_ZOO_TEST_DATA/coco_mini/images (228 real photos up
-to 640 px, decoded and cropped to ``--size`` each step), else random JPEGs. Models are randomly
+to 640 px, decoded and cropped to ``--size`` each step), else random JPEGs; ``--images DIR``: an
+ImageFolder root of your own (more images than a batch of many workers needs per epoch:
+benchmarks/gpu_proof.py gives Imagenette's 4,000). Models are randomly
 initialised with 1,000 classes; denormals are flushed (see benchmarks/distill_overhead.py).
 Throughput counts training views (student images) per second.
 """
@@ -35,8 +37,11 @@ from mmengine.hooks import Hook
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _image_root(tmp: Path) -> Path:
-    """An ImageFolder tree of real photos (symlinks), or random JPEGs without the data."""
+def _image_root(tmp: Path, images: str | None = None) -> Path:
+    """An ImageFolder tree of real photos (symlinks), or random JPEGs without the data;
+    ``images``: the caller's own ImageFolder root, used as it is."""
+    if images:
+        return Path(images)
     src = (
         Path(os.environ.get("SSLD_ZOO_TEST_DATA", ROOT.parent / "shared" / "data"))
         / "coco_mini"
@@ -178,19 +183,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the teacher in (c)")
     p.add_argument("--channels-last", default="auto", help="runtime.channels_last of all runs")
+    p.add_argument("--images", help="an ImageFolder root (default: coco_mini's photos)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     args.channels_last = {"true": True, "false": False}.get(args.channels_last.lower(), "auto")
     from rich.console import Console
     from rich.table import Table
 
+    from ssld_zoo.data.walk import is_image
     from ssld_zoo.distill.cache import build_teacher_cache
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        root = _image_root(tmp)
-        n_images = sum(1 for _ in root.rglob("*.jpg"))
+        root = _image_root(tmp, args.images)
+        n_images = sum(1 for p in root.rglob("*") if is_image(p.name))
         # The one-time cost: the fast teacher over every image, N views each.
         fast = dict(
             precision=args.precision.split(",")[0],

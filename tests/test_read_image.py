@@ -12,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from ssld_zoo.data.images import read_image as train_read
+from ssld_zoo.data.images import read_pixels
 from ssld_zoo.preprocess import decode_image
 
 FUZZ = settings(
@@ -185,6 +188,48 @@ def test_fuzz_any_bytes_give_an_image_or_a_one_line_value_error(tmp_path, data):
     except ValueError as e:
         assert str(e).startswith(f"cannot read image {path}: ") and "\n" not in str(e)
         assert train_read(str(path)) is None
+        assert read_pixels(str(path)) is None  # the tensor reader refuses what Pillow refuses
     else:
         assert img.mode == "RGB"
         assert train_read(str(path)).mode == "RGB"
+        assert torch.equal(read_pixels(str(path)), pil_to_tensor(img))  # and reads the same
+
+
+def _pil_pixels(path: Path) -> torch.Tensor:
+    return pil_to_tensor(decode_image(path))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_training_reader_gives_pillows_pixels_for_every_jpeg_mode(tmp_path, mode):
+    """RGB and grey JPEGs decode through torchvision, CMYK through Pillow: the same pixels."""
+    a = np.random.default_rng(0).integers(0, 255, (37, 53, len(mode)), np.uint8)
+    path = tmp_path / f"{mode}.jpg"
+    Image.fromarray(a[..., 0] if mode == "L" else a, mode).save(path, quality=90)
+    x = read_pixels(str(path))
+    assert x.dtype == torch.uint8 and x.shape == (3, 37, 53)
+    assert torch.equal(x, _pil_pixels(path))
+
+
+def test_training_reader_on_real_photos_and_other_formats(tmp_path, test_data):
+    for p in sorted((test_data / "coco_mini" / "images" / "val").glob("*.jpg"))[:3]:
+        assert torch.equal(read_pixels(str(p)), _pil_pixels(p))
+    Image.new("RGB", (9, 7), (10, 20, 30)).save(tmp_path / "a.png")
+    assert read_pixels(str(tmp_path / "a.png"))[:, 0, 0].tolist() == [10, 20, 30]
+
+
+def test_training_reader_skips_truncated_and_oversized_jpegs(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "cut.jpg"
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), np.uint8)).save(
+        buf, "JPEG"
+    )
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])  # no end marker
+    with caplog.at_level("WARNING", logger="ssld_zoo.data"):
+        assert read_pixels(str(path)) is None
+    assert f"skipping unreadable image: cannot read image {path}" in caplog.text
+    path.write_bytes(buf.getvalue())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64 - 1)
+    assert read_pixels(str(path)) is None  # over the limit: refused before decoding
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64)
+    assert read_pixels(str(path)).shape == (3, 64, 64)
+    assert read_pixels(str(tmp_path / "missing.jpg")) is None

@@ -100,7 +100,7 @@ def test_views_replay_exactly_and_hold_the_teachers_top_k(built, tiny_tree, teac
     from mmengine.registry import DATASETS
 
     import ssld_zoo
-    from ssld_zoo.data.images import read_image, sample_seed, seeded
+    from ssld_zoo.data.images import read_pixels, sample_seed, seeded
     from ssld_zoo.distill.cache import TeacherCache
 
     root, _ = built
@@ -113,7 +113,7 @@ def test_views_replay_exactly_and_hold_the_teachers_top_k(built, tiny_tree, teac
     std = torch.tensor(normalise.std).view(1, 3, 1, 1)
     for row in (0, 17, 35):
         rec = cache.record(row)
-        img = read_image(cache.paths[row])
+        img = read_pixels(cache.paths[row])  # the training loader's reader
         for v in (0, 5):
             assert int(rec["seed"][v]) == sample_seed(seed, v, row)
             with seeded(int(rec["seed"][v])):

@@ -93,11 +93,13 @@ def fingerprint(data: bytes) -> int:
 
 
 def read_identified(path: str):
-    """``(RGB PIL image or None, (size, fingerprint) or None)``: the file read once,
-    fingerprinted and decoded from the same bytes. An image that cannot be decoded gives
+    """``(RGB uint8 CHW tensor or None, (size, fingerprint) or None)``: the file read once,
+    fingerprinted and decoded from the same bytes as the training loader decodes them
+    (:func:`ssld_zoo.data.decode.decode_tensor`: cached and online views hold the same
+    pixels). An image that cannot be decoded gives
     ``(None, identity)``, a file that cannot be read ``(None, None)`` (logged, naming it)."""
+    from ssld_zoo.data.decode import decode_tensor
     from ssld_zoo.data.images import log
-    from ssld_zoo.preprocess import decode_image
 
     try:
         with open(path, "rb") as f:
@@ -107,7 +109,7 @@ def read_identified(path: str):
         return None, None
     ident = (len(data), fingerprint(data))
     try:
-        return decode_image(path, data=data), ident
+        return decode_tensor(path, data=data), ident
     except Exception as e:  # any decoding failure: skip the sample, never crash the run
         log.warning("skipping unreadable image: %s", e)
         return None, ident
