@@ -553,3 +553,18 @@ def test_cli_label_and_a_two_process_build_equal_a_single_process_one(
     )
     assert bad.returncode == 1 and "topk: 4 in the cache, 3 now" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_the_fidelity_benchmark_prints_format_2_against_format_3(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "cache_fidelity", REPO / "benchmarks" / "cache_fidelity.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--rows", "256"]) == 0
+    rows = [r.split(" | ") for r in capsys.readouterr().out.splitlines()[2:]]
+    assert len(rows) == 6
+    k10_old, k10_new = [float(r[-2]) for r in rows], [float(r[-1].rstrip(" |")) for r in rows]
+    assert max(k10_new) < 1e-3 < max(k10_old)  # all classes kept: exact only in format 3
