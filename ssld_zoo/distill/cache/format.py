@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -340,16 +341,18 @@ def dense_log_probs(
             f"cached log-probabilities of shape {tuple(logp.shape)}: expected {(n, k + 1)} "
             f"(the {k} kept classes, then the rest)"
         )
-    lp = logp.double().clamp_max(0)
-    kept, rest = lp[:, :k], lp[:, k:].exp()
+    # in log space throughout: float32 then loses nothing of the float16 values
+    lp = logp.float().clamp_max(0)
+    lp = torch.where(torch.isfinite(lp), lp, torch.full_like(lp, LOG_ZERO)).clamp_min(LOG_ZERO)
+    kept, rest = lp[:, :k], lp[:, k:]
     if kind == "sampled":
         # scatter_add: unused slots hold id 0 with frequency 0 and must not overwrite class 0
-        dense = torch.zeros(n, num_classes, dtype=torch.float64, device=lp.device)
-        dense.scatter_add_(1, ids, kept.exp())
-        return log_probs(dense / dense.sum(-1, keepdim=True).clamp_min(1e-300)).float()
-    dense = log_probs(rest / max(num_classes - k, 1)).expand(n, num_classes).clone()
-    dense.scatter_(1, ids, torch.where(torch.isfinite(kept), kept, torch.full_like(kept, LOG_ZERO)))
-    return dense.clamp_min(LOG_ZERO).float()
+        dense = torch.zeros(n, num_classes, device=lp.device)
+        dense.scatter_add_(1, ids, kept.exp())  # exp(LOG_ZERO) = 0
+        return log_probs(dense / dense.sum(-1, keepdim=True).clamp_min(1e-12))
+    share = rest - math.log(max(num_classes - k, 1))  # each other class's even share
+    share = torch.where(rest > LOG_ZERO, share, rest).clamp_min(LOG_ZERO)
+    return share.expand(n, num_classes).clone().scatter_(1, ids, kept)
 
 
 def dense_probs(
@@ -364,5 +367,4 @@ def log_probs(p: torch.Tensor) -> torch.Tensor:
     """``log p`` with :data:`LOG_ZERO` where p is 0. The losses take it as teacher logits:
     ``softmax(log p) = p``, and at temperature T, ``softmax(log p / T)`` is the teacher's own
     softmax at T wherever p is exact."""
-    tiny = torch.finfo(p.dtype).tiny  # no log 0 even in the branch where() discards
-    return torch.where(p > 0, p.clamp_min(tiny).log(), torch.full_like(p, LOG_ZERO))
+    return torch.where(p > 0, p.clamp_min(1e-30).log(), torch.full_like(p, LOG_ZERO))
