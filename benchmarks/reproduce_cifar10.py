@@ -1,7 +1,7 @@
 """SSLD's claims, reproduced on real data on a CPU: CIFAR-10 (../shared/data/cifar10).
 
     .venv/bin/python benchmarks/reproduce_cifar10.py [--data DIR] [--work-dir work_dirs/cifar10]
-        [--jobs 2] [--threads N] [--arms a,b,c] [--force]
+        [--jobs 2] [--threads N] [--arms a,b,c] [--seeds 0,1,2] [--force]
         [--plot docs/images/reproduction_cifar10.png]
         [--cfg-options KEY=VALUE ...]
 
@@ -15,7 +15,8 @@ Runs the recipes of ``recipes/cifar10/`` with ``ssld-zoo distill``, one process 
 * (d) a loss ablation on (c)'s data: KL at T=4, soft-target CE, the teacher's hard labels;
 * fast distillation: (b) with the teacher's BatchNorm left unfolded (the online teacher as it
   was), and (b) from a teacher cache (``ssld-zoo label``, built once by this script: 32 views
-  of each image, top-5) using its first N = 1, 4, 16 or 32 views.
+  of each image, all 10 classes) using its first N = 1, 4, 16 or 32 views, and from a top-5
+  cache with N = 32.
 
 Then prints the table of docs/reproduction.md (also written to ``<work-dir>/results.md`` and
 ``results.json``), checks the targets (b >= a + 2, and c+ and c >= b + 1 points top-1 on val)
@@ -25,6 +26,11 @@ keep two cores busy). An arm whose export in the work dir was made by the arm's 
 model card records the config) is read, not re-run; a stale one, or one older than the teacher it
 learnt from, is re-run (``--force`` re-runs all). ``--cfg-options`` goes to every arm (the tests
 shrink the runs with it).
+
+``--seeds 0,1,2`` runs the student arms once per seed, each in ``<work-dir>/seed<S>/`` with
+``randomness.seed=S`` (initialisation, batch order) and the images' ``seed=S`` (augmentation,
+so each seed builds its own cache), all from the one teacher in ``<work-dir>/teacher``, and
+prints the mean, standard deviation and range of each arm over the seeds.
 """
 
 from __future__ import annotations
@@ -45,6 +51,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+# The cached arms' cache: N views of each image, the teacher's K most probable classes. All 10
+# classes: with format 3 the rebuilt targets then equal the online teacher's to fp16.
+CACHE_RECIPE, CACHE_VIEWS, CACHE_TOPK = "cifar10/ssld_cached", 32, 10
+
+
 @dataclass(frozen=True)
 class Arm:
     key: str
@@ -53,6 +64,14 @@ class Arm:
     data: str  # what it trains on
     loss: str
     options: tuple[str, ...] = ()  # --cfg-options of this arm (before the run's own)
+    cache_topk: int = CACHE_TOPK  # classes kept by the cache a cached arm trains from
+
+    @property
+    def cache_dir(self) -> str:
+        """The folder (in the work dir) of the cache this arm trains from."""
+        if self.cache_topk == CACHE_TOPK:
+            return "teacher_cache"
+        return f"teacher_cache_top{self.cache_topk}"
 
     @functools.cached_property
     def _recipe(self) -> dict:
@@ -129,9 +148,28 @@ ARMS = [
         )
         for n in (1, 4, 16, 32)
     ),
+    Arm(
+        "cached_32_top5",
+        "cifar10/ssld_cached",
+        "(b) SSLD from a top-5 cache, N=32",
+        "train, no labels",
+        "symmetric KL",
+        ("train_dataloader.dataset.views=32",),
+        cache_topk=5,
+    ),
 ]
 TEACHER_EXPORT = "cifar10_teacher.safetensors"
-CACHE_RECIPE, CACHE_VIEWS, CACHE_TOPK = "cifar10/ssld_cached", 32, 5
+
+
+def seed_dir(work: Path, seed: int | None) -> Path:
+    """Where the student arms (and their caches) of one seed live: the work dir itself without
+    ``--seeds``."""
+    return work if seed is None else work / f"seed{seed}"
+
+
+def arm_parent(work: Path, arm: Arm, seed: int | None) -> Path:
+    """The folder holding ``arm``'s work dir: the teacher is shared by every seed."""
+    return work if arm.key == "teacher" else seed_dir(work, seed)
 
 
 def default_data() -> Path:
@@ -139,8 +177,11 @@ def default_data() -> Path:
     return Path(base) / "cifar10"
 
 
-def arm_options(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
-    """The ``--cfg-options`` of one arm: the data roots and teacher of this run, then ``extra``."""
+def arm_options(
+    arm: Arm, data: Path, work: Path, extra: list[str], seed: int | None = None
+) -> list[str]:
+    """The ``--cfg-options`` of one arm: the data roots and teacher of this run, the seed of a
+    student arm (initialisation, order and augmentation), then ``extra``."""
     images = "train_dataloader.dataset" + (".images" if arm.needs_cache else "")
     opts = [
         f"{images}.labeled_roots=['{data / 'train'}']",
@@ -151,23 +192,27 @@ def arm_options(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]
     if arm.needs_teacher:
         opts.append(f"model.teacher.weights={work / 'teacher' / TEACHER_EXPORT}")
     if arm.needs_cache:
-        opts += [
-            f"model.teacher_cache={work / 'teacher_cache'}",
-            f"train_dataloader.dataset.cache={work / 'teacher_cache'}",
-        ]
+        cache = seed_dir(work, seed) / arm.cache_dir
+        opts += [f"model.teacher_cache={cache}", f"train_dataloader.dataset.cache={cache}"]
+    if seed is not None and arm.key != "teacher":
+        opts += [f"randomness.seed={seed}", f"{images}.seed={seed}"]
     return opts + list(arm.options) + list(extra)
 
 
-def build_cache(data: Path, work: Path, extra: list[str]) -> float:
-    """Build (or finish, or just check) the teacher cache of the cached arms with
-    ``ssld-zoo label``; returns its wall seconds (also kept in ``<work>/teacher_cache.seconds``
+def build_cache(
+    data: Path, work: Path, extra: list[str], seed: int | None = None, topk: int = CACHE_TOPK
+) -> float:
+    """Build (or finish, or just check) the top-``topk`` teacher cache of the cached arms with
+    ``ssld-zoo label``; returns its wall seconds (also kept in ``<cache folder>.seconds``
     when it built anything)."""
-    arm = next(a for a in ARMS if a.needs_cache)
+    arm = next(a for a in ARMS if a.needs_cache and a.cache_topk == topk)
     opts = [
         o
-        for o in arm_options(arm, data, work, extra)
+        for o in arm_options(arm, data, work, extra, seed)
         if not o.startswith(("model.teacher_cache=", "train_dataloader.dataset.cache="))
     ]
+    where = seed_dir(work, seed)
+    out = where / arm.cache_dir
     cmd = [
         sys.executable,
         "-m",
@@ -177,28 +222,32 @@ def build_cache(data: Path, work: Path, extra: list[str]) -> float:
         "--views",
         str(CACHE_VIEWS),
         "--topk",
-        str(CACHE_TOPK),
+        str(topk),
         "--out",
-        str(work / "teacher_cache"),
+        str(out),
         "--cfg-options",
         *opts,
     ]
     print(f"[{time.strftime('%H:%M:%S')}] label: {' '.join(cmd[1:])}", flush=True)
-    manifest = work / "teacher_cache" / "manifest.json"
+    manifest = out / "manifest.json"
     was_complete = manifest.is_file() and json.loads(manifest.read_text()).get("complete")
+    where.mkdir(parents=True, exist_ok=True)
+    log_file = where / f"{arm.cache_dir}.log"
     t0 = time.perf_counter()
-    with open(work / "teacher_cache.log", "w") as log:
+    with open(log_file, "w") as log:
         code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     seconds = time.perf_counter() - t0
     if code:
-        raise SystemExit(f"ssld-zoo label failed (exit {code}); see {work / 'teacher_cache.log'}")
+        raise SystemExit(f"ssld-zoo label failed (exit {code}); see {log_file}")
     if not was_complete:
-        (work / "teacher_cache.seconds").write_text(f"{seconds:.1f}\n")
+        (where / f"{arm.cache_dir}.seconds").write_text(f"{seconds:.1f}\n")
     print(f"[{time.strftime('%H:%M:%S')}] label done in {seconds / 60:.1f} min", flush=True)
     return seconds
 
 
-def arm_command(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
+def arm_command(
+    arm: Arm, data: Path, work: Path, extra: list[str], seed: int | None = None
+) -> list[str]:
     """The ``ssld-zoo distill`` command of one arm (an argv list: no shell involved)."""
     return [
         sys.executable,
@@ -207,10 +256,10 @@ def arm_command(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]
         "distill",
         str(ROOT / "recipes" / f"{arm.recipe}.py"),
         "--work-dir",
-        str(work / arm.key),
+        str(arm_parent(work, arm, seed) / arm.key),
         "--no-progress",
         "--cfg-options",
-        *arm_options(arm, data, work, extra),
+        *arm_options(arm, data, work, extra, seed),
     ]
 
 
@@ -219,7 +268,9 @@ def card_of(work: Path, arm: Arm) -> Path | None:
     return cards[0] if cards else None
 
 
-def stale_sections(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[str]:
+def stale_sections(
+    arm: Arm, data: Path, work: Path, extra: list[str], seed: int | None = None
+) -> list[str]:
     """The sections of ``arm``'s recipe (with this run's options) that its exported card does
     not match: [] when the export is current, ``["export"]`` when there is none."""
     from mmengine.config import DictAction
@@ -227,13 +278,13 @@ def stale_sections(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[s
     from ssld_zoo.distill.recipes import load_recipe
     from ssld_zoo.distill.runner import recipe_record
 
-    path = card_of(work, arm)
+    path = card_of(arm_parent(work, arm, seed), arm)
     if path is None:
         return ["export"]
     parser = argparse.ArgumentParser()
     parser.add_argument("--o", nargs="+", action=DictAction, default={})
     recipe = load_recipe(
-        arm.recipe, parser.parse_args(["--o", *arm_options(arm, data, work, extra)]).o
+        arm.recipe, parser.parse_args(["--o", *arm_options(arm, data, work, extra, seed)]).o
     )
     # Through JSON, as the card went: tuples become lists.
     want = json.loads(json.dumps(recipe_record(recipe), default=str))
@@ -250,7 +301,13 @@ def stale_sections(arm: Arm, data: Path, work: Path, extra: list[str]) -> list[s
 
 
 def run_arms(
-    arms: list[Arm], data: Path, work: Path, jobs: int, threads: int, extra: list[str]
+    arms: list[Arm],
+    data: Path,
+    work: Path,
+    jobs: int,
+    threads: int,
+    extra: list[str],
+    seed: int | None = None,
 ) -> dict[str, float]:
     """Run ``arms`` ``jobs`` at a time; returns wall seconds per arm (also kept in
     ``<work>/<arm>.seconds`` beside the export, for later reads). Fails naming the log."""
@@ -265,9 +322,10 @@ def run_arms(
     while pending or running:
         while pending and len(running) < jobs:
             arm = pending.pop(0)
-            (work / arm.key).mkdir(parents=True, exist_ok=True)
-            log = open(work / f"{arm.key}.log", "w")
-            cmd = arm_command(arm, data, work, extra)
+            where = arm_parent(work, arm, seed)
+            (where / arm.key).mkdir(parents=True, exist_ok=True)
+            log = open(where / f"{arm.key}.log", "w")
+            cmd = arm_command(arm, data, work, extra, seed)
             print(
                 f"[{time.strftime('%H:%M:%S')}] start {arm.key} ({threads} thread(s)): "
                 f"{' '.join(cmd[1:])}",
@@ -277,20 +335,21 @@ def run_arms(
                 subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT),
                 log,
                 time.perf_counter(),
+                where,
             )
         time.sleep(1.0)
-        for key, (proc, log, t0) in list(running.items()):
+        for key, (proc, log, t0, where) in list(running.items()):
             if proc.poll() is None:
                 continue
             log.close()
             seconds[key] = time.perf_counter() - t0
             del running[key]
             if proc.returncode == 0:
-                (work / f"{key}.seconds").write_text(f"{seconds[key]:.1f}\n")
+                (where / f"{key}.seconds").write_text(f"{seconds[key]:.1f}\n")
             state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
             print(
                 f"[{time.strftime('%H:%M:%S')}] {key} {state} in {seconds[key] / 60:.1f} min "
-                f"(log: {work / f'{key}.log'})",
+                f"(log: {where / f'{key}.log'})",
                 flush=True,
             )
             if proc.returncode:
@@ -374,11 +433,18 @@ def targets(rows: list[dict]) -> list[tuple[str, float, float, bool]]:
         if "b" in top and c in top:
             out.append((f"{name} - (b) SSLD", top[c] - top["b"], 1.0, top[c] - top["b"] >= 1.0))
     ref = "b" if "b" in top else "b_unfolded"
-    for k in sorted((k for k in top if k.startswith("cached_")), key=lambda k: int(k[7:])):
+    for k in sorted((k for k in top if k.startswith("cached_")), key=_views_of):
         if ref in top:
             d = top[k] - top[ref]
-            out.append((f"(b) from the cache, N={k[7:]} - (b) online", d, -0.5, d >= -0.5))
+            what = "a top-5 cache" if k.endswith("_top5") else "the cache"
+            n = _views_of(k)
+            out.append((f"(b) from {what}, N={n} - (b) online", d, -0.5, d >= -0.5))
     return out
+
+
+def _views_of(key: str) -> int:
+    """N of a cached arm's key (``cached_16``, ``cached_32_top5``)."""
+    return int(key.split("_")[1])
 
 
 def save_figure(fig, path: Path) -> None:
@@ -439,7 +505,15 @@ def plot(rows: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
-FAST_ARMS = ("b_unfolded", "b", "cached_1", "cached_4", "cached_16", "cached_32")
+FAST_ARMS = (
+    "b_unfolded",
+    "b",
+    "cached_1",
+    "cached_4",
+    "cached_16",
+    "cached_32",
+    "cached_32_top5",
+)
 
 
 def cache_minutes(work: Path) -> float | None:
@@ -494,22 +568,63 @@ def plot_fast(rows: list[dict], build_min: float | None, path: Path) -> None:
     ax1.set_ylabel("val top-1 (%)")
     ax1.set_title("fast distillation on CIFAR-10: top-1 against time")
     ax1.legend(fontsize=7)
-    cached = sorted((int(k.split("_")[1]), by[k]["top1"]) for k in by if k.startswith("cached_"))
+    cached = sorted(
+        (_views_of(k), by[k]["top1"])
+        for k in by
+        if k.startswith("cached_") and not k.endswith("_top5")
+    )
     if cached:
         ax2.plot([n for n, _ in cached], [v for _, v in cached], "o-", label="from the cache")
         ax2.set_xscale("log", base=2)
     for k, style in (("b", "--"), ("b_unfolded", ":")):
         if k in by:
             ax2.axhline(by[k]["top1"], ls=style, color="gray", label=by[k]["label"])
-    ax2.set_xlabel("stored views per image N (top-5 each)")
+    ax2.set_xlabel(f"stored views per image N (top-{CACHE_TOPK} each)")
     ax2.set_ylabel("final val top-1 (%)")
     ax2.set_title("top-1 against N, equal steps")
     ax2.legend(fontsize=7)
     save_figure(fig, path)
 
 
+def seed_markdown(by_seed: dict[int, list[dict]]) -> str:
+    """One line per arm over the seeds: mean, standard deviation, range, each seed's top-1,
+    and the mean's difference from online (b)."""
+    import statistics
+
+    seeds = sorted(by_seed)
+    values: dict[str, dict[int, float]] = {}
+    labels: dict[str, str] = {}
+    for seed in seeds:
+        for r in by_seed[seed]:
+            values.setdefault(r["key"], {})[seed] = r["top1"]
+            labels[r["key"]] = r["label"]
+    mean = {k: statistics.fmean(v.values()) for k, v in values.items()}
+    out = [
+        "| arm | seeds | top-1 mean | std | min - max | "
+        + " | ".join(f"seed {s}" for s in seeds)
+        + " | mean vs (b) online |",
+        "|---|---|---|---|---|" + "---|" * len(seeds) + "---|",
+    ]
+    for k, v in values.items():
+        std = statistics.stdev(v.values()) if len(v) > 1 else float("nan")
+        vs = f"{mean[k] - mean['b']:+.2f}" if "b" in mean and k != "b" else ""
+        out.append(
+            f"| {labels[k]} | {len(v)} | {mean[k]:.2f} | {std:.2f} | "
+            f"{min(v.values()):.2f} - {max(v.values()):.2f} | "
+            + " | ".join(f"{v[s]:.2f}" if s in v else "" for s in seeds)
+            + f" | {vs} |"
+        )
+    return "\n".join(out) + "\n"
+
+
 def plan(
-    arms: list[Arm], teacher: Arm, data: Path, work: Path, extra: list[str], force: bool
+    arms: list[Arm],
+    teacher: Arm,
+    data: Path,
+    work: Path,
+    extra: list[str],
+    force: bool,
+    seed: int | None = None,
 ) -> list[Arm]:
     """The arms to train, in order: those asked for without a current export; the teacher first
     when an arm asked for learns from it and its export is missing or stale, and then every arm
@@ -519,13 +634,14 @@ def plan(
         if force:
             todo.append(arm)
             continue
-        stale = stale_sections(arm, data, work, extra)
+        stale = stale_sections(arm, data, work, extra, seed)
         if (
             not stale
             and arm.needs_teacher
             and (
                 not teacher_file.is_file()
-                or teacher_file.stat().st_mtime > card_of(work, arm).stat().st_mtime
+                or teacher_file.stat().st_mtime
+                > card_of(arm_parent(work, arm, seed), arm).stat().st_mtime
             )
         ):
             stale = ["the teacher"]
@@ -569,6 +685,11 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(a.key for a in ARMS),
         help="subset of: " + ", ".join(a.key for a in ARMS),
     )
+    p.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated seeds: run the student arms once per seed (see above)",
+    )
     p.add_argument("--force", action="store_true", help="re-run arms even if exported")
     p.add_argument(
         "--plot",
@@ -600,27 +721,43 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     extra = args.cfg_options  # appended to each arm's own --cfg-options (later keys win)
-    todo = plan(arms, by_key["teacher"], args.data, work, extra, args.force)
+    try:
+        seeds = [None] if args.seeds is None else [int(x) for x in args.seeds.split(",") if x]
+    except ValueError:
+        raise SystemExit(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
     cores = os.cpu_count() or 1
     t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds: dict[str, float] = {}
-    if by_key["teacher"] in todo:
-        seconds.update(run_arms([by_key["teacher"]], args.data, work, 1, cores, extra))
-    students = [a for a in todo if a.key != "teacher"]
-    if any(a.needs_cache for a in students):
-        if by_key["teacher"] in todo:  # a cache of the old teacher is refused: start afresh
-            shutil.rmtree(work / "teacher_cache", ignore_errors=True)
-        build_cache(args.data, work, extra)
-    if students:
-        jobs = max(1, min(args.jobs, len(students)))
-        threads = args.threads or max(1, cores // jobs)
-        seconds.update(run_arms(students, args.data, work, jobs, threads, extra))
+    by_seed: dict[int, list[dict]] = {}
+    for seed in seeds:
+        todo = plan(arms, by_key["teacher"], args.data, work, extra, args.force, seed)
+        if by_key["teacher"] in todo:
+            seconds.update(run_arms([by_key["teacher"]], args.data, work, 1, cores, extra))
+        students = [a for a in todo if a.key != "teacher"]
+        for topk in sorted({a.cache_topk for a in students if a.needs_cache}):
+            cache = seed_dir(work, seed) / next(
+                a.cache_dir for a in ARMS if a.needs_cache and a.cache_topk == topk
+            )
+            if by_key["teacher"] in todo:  # a cache of the old teacher is refused: start afresh
+                shutil.rmtree(cache, ignore_errors=True)
+            build_cache(args.data, work, extra, seed, topk)
+        if students:
+            jobs = max(1, min(args.jobs, len(students)))
+            threads = args.threads or max(1, cores // jobs)
+            done = run_arms(students, args.data, work, jobs, threads, extra, seed)
+            seconds.update({k if seed is None else f"{k}@seed{seed}": v for k, v in done.items()})
+        if seed is not None:
+            by_seed[seed] = collect([a for a in arms if a.key != "teacher"], seed_dir(work, seed))
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter() - t0
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
 
-    rows = collect(arms, work)
+    rows = collect(arms if seeds == [None] else [a for a in arms if a.key == "teacher"], work)
+    if by_seed:  # the first seed's runs stand for the arms in the per-run table and plots
+        rows += by_seed[min(by_seed)]
     table = markdown(rows)
+    if by_seed:
+        table += "\n" + seed_markdown(by_seed)
     build_min = cache_minutes(work)
     fast = fast_markdown(rows, build_min)
     if fast:
@@ -643,7 +780,17 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + table + "\n" + "\n".join(lines) + "\n\n" + summary)
     (work / "results.md").write_text(table + "\n" + "\n".join(lines) + "\n\n" + summary + "\n")
     (work / "results.json").write_text(
-        json.dumps(dict(rows=rows, wall_s=wall, cpu_s=cpu, targets=checks), indent=1) + "\n"
+        json.dumps(
+            dict(
+                rows=rows,
+                by_seed={str(k): v for k, v in by_seed.items()},
+                wall_s=wall,
+                cpu_s=cpu,
+                targets=checks,
+            ),
+            indent=1,
+        )
+        + "\n"
     )
     if rows:
         out = args.plot or work / "reproduction_cifar10.png"

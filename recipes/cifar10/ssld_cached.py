@@ -1,9 +1,9 @@
 """CIFAR-10 reproduction, arm (b) from a teacher cache: ssld.py without running the teacher.
 
-Build the cache once (the teacher on 32 stored views of each train image, top-5 of its 10
-classes kept per view), then train from it:
+Build the cache once (the teacher on 32 stored views of each train image, all 10 classes kept
+per view), then train from it:
 
-    ssld-zoo label cifar10/ssld_cached --views 32 --topk 5
+    ssld-zoo label cifar10/ssld_cached --views 32 --topk 10
     ssld-zoo distill cifar10/ssld_cached
 
 View v of an image is the crop ssld.py trains on at epoch v, so with one view per image per
@@ -14,7 +14,7 @@ teacher's output differs. ``--cfg-options train_dataloader.dataset.views=N`` use
 
 _base_ = ["./ssld.py"]
 
-description = "CIFAR-10 reproduction (b) from a teacher cache (32 views, top-5): no teacher forward in training"
+description = "CIFAR-10 reproduction (b) from a teacher cache (32 views, all 10 classes): no teacher forward in training"
 # The cache folder is named twice: the Distiller reads what the cache holds (its kind and
 # classes) instead of building the teacher, the dataset replays its views.
 cache = "work_dirs/cifar10/teacher_cache"

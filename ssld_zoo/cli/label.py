@@ -35,7 +35,13 @@ def add_parser(subparsers) -> None:
         dest="views",
         help="augmented views stored per image (N; required to build)",
     )
-    p.add_argument("--topk", type=int, default=10, help="classes kept per view (K, default 10)")
+    p.add_argument(
+        "--topk",
+        type=int,
+        default=10,
+        help="classes kept per view (K, default 10); keeping all of a teacher's classes "
+        "rebuilds its output exactly (docs/distillation.md)",
+    )
     p.add_argument(
         "--format",
         choices=("topk", "sampled"),

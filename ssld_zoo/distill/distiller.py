@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
-from ssld_zoo.distill.cache.format import dense_probs, log_probs
+from ssld_zoo.distill.cache.format import dense_log_probs, log_probs
 from ssld_zoo.distill.class_map import resolve_class_map
 from ssld_zoo.distill.losses import build_loss
 from ssld_zoo.engine.models import (
@@ -113,7 +113,7 @@ class Distiller(BaseModel):
         data_preprocessor: a :class:`~ssld_zoo.engine.preprocessor.UInt8Preprocessor` or its
             config (uint8 to the device as [0, 1] floats).
         teacher_cache: the folder of a teacher cache (``ssld-zoo label``) the batches' teacher
-            outputs (``teacher_ids``, ``teacher_probs``) come from; the teacher is not built.
+            outputs (``teacher_ids``, ``teacher_logp``) come from; the teacher is not built.
         mix: ``dict(mixup_alpha=, cutmix_alpha=, prob=, switch_prob=)``: mix each batch before
             both models see it; cached teacher outputs are mixed in the same proportions.
     """
@@ -228,11 +228,11 @@ class Distiller(BaseModel):
         indices: torch.Tensor | None = None,
         skipped: int = 0,
         teacher_ids: torch.Tensor | None = None,
-        teacher_probs: torch.Tensor | None = None,
+        teacher_logp: torch.Tensor | None = None,
         mode: str = "tensor",
     ) -> Any:
         if mode == "loss":
-            return self.loss(inputs, labels, skipped, teacher_ids, teacher_probs)
+            return self.loss(inputs, labels, skipped, teacher_ids, teacher_logp)
         if mode == "predict":
             return self.predict(inputs, labels)
         return self.student(self.student_input(inputs))
@@ -243,7 +243,7 @@ class Distiller(BaseModel):
         labels: torch.Tensor | None,
         skipped: int = 0,
         teacher_ids: torch.Tensor | None = None,
-        teacher_probs: torch.Tensor | None = None,
+        teacher_logp: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """The training losses of one batch (mmengine sums the entries whose key holds 'loss')."""
         self.skipped_images += int(skipped)
@@ -253,7 +253,7 @@ class Distiller(BaseModel):
         logits = self.student(self.student_input(inputs))
         losses: dict[str, torch.Tensor] = {}
         if self.has_teacher:
-            target = self._teacher_target(inputs, teacher_ids, teacher_probs, perm, lam)
+            target = self._teacher_target(inputs, teacher_ids, teacher_logp, perm, lam)
             losses["loss_kd"] = self.loss_weight * self.criterion(logits, target, labels)
         if self.hard_label_weight > 0:
             ce = _labeled_ce(logits, labels)
@@ -279,7 +279,7 @@ class Distiller(BaseModel):
         self,
         inputs: torch.Tensor,
         ids: torch.Tensor | None,
-        probs: torch.Tensor | None,
+        logp: torch.Tensor | None,
         perm: torch.Tensor | None,
         lam: float,
     ) -> torch.Tensor:
@@ -288,17 +288,17 @@ class Distiller(BaseModel):
         if self.cache is None:
             logits = self.teacher(self.teacher_input(inputs))
             return logits if self.class_map is None else logits.index_select(1, self.class_map)
-        if ids is None or probs is None:
+        if ids is None or logp is None:
             raise ValueError(
                 "this Distiller trains from a teacher cache, but the batch has no "
-                "teacher_ids/teacher_probs (use the cache's data loader)"
+                "teacher_ids/teacher_logp (use the cache's data loader)"
             )
-        p = dense_probs(ids, probs, self.cache["num_classes"], self.cache["kind"])
+        target = dense_log_probs(ids, logp, self.cache["num_classes"], self.cache["kind"])
         if perm is not None and lam < 1.0:
             from ssld_zoo.distill.mixing import mix_probs
 
-            p = mix_probs(p, perm, lam)
-        return log_probs(p)
+            target = log_probs(mix_probs(target.exp(), perm, lam))
+        return target
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, labels: torch.Tensor | None) -> list[dict]:

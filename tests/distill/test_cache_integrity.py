@@ -296,9 +296,9 @@ def test_a_cache_of_the_previous_format_is_refused_naming_the_version(built, tmp
 
     (tmp_path / "old").mkdir()
     m = json.loads((built[3] / "manifest.json").read_text())
-    m["format_version"] = 1
+    m["format_version"] = 2
     (tmp_path / "old" / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(CacheError, match="format_version 1, this ssld-zoo reads version 2"):
+    with pytest.raises(CacheError, match="format_version 2, this ssld-zoo reads version 3"):
         TeacherCache(tmp_path / "old")
 
 

@@ -218,6 +218,56 @@ def test_driver_builds_the_cache_once_for_the_cached_arms(tiny_tree, tmp_path: P
     assert drv.cache_minutes(work) > 0
 
 
+def test_seeds_change_initialisation_order_and_augmentation_not_the_teacher(tmp_path: Path):
+    """``--seeds``: a student arm of seed S sets ``randomness.seed`` (initialisation, batch
+    order) and its images' ``seed`` (augmentation; the cache is per seed), the teacher none."""
+    drv = _driver()
+    arms = {a.key: a for a in drv.ARMS}
+    work, data = tmp_path / "w", tmp_path / "d"
+    b = drv.arm_options(arms["b"], data, work, [], seed=3)
+    assert "randomness.seed=3" in b and "train_dataloader.dataset.seed=3" in b
+    top5 = drv.arm_options(arms["cached_32_top5"], data, work, ["x=1"], seed=3)
+    assert "train_dataloader.dataset.images.seed=3" in top5 and top5[-1] == "x=1"
+    assert f"model.teacher_cache={work / 'seed3' / 'teacher_cache_top5'}" in top5
+    assert f"model.teacher.weights={work / 'teacher' / drv.TEACHER_EXPORT}" in top5
+    assert not any("seed=" in o for o in drv.arm_options(arms["teacher"], data, work, [], seed=3))
+    assert drv.arm_options(arms["b"], data, work, []) == [
+        o for o in b if "seed=" not in o
+    ]  # without --seeds: as before
+    cmd = drv.arm_command(arms["b"], data, work, [], seed=3)
+    assert cmd[cmd.index("--work-dir") + 1] == str(work / "seed3" / "b")
+    # the seed table: mean, std, range, each seed, and the mean against online (b)
+    row = lambda key, top1: dict(key=key, label=key, top1=top1)  # noqa: E731
+    table = drv.seed_markdown(
+        {0: [row("b", 60.0), row("cached_32", 59.0)], 1: [row("b", 62.0), row("cached_32", 60.0)]}
+    )
+    assert "| b | 2 | 61.00 | 1.41 | 60.00 - 62.00 | 60.00 | 62.00 |  |" in table
+    assert "| cached_32 | 2 | 59.50 | 0.71 | 59.00 - 60.00 | 59.00 | 60.00 | -1.50 |" in table
+
+
+def test_driver_runs_seeds_with_a_cache_per_seed(tiny_tree, tmp_path: Path, capsys):
+    drv = _driver()
+    data = tiny_tree["train"].parent
+    work = tmp_path / "work"
+    argv = ["--data", str(data), "--work-dir", str(work), "--arms", "b,cached_32_top5"]
+    assert drv.main([*argv, "--seeds", "0,1", "--cfg-options", *FAST]) == 0
+    out = capsys.readouterr().out
+    for seed in (0, 1):
+        m = json.loads((work / f"seed{seed}" / "teacher_cache_top5" / "manifest.json").read_text())
+        assert (m["spec"]["topk"], m["spec"]["seed"]) == (5, seed)
+        card = json.loads(drv.card_of(work / f"seed{seed}", drv.ARMS[2]).read_text())
+        assert card["training"]["seed"] == seed
+    assert list(work.glob("*/cifar10_teacher.safetensors")) == [
+        work / "teacher" / drv.TEACHER_EXPORT
+    ]
+    assert "| (b) SSLD from a top-5 cache, N=32 | 2 |" in out
+    res = json.loads((work / "results.json").read_text())
+    assert sorted(res["by_seed"]) == ["0", "1"]
+    # run again: every seed's arms are current, nothing is trained
+    assert drv.main([*argv, "--seeds", "0,1", "--cfg-options", *FAST]) == 0
+    assert "0 arm(s) trained" in capsys.readouterr().out
+
+
 def test_driver_rejects_bad_arms_and_data(tiny_tree, tmp_path: Path):
     drv = _driver()
     data = tiny_tree["train"].parent

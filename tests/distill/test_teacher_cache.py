@@ -70,7 +70,7 @@ def test_build_writes_a_complete_manifest_shards_and_scores(built):
 
     root, res = built
     m = json.loads((root / "manifest.json").read_text())
-    assert m["complete"] and m["format_version"] == 2
+    assert m["complete"] and m["format_version"] == 3
     spec = m["spec"]
     assert (spec["views"], spec["topk"], spec["kind"], spec["num_images"]) == (6, 4, "topk", 41)
     assert spec["teacher"]["name"] == TINY_ARCH and len(spec["teacher"]["weights_sha256"]) == 64
@@ -88,7 +88,9 @@ def test_build_writes_a_complete_manifest_shards_and_scores(built):
     assert not cache.record(40)["ok"] and all(cache.record(i)["ok"] for i in range(40))
     rec = cache.record(3)
     assert np.all((rec["box"] >= 0) & (rec["box"] <= 1))
-    assert np.all(np.diff(rec["probs"].astype(np.float32), axis=-1) <= 0)  # sorted top-k
+    logp = rec["logp"].astype(np.float64)
+    assert np.all(np.diff(logp[:, :-1], axis=-1) <= 0)  # sorted top-k, then the rest's mass
+    assert np.allclose(np.exp(logp).sum(-1), 1, atol=3e-3)
     scores = cache.scores()
     assert scores[cache.paths[40]] == (-1, 0.0) and 0 <= scores[cache.paths[0]][0] < 10
 
@@ -124,7 +126,10 @@ def test_views_replay_exactly_and_hold_the_teachers_top_k(built, tiny_tree, teac
                 p = teacher((x[None].float() / 255 - mean) / std).softmax(-1)[0]
             top = p.topk(4)
             assert rec["ids"][v].tolist() == top.indices.tolist()
-            assert np.allclose(rec["probs"][v].astype(np.float32), top.values.numpy(), atol=2e-3)
+            logp = rec["logp"][v].astype(np.float32)
+            assert np.allclose(logp[:4], top.values.log().numpy(), rtol=1e-3, atol=1e-3)
+            rest = np.log(1 - top.values.double().sum().item())
+            assert logp[4] == pytest.approx(rest, rel=1e-3)
 
 
 def test_the_train_transform_draws_as_torchvision_compose():
@@ -353,22 +358,29 @@ class _StopAfter:
         return Stop()
 
 
+def _compact(teacher_logits, k):
+    """``(ids, float16 log-probabilities)`` as a cache stores them."""
+    from ssld_zoo.distill.cache.build import _targets
+
+    ids, logp, _ = _targets(teacher_logits, k, "topk", torch.Generator())
+    return ids, logp.half()
+
+
 def test_cached_targets_match_the_teacher_and_every_loss_takes_them():
     from ssld_zoo.distill.cache import dense_log_probs
-    from ssld_zoo.distill.cache.format import dense_probs
+    from ssld_zoo.distill.cache.format import LOG_ZERO, dense_probs
     from ssld_zoo.distill.losses import LOSSES, build_loss
 
     torch.manual_seed(0)
     t, s = torch.randn(6, 10) * 3, torch.randn(6, 10, requires_grad=True)
-    p = t.softmax(-1)
-    probs, ids = p.topk(10)
-    full = dense_log_probs(ids, probs.half(), 10)  # K = C: lossless up to fp16
-    assert torch.allclose(full.softmax(-1), p, atol=1e-3)
-    probs3, ids3 = p.topk(3)
-    d = dense_probs(ids3, probs3, 10)
-    assert torch.allclose(d.sum(-1), torch.ones(6)) and torch.equal(d.topk(3).indices, ids3)
+    full = dense_log_probs(*_compact(t, 10), 10)  # K = C: lossless up to fp16
+    assert torch.allclose(full.softmax(-1), t.softmax(-1), atol=1e-3)
+    ids3, logp3 = _compact(t, 3)
+    d = dense_probs(ids3, logp3, 10)
+    assert torch.allclose(d.sum(-1), torch.ones(6), atol=2e-3)
+    assert torch.equal(d.topk(3).indices, ids3)
     for name in LOSSES:
-        loss = build_loss(name)(s, dense_log_probs(ids3, probs3, 10))
+        loss = build_loss(name)(s, dense_log_probs(ids3, logp3, 10))
         assert torch.isfinite(loss), name
         loss.backward()
         assert torch.isfinite(s.grad).all(), name
@@ -376,19 +388,51 @@ def test_cached_targets_match_the_teacher_and_every_loss_takes_them():
     assert build_loss("KL")(s, full).item() == pytest.approx(
         build_loss("KL")(s, t).item(), abs=2e-3
     )
+    with pytest.raises(ValueError, match=r"shape \(6, 3\): expected \(6, 4\)"):
+        dense_log_probs(ids3, logp3[:, :3], 10)
     # sampled: frequencies renormalised, zero elsewhere, finite losses that are linear in t
-    sp = dense_probs(
-        torch.tensor([[1, 4, 4]]), torch.tensor([[0.5, 0.25, 0.25]]), 10, kind="sampled"
-    )
+    freq = torch.tensor([[0.5, 0.25, 0.25, 0.0]])
+    sp = dense_probs(torch.tensor([[1, 4, 4]]), freq.log(), 10, kind="sampled")
     assert sp[0, 4] == pytest.approx(0.5) and sp[0, 0] == 0
-    assert torch.isfinite(
-        build_loss("KL")(
-            s[:1],
-            dense_log_probs(
-                torch.tensor([[1, 4, 0]]), torch.tensor([[0.5, 0.5, 0.0]]), 10, kind="sampled"
-            ),
-        )
-    )
+    unused = torch.tensor([[0.5, 0.5, 0.0, 0.0]]).log()  # an unused slot: id 0, frequency 0
+    sp = dense_log_probs(torch.tensor([[1, 4, 0]]), unused, 10, kind="sampled")
+    assert sp[0, 0] == LOG_ZERO and torch.isfinite(build_loss("KL")(s[:1], sp))
+
+
+def test_a_confident_teachers_tail_survives_the_cache():
+    """The cause of the cached CIFAR-10 arms' deficit (docs/distillation.md): float16
+    probabilities (format 2) stored a confident teacher's tail as 0, and left the classes
+    outside the top-k no mass when the float16 top-k summed to 1; the symmetric KL then pushed
+    the student's probabilities of those classes towards 1e-12. Format 3 (float16
+    log-probabilities and the others' mass summed by the build) gives the online gradient
+    with all classes kept, and the dropped classes their true mass with fewer."""
+    from ssld_zoo.distill.cache import dense_log_probs
+    from ssld_zoo.distill.losses import SymmetricKL
+
+    torch.manual_seed(0)
+    t = torch.randn(512, 10) * 8  # a confident teacher: mean top-1 probability ~0.87
+    student = torch.randn(512, 10)  # early in training the student disagrees with it
+
+    def grad(target):
+        s = student.clone().requires_grad_()
+        SymmetricKL()(s, target).backward()
+        return s.grad
+
+    online = grad(t)
+    p = t.softmax(-1)
+    err = (grad(dense_log_probs(*_compact(t, 10), 10)) - online).norm() / online.norm()
+    # what format 2 stored: float16 probabilities, the tail below 6e-8 rounded to 0
+    old = (grad(p.half().float().clamp_min(1e-30).log()) - online).norm() / online.norm()
+    assert err < 1e-3 and old > 0.1, (err, old)
+
+    ids, logp = _compact(t, 5)
+    dropped = torch.ones_like(p, dtype=torch.bool).scatter_(1, ids, False)
+    true_rest = t.double().softmax(-1).masked_fill(~dropped, 0).sum(-1)
+    assert (p.half().gather(1, ids).double().sum(-1) >= 1)[true_rest > 1e-5].any()  # format 2
+    dense = dense_log_probs(ids, logp, 10).double()
+    rest = dense.exp().masked_fill(~dropped, 0).sum(-1)  # the mass the dropped classes get
+    some = true_rest > 1e-30
+    assert torch.allclose(rest[some], true_rest[some], rtol=1e-2, atol=0)  # fp16 of log p
 
 
 def test_a_sampled_cache_is_unbiased_and_refused_for_nonlinear_losses(
@@ -400,8 +444,9 @@ def test_a_sampled_cache_is_unbiased_and_refused_for_nonlinear_losses(
     from ssld_zoo.distill.runner import build_runner
 
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).repeat(4000, 1)
-    ids, probs, p = _targets(logits, 8, "sampled", torch.Generator().manual_seed(0))
-    est = dense_probs(ids, probs, 4, "sampled").mean(0)
+    ids, logp, p = _targets(logits, 8, "sampled", torch.Generator().manual_seed(0))
+    assert logp.shape == (4000, 9) and torch.isinf(logp[:, -1]).all()
+    est = dense_probs(ids, logp.half(), 4, "sampled").mean(0)
     assert torch.allclose(est, p[0], atol=0.01)  # E[frequency] = probability
     root = tmp_path / "sampled"
     build_teacher_cache(_recipe(tiny_tree, teacher_weights), root, views=2, topk=4, kind="sampled")
@@ -508,3 +553,54 @@ def test_cli_label_and_a_two_process_build_equal_a_single_process_one(
     )
     assert bad.returncode == 1 and "topk: 4 in the cache, 3 now" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_the_fidelity_benchmark_prints_format_2_against_format_3(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "cache_fidelity", REPO / "benchmarks" / "cache_fidelity.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--rows", "256"]) == 0
+    rows = [r.split(" | ") for r in capsys.readouterr().out.splitlines()[2:]]
+    assert len(rows) == 6
+    k10_old, k10_new = [float(r[-2]) for r in rows], [float(r[-1].rstrip(" |")) for r in rows]
+    assert max(k10_new) < 1e-3 < max(k10_old)  # all classes kept: exact only in format 3
+
+
+def test_online_and_cached_runs_differ_only_in_the_stored_targets(
+    tiny_tree, teacher_weights, tmp_path
+):
+    """The controls behind docs/distillation.md's "Why the cache lost accuracy": under one seed
+    the cached Distiller builds the online one's student, view v of each image is the crop the
+    online run trains on at epoch v, and with all classes kept the rebuilt targets are the
+    online teacher's on that crop (to float16's 3 digits)."""
+    from mmengine.registry import DATASETS, MODELS
+    from mmengine.runner import set_random_seed
+
+    from ssld_zoo.distill.cache import build_teacher_cache
+
+    root = tmp_path / "all"
+    build_teacher_cache(_recipe(tiny_tree, teacher_weights), root, views=3, topk=10)
+    online_cfg = _recipe(tiny_tree, teacher_weights)
+    cached_cfg = _cached(tiny_tree, teacher_weights, root)
+    models = []
+    for cfg in (online_cfg, cached_cfg):
+        set_random_seed(0)  # as the Runner does before it builds the model
+        models.append(MODELS.build(cfg.model))
+    online, cached = models
+    for a, b in zip(online.student.state_dict().values(), cached.student.state_dict().values()):
+        assert torch.equal(a, b)
+    ds_online = DATASETS.build(online_cfg.train_dataloader.dataset)
+    ds_cached = DATASETS.build(cached_cfg.train_dataloader.dataset)
+    for epoch in range(3):
+        for i in range(len(ds_online) - 1):  # the last image is the broken one
+            x, _, _ = ds_online[(epoch, i)]
+            ((y, _, _, ids, logp),) = ds_cached[(epoch, i)]
+            assert torch.equal(x, y)
+            with torch.no_grad():
+                t = online._teacher_target(x[None].float() / 255, None, None, None, 1.0)
+                c = cached._teacher_target(None, ids[None], logp[None], None, 1.0)
+            assert torch.allclose(c.softmax(-1), t.softmax(-1), atol=1e-3)

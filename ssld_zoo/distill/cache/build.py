@@ -207,21 +207,26 @@ def _spec_diff(old: dict, new: dict) -> list[str]:
 
 
 def _targets(logits: torch.Tensor, topk: int, kind: str, gen: torch.Generator):
-    """Compact teacher output of each row: ``(ids, probs, dense probabilities)``."""
-    p = logits.float().softmax(-1)
+    """Compact teacher output of each row: ``(ids, log-probabilities, dense probabilities)``,
+    the log-probabilities those of ``ids`` and then the log of the other classes' mass."""
+    logp = logits.float().log_softmax(-1)
+    p = logp.exp()
     if kind == "topk":
-        probs, ids = p.topk(topk, dim=-1)
+        kept, ids = logp.topk(topk, dim=-1)
+        # summed from the dropped classes themselves: 1 - sum(kept) cancels to 0 in float32
+        rest = logp.scatter(1, ids, float("-inf")).logsumexp(-1, keepdim=True)
     else:  # Sparse Logit Sampling: topk draws with replacement, kept as distinct ids + frequency
         draws = torch.multinomial(p.cpu(), topk, replacement=True, generator=gen).to(p.device)
         counts = torch.zeros_like(p).scatter_add_(1, draws, torch.ones_like(draws, dtype=p.dtype))
-        # at most min(K, C) distinct classes; the other slots hold frequency 0
+        # at most min(K, C) distinct classes; the other slots hold frequency 0 (log: -inf)
         freq, ids = counts.topk(min(topk, p.shape[-1]), dim=-1)
         pad = topk - ids.shape[-1]
         if pad:
             ids = F.pad(ids, (0, pad))
             freq = F.pad(freq, (0, pad))
-        probs = freq / topk
-    return ids, probs, p
+        kept = (freq / topk).log()
+        rest = torch.full_like(kept[:, :1], float("-inf"))  # the estimate sums to 1 by itself
+    return ids, torch.cat([kept, rest], 1), p
 
 
 def build_teacher_cache(
@@ -367,9 +372,9 @@ def build_teacher_cache(
                 logits = torch.cat([teacher(chunk) for chunk in x.split(per_forward)])
                 if class_map is not None:
                     logits = logits.index_select(1, class_map)
-                ids, probs, p = _targets(logits, topk, kind, gen)
+                ids, logp, p = _targets(logits, topk, kind, gen)
                 ids = ids.view(len(good), views, topk).cpu().numpy()
-                probs = probs.view(len(good), views, topk).cpu().numpy()
+                logp = logp.view(len(good), views, topk + 1).cpu().numpy()
                 conf, cls = p.view(len(good), views, -1).mean(1).max(-1)
                 at = np.array([row - start for row, _ in good])
                 rec["ok"][at] = 1
@@ -377,7 +382,7 @@ def build_teacher_cache(
                 rec["box"][at] = np.array([item[1] for _, item in good], dtype=np.float32)
                 rec["flip"][at] = np.array([item[2] for _, item in good], dtype=np.uint8)
                 rec["ids"][at] = ids
-                rec["probs"][at] = probs
+                rec["logp"][at] = logp
                 rec["pred"][at] = cls.cpu().numpy()
                 rec["conf"][at] = conf.float().cpu().numpy()
                 rec["file_bytes"][at] = [item[4][0] for _, item in good]

@@ -66,7 +66,7 @@ def view_index(seed: int, row: int, slot: int, views: int) -> int:
 @DATASETS.register_module()
 class CachedViewDataset(Dataset):
     """A recipe's images with their cached views: ``dataset[(epoch, i)]`` is a list of
-    ``crops_per_image`` samples ``(image, label, i, teacher ids, teacher probs)``, or None for
+    ``crops_per_image`` samples ``(image, label, i, teacher ids, teacher log-probs)``, or None for
     an image that cannot be read (or that the build could not read).
 
     Args:
@@ -164,7 +164,7 @@ class CachedViewDataset(Dataset):
                     label,
                     index,
                     torch.from_numpy(rec["ids"][v].astype(np.int64)),
-                    torch.from_numpy(rec["probs"][v].astype(np.float32)),
+                    torch.from_numpy(rec["logp"][v].astype(np.float32)),
                 )
             )
         return out
@@ -173,11 +173,11 @@ class CachedViewDataset(Dataset):
 @FUNCTIONS.register_module()
 def collate_cached(batch: Sequence[Any]) -> dict[str, Any]:
     """:func:`~ssld_zoo.data.images.collate_images` over the views of a batch of images, plus the
-    teacher's cached ``teacher_ids`` and ``teacher_probs`` (N, K)."""
+    teacher's cached ``teacher_ids`` and ``teacher_logp`` (N, K) log-probabilities."""
     views = [v for item in batch if item is not None for v in item]
     out = collate_images([v[:3] for v in views])
     out["skipped"] = sum(1 for item in batch if item is None)
     if views:
         out["teacher_ids"] = torch.stack([v[3] for v in views])
-        out["teacher_probs"] = torch.stack([v[4] for v in views])
+        out["teacher_logp"] = torch.stack([v[4] for v in views])
     return out

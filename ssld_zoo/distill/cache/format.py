@@ -20,7 +20,13 @@ its bytes (:mod:`.identity`): a replaced image is refused when it is read for tr
 A record holds, for each of the ``views`` augmented views of its image: the seed that replays
 the view exactly (the recipe's train transform run under that seed), the crop box normalised to
 the image size and the flip (checked on replay), and the teacher's output in a compact form:
-``ids`` (int16, or int32 beyond 32,767 classes) and ``probs`` (float16), ``topk`` entries each.
+``ids`` (int16, or int32 beyond 32,767 classes), ``topk`` entries, and ``logp``, ``topk + 1``
+float16 log-probabilities: the kept classes', then the log of the mass of all the others
+(computed by the build, as a sum of the dropped probabilities, never as ``1 - sum``).
+Format 2 stored float16 probabilities: they hold nothing below 6e-8, so a confident teacher's
+tail was stored as 0 (which SSLD's symmetric KL reads as ``log 1e-12``), and ``1 - sum`` of
+float16 top-k is off by up to 1e-3, so the classes left out often got no mass at all
+(docs/distillation.md, "Why the cache lost accuracy").
 
 * ``kind="topk"`` (default): the ``topk`` most probable classes and their probabilities; the
   rest of the mass is spread evenly over the other classes when the target is rebuilt (FKD's
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,7 +69,7 @@ __all__ = [
     "dense_log_probs",
 ]
 
-FORMAT_VERSION = 2  # 2: image sizes and fingerprints, file hashes checked
+FORMAT_VERSION = 3  # 2: image sizes and fingerprints, file hashes checked; 3: log-probabilities
 KINDS = ("topk", "sampled")
 MANIFEST = "manifest.json"
 IMAGES = "images.tsv"
@@ -130,7 +137,8 @@ def record_dtype(views: int, topk: int, num_classes: int) -> np.dtype:
             ("box", "<f4", (views, 4)),
             ("flip", "u1", (views,)),
             ("ids", ids, (views, topk)),
-            ("probs", "<f2", (views, topk)),
+            # the kept classes' log-probabilities, then that of all the others together
+            ("logp", "<f2", (views, topk + 1)),
             # the teacher's mean prediction over the views: the mining score
             ("pred", "<i4"),
             ("conf", "<f4"),
@@ -316,24 +324,43 @@ def teacher_diff(cached: dict[str, Any], now: dict[str, Any]) -> list[str]:
     ]
 
 
-def dense_probs(
-    ids: torch.Tensor, probs: torch.Tensor, num_classes: int, kind: str = "topk"
+def dense_log_probs(
+    ids: torch.Tensor, logp: torch.Tensor, num_classes: int, kind: str = "topk"
 ) -> torch.Tensor:
-    """Rebuild ``(N, num_classes)`` float32 teacher probabilities from cached ``(N, K)`` ids and
-    probabilities. ``topk``: the mass the top-k leave is spread evenly over the other classes.
+    """Rebuild ``(N, num_classes)`` float32 teacher log-probabilities (the losses take them as
+    teacher logits: ``softmax(log p) = p``) from cached ``(N, K)`` ids and ``(N, K + 1)``
+    log-probabilities (the last: the other classes' mass); a class of zero mass gets
+    :data:`LOG_ZERO`. ``topk``: the other classes share their stored mass evenly.
     ``sampled``: the stored frequencies renormalised to sum 1 (zero elsewhere)."""
     if kind not in KINDS:
         raise ValueError(f"cache kind {kind!r}: expected one of {KINDS}")
-    probs = probs.float().clamp_min(0)
     ids = ids.long()
     n, k = ids.shape
+    if logp.shape != (n, k + 1):
+        raise ValueError(
+            f"cached log-probabilities of shape {tuple(logp.shape)}: expected {(n, k + 1)} "
+            f"(the {k} kept classes, then the rest)"
+        )
+    # in log space throughout: float32 then loses nothing of the float16 values
+    lp = logp.float().clamp_max(0)
+    lp = torch.where(torch.isfinite(lp), lp, torch.full_like(lp, LOG_ZERO)).clamp_min(LOG_ZERO)
+    kept, rest = lp[:, :k], lp[:, k:]
     if kind == "sampled":
-        dense = torch.zeros(n, num_classes, device=probs.device)
-        dense.scatter_add_(1, ids, probs)
-        return dense / dense.sum(-1, keepdim=True).clamp_min(1e-12)
-    rest = (1 - probs.sum(-1, keepdim=True)).clamp_min(0)
-    dense = (rest / max(num_classes - k, 1)).expand(n, num_classes).clone()
-    return dense.scatter_(1, ids, probs)
+        # scatter_add: unused slots hold id 0 with frequency 0 and must not overwrite class 0
+        dense = torch.zeros(n, num_classes, device=lp.device)
+        dense.scatter_add_(1, ids, kept.exp())  # exp(LOG_ZERO) = 0
+        return log_probs(dense / dense.sum(-1, keepdim=True).clamp_min(1e-12))
+    share = rest - math.log(max(num_classes - k, 1))  # each other class's even share
+    share = torch.where(rest > LOG_ZERO, share, rest).clamp_min(LOG_ZERO)
+    return share.expand(n, num_classes).clone().scatter_(1, ids, kept)
+
+
+def dense_probs(
+    ids: torch.Tensor, logp: torch.Tensor, num_classes: int, kind: str = "topk"
+) -> torch.Tensor:
+    """The probabilities of :func:`dense_log_probs` (float32; 0 where the mass is 0)."""
+    lp = dense_log_probs(ids, logp, num_classes, kind)
+    return torch.where(lp > LOG_ZERO, lp.exp(), torch.zeros_like(lp))
 
 
 def log_probs(p: torch.Tensor) -> torch.Tensor:
@@ -341,10 +368,3 @@ def log_probs(p: torch.Tensor) -> torch.Tensor:
     ``softmax(log p) = p``, and at temperature T, ``softmax(log p / T)`` is the teacher's own
     softmax at T wherever p is exact."""
     return torch.where(p > 0, p.clamp_min(1e-30).log(), torch.full_like(p, LOG_ZERO))
-
-
-def dense_log_probs(
-    ids: torch.Tensor, probs: torch.Tensor, num_classes: int, kind: str = "topk"
-) -> torch.Tensor:
-    """:func:`log_probs` of :func:`dense_probs`: cached outputs as teacher logits."""
-    return log_probs(dense_probs(ids, probs, num_classes, kind))
