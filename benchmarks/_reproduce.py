@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,9 +48,6 @@ class Arm:
     def needs_cache(self) -> bool:
         """The arm trains from a teacher cache (``ssld-zoo label``)."""
         return bool(self._recipe["model"].get("teacher_cache"))
-
-
-Options = Callable[[Arm], list[str]]  # an arm's --cfg-options in this run
 
 
 def distill_command(arm: Arm, work: Path, options: list[str], resume: bool = False) -> list[str]:
@@ -106,15 +103,15 @@ def stale_sections(arm: Arm, work: Path, options: list[str]) -> list[str]:
 
 def run_arms(
     arms: list[Arm],
-    options: Options,
-    work: Path,
+    command: Callable[[Arm], list[str]],
+    where: Callable[[Arm], Path],
     jobs: int,
     threads: int,
-    resume: Collection[str] = (),
 ) -> dict[str, tuple[float, float]]:
-    """Run ``arms`` ``jobs`` at a time (those named in ``resume`` from their last checkpoint);
-    returns ``{key: (wall s, CPU s)}`` per arm (also kept in ``<work>/<arm>.seconds`` beside
-    the export, for later reads). Fails naming the log."""
+    """Run ``command(arm)`` for each of ``arms``, ``jobs`` at a time, each on ``threads``
+    intra-op threads, its log in ``where(arm)/<key>.log``; returns ``{key: (wall s, CPU s)}``
+    (also kept in ``where(arm)/<key>.seconds`` beside the export, for later reads). Fails
+    naming the logs."""
     pending, running, spent = list(arms), {}, {}
     env = dict(
         os.environ,
@@ -126,18 +123,19 @@ def run_arms(
     while pending or running:
         while pending and len(running) < jobs:
             arm = pending.pop(0)
-            (work / arm.key).mkdir(parents=True, exist_ok=True)
-            log = open(work / f"{arm.key}.log", "w")
-            cmd = distill_command(arm, work, options(arm), arm.key in resume)
+            folder = where(arm)
+            (folder / arm.key).mkdir(parents=True, exist_ok=True)
+            log = open(folder / f"{arm.key}.log", "w")
+            cmd = command(arm)
             print(
                 f"[{time.strftime('%H:%M:%S')}] start {arm.key} ({threads} thread(s)): "
                 f"{' '.join(cmd[1:])}",
                 flush=True,
             )
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-            running[arm.key] = (proc, log, time.perf_counter())
+            running[arm.key] = (proc, log, time.perf_counter(), folder)
         time.sleep(1.0)
-        for key, (proc, log, t0) in list(running.items()):
+        for key, (proc, log, t0, folder) in list(running.items()):
             # wait4 reaps the child and gives its own CPU time (the arms overlap)
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid == 0:
@@ -148,17 +146,17 @@ def run_arms(
             spent[key] = (wall, cpu)
             del running[key]
             if proc.returncode == 0:
-                (work / f"{key}.seconds").write_text(f"{wall:.1f} {cpu:.1f}\n")
+                (folder / f"{key}.seconds").write_text(f"{wall:.1f} {cpu:.1f}\n")
             state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
             print(
                 f"[{time.strftime('%H:%M:%S')}] {key} {state} in {wall / 60:.1f} min "
-                f"({cpu / 60:.1f} CPU-min; log: {work / f'{key}.log'})",
+                f"({cpu / 60:.1f} CPU-min; log: {folder / f'{key}.log'})",
                 flush=True,
             )
             if proc.returncode:
-                failed.append(key)
+                failed.append(f"{folder / key}.log")
     if failed:
-        raise SystemExit(f"arm(s) {', '.join(failed)} failed; see their logs in {work}")
+        raise SystemExit(f"arm(s) failed; see {', '.join(failed)}")
     return spent
 
 

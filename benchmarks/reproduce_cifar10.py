@@ -36,12 +36,10 @@ prints the mean, standard deviation and range of each arm over the seeds.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -49,7 +47,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import _reproduce  # noqa: E402
+from _reproduce import card_of, collect, markdown, run_cli, save_figure  # noqa: E402
 
 # The cached arms' cache: N views of each image, the teacher's K most probable classes. All 10
 # classes: with format 3 the rebuilt targets then equal the online teacher's to fp16.
@@ -57,13 +58,7 @@ CACHE_RECIPE, CACHE_VIEWS, CACHE_TOPK = "cifar10/ssld_cached", 32, 10
 
 
 @dataclass(frozen=True)
-class Arm:
-    key: str
-    recipe: str  # under recipes/
-    label: str
-    data: str  # what it trains on
-    loss: str
-    options: tuple[str, ...] = ()  # --cfg-options of this arm (before the run's own)
+class Arm(_reproduce.Arm):
     cache_topk: int = CACHE_TOPK  # classes kept by the cache a cached arm trains from
 
     @property
@@ -72,28 +67,6 @@ class Arm:
         if self.cache_topk == CACHE_TOPK:
             return "teacher_cache"
         return f"teacher_cache_top{self.cache_topk}"
-
-    @functools.cached_property
-    def _recipe(self) -> dict:
-        from ssld_zoo.distill.recipes import load_recipe
-
-        return load_recipe(self.recipe)
-
-    @property
-    def unlabeled(self) -> bool:
-        """The recipe reads the unlabeled folder."""
-        from ssld_zoo.distill.recipes import train_images_cfg
-
-        return bool(train_images_cfg(self._recipe)["unlabeled_roots"])
-
-    @property
-    def needs_teacher(self) -> bool:
-        return self._recipe["model"].get("teacher") is not None
-
-    @property
-    def needs_cache(self) -> bool:
-        """The arm trains from the teacher cache (built by :func:`build_cache`)."""
-        return bool(self._recipe["model"].get("teacher_cache"))
 
 
 ARMS = [
@@ -213,35 +186,14 @@ def build_cache(
     ]
     where = seed_dir(work, seed)
     out = where / arm.cache_dir
-    cmd = [
-        sys.executable,
-        "-m",
-        "ssld_zoo.cli.main",
-        "label",
-        str(ROOT / "recipes" / f"{CACHE_RECIPE}.py"),
-        "--views",
-        str(CACHE_VIEWS),
-        "--topk",
-        str(topk),
-        "--out",
-        str(out),
-        "--cfg-options",
-        *opts,
-    ]
-    print(f"[{time.strftime('%H:%M:%S')}] label: {' '.join(cmd[1:])}", flush=True)
+    args = ["label", str(ROOT / "recipes" / f"{CACHE_RECIPE}.py"), "--views", str(CACHE_VIEWS)]
+    args += ["--topk", str(topk), "--out", str(out), "--cfg-options", *opts]
     manifest = out / "manifest.json"
     was_complete = manifest.is_file() and json.loads(manifest.read_text()).get("complete")
     where.mkdir(parents=True, exist_ok=True)
-    log_file = where / f"{arm.cache_dir}.log"
-    t0 = time.perf_counter()
-    with open(log_file, "w") as log:
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    seconds = time.perf_counter() - t0
-    if code:
-        raise SystemExit(f"ssld-zoo label failed (exit {code}); see {log_file}")
+    seconds = run_cli(args, where / f"{arm.cache_dir}.log", "label")
     if not was_complete:
         (where / f"{arm.cache_dir}.seconds").write_text(f"{seconds:.1f}\n")
-    print(f"[{time.strftime('%H:%M:%S')}] label done in {seconds / 60:.1f} min", flush=True)
     return seconds
 
 
@@ -249,23 +201,9 @@ def arm_command(
     arm: Arm, data: Path, work: Path, extra: list[str], seed: int | None = None
 ) -> list[str]:
     """The ``ssld-zoo distill`` command of one arm (an argv list: no shell involved)."""
-    return [
-        sys.executable,
-        "-m",
-        "ssld_zoo.cli.main",
-        "distill",
-        str(ROOT / "recipes" / f"{arm.recipe}.py"),
-        "--work-dir",
-        str(arm_parent(work, arm, seed) / arm.key),
-        "--no-progress",
-        "--cfg-options",
-        *arm_options(arm, data, work, extra, seed),
-    ]
-
-
-def card_of(work: Path, arm: Arm) -> Path | None:
-    cards = sorted((work / arm.key).glob("*.safetensors.json"))
-    return cards[0] if cards else None
+    return _reproduce.distill_command(
+        arm, arm_parent(work, arm, seed), arm_options(arm, data, work, extra, seed)
+    )
 
 
 def stale_sections(
@@ -273,31 +211,8 @@ def stale_sections(
 ) -> list[str]:
     """The sections of ``arm``'s recipe (with this run's options) that its exported card does
     not match: [] when the export is current, ``["export"]`` when there is none."""
-    from mmengine.config import DictAction
-
-    from ssld_zoo.distill.recipes import load_recipe
-    from ssld_zoo.distill.runner import recipe_record
-
-    path = card_of(arm_parent(work, arm, seed), arm)
-    if path is None:
-        return ["export"]
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--o", nargs="+", action=DictAction, default={})
-    recipe = load_recipe(
-        arm.recipe, parser.parse_args(["--o", *arm_options(arm, data, work, extra, seed)]).o
-    )
-    # Through JSON, as the card went: tuples become lists.
-    want = json.loads(json.dumps(recipe_record(recipe), default=str))
-    have = json.loads(path.read_text()).get("training", {})
-    out = []
-    for key, exp in want.items():
-        got = have.get(key)
-        if key == "data" and isinstance(got, dict):
-            # The card adds image counts, and resolves classes=None to the folders' names.
-            got = {k: (None if k == "classes" and exp[k] is None else got.get(k)) for k in exp}
-        if got != exp:
-            out.append(key)
-    return out
+    options = arm_options(arm, data, work, extra, seed)
+    return _reproduce.stale_sections(arm, arm_parent(work, arm, seed), options)
 
 
 def run_arms(
@@ -309,114 +224,16 @@ def run_arms(
     extra: list[str],
     seed: int | None = None,
 ) -> dict[str, float]:
-    """Run ``arms`` ``jobs`` at a time; returns wall seconds per arm (also kept in
-    ``<work>/<arm>.seconds`` beside the export, for later reads). Fails naming the log."""
-    pending, running, seconds = list(arms), {}, {}
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS=str(threads),
-        MKL_NUM_THREADS=str(threads),
-        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    """Run ``arms`` ``jobs`` at a time; returns wall seconds per arm (kept with the CPU
+    seconds in ``<work>/<arm>.seconds`` beside the export, for later reads)."""
+    spent = _reproduce.run_arms(
+        arms,
+        lambda a: arm_command(a, data, work, extra, seed),
+        lambda a: arm_parent(work, a, seed),
+        jobs,
+        threads,
     )
-    failed = []
-    while pending or running:
-        while pending and len(running) < jobs:
-            arm = pending.pop(0)
-            where = arm_parent(work, arm, seed)
-            (where / arm.key).mkdir(parents=True, exist_ok=True)
-            log = open(where / f"{arm.key}.log", "w")
-            cmd = arm_command(arm, data, work, extra, seed)
-            print(
-                f"[{time.strftime('%H:%M:%S')}] start {arm.key} ({threads} thread(s)): "
-                f"{' '.join(cmd[1:])}",
-                flush=True,
-            )
-            running[arm.key] = (
-                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT),
-                log,
-                time.perf_counter(),
-                where,
-            )
-        time.sleep(1.0)
-        for key, (proc, log, t0, where) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            log.close()
-            seconds[key] = time.perf_counter() - t0
-            del running[key]
-            if proc.returncode == 0:
-                (where / f"{key}.seconds").write_text(f"{seconds[key]:.1f}\n")
-            state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-            print(
-                f"[{time.strftime('%H:%M:%S')}] {key} {state} in {seconds[key] / 60:.1f} min "
-                f"(log: {where / f'{key}.log'})",
-                flush=True,
-            )
-            if proc.returncode:
-                failed.append(key)
-    if failed:
-        raise SystemExit(f"arm(s) {', '.join(failed)} failed; see their logs in {work}")
-    return seconds
-
-
-def collect(arms: list[Arm], work: Path) -> list[dict]:
-    rows = []
-    for arm in arms:
-        path = card_of(work, arm)
-        if path is None:
-            continue
-        card = json.loads(path.read_text())
-        tr = card.get("training", {})
-        m = tr.get("metrics", {})
-        saved = work / f"{arm.key}.seconds"  # wall time of the run that made the export
-        secs = float(saved.read_text()) if saved.is_file() else float("nan")
-        d = tr.get("data", {})
-        rows.append(
-            dict(
-                key=arm.key,
-                label=arm.label,
-                recipe=f"recipes/{arm.recipe}.py",
-                data=arm.data,
-                loss=arm.loss,
-                arch=card.get("arch"),
-                images=d.get("num_images"),
-                labels_used=d.get("num_labeled") if tr.get("hard_label_weight", 0) > 0 else 0,
-                epochs=tr.get("max_epochs"),
-                # optimiser steps: full batches only (the train loader drops the last one); a
-                # cached image brings crops_per_image views of the global batch
-                steps=(
-                    d["num_images"]
-                    // (tr["batch_size"] // d.get("crops_per_image", 1))
-                    * tr["max_epochs"]
-                    if tr.get("batch_size")
-                    else None
-                ),
-                top1=m.get("top1"),
-                top5=m.get("top5"),
-                teacher_top1=tr.get("teacher_metrics", {}).get("top1"),
-                minutes=secs / 60,
-                history=[h for h in tr.get("history", []) if "top1" in h],
-            )
-        )
-    return rows
-
-
-def markdown(rows: list[dict]) -> str:
-    base = next((r["top1"] for r in rows if r["key"] == "a"), None)
-    out = [
-        "| arm | student | trained on | loss | images | labels | steps | top-1 | top-5 "
-        "| vs (a) | minutes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        delta = "" if base is None or r["key"] in ("a", "teacher") else f"{r['top1'] - base:+.2f}"
-        steps = "?" if r["steps"] is None else f"{r['steps']:,}"  # cards older than v2
-        out.append(
-            f"| {r['label']} | {r['arch']} | {r['data']} | {r['loss']} | {r['images']:,} "
-            f"| {r['labels_used']:,} | {steps} | {r['top1']:.2f} | {r['top5']:.2f} "
-            f"| {delta} | {r['minutes']:.1f} |"
-        )
-    return "\n".join(out) + "\n"
+    return {k: wall for k, (wall, _) in spent.items()}
 
 
 def targets(rows: list[dict]) -> list[tuple[str, float, float, bool]]:
@@ -445,18 +262,6 @@ def targets(rows: list[dict]) -> list[tuple[str, float, float, bool]]:
 def _views_of(key: str) -> int:
     """N of a cached arm's key (``cached_16``, ``cached_32_top5``)."""
     return int(key.split("_")[1])
-
-
-def save_figure(fig, path: Path) -> None:
-    """Write a matplotlib figure to ``path`` atomically (temp file, then rename) and close it."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
 
 
 def plot(rows: list[dict], path: Path) -> None:

@@ -45,6 +45,7 @@ from _reproduce import (  # noqa: E402
     Arm,
     card_of,
     collect,
+    distill_command,
     markdown,
     run_arms,
     run_cli,
@@ -121,6 +122,18 @@ class Run:
             card = card_of(self.work, arm).stat().st_mtime
             why = [f.name for f in self.inputs(arm) if not f.is_file() or f.stat().st_mtime > card]
         return why
+
+    def train(
+        self, arms: list[Arm], jobs: int, threads: int, resume: set[str]
+    ) -> dict[str, tuple[float, float]]:
+        """Run ``arms`` (those in ``resume`` from their last checkpoint): (wall, CPU) s each."""
+        return run_arms(
+            arms,
+            lambda a: distill_command(a, self.work, self.options(a), a.key in resume),
+            lambda a: self.work,
+            jobs,
+            threads,
+        )
 
     def start(self, arm: Arm, why: list[str]) -> set[str]:
         """Prepare ``arm``'s work dir for a run: an arm interrupted before its export resumes
@@ -304,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     if teacher in arms or any(a.needs_teacher or a.needs_cache for a in students):
         why = ["--force"] if args.force and teacher in arms else run.stale(teacher)
         if why:
-            spent.update(run_arms([teacher], run.options, work, 1, cores, run.start(teacher, why)))
+            spent.update(run.train([teacher], 1, cores, run.start(teacher, why)))
             # what was learnt from the old teacher goes with it
             shutil.rmtree(run.cache, ignore_errors=True)
             for f in (run.mined, Path(str(run.mined) + ".scores.tsv"), run.random):
@@ -327,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     if todo:
         jobs = max(1, min(args.jobs, len(todo)))
         threads = args.threads or max(1, cores // jobs)
-        spent.update(run_arms(todo, run.options, work, jobs, threads, resume))
+        spent.update(run.train(todo, jobs, threads, resume))
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter() - t0
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
