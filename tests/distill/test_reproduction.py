@@ -174,7 +174,9 @@ def test_driver_runs_the_arms_and_resumes(tiny_tree, tmp_path: Path, capsys):
     ]
     # ... and so does a teacher newer than the students that learnt from it.
     t_file = work / "teacher" / drv.TEACHER_EXPORT
-    os.utime(t_file, (t_file.stat().st_atime, t_file.stat().st_mtime + 60))
+    # (newer than (c)'s card, which a loaded machine may write minutes after the teacher)
+    newer = drv.card_of(work, c_arm).stat().st_mtime + 60
+    os.utime(t_file, (t_file.stat().st_atime, newer))
     assert drv.plan([a_arm, c_arm], teacher, data, work, opts, force=False) == [c_arm]
     # Old runs without a card are re-run, not read.
     (drv.card_of(work, a_arm)).unlink()
