@@ -1,0 +1,229 @@
+"""Near-duplicates of a set of images (e.g. a val set) in a pool, by perceptual hash.
+
+SSLD removed the ImageNet-22k images that near-duplicate ImageNet-1k val images before mining
+(PaddleClas docs/zh_CN/training/advanced/ssld.md). A copy may be resized, re-encoded, mirrored
+or slightly cropped. Each image gets a 256-bit DCT hash: the grey image at 64x64, its 16x16
+lowest 2-D DCT frequencies, one bit per coefficient (above the median or not); two images are
+near-duplicates when their hashes differ in at most ``max_distance`` bits (Hamming distance).
+Resizing and re-encoding barely move the low frequencies; a mirror or a crop moves them all,
+so each excluded image is hashed as seen in :data:`VIEWS` (itself and 36 crops of 80-95 %,
+each also mirrored) and a pool image (hashed once) matches when it is close to any view.
+
+The method and :data:`MAX_DISTANCE` were chosen by ``python benchmarks/near_duplicates.py``
+(planted copies of Imagenette val photos against other photos of the same classes; the table
+is in docs/distillation.md). Comparing costs ``pool x excluded x 74`` 256-bit XOR-popcounts
+(about 10^8 a second per core with numpy): an ImageNet val set (50,000) against 1.28M pool
+images is about 4.7 * 10^12, hours on one core, against the days a teacher takes to score
+the pool.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from ssld_zoo.data.walk import walk_images
+
+__all__ = [
+    "MAX_DISTANCE",
+    "VIEWS",
+    "NearDuplicate",
+    "ExcludeIndex",
+    "image_hash",
+    "view_hashes",
+    "exclude_images",
+    "build_exclude_index",
+    "find_near_duplicates",
+]
+
+HASH_SIDE = 64  # the grey thumbnail the DCT is taken of
+LOW = 16  # LOW x LOW lowest frequencies: 256 bits
+MAX_DISTANCE = 67  # of 256 bits; set by benchmarks/near_duplicates.py (docs/distillation.md)
+
+# (scale, x position, y position) of each crop of an excluded image: the whole image and
+# 80-95 % crops at the centre, the corners and the edge midpoints (0 = left/top, 1 = right/bottom)
+VIEWS: tuple[tuple[float, float, float], ...] = ((1.0, 0.5, 0.5),) + tuple(
+    (s, fx, fy) for s in (0.95, 0.9, 0.85, 0.8) for fx in (0.0, 0.5, 1.0) for fy in (0.0, 0.5, 1.0)
+)
+# decode JPEGs at a reduced scale, keeping enough pixels for the smallest crop's thumbnail
+_DECODE_SIDE = 2 * HASH_SIDE
+
+
+def _dct_rows(n: int, k: int) -> np.ndarray:
+    """The first ``k`` rows of the (unscaled) DCT-II matrix of size ``n``: the hash only
+    compares coefficients with each other, so the scale does not matter."""
+    x = np.arange(n)
+    return np.cos(np.pi * (2 * x + 1) * np.arange(k)[:, None] / (2 * n))
+
+
+_DCT = _dct_rows(HASH_SIDE, LOW)
+
+
+def image_hash(img) -> np.ndarray:
+    """The 256-bit hash of a PIL image as 32 bytes (``np.uint8``)."""
+    from PIL import Image
+
+    grey = img.convert("L").resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BILINEAR)
+    coeffs = (_DCT @ np.asarray(grey, dtype=np.float64) @ _DCT.T).ravel()
+    return np.packbits(coeffs > np.median(coeffs))
+
+
+def view_hashes(img, views: Sequence[tuple[float, float, float]] = VIEWS) -> np.ndarray:
+    """``(2 * len(views), 32)`` hashes: each view (crop) of ``img``, then each of its mirror."""
+    from PIL import ImageOps
+
+    grey = img.convert("L")
+    width, height = grey.size
+    out = []
+    for im in (grey, ImageOps.mirror(grey)):
+        for scale, fx, fy in views:
+            w, h = width * scale, height * scale
+            left, top = (width - w) * fx, (height - h) * fy
+            out.append(image_hash(im if scale == 1.0 else im.crop((left, top, left + w, top + h))))
+    return np.stack(out)
+
+
+@dataclass(frozen=True)
+class NearDuplicate:
+    """A pool image, the excluded image it near-duplicates, and their hash distance (bits)."""
+
+    path: str
+    duplicate_of: str
+    distance: int
+
+
+def _hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(len(a), len(b))`` bit distances between packed hashes (rows of uint64 words)."""
+    return np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(-1, dtype=np.int32)
+
+
+class ExcludeIndex:
+    """The view hashes of the excluded images, searched by brute force (blocks of rows)."""
+
+    def __init__(self, paths: Sequence[str], hashes: np.ndarray, owners: np.ndarray):
+        self.paths = list(paths)
+        self.words = np.ascontiguousarray(hashes).view(np.uint64)  # (views, 4)
+        self.owners = np.asarray(owners, dtype=np.int64)
+
+    def nearest(self, hashes: np.ndarray, cells: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+        """For each row of ``hashes`` (``(n, 32)`` uint8): the index of the closest excluded
+        image (-1 when there is none) and the distance to it (the nearest of its views).
+        Distances are taken ``cells`` query-view pairs at a time (32 bytes each)."""
+        queries = np.ascontiguousarray(hashes).view(np.uint64)
+        best = np.full(len(queries), np.iinfo(np.int32).max, dtype=np.int32)
+        owner = np.full(len(queries), -1, dtype=np.int64)
+        q_rows = min(len(queries), 256)
+        v_rows = max(1, cells // max(1, q_rows))
+        for q in range(0, len(queries), q_rows):
+            qs = slice(q, q + q_rows)
+            for v in range(0, len(self.words), v_rows):
+                d = _hamming(queries[qs], self.words[v : v + v_rows])
+                j = d.argmin(1)
+                dj = d[np.arange(len(d)), j]
+                closer = dj < best[qs]
+                best[qs][closer] = dj[closer]
+                owner[qs][closer] = self.owners[v + j[closer]]
+        return owner, best
+
+
+class _Hashes:
+    """Dataset of file hashes: ``(index, hashes or None)`` (None: unreadable, logged)."""
+
+    def __init__(self, paths: Sequence[str], views: Sequence[tuple[float, float, float]] | None):
+        self.paths, self.views = list(paths), views
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from ssld_zoo.data.images import log
+        from ssld_zoo.preprocess import decode_image
+
+        try:
+            img = decode_image(self.paths[i], reduce_to=_DECODE_SIDE)
+        except Exception as e:  # an unreadable file is skipped, as in training and mining
+            log.warning("near-duplicates: skipping unreadable image: %s", e)
+            return i, None
+        if self.views is None:
+            return i, image_hash(img)[None]
+        return i, view_hashes(img, self.views)
+
+
+def _hash_batches(
+    paths: Sequence[str],
+    views: Sequence[tuple[float, float, float]] | None,
+    num_workers: int,
+) -> Iterator[list[tuple[int, np.ndarray | None]]]:
+    """Batches of ``(index, hashes or None)`` of the files (None: unreadable), decoded by
+    ``num_workers`` processes, in order."""
+    from torch.utils.data import DataLoader
+
+    yield from DataLoader(
+        _Hashes(paths, views), batch_size=64, num_workers=num_workers, collate_fn=_as_list
+    )
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+def exclude_images(folders: Sequence[str | os.PathLike]) -> list[str]:
+    """The images under each folder; a missing or empty folder is an error naming it."""
+    paths: list[str] = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(
+                f"exclude folder {folder} does not exist or is not a folder (expected a "
+                f"folder of images to remove near-duplicates of, e.g. a val set)"
+            )
+        found = walk_images(folder, "exclude folder")
+        if not found:
+            raise FileNotFoundError(f"exclude folder {folder} holds no images")
+        paths += found
+    return list(dict.fromkeys(paths))
+
+
+def build_exclude_index(paths: Sequence[str], num_workers: int = 2) -> ExcludeIndex:
+    """The :data:`VIEWS` hashes of each readable image in ``paths``."""
+    kept = [
+        (paths[i], h)
+        for batch in _hash_batches(paths, VIEWS, num_workers)
+        for i, h in batch
+        if h is not None
+    ]
+    if not kept:
+        return ExcludeIndex([], np.zeros((0, LOW * LOW // 8), np.uint8), np.zeros(0))
+    owners = np.concatenate([np.full(len(h), k) for k, (_, h) in enumerate(kept)])
+    return ExcludeIndex([p for p, _ in kept], np.concatenate([h for _, h in kept]), owners)
+
+
+def find_near_duplicates(
+    pool: Sequence[str],
+    exclude: Sequence[str | os.PathLike],
+    max_distance: int = MAX_DISTANCE,
+    num_workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[NearDuplicate]:
+    """The images of ``pool`` that near-duplicate an image under the ``exclude`` folders, in
+    pool order, each with the closest excluded image. Unreadable pool images are not matched
+    (mining reports them)."""
+    index = build_exclude_index(exclude_images(exclude), num_workers)
+    found: list[NearDuplicate] = []
+    done = 0
+    for batch in _hash_batches(pool, None, num_workers):
+        readable = [(i, h) for i, h in batch if h is not None]
+        done += len(batch)
+        if readable and index.paths:
+            owner, dist = index.nearest(np.concatenate([h for _, h in readable]))
+            found += [
+                NearDuplicate(pool[i], index.paths[o], int(d))
+                for (i, _), o, d in zip(readable, owner, dist)
+                if d <= max_distance
+            ]
+        if progress:
+            progress(done, len(pool))
+    return found
