@@ -134,9 +134,10 @@ def mine(
     # each image once, even when two pool roots overlap (a folder and a list of its files)
     paths = list(dict.fromkeys(p for r in roots for p in scan_unlabeled(r)))
     out = Path(out)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dropped = 0
     if exclude:
-        dropped_paths = _drop_near_duplicates(paths, exclude, max_distance, num_workers, out)
+        dropped_paths = _drop_near_duplicates(paths, exclude, max_distance, num_workers, dev, out)
         dropped = len(dropped_paths)
         paths = [p for p in paths if p not in dropped_paths]
     spath = scores_path(out)
@@ -148,7 +149,6 @@ def mine(
     if not todo:
         return _select(paths, scores, teacher, per_class, min_conf, out, 0, reused, 0, dropped)
 
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if model is None:
         model = load(teacher, weights=weights) if weights else load(teacher)
     model = model.to(dev).eval()
@@ -192,6 +192,7 @@ def _drop_near_duplicates(
     exclude: Sequence[str | os.PathLike],
     max_distance: int | None,
     num_workers: int,
+    device: torch.device,
     out: Path,
 ) -> set[str]:
     """The pool images that near-duplicate an excluded image, also written (atomically) to
@@ -199,7 +200,7 @@ def _drop_near_duplicates(
     from ssld_zoo.data.near_duplicates import MAX_DISTANCE, find_near_duplicates
 
     limit = MAX_DISTANCE if max_distance is None else int(max_distance)
-    found = find_near_duplicates(paths, exclude, limit, num_workers=num_workers)
+    found = find_near_duplicates(paths, exclude, limit, num_workers=num_workers, device=device)
     lines = [
         "# ssld-zoo mine --exclude: pool image<TAB>excluded image it near-duplicates<TAB>"
         f"hash distance (bits of 256, at most {limit})\n"
