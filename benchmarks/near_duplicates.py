@@ -15,7 +15,10 @@ each excluded image's crop views and mirrors (``ssld_zoo.data.near_duplicates``)
 without crop views; a 64-bit DCT hash and a 64-bit difference hash with the crop views; the
 cosine of a randomly initialised zoo model's pooled features (no pretrained weights can be
 downloaded here, so these are a weak stand-in for a teacher's), with and without crop views.
-CPU only; about a minute of CPU time (torch in one thread).
+Then the detector as ``mine`` runs it (files, the shipped thresholds) on the test half,
+with and without its colour check, and on the real pool against the whole val set (listing
+what it flags: Imagenette's pool and val are different photos, so every flag there is to be
+looked at). CPU only; a few minutes (torch in one thread).
 """
 
 from __future__ import annotations
@@ -178,18 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     def read(path: str):
         return decode_image(path, reduce_to=nd._DECODE_SIDE)  # as mine reads them
 
-    with tempfile.TemporaryDirectory(prefix="near_dup_") as tmp:
-        copies: dict[str, list[str]] = {k: [] for k in KINDS}
-        for i, path in enumerate(excluded):
-            img = decode_image(path)
-            for kind in KINDS:
-                dest = Path(tmp) / kind / f"{i:04d}.jpg"
-                dest.parent.mkdir(exist_ok=True)
-                dest.write_bytes(make_copy(img, kind, rng))
-                copies[kind].append(str(dest))
-        excl_imgs = [read(q) for q in excluded]
-        pool_imgs = {k: [read(q) for q in v] for k, v in copies.items()}
-        neg_imgs = [read(q) for q in negatives]
+    workdir = tempfile.TemporaryDirectory(prefix="near_dup_")  # removed at exit, never the repo
+    tmp = workdir.name
+    copies: dict[str, list[str]] = {k: [] for k in KINDS}
+    for i, path in enumerate(excluded):
+        img = decode_image(path)
+        for kind in KINDS:
+            dest = Path(tmp) / kind / f"{i:04d}.jpg"
+            dest.parent.mkdir(exist_ok=True)
+            dest.write_bytes(make_copy(img, kind, rng))
+            copies[kind].append(str(dest))
+    excl_imgs = [read(q) for q in excluded]
+    pool_imgs = {k: [read(q) for q in v] for k, v in copies.items()}
+    neg_imgs = [read(q) for q in negatives]
 
     feat = Features(args.arch)
     methods = {
@@ -261,6 +265,45 @@ def main(argv: list[str] | None = None) -> int:
     for t in (nd.MAX_DISTANCE - 8, nd.MAX_DISTANCE - 4, nd.MAX_DISTANCE, nd.MAX_DISTANCE + 4):
         rec = " | ".join(f"{(test_pos[k] <= t).mean():.3f}" for k in KINDS)
         print(f"| {t} | {rec} | {int((test_neg <= t).sum())}/{len(test_neg)} |")
+    # the detector as mine runs it (files, fixed thresholds), with and without the colour check
+    (Path(tmp) / "excluded").mkdir()
+    for q in excluded[half:]:
+        (Path(tmp) / "excluded" / Path(q).name).symlink_to(q)
+    pool = [q for k in KINDS for q in copies[k][half:]] + negatives[nhalf:]
+    found = nd.find_near_duplicates(pool, [Path(tmp) / "excluded"], max_colour_difference=1e9)
+    print(
+        f"\nthe detector as mine runs it on the test half (max_distance {nd.MAX_DISTANCE}), "
+        f"without / with the colour check (max_colour_difference {nd.MAX_COLOUR_DIFFERENCE:g}); "
+        "colour differences of the copies caught by the hash: "
+        + ", ".join(
+            f"{k} max {max([d.colour_difference for d in found if d.path in copies[k]] or [0]):.1f}"
+            for k in KINDS
+        )
+    )
+    print("| colour check | " + " | ".join(KINDS) + " | false pos. |")
+    print("|---|" + "---|" * len(KINDS) + "---|")
+    for check, limit in (("no", 1e9), ("yes", nd.MAX_COLOUR_DIFFERENCE)):
+        hit = {d.path for d in found if d.colour_difference <= limit}
+        rec = " | ".join(
+            f"{len(hit & set(copies[k][half:])) / (args.exclude - half):.3f}" for k in KINDS
+        )
+        print(f"| {check} | {rec} | {len(hit & set(negatives[nhalf:]))}/{len(negatives) - nhalf} |")
+    real_pool = args.data / "pool"
+    if real_pool.is_dir():
+        from ssld_zoo.data.images import scan_unlabeled
+
+        pool = scan_unlabeled(real_pool)
+        found = nd.find_near_duplicates(pool, [args.data / "val"], max_colour_difference=1e9)
+        kept = [d for d in found if d.colour_difference <= nd.MAX_COLOUR_DIFFERENCE]
+        print(
+            f"\nthe real pool {real_pool} ({len(pool)} images) against all of {args.data / 'val'}: "
+            f"{len(found)} flagged by the hash, {len(kept)} after the colour check:"
+        )
+        for d in sorted(found, key=lambda d: d.distance):
+            print(
+                f"  {d.path}  {d.duplicate_of}  {d.distance} bits, colour {d.colour_difference:.1f}"
+            )
+    workdir.cleanup()
     coco = sorted(str(q) for q in (args.data.parent / "coco_mini" / "images" / "train").glob("*"))
     print_costs(negatives, excl_imgs)
     if coco:

@@ -7,7 +7,9 @@ lowest 2-D DCT frequencies, one bit per coefficient (above the median or not); t
 near-duplicates when their hashes differ in at most ``max_distance`` bits (Hamming distance).
 Resizing and re-encoding barely move the low frequencies; a mirror or a crop moves them all,
 so each excluded image is hashed as seen in :data:`VIEWS` (itself and 36 crops of 80-95 %,
-each also mirrored) and a pool image (hashed once) matches when it is close to any view.
+each also mirrored) and a pool image (hashed once) matches when it is close to any view. The
+hash is grey and coarse: photos of a small object on a plain sky or backdrop can hash alike,
+so each match is confirmed by colour (:func:`colour_difference`).
 
 The method and :data:`MAX_DISTANCE` were chosen by ``python benchmarks/near_duplicates.py``
 (planted copies of Imagenette val photos against other photos of the same classes; the table
@@ -19,6 +21,7 @@ CPU core: an ImageNet val set (50,000 images, 3.7M views) against a 1.28M-image 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,8 @@ from ssld_zoo.data.walk import walk_images
 if TYPE_CHECKING:
     import torch
 
+log = logging.getLogger("ssld_zoo.data")
+
 __all__ = [
     "MAX_DISTANCE",
     "VIEWS",
@@ -38,6 +43,8 @@ __all__ = [
     "ExcludeIndex",
     "image_hash",
     "view_hashes",
+    "MAX_COLOUR_DIFFERENCE",
+    "colour_difference",
     "exclude_images",
     "build_exclude_index",
     "find_near_duplicates",
@@ -46,6 +53,8 @@ __all__ = [
 HASH_SIDE = 64  # the grey thumbnail the DCT is taken of
 LOW = 16  # LOW x LOW lowest frequencies: 256 bits
 MAX_DISTANCE = 67  # of 256 bits; set by benchmarks/near_duplicates.py (docs/distillation.md)
+COLOUR_SIDE = 16
+MAX_COLOUR_DIFFERENCE = 20.0  # of 255; the same benchmark
 
 # (scale, x position, y position) of each crop of an excluded image: the whole image and
 # 80-95 % crops at the centre, the corners and the edge midpoints (0 = left/top, 1 = right/bottom)
@@ -75,28 +84,49 @@ def image_hash(img) -> np.ndarray:
     return np.packbits(coeffs > np.median(coeffs))
 
 
-def view_hashes(img, views: Sequence[tuple[float, float, float]] = VIEWS) -> np.ndarray:
-    """``(2 * len(views), 32)`` hashes: each view (crop) of ``img``, then each of its mirror."""
+def _view_images(img, views: Sequence[tuple[float, float, float]]) -> list:
+    """Each view (crop) of ``img``, then each view of its mirror."""
     from PIL import ImageOps
 
-    grey = img.convert("L")
-    width, height = grey.size
+    width, height = img.size
     out = []
-    for im in (grey, ImageOps.mirror(grey)):
+    for im in (img, ImageOps.mirror(img)):
         for scale, fx, fy in views:
             w, h = width * scale, height * scale
             left, top = (width - w) * fx, (height - h) * fy
-            out.append(image_hash(im if scale == 1.0 else im.crop((left, top, left + w, top + h))))
-    return np.stack(out)
+            out.append(im if scale == 1.0 else im.crop((left, top, left + w, top + h)))
+    return out
+
+
+def view_hashes(img, views: Sequence[tuple[float, float, float]] = VIEWS) -> np.ndarray:
+    """``(2 * len(views), 32)`` hashes: each view (crop) of ``img``, then each of its mirror."""
+    return np.stack([image_hash(v) for v in _view_images(img.convert("L"), views)])
+
+
+def _colour_thumbnail(img) -> np.ndarray:
+    from PIL import Image
+
+    side = (COLOUR_SIDE, COLOUR_SIDE)
+    return np.asarray(img.convert("RGB").resize(side, Image.Resampling.BILINEAR), np.float32)
+
+
+def colour_difference(img, excluded) -> float:
+    """How far ``img`` is in colour from the nearest view of ``excluded``: the mean absolute
+    difference of their 16x16 RGB thumbnails (0-255). A copy keeps its colours; the hash is
+    grey, and two photos of a small object on a plain sky or backdrop can hash alike."""
+    thumbs = np.stack([_colour_thumbnail(v) for v in _view_images(excluded, VIEWS)])
+    return float(np.abs(thumbs - _colour_thumbnail(img)).mean(axis=(1, 2, 3)).min())
 
 
 @dataclass(frozen=True)
 class NearDuplicate:
-    """A pool image, the excluded image it near-duplicates, and their hash distance (bits)."""
+    """A pool image, the excluded image it near-duplicates, their hash distance (bits) and
+    their :func:`colour_difference`."""
 
     path: str
     duplicate_of: str
     distance: int
+    colour_difference: float
 
 
 def _signs(packed: np.ndarray, device) -> "torch.Tensor":
@@ -147,6 +177,13 @@ class ExcludeIndex:
         return owner, distance
 
 
+def _read(path: str):
+    """An image as the hashes see it (JPEGs decoded at a reduced scale)."""
+    from ssld_zoo.preprocess import decode_image
+
+    return decode_image(path, reduce_to=_DECODE_SIDE)
+
+
 class _Hashes:
     """Dataset of file hashes: ``(index, hashes or None)`` (None: unreadable, logged)."""
 
@@ -157,11 +194,8 @@ class _Hashes:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        from ssld_zoo.data.images import log
-        from ssld_zoo.preprocess import decode_image
-
         try:
-            img = decode_image(self.paths[i], reduce_to=_DECODE_SIDE)
+            img = _read(self.paths[i])
         except Exception as e:  # an unreadable file is skipped, as in training and mining
             log.warning("near-duplicates: skipping unreadable image: %s", e)
             return i, None
@@ -228,10 +262,12 @@ def find_near_duplicates(
     num_workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
     device: str | torch.device | None = None,
+    max_colour_difference: float = MAX_COLOUR_DIFFERENCE,
 ) -> list[NearDuplicate]:
     """The images of ``pool`` that near-duplicate an image under the ``exclude`` folders, in
-    pool order, each with the closest excluded image. Unreadable pool images are not matched
-    (mining reports them). ``device``: where hashes are compared (default CPU)."""
+    pool order, each with the closest excluded image: within ``max_distance`` bits of one of
+    its views and within ``max_colour_difference`` of it in colour. Unreadable pool images are
+    not matched (mining reports them). ``device``: where hashes are compared (default CPU)."""
     index = build_exclude_index(exclude_images(exclude), num_workers, device)
     found: list[NearDuplicate] = []
     pending: list[tuple[int, np.ndarray]] = []
@@ -240,11 +276,11 @@ def find_near_duplicates(
     def search() -> None:
         # thousands of queries per product: each block of views is unpacked once per search
         owner, dist = index.nearest(np.concatenate([h for _, h in pending]))
-        found.extend(
-            NearDuplicate(pool[i], index.paths[o], int(d))
-            for (i, _), o, d in zip(pending, owner, dist)
-            if d <= max_distance
-        )
+        for (i, _), o, d in zip(pending, owner, dist):
+            if d <= max_distance:  # a candidate: confirmed by its colours (few, so re-read)
+                colours = colour_difference(_read(pool[i]), _read(index.paths[o]))
+                if colours <= max_colour_difference:
+                    found.append(NearDuplicate(pool[i], index.paths[o], int(d), colours))
         pending.clear()
 
     for batch in _hash_batches(pool, None, num_workers):

@@ -203,9 +203,11 @@ def _drop_near_duplicates(
     found = find_near_duplicates(paths, exclude, limit, num_workers=num_workers, device=device)
     lines = [
         "# ssld-zoo mine --exclude: pool image<TAB>excluded image it near-duplicates<TAB>"
-        f"hash distance (bits of 256, at most {limit})\n"
+        f"hash distance (bits of 256, at most {limit})<TAB>colour difference (of 255)\n"
     ]
-    lines += [f"{d.path}\t{d.duplicate_of}\t{d.distance}\n" for d in found]
+    lines += [
+        f"{d.path}\t{d.duplicate_of}\t{d.distance}\t{d.colour_difference:.2f}\n" for d in found
+    ]
     dest = duplicates_path(out)
     dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(

@@ -121,3 +121,25 @@ def test_missing_or_empty_exclude_folder_is_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=f"exclude folder {tmp_path / 'empty'} holds no"):
         find_near_duplicates([], [tmp_path / "empty"])
+
+
+def test_colour_confirms_a_hash_match(test_data, tmp_path):
+    """Two different parachutes on a plain sky hash 40 bits apart (the nearest such pair of
+    Imagenette's pool and val); their colours tell them apart, a copy's do not."""
+    from ssld_zoo.data.near_duplicates import MAX_COLOUR_DIFFERENCE, colour_difference
+
+    src = test_data / "imagenette"
+    pool, val = src / "pool" / "p01987.jpg", src / "val" / "n03888257" / "n03888257_7011.JPEG"
+    if not pool.is_file() or not val.is_file():
+        from tests.conftest import unavailable
+
+        unavailable(f"{pool} or {val} not found: set SSLD_ZOO_TEST_DATA")
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / val.name).symlink_to(val)
+    loose = find_near_duplicates([str(pool)], [tmp_path / "val"], 67, 0, max_colour_difference=1e9)
+    assert [d.distance for d in loose] == [40]  # the hash alone takes it for a copy
+    assert loose[0].colour_difference > MAX_COLOUR_DIFFERENCE
+    assert find_near_duplicates([str(pool)], [tmp_path / "val"], 67, 0) == []
+    img = Image.open(val).convert("RGB")
+    assert colour_difference(ImageOps.mirror(img), img) == 0.0
+    assert colour_difference(_crop(img, 0.9, 0.5, 0.5), img) == 0.0

@@ -314,7 +314,7 @@ def test_mine_from_a_cache_drops_near_duplicates_of_excluded_images(built, tmp_p
     )
     assert res.duplicates == 1 and res.reused == 3 and res.scored == 0
     rows = [r.split("\t") for r in duplicates_path(out).read_text().splitlines()[1:]]
-    assert rows == [[pool[1], str(tmp_path / "val" / "mirror.png"), rows[0][2]]]
+    assert [r[:2] for r in rows] == [[pool[1], str(tmp_path / "val" / "mirror.png")]]
     assert pool[1] not in out.read_text()
 
 

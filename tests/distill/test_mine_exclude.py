@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from ssld_zoo.data.near_duplicates import MAX_DISTANCE
+from ssld_zoo.data.near_duplicates import MAX_COLOUR_DIFFERENCE, MAX_DISTANCE
 from tests.distill.conftest import TINY_ARCH
 
 
@@ -69,9 +69,10 @@ def test_mine_exclude_drops_and_lists_near_duplicates(pool_and_val, tmp_path):
     out = tmp_path / "mined.txt"
     res = _mine(root, out, exclude=[root / "val"])
     assert res.duplicates == len(copies) == 8
-    listed = {r[0]: (r[1], int(r[2])) for r in _rows(duplicates_path(out))}
+    listed = {r[0]: (r[1], int(r[2]), float(r[3])) for r in _rows(duplicates_path(out))}
     assert {p: v[0] for p, v in listed.items()} == copies
-    assert all(0 <= d <= MAX_DISTANCE for _, d in listed.values())
+    assert all(0 <= d <= MAX_DISTANCE for _, d, _ in listed.values())
+    assert all(0 <= c <= MAX_COLOUR_DIFFERENCE for _, _, c in listed.values())
     # dropped images are neither scored nor selected; the others are
     mined = {r[0] for r in _rows(out)}
     assert not mined & set(copies) and len(mined) == res.selected == 6
