@@ -16,7 +16,7 @@ The method and :data:`MAX_DISTANCE` were chosen by ``python benchmarks/near_dupl
 and the costs are in docs/distillation.md). The search is brute force, ``pool x excluded x 74``
 comparisons as float32 matrix products (on the mining device), about 10^8 a second on one
 CPU core: an ImageNet val set (50,000 images, 3.7M views) against a 1.28M-image pool is
-4.7 * 10^12 comparisons, about 12 core-hours.
+4.7 * 10^12 comparisons, about 13-15 core-hours.
 """
 
 from __future__ import annotations
