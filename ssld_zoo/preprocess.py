@@ -70,10 +70,12 @@ def shown_path(path: str | os.PathLike) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def decode_image(path: str | os.PathLike, data: bytes | None = None):
+def decode_image(path: str | os.PathLike, data: bytes | None = None, reduce_to: int | None = None):
     """The RGB ``PIL.Image`` at ``path`` (8 bits per channel; 16-bit files scaled, not clipped).
     ``data``: the file's bytes, already read by the caller (who fingerprints them); ``path``
-    then only names the file in messages.
+    then only names the file in messages. ``reduce_to``: a JPEG may be decoded at 1/2, 1/4 or
+    1/8 scale (its DCT scaling, several times faster) as long as both sides stay at least this
+    many pixels; other formats decode at full size.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for anything else that
     stops it: not an image, truncated, a range that cannot be scaled, or more pixels than
@@ -96,6 +98,8 @@ def decode_image(path: str | os.PathLike, data: bytes | None = None):
             width, height = im.size
             if limit is not None and width * height > limit:
                 raise Image.DecompressionBombError(f"{width}x{height} = {width * height} pixels")
+            if reduce_to is not None:
+                im.draft("RGB", (reduce_to, reduce_to))
             return _to_8bit(im).convert("RGB")
     except Image.DecompressionBombError as e:
         # Pillow refuses over 2x the limit itself, before the size is known: "(N pixels)".

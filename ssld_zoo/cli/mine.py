@@ -12,7 +12,9 @@ def add_parser(subparsers) -> None:
         description="Score every image of a pool with the teacher and write the top-K most "
         "confident images per predicted class (path, class, confidence) to a list "
         "file usable as an unlabeled root. Interrupted runs resume from "
-        "<out>.scores.tsv.",
+        "<out>.scores.tsv. With --exclude, pool images that near-duplicate an image "
+        "under those folders (e.g. the val set) are dropped first and listed in "
+        "<out>.duplicates.tsv.",
     )
     p.add_argument("--teacher", required=True, help="zoo name, e.g. resnext101_32x16d_wsl")
     p.add_argument("--weights", help="weights file for the teacher architecture")
@@ -29,6 +31,14 @@ def add_parser(subparsers) -> None:
         "--cache",
         help="a teacher cache (`ssld-zoo label`) built over the pool with "
         "this teacher: reuse its scores, do not run the teacher",
+    )
+    p.add_argument(
+        "--exclude",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="folder(s), e.g. the val set: drop pool images that near-duplicate (resized, "
+        "re-encoded, mirrored or slightly cropped copies) any image under them",
     )
     p.set_defaults(func=run)
 
@@ -65,7 +75,15 @@ def run(args: argparse.Namespace) -> int:
             num_workers=args.num_workers,
             device=args.device,
             cache=args.cache,
+            exclude=args.exclude,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if args.exclude:
+        from ssld_zoo.distill.mining import duplicates_path
+
+        console.print(
+            f"dropped {res.duplicates} pool images as near-duplicates of images under "
+            f"{', '.join(args.exclude)}; listed in [bold]{duplicates_path(res.out)}[/]"
         )
     console.print(
         f"scored {res.scored} images ({res.reused} reused from an earlier run, "

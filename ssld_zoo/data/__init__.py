@@ -2,7 +2,9 @@
 
 - :mod:`.walk`: one cycle-safe walker for image folders (re-exported here);
 - :mod:`.images`: image streams, the training and evaluation transforms, collation and the
-  epoch-keyed sampler (not imported here: it needs mmengine).
+  epoch-keyed sampler (not imported here: it needs mmengine);
+- :mod:`.near_duplicates`: pool images that near-duplicate a set of images (``mine --exclude``),
+  by perceptual hash confirmed by colour.
 
 Also ships ``imagenet1k_classes.txt`` (package data read by :func:`ssld_zoo.api.class_names`).
 """

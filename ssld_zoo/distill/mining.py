@@ -7,6 +7,10 @@ unlabeled root of a recipe.
 
 Scores are appended to ``<out>.scores.tsv`` as batches finish, so an interrupted run resumes
 where it stopped; the final list is written atomically at the end.
+
+With ``exclude``, pool images that near-duplicate an image under those folders (SSLD removed
+the ImageNet-22k near-duplicates of the ImageNet-1k val set) are dropped before they are scored
+or selected (see :mod:`ssld_zoo.data.near_duplicates`), and listed in ``<out>.duplicates.tsv``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from ssld_zoo.data.images import read_image, scan_unlabeled
 from ssld_zoo.weights.fileops import atomic_write
 
-__all__ = ["mine", "MiningResult", "scores_path", "read_scores"]
+__all__ = ["mine", "MiningResult", "scores_path", "duplicates_path", "read_scores"]
 
 
 @dataclass
@@ -33,6 +37,12 @@ class MiningResult:
     unreadable: int
     selected: int
     per_class: dict[int, int]
+    duplicates: int = 0  # pool images dropped as near-duplicates of an excluded image
+
+
+def duplicates_path(out: str | os.PathLike) -> Path:
+    """Where ``mine(out=..., exclude=...)`` lists the pool images it dropped."""
+    return Path(str(out) + ".duplicates.tsv")
 
 
 def scores_path(out: str | os.PathLike) -> Path:
@@ -92,6 +102,8 @@ def mine(
     progress: Callable[[int, int], None] | None = None,
     model: torch.nn.Module | None = None,
     cache: str | os.PathLike | None = None,
+    exclude: Sequence[str | os.PathLike] = (),
+    max_distance: int | None = None,
 ) -> MiningResult:
     """Score ``pool`` (folders or list files) with ``teacher`` and write the top ``per_class``
     images of each predicted class with confidence >= ``min_conf`` to ``out``.
@@ -105,6 +117,11 @@ def mine(
         cache: a teacher cache (``ssld-zoo label``) built over the pool with this teacher: its
             scores (the teacher's mean prediction over the cached views) are used and the
             teacher is not run. Every pool image must be in it.
+        exclude: folders (e.g. the val set): pool images that near-duplicate any image under
+            them are dropped (neither scored nor selected) and written to
+            ``<out>.duplicates.tsv`` (pool path, the excluded image, hash distance).
+        max_distance: the near-duplicate threshold in hash bits (default
+            :data:`ssld_zoo.data.near_duplicates.MAX_DISTANCE`).
     """
     from ssld_zoo.api import load
     from ssld_zoo.preprocess import eval_transform_of
@@ -117,6 +134,12 @@ def mine(
     # each image once, even when two pool roots overlap (a folder and a list of its files)
     paths = list(dict.fromkeys(p for r in roots for p in scan_unlabeled(r)))
     out = Path(out)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dropped = 0
+    if exclude:
+        dropped_paths = _drop_near_duplicates(paths, exclude, max_distance, num_workers, dev, out)
+        dropped = len(dropped_paths)
+        paths = [p for p in paths if p not in dropped_paths]
     spath = scores_path(out)
     scores = read_scores(spath)
     if cache is not None:
@@ -124,9 +147,8 @@ def mine(
     reused = sum(1 for p in paths if p in scores)
     todo = [p for p in paths if p not in scores]
     if not todo:
-        return _select(paths, scores, teacher, per_class, min_conf, out, 0, reused, 0)
+        return _select(paths, scores, teacher, per_class, min_conf, out, 0, reused, 0, dropped)
 
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if model is None:
         model = load(teacher, weights=weights) if weights else load(teacher)
     model = model.to(dev).eval()
@@ -160,7 +182,41 @@ def mine(
             if progress:
                 progress(done, len(paths))
 
-    return _select(paths, scores, teacher, per_class, min_conf, out, len(todo), reused, unreadable)
+    return _select(
+        paths, scores, teacher, per_class, min_conf, out, len(todo), reused, unreadable, dropped
+    )
+
+
+def _drop_near_duplicates(
+    paths: Sequence[str],
+    exclude: Sequence[str | os.PathLike],
+    max_distance: int | None,
+    num_workers: int,
+    device: torch.device,
+    out: Path,
+) -> set[str]:
+    """The pool images that near-duplicate an excluded image, also written (atomically) to
+    ``<out>.duplicates.tsv``: pool path, excluded image, distance."""
+    from ssld_zoo.data.near_duplicates import MAX_DISTANCE, find_near_duplicates
+
+    limit = MAX_DISTANCE if max_distance is None else int(max_distance)
+    found = find_near_duplicates(paths, exclude, limit, num_workers=num_workers, device=device)
+    lines = [
+        "# ssld-zoo mine --exclude: pool image<TAB>excluded image it near-duplicates<TAB>"
+        f"hash distance (bits of 256, at most {limit})<TAB>colour difference (of 255)\n"
+    ]
+    lines += [
+        f"{d.path}\t{d.duplicate_of}\t{d.distance}\t{d.colour_difference:.2f}\n" for d in found
+    ]
+    dest = duplicates_path(out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(
+        dest,
+        lambda tmp: Path(tmp).write_text(
+            "".join(lines), encoding="utf-8", errors="surrogateescape"
+        ),
+    )
+    return {d.path for d in found}
 
 
 def _cache_scores(
@@ -205,6 +261,7 @@ def _select(
     scored: int,
     reused: int,
     unreadable: int,
+    dropped: int,
 ) -> MiningResult:
     """Write the top ``per_class`` images of each class to ``out``."""
     by_class: dict[int, list[tuple[float, str]]] = {}
@@ -227,4 +284,4 @@ def _select(
             "".join(lines), encoding="utf-8", errors="surrogateescape"
         ),
     )
-    return MiningResult(out, scored, reused, unreadable, sum(per.values()), per)
+    return MiningResult(out, scored, reused, unreadable, sum(per.values()), per, dropped)

@@ -291,6 +291,33 @@ def test_mine_from_a_cache_checks_the_teachers_weights(built, tmp_path):
     )
 
 
+def test_mine_from_a_cache_drops_near_duplicates_of_excluded_images(built, tmp_path):
+    from PIL import Image, ImageOps
+
+    from ssld_zoo.data.images import scan_unlabeled
+    from ssld_zoo.distill.mining import duplicates_path, mine
+
+    tree, weights, recipe, root = built
+    pool = scan_unlabeled(tree["unlabeled"])
+    (tmp_path / "val").mkdir()
+    ImageOps.mirror(Image.open(pool[1]).convert("RGB")).save(tmp_path / "val" / "mirror.png")
+    out = tmp_path / "ok.tsv"
+    res = mine(
+        TINY_ARCH,
+        tree["unlabeled"],
+        2,
+        out,
+        cache=root,
+        weights=weights,
+        exclude=[tmp_path / "val"],
+        num_workers=0,
+    )
+    assert res.duplicates == 1 and res.reused == 3 and res.scored == 0
+    rows = [r.split("\t") for r in duplicates_path(out).read_text().splitlines()[1:]]
+    assert [r[:2] for r in rows] == [[pool[1], str(tmp_path / "val" / "mirror.png")]]
+    assert pool[1] not in out.read_text()
+
+
 def test_a_cache_of_the_previous_format_is_refused_naming_the_version(built, tmp_path):
     from ssld_zoo.distill.cache import CacheError, TeacherCache
 
