@@ -14,9 +14,10 @@ The recipes of ``recipes/imagenette/`` run through ``ssld-zoo distill``, one pro
 * (b) the same student, SSLD without labels on train, the teacher run online;
 * (b) from the teacher cache, at equal steps: what the cache costs in accuracy;
 * (c) SSLD on train + the whole pool, (m) train + the pool mined by ``ssld-zoo mine`` (top
-  ``--per-class`` per predicted class, near-duplicates of val removed), (r) train + a random
-  subset of the pool as large as (m)'s; these three train from the teacher cache, for as many
-  epochs as (b) (the paper's protocol: more images, more steps; (m) and (r) take equal steps).
+  ``--per-class`` per predicted class, near-duplicates of val removed by ``--exclude``), (r)
+  train + a random subset of the pool (duplicates removed too) as large as (m)'s; these three
+  train from the teacher cache, for as many epochs as (b) (the paper's protocol: more images,
+  more steps; (m) and (r) take equal steps).
 
 The cache (``ssld-zoo label``: ``--views`` views of every train and pool image, all classes kept)
 is built once, after the teacher; ``mine`` reads the pool's scores from it. The script then prints
@@ -53,6 +54,8 @@ from _reproduce import (  # noqa: E402
     stale_sections,
 )
 
+from ssld_zoo.distill.mining import duplicates_path  # noqa: E402
+
 SSLD = "symmetric KL"
 ARMS = [
     Arm("teacher", "imagenette/teacher", "teacher ResNet18_vd", "train, labels", "CE"),
@@ -81,6 +84,7 @@ class Run:
         self.cache = work / "teacher_cache"
         self.mined = work / "mined.tsv"
         self.random = work / "random.tsv"
+        self.duplicates = duplicates_path(self.mined)  # what mine --exclude dropped
 
     def pool_root(self, arm: Arm) -> Path | None:
         """The unlabeled root an arm adds to train: the pool, the mined or the random list."""
@@ -157,14 +161,18 @@ class Run:
         return run_cli(args, self.work / "teacher_cache.log", "label")
 
     def mine(self, per_class: int) -> float:
-        """``ssld-zoo mine`` over the pool from the cache's scores, then the random list of the
-        same size. Returns wall seconds."""
+        """``ssld-zoo mine`` over the pool from the cache's scores, near-duplicates of val
+        dropped, then the random list of the same size. Returns wall seconds."""
         args = ["mine", "--teacher", TEACHER_ARCH, "--weights", str(self.teacher)]
         args += ["--pool", str(self.data / "pool"), "--per-class", str(per_class)]
         args += ["--cache", str(self.cache), "--out", str(self.mined)]
+        args += ["--exclude", str(self.data / "val")]  # the paper's step: no copy of val
         seconds = run_cli(args, self.work / "mine.log", "mine")
         mined = read_list(self.mined)
-        pool = sorted(str(p) for p in (self.data / "pool").iterdir() if p.is_file())
+        dropped = set(read_list(self.duplicates)) if self.duplicates.is_file() else set()
+        pool = sorted(
+            str(p) for p in (self.data / "pool").iterdir() if p.is_file() and str(p) not in dropped
+        )
         chosen = sorted(random.Random(0).sample(pool, len(mined)))
         tmp = self.random.with_name(self.random.name + ".partial")
         tmp.write_text(
@@ -346,7 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
 
     rows = collect(arms, work)
-    purity = pool_purity(run.data, {"mined": run.mined, "random": run.random})
+    purity = pool_purity(
+        run.data,
+        {"mined": run.mined, "random": run.random, "dropped as copies of val": run.duplicates},
+    )
     table = markdown(rows)
     if purity:
         table += "\n| set | images | in-distribution (%) |\n|---|---|---|\n" + "".join(
