@@ -99,9 +99,10 @@ def read_identified(path: str):
     from ssld_zoo.data.images import log
     from ssld_zoo.preprocess import decode_image
 
+    from ssld_zoo.data.shards import read_bytes
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_bytes(path)  # a file, or a tar shard's member (<tar>#<member>)
     except OSError as e:
         log.warning("skipping unreadable image: %s: %s", path, e.strerror or e)
         return None, None
