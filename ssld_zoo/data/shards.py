@@ -170,6 +170,13 @@ def _scan_tar(tar: str) -> ShardIndex:
                         ) from None
                 elif is_image(m.name) and key not in images:
                     images[key] = (m.name, m.offset_data, m.size)
+            # tarfile ends quietly at a header cut short: a whole tar ends with zero blocks
+            tf.fileobj.seek(tf.offset)
+            if tf.fileobj.read(512) != bytes(512):
+                raise ShardError(
+                    f"tar shard {tar}: ends at byte {tf.offset} without the end-of-archive "
+                    f"blocks (truncated shard: rewrite it)"
+                )
     except tarfile.TarError as e:
         raise ShardError(f"tar shard {tar}: not a readable tar file ({e})") from None
     except OSError as e:
