@@ -133,7 +133,8 @@ def _add_unlabeled(table: SampleTable, root: str | os.PathLike) -> None:
     if shards.is_shard_source(root):
         for tar in shards.shard_files(root):
             idx = shards.shard_index(tar)
-            table.extend_shard(tar, idx.names, idx.ends, np.full(len(idx), -1, np.int32))
+            labels = np.full(len(idx), -1, np.int32)
+            table.extend_shard(tar, idx.names, idx.ends, labels, idx.offsets, idx.sizes)
         if len(table) == before:
             raise FileNotFoundError(f"unlabeled tar shards {os.fspath(root)} hold no images")
         return
@@ -333,17 +334,18 @@ def seeded(seed: int):
     return _ctx()
 
 
-def read_image(path: str):
+def read_image(path: str, where: tuple[int, int] | None = None):
     """An RGB PIL image, or None when the file cannot be decoded (logged, naming the file).
 
     Decoded by :func:`ssld_zoo.preprocess.decode_image`, as ``ssld-zoo predict`` does: 16-bit
-    files are scaled to 8 bits, and an image over Pillow's pixel limit is refused (skipped)."""
+    files are scaled to 8 bits, and an image over Pillow's pixel limit is refused (skipped).
+    A tar member ``<tar>#<member>`` is read at ``where`` (its offset and size) when given."""
     from ssld_zoo.preprocess import decode_image
 
     try:
         if shards.split_member(path) is None:
             return decode_image(path)
-        return decode_image(path, data=shards.read_bytes(path))
+        return decode_image(path, data=shards.read_bytes(path, where))
     except Exception as e:  # any decoding failure: skip the sample, never crash the run
         log.warning("skipping unreadable image: %s", e)
         return None
@@ -390,7 +392,9 @@ class ImageDataset(Dataset):
         for root in labeled_roots:
             if root in tars:
                 for idx in tars[root][1]:
-                    self.samples.extend_shard(idx.tar, idx.names, idx.ends, idx.labels)
+                    self.samples.extend_shard(
+                        idx.tar, idx.names, idx.ends, idx.labels, idx.offsets, idx.sizes
+                    )
                 continue
             for path, c in scanned[root][1]:
                 if c not in index:
@@ -420,7 +424,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, int] | None:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         path, label = self.samples[index]
-        img = read_image(path)
+        img = read_image(path, self.samples.location(index))
         if img is None:
             return None
         if self.transform is None:

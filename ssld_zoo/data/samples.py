@@ -35,6 +35,10 @@ class SampleTable(Sequence):
         self._ends = array("q")
         self._prefix = array("i")
         self._labels = array("i")
+        # (data offset, size) of tar members, so a reader needs no per-shard lookup; created
+        # with the first shard (size -1: a plain file)
+        self._offsets: array | None = None
+        self._sizes: array | None = None
         self.extend(samples)
 
     def _prefix_id(self, prefix: str) -> int:
@@ -50,6 +54,9 @@ class SampleTable(Sequence):
         self._names += path[cut:].encode("utf-8", "surrogateescape")
         self._ends.append(len(self._names))
         self._labels.append(label)
+        if self._offsets is not None:
+            self._offsets.append(0)
+            self._sizes.append(-1)
 
     def extend(self, samples: Iterable[tuple[str, int]]) -> None:
         # the per-sample work of append, inlined: this loop is the start-up cost of a big list
@@ -70,9 +77,30 @@ class SampleTable(Sequence):
             names += path[cut:].encode("utf-8", "surrogateescape")
             ends.append(len(names))
             labels.append(label)
+        self._pad_locations()
 
-    def extend_shard(self, tar: str, names: bytes, ends: np.ndarray, labels: np.ndarray) -> None:
-        """Add a tar shard's members at once (``<tar>#<name>``; see :mod:`.shards`)."""
+    def _pad_locations(self) -> None:
+        if self._offsets is not None and len(self._offsets) < len(self):
+            missing = len(self) - len(self._offsets)
+            self._offsets.frombytes(bytes(8 * missing))
+            self._sizes.frombytes(np.full(missing, -1, np.int64).tobytes())
+
+    def extend_shard(
+        self,
+        tar: str,
+        names: bytes,
+        ends: np.ndarray,
+        labels: np.ndarray,
+        offsets: np.ndarray,
+        sizes: np.ndarray,
+    ) -> None:
+        """Add a tar shard's members at once (``<tar>#<name>``, their data offsets and sizes;
+        see :mod:`.shards`)."""
+        if self._offsets is None:
+            self._offsets, self._sizes = array("q"), array("q")
+        self._pad_locations()
+        self._offsets.frombytes(np.asarray(offsets, dtype=np.int64).tobytes())
+        self._sizes.frombytes(np.asarray(sizes, dtype=np.int64).tobytes())
         base = len(self._names)
         self._names += names
         self._ends.frombytes((np.asarray(ends, dtype=np.int64) + base).tobytes())
@@ -87,6 +115,12 @@ class SampleTable(Sequence):
         start = self._ends[i - 1] if i else 0
         name = self._names[start : self._ends[i]].decode("utf-8", "surrogateescape")
         return self._prefixes[self._prefix[i]] + name
+
+    def location(self, i: int) -> tuple[int, int] | None:
+        """``(data offset, size)`` of sample ``i`` in its tar shard; None for a plain file."""
+        if self._offsets is None or self._sizes[i] < 0:
+            return None
+        return self._offsets[i], self._sizes[i]
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
@@ -118,13 +152,33 @@ class SampleTable(Sequence):
 
     def select(self, rows: Sequence[int]) -> "SampleTable":
         """A new table of the given rows, in that order."""
-        return SampleTable(self[int(r)] for r in rows)
+        out = SampleTable()
+        for r in rows:
+            where = self.location(int(r))
+            path, label = self[int(r)]
+            if where is None:
+                out.append(path, label)
+            else:  # a tar member: its location travels with it
+                tar, _, name = path.rpartition("#")
+                out.extend_shard(
+                    tar,
+                    name.encode("utf-8", "surrogateescape"),
+                    np.array([len(name.encode("utf-8", "surrogateescape"))]),
+                    np.array([label]),
+                    np.array([where[0]]),
+                    np.array([where[1]]),
+                )
+        return out
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the table's buffers (the prefixes' strings counted too)."""
         return (
             len(self._names)
-            + sum(a.itemsize * len(a) for a in (self._ends, self._prefix, self._labels))
+            + sum(
+                a.itemsize * len(a)
+                for a in (self._ends, self._prefix, self._labels, self._offsets, self._sizes)
+                if a is not None
+            )
             + sum(len(p) + 49 for p in self._prefixes)
         )

@@ -110,7 +110,6 @@ def test_labeled_and_unlabeled_shards_in_one_stream(shard_tree):
     # the member index was saved beside each shard and is what a second start reads
     tar = shards.shard_files(shard_tree["train_src"])[0]
     assert Path(tar + ".idx.npz").is_file()
-    shards._cached_index.cache_clear()
     again = ImageDataset([shard_tree["train_src"]], [shard_tree["pool_src"]])
     assert list(again.samples) == list(ds.samples)
     # without classes.txt the .cls indices name the classes
@@ -128,6 +127,19 @@ def test_a_rewritten_shard_is_reindexed(tmp_path):
     idx = shards.shard_index(tar)
     assert len(idx) == 5 and [f"{tar}#{n}" for n in idx.member_names()] == list(second)
     assert shards.read_bytes(next(iter(second))) == next(iter(second.values()))[0]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_long_member_names_in_gnu_and_pax_tars(tmp_path, fmt):
+    tar = tmp_path / "long.tar"
+    key = "deep/" + "x" * 150 + "/\u00e9l\u00e8ve"  # over ustar's 100 bytes, not ASCII
+    with tarfile.open(tar, "w", format=fmt) as tf:
+        _add(tf, f"{key}.jpg", _jpeg(0))
+        _add(tf, f"{key}.cls", b"2")
+        _add(tf, "short.png", _jpeg(1))
+    idx = shards.shard_index(tar)
+    assert idx.member_names() == [f"{key}.jpg", "short.png"] and idx.labels.tolist() == [2, -1]
+    assert shards.read_bytes(f"{tar}#{key}.jpg") == _jpeg(0)
 
 
 def test_ranks_and_workers_cover_every_sample_once(shard_tree):
@@ -187,11 +199,16 @@ def test_sample_table_round_trips_and_is_compact():
         ("plain.jpg", 0),
     ]
     table = SampleTable(paths)
-    table.extend_shard("/s/t.tar", b"a.jpgbb.jpg", np.array([5, 11]), np.array([1, 2]))
-    want = paths + [("/s/t.tar#a.jpg", 1), ("/s/t.tar#bb.jpg", 2)]
+    table.extend_shard(
+        "/s/t.tar", b"a.jpgbb.jpg", np.array([5, 11]), [1, 2], [512, 2048], [700, 30]
+    )
+    table.append("/after/z.jpg", 4)
+    want = paths + [("/s/t.tar#a.jpg", 1), ("/s/t.tar#bb.jpg", 2), ("/after/z.jpg", 4)]
     assert list(table) == want and table[1:3] == want[1:3] and table[-1] == want[-1]
     assert table.labels.tolist() == [y for _, y in want]
-    assert list(table.select([6, 0])) == [want[6], want[0]]
+    assert [table.location(i) for i in (0, 5, 6, 7)] == [None, (512, 700), (2048, 30), None]
+    picked = table.select([6, 0])
+    assert list(picked) == [want[6], want[0]] and picked.location(0) == (2048, 30)
     with pytest.raises(IndexError):
         table[len(want)]
     big = SampleTable(

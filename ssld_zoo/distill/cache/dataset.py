@@ -149,7 +149,7 @@ class CachedViewDataset(Dataset):
         rec = self.cache.record(row)
         if not rec["ok"]:
             return None  # unreadable when the cache was built: no teacher output for it
-        img, identity = read_identified(path)
+        img, identity = read_identified(path, self.images.samples.location(index))
         check_image(self.cache.root, path, rec, identity)
         if img is None:
             return None
