@@ -127,6 +127,77 @@ def _list_file_paths(root: Path) -> Iterator[str]:
             yield p
 
 
+def _add_list_file(table: SampleTable, root: Path, chunk: int = 1 << 26) -> None:
+    """A list file's paths into ``table``, 64 MiB at a time with numpy (a 14M-line list in
+    seconds, never as Python strings); a file with a line that needs more than splitting
+    (a carriage return, spaces to strip, a path pathlib would respell) is read line by line
+    by :func:`_list_file_paths`, which defines the result."""
+    parent = "" if str(root.parent) == "." else f"{root.parent}{os.sep}"
+    before = len(table)
+    with open(root, "rb") as f:
+        rest = b""
+        while True:
+            block = f.read(chunk)
+            data = rest + block
+            if not block:
+                rest = b""
+            else:
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:cut], data[cut:]
+            if data:
+                parsed = _split_list_lines(data)
+                if parsed is None:
+                    table.truncate(before)
+                    table.extend((p, -1) for p in _list_file_paths(root))
+                    return
+                absolute, names, ends = parsed
+                table.extend_buffer(["", parent], (~absolute).astype(np.int32), names, ends)
+            if not block and not rest:
+                break
+
+
+def _split_list_lines(data: bytes) -> tuple[np.ndarray, bytes, np.ndarray] | None:
+    """``(absolute?, path bytes concatenated, ends)`` of the path column of each line of
+    ``data`` (blank lines and ``#`` comments dropped), or None when a line needs the line
+    reader (see :func:`_add_list_file`)."""
+    if b"\r" in data or b"\x0b" in data or b"\x0c" in data:
+        return None
+    arr = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    starts = np.concatenate([[0], nl + 1])
+    ends = np.concatenate([nl, [len(arr)]])
+    tabs = np.flatnonzero(arr == 9)
+    if len(tabs):
+        at = np.searchsorted(tabs, starts)
+        tab = np.where(at < len(tabs), tabs[np.minimum(at, len(tabs) - 1)], len(arr))
+        ends = np.minimum(ends, tab)
+    keep = (ends > starts) | (ends < np.concatenate([nl, [len(arr)]]))  # blank lines dropped
+    starts, ends = starts[keep], ends[keep]
+    first = arr[np.minimum(starts, len(arr) - 1)] if len(arr) else starts
+    keep = first != ord("#")
+    starts, ends, first = starts[keep], ends[keep], first[keep]
+    if not len(starts):
+        return np.zeros(0, bool), b"", np.zeros(0, np.int64)
+    last = arr[ends - 1]
+    plain = lambda b: (b > 32) & (b < 127)  # noqa: E731 - printable ASCII, no space
+    if not (np.all(ends > starts) and np.all(plain(first)) and np.all(plain(last))):
+        return None
+    # what pathlib would respell: "//", "/.", a leading "./", a trailing "/"
+    slash = np.flatnonzero((arr[:-1] == 47) & ((arr[1:] == 47) | (arr[1:] == 46)))
+    if len(slash):
+        row = np.searchsorted(starts, slash, side="right") - 1
+        inside = (row >= 0) & (slash + 1 < ends[np.maximum(row, 0)])
+        if inside.any():
+            return None
+    if np.any(last == 47) or np.any((first == 46) & (arr[np.minimum(starts + 1, len(arr) - 1)] == 47)):
+        return None
+    mark = np.zeros(len(arr) + 1, dtype=np.int8)
+    np.add.at(mark, starts, 1)
+    np.add.at(mark, ends, -1)
+    names = arr[np.cumsum(mark[:-1], dtype=np.int8).astype(bool)].tobytes()
+    return first == 47, names, np.cumsum(ends - starts)
+
+
 def _add_unlabeled(table: SampleTable, root: str | os.PathLike) -> None:
     """Append an unlabeled root's images to ``table`` with label -1."""
     before = len(table)
@@ -140,7 +211,7 @@ def _add_unlabeled(table: SampleTable, root: str | os.PathLike) -> None:
         return
     root = Path(root)
     if root.is_file():
-        table.extend((p, -1) for p in _list_file_paths(root))
+        _add_list_file(table, root)
         if len(table) == before:
             raise ValueError(f"unlabeled list file {root} names no images")
         return

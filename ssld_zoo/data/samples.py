@@ -108,6 +108,25 @@ class SampleTable(Sequence):
         self._prefix.frombytes(np.full(len(ends), pid, dtype=np.int32).tobytes())
         self._labels.frombytes(np.asarray(labels, dtype=np.int32).tobytes())
 
+    def extend_buffer(self, prefixes: Sequence[str], which: np.ndarray, names: bytes, ends: np.ndarray) -> None:
+        """Add many samples at once, label -1: row i is ``prefixes[which[i]]`` + its name,
+        the names concatenated in ``names`` (``ends[i]`` closes name i)."""
+        pids = np.array([self._prefix_id(p) for p in prefixes], dtype=np.int32)
+        self._pad_locations()
+        base = len(self._names)
+        self._names += names
+        self._ends.frombytes((np.asarray(ends, dtype=np.int64) + base).tobytes())
+        self._prefix.frombytes(pids[np.asarray(which)].tobytes())
+        self._labels.frombytes(np.full(len(ends), -1, np.int32).tobytes())
+        self._pad_locations()
+
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` samples (a reader that started over)."""
+        del self._names[self._ends[n - 1] if n else 0 :]
+        for a in (self._ends, self._prefix, self._labels, self._offsets, self._sizes):
+            if a is not None:
+                del a[n:]
+
     def __len__(self) -> int:
         return len(self._ends)
 
