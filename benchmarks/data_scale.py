@@ -307,17 +307,31 @@ def main() -> None:
     try:
         lst = root / "train.txt"
         write_list(lst, n)
-        rows.append(("list file, former list of (path, label) tuples", n, run_child("list_before", str(lst))))
+        rows.append(
+            (
+                "list file, former list of (path, label) tuples",
+                n,
+                run_child("list_before", str(lst)),
+            )
+        )
         rows.append(("list file, SampleTable", n, run_child("list", str(lst))))
         t0 = time.perf_counter()
         shards = write_tars(root / "tars", n, a.shard_members)
         tar_write_s = time.perf_counter() - t0
         src = str(root / "tars" / f"train-{{000000..{shards - 1:06d}}}.tar")
-        rows.append((f"tar shards ({shards}), first start: headers walked", n, run_child("tar", src)))
+        rows.append(
+            (f"tar shards ({shards}), first start: headers walked", n, run_child("tar", src))
+        )
         rows.append((f"tar shards ({shards}), saved member indices", n, run_child("tar", src)))
         shutil.rmtree(root / "tars")
         write_folder(root / "folder", a.folder_entries)
-        rows.append(("ImageFolder walk, SampleTable", a.folder_entries, run_child("folder", str(root / "folder"))))
+        rows.append(
+            (
+                "ImageFolder walk, SampleTable",
+                a.folder_entries,
+                run_child("folder", str(root / "folder")),
+            )
+        )
         shutil.rmtree(root / "folder")
 
         print(f"\nSample index, {os.cpu_count()} CPUs (python {sys.version.split()[0]})\n")
@@ -331,9 +345,7 @@ def main() -> None:
             assert r["n"] == count, (name, r["n"], count)
             per_s, per_b = r["s"] / count, r["bytes"] / count
             own = f" ({r['own_bytes'] / count:.0f})" if r["own_bytes"] else ""
-            table.append(
-                {"source": name, **r, "s_14m": per_s * TARGET, "bytes_per_sample": per_b}
-            )
+            table.append({"source": name, **r, "s_14m": per_s * TARGET, "bytes_per_sample": per_b})
             print(
                 f"| {name} | {count:,} | {r['s']:.2f} s | {per_b:.0f}{own} | "
                 f"{per_s * TARGET:.1f} s | {per_b * TARGET / 1e9:.2f} GB |"
@@ -348,20 +360,44 @@ def main() -> None:
         print("|---|---:|")
         lines = [
             ("build (write records, sha256, scores, manifest)", f"{built['build_s']:.1f} s"),
-            ("  of which the stand-in teacher's random outputs", f"{built['stand_in_teacher_s']:.1f} s"),
-            ("build throughput", f"{built['images_per_s']:,.0f} images/s = {built['views_per_s']:,.0f} views/s"),
-            ("shards on disk", f"{built['shard_bytes'] / 1e9:.2f} GB ({built['shard_bytes'] / (n * a.views):.0f} B/view)"),
-            ("whole cache on disk (+ images.tsv, scores.tsv)", f"{built['disk_bytes'] / 1e9:.2f} GB"),
+            (
+                "  of which the stand-in teacher's random outputs",
+                f"{built['stand_in_teacher_s']:.1f} s",
+            ),
+            (
+                "build throughput",
+                f"{built['images_per_s']:,.0f} images/s = {built['views_per_s']:,.0f} views/s",
+            ),
+            (
+                "shards on disk",
+                f"{built['shard_bytes'] / 1e9:.2f} GB "
+                f"({built['shard_bytes'] / (n * a.views):.0f} B/view)",
+            ),
+            (
+                "whole cache on disk (+ images.tsv, scores.tsv)",
+                f"{built['disk_bytes'] / 1e9:.2f} GB",
+            ),
             ("open with every sha256 checked", f"{read['open_s']:.1f} s"),
             ("CachedViewDataset over the image list", f"{read['dataset_s']:.1f} s"),
-            ("RAM while training from it (RssAnon growth)", f"{read['anon_bytes'] / 1e6:.0f} MB ({read['anon_bytes'] / n:.0f} B/image)"),
-            ("random-access reads, 1 thread, first pass over the views", f"{read['first_pass_views_per_s']:,.0f} views/s"),
-            ("random-access reads, 1 thread, later passes (shuffled views)", f"{read['later_pass_views_per_s']:,.0f} views/s"),
+            (
+                "RAM while training from it (RssAnon growth)",
+                f"{read['anon_bytes'] / 1e6:.0f} MB ({read['anon_bytes'] / n:.0f} B/image)",
+            ),
+            (
+                "random-access reads, 1 thread, first pass over the views",
+                f"{read['first_pass_views_per_s']:,.0f} views/s",
+            ),
+            (
+                "random-access reads, 1 thread, later passes (shuffled views)",
+                f"{read['later_pass_views_per_s']:,.0f} views/s",
+            ),
         ]
         for k, v in lines:
             print(f"| {k} | {v} |")
         if a.json:
-            Path(a.json).write_text(json.dumps({"index": table, "cache": {**built, **read}}, indent=2))
+            Path(a.json).write_text(
+                json.dumps({"index": table, "cache": {**built, **read}}, indent=2)
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -189,7 +189,9 @@ def _split_list_lines(data: bytes) -> tuple[np.ndarray, bytes, np.ndarray] | Non
         inside = (row >= 0) & (slash + 1 < ends[np.maximum(row, 0)])
         if inside.any():
             return None
-    if np.any(last == 47) or np.any((first == 46) & (arr[np.minimum(starts + 1, len(arr) - 1)] == 47)):
+    if np.any(last == 47) or np.any(
+        (first == 46) & (arr[np.minimum(starts + 1, len(arr) - 1)] == 47)
+    ):
         return None
     mark = np.zeros(len(arr) + 1, dtype=np.int8)
     np.add.at(mark, starts, 1)

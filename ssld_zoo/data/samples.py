@@ -108,7 +108,9 @@ class SampleTable(Sequence):
         self._prefix.frombytes(np.full(len(ends), pid, dtype=np.int32).tobytes())
         self._labels.frombytes(np.asarray(labels, dtype=np.int32).tobytes())
 
-    def extend_buffer(self, prefixes: Sequence[str], which: np.ndarray, names: bytes, ends: np.ndarray) -> None:
+    def extend_buffer(
+        self, prefixes: Sequence[str], which: np.ndarray, names: bytes, ends: np.ndarray
+    ) -> None:
         """Add many samples at once, label -1: row i is ``prefixes[which[i]]`` + its name,
         the names concatenated in ``names`` (``ends[i]`` closes name i)."""
         pids = np.array([self._prefix_id(p) for p in prefixes], dtype=np.int32)
@@ -161,13 +163,20 @@ class SampleTable(Sequence):
         start = 0
         for i in range(len(ends)):
             end = ends[i]
-            yield prefixes[prefix[i]] + names[start:end].decode("utf-8", "surrogateescape"), labels[i]
+            yield (
+                prefixes[prefix[i]] + names[start:end].decode("utf-8", "surrogateescape"),
+                labels[i],
+            )
             start = end
 
     @property
     def labels(self) -> np.ndarray:
         """The labels, an int32 array (a copy: a view would pin the buffer's size)."""
-        return np.frombuffer(self._labels, dtype=np.int32).copy() if len(self) else np.zeros(0, np.int32)
+        return (
+            np.frombuffer(self._labels, dtype=np.int32).copy()
+            if len(self)
+            else np.zeros(0, np.int32)
+        )
 
     def select(self, rows: Sequence[int]) -> "SampleTable":
         """A new table of the given rows, in that order."""

@@ -77,7 +77,9 @@ def expand_braces(pattern: str) -> list[str]:
     elif "," in body:
         items = body.split(",")
     else:
-        raise ValueError(f"shard pattern {pattern!r}: expected {{N..M}} or {{a,b,...}}, got {{{body}}}")
+        raise ValueError(
+            f"shard pattern {pattern!r}: expected {{N..M}} or {{a,b,...}}, got {{{body}}}"
+        )
     return [p for item in items for p in expand_braces(head + item + tail)]
 
 
@@ -98,7 +100,9 @@ def shard_files(source: str | os.PathLike) -> list[str]:
     s = os.fspath(source)
     if os.path.isdir(s):
         files = sorted(
-            os.path.join(s, n) for n in os.listdir(s) if n.endswith(".tar") and not n.startswith(".")
+            os.path.join(s, n)
+            for n in os.listdir(s)
+            if n.endswith(".tar") and not n.startswith(".")
         )
     else:
         files = expand_braces(s)
@@ -132,7 +136,9 @@ class ShardIndex:
 
     @property
     def nbytes(self) -> int:
-        return len(self.names) + sum(a.nbytes for a in (self.ends, self.offsets, self.sizes, self.labels))
+        return len(self.names) + sum(
+            a.nbytes for a in (self.ends, self.offsets, self.sizes, self.labels)
+        )
 
 
 def _key_ext(name: str) -> tuple[str, str]:
@@ -193,8 +199,10 @@ def _members(tar: str, view) -> "list[tuple[str, int, int]]":
                 f"(truncated shard: rewrite it)"
             )
         if flag == b"L":
-            long_name = bytes(view[data : data + size]).split(b"\0", 1)[0].decode(
-                "utf-8", "surrogateescape"
+            long_name = (
+                bytes(view[data : data + size])
+                .split(b"\0", 1)[0]
+                .decode("utf-8", "surrogateescape")
             )
         elif flag == b"x":
             pax = _pax(bytes(view[data : data + size]))
@@ -259,7 +267,10 @@ def _index_files(tar: str) -> list[Path]:
 
     real = os.path.realpath(tar)
     digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
-    return [Path(tar + ".idx.npz"), cache_dir() / "tar-index" / f"{digest}-{Path(tar).name}.idx.npz"]
+    return [
+        Path(tar + ".idx.npz"),
+        cache_dir() / "tar-index" / f"{digest}-{Path(tar).name}.idx.npz",
+    ]
 
 
 def _load_index(f: Path, tar: str, stamp: np.ndarray) -> ShardIndex | None:
@@ -363,7 +374,9 @@ def read_bytes(path: str, where: tuple[int, int] | None = None) -> bytes:
         f.seek(offset)
         data = f.read(size)
     if len(data) != size:
-        raise OSError(f"tar shard {tar}: member {member} is cut short ({len(data)} of {size} bytes)")
+        raise OSError(
+            f"tar shard {tar}: member {member} is cut short ({len(data)} of {size} bytes)"
+        )
     return data
 
 

@@ -98,9 +98,8 @@ def read_identified(path: str, where: tuple[int, int] | None = None):
     ``(None, identity)``, a file that cannot be read ``(None, None)`` (logged, naming it).
     ``where``: a tar member's offset and size, when the caller's sample table has them."""
     from ssld_zoo.data.images import log
-    from ssld_zoo.preprocess import decode_image
-
     from ssld_zoo.data.shards import read_bytes
+    from ssld_zoo.preprocess import decode_image
 
     try:
         data = read_bytes(path, where)  # a file, or a tar shard's member (<tar>#<member>)
