@@ -84,17 +84,23 @@ def child_index(kind: str, source: str) -> dict:
 
     gc.collect()
     base = rss_anon()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if kind == "list_before":
         index = _former_list_of_tuples(source)
     elif kind == "folder":
         index = ImageDataset([source]).samples
     else:
         index = ImageDataset([], [source]).samples
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     gc.collect()
     own = index.nbytes if hasattr(index, "nbytes") else None
-    return {"n": len(index), "s": seconds, "bytes": rss_anon() - base, "own_bytes": own}
+    return {
+        "n": len(index),
+        "s": seconds,
+        "cpu_s": cpu,
+        "bytes": rss_anon() - base,
+        "own_bytes": own,
+    }
 
 
 def stored_view(ds, row: int, slot: int) -> tuple:
@@ -128,24 +134,26 @@ def child_cache(root: str, list_file: str, reads: int, views: int) -> dict:
     transform = TrainViewTransform(224)  # torchvision's import is not the cache's cost
     gc.collect()
     base = rss_anon()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     cache = TeacherCache(root)  # every shard's sha256 checked
-    t_open = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t_open, c_open = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     images = ImageDataset([], [list_file], transform=transform)
     ds = CachedViewDataset(images, cache)
-    t_dataset = time.perf_counter() - t0
+    t_dataset, c_dataset = time.perf_counter() - t0, time.process_time() - c0
     rng = np.random.default_rng(0)
     rows = rng.integers(0, len(ds), reads).tolist()
-    out = {"open_s": t_open, "dataset_s": t_dataset}
+    out = {"open_s": t_open, "open_cpu_s": c_open, "dataset_s": t_dataset}
+    out["dataset_cpu_s"] = c_dataset
     # slots 0..views-1: the first pass over the stored views; later passes draw a per-image
     # permutation of them (view_index)
     for name, slots in (("first_pass", (0, views)), ("later_pass", (views, 2 * views))):
         picked = rng.integers(*slots, reads).tolist()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for row, slot in zip(rows, picked):
             stored_view(ds, row, slot)
         out[f"{name}_views_per_s"] = reads / (time.perf_counter() - t0)
+        out[f"{name}_views_per_cpu_s"] = reads / (time.process_time() - c0)
     gc.collect()
     out["anon_bytes"] = rss_anon() - base
     return out
@@ -240,7 +248,7 @@ def write_cache(root: Path, list_file: Path, n: int, views: int, topk: int) -> d
         mean=(0.485, 0.456, 0.406),
         std=(0.229, 0.224, 0.225),
     )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     paths = [p for p, _ in images.samples]
     text = "".join(f"{p}\t-1\n" for p in paths)
     atomic_write(root / IMAGES, lambda tmp: Path(tmp).write_text(text))
@@ -264,9 +272,10 @@ def write_cache(root: Path, list_file: Path, n: int, views: int, topk: int) -> d
         t_records += time.perf_counter() - t1
         _write_shard(root, s, rec)
     size = _finish(root, spec, paths)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "build_s": seconds,
+        "build_cpu_s": cpu,
         "stand_in_teacher_s": t_records,
         "images_per_s": n / seconds,
         "views_per_s": n * views / seconds,
@@ -334,7 +343,11 @@ def main() -> None:
         )
         shutil.rmtree(root / "folder")
 
-        print(f"\nSample index, {os.cpu_count()} CPUs (python {sys.version.split()[0]})\n")
+        load = os.getloadavg()[0]
+        print(
+            f"\nSample index, {os.cpu_count()} CPUs, load average {load:.1f} "
+            f"(python {sys.version.split()[0]}): wall time (CPU time of the process)\n"
+        )
         print(
             "| source | entries | start-up | RAM growth, bytes/sample (index's own) "
             "| at 14M: start-up | at 14M: RAM |"
@@ -343,23 +356,38 @@ def main() -> None:
         table = []
         for name, count, r in rows:
             assert r["n"] == count, (name, r["n"], count)
-            per_s, per_b = r["s"] / count, r["bytes"] / count
+            per_s, per_cpu, per_b = r["s"] / count, r["cpu_s"] / count, r["bytes"] / count
             own = f" ({r['own_bytes'] / count:.0f})" if r["own_bytes"] else ""
-            table.append({"source": name, **r, "s_14m": per_s * TARGET, "bytes_per_sample": per_b})
+            table.append(
+                {
+                    "source": name,
+                    **r,
+                    "s_14m": per_s * TARGET,
+                    "cpu_s_14m": per_cpu * TARGET,
+                    "bytes_per_sample": per_b,
+                }
+            )
             print(
-                f"| {name} | {count:,} | {r['s']:.2f} s | {per_b:.0f}{own} | "
-                f"{per_s * TARGET:.1f} s | {per_b * TARGET / 1e9:.2f} GB |"
+                f"| {name} | {count:,} | {r['s']:.2f} s ({r['cpu_s']:.2f}) | {per_b:.0f}{own} | "
+                f"{per_s * TARGET:.1f} s ({per_cpu * TARGET:.1f}) | "
+                f"{per_b * TARGET / 1e9:.2f} GB |"
             )
         print(f"\n(writing the {shards} synthetic tars took {tar_write_s:.0f} s)")
 
         cache_root = root / "cache"
         built = write_cache(cache_root, lst, n, a.views, a.topk)
         read = run_child("cache", str(cache_root), str(lst), str(a.reads), str(a.views))
-        print(f"\nTeacher cache, {n:,} images x {a.views} views, top-{a.topk} (1,000 classes)\n")
+        print(
+            f"\nTeacher cache, {n:,} images x {a.views} views, top-{a.topk} (1,000 classes), "
+            f"load average {os.getloadavg()[0]:.1f}\n"
+        )
         print("| measure | value |")
         print("|---|---:|")
         lines = [
-            ("build (write records, sha256, scores, manifest)", f"{built['build_s']:.1f} s"),
+            (
+                "build (write records, sha256, scores, manifest)",
+                f"{built['build_s']:.1f} s ({built['build_cpu_s']:.1f} s CPU)",
+            ),
             (
                 "  of which the stand-in teacher's random outputs",
                 f"{built['stand_in_teacher_s']:.1f} s",
@@ -377,19 +405,27 @@ def main() -> None:
                 "whole cache on disk (+ images.tsv, scores.tsv)",
                 f"{built['disk_bytes'] / 1e9:.2f} GB",
             ),
-            ("open with every sha256 checked", f"{read['open_s']:.1f} s"),
-            ("CachedViewDataset over the image list", f"{read['dataset_s']:.1f} s"),
+            (
+                "open with every sha256 checked",
+                f"{read['open_s']:.1f} s ({read['open_cpu_s']:.1f} s CPU)",
+            ),
+            (
+                "ImageDataset + CachedViewDataset over the image list",
+                f"{read['dataset_s']:.1f} s ({read['dataset_cpu_s']:.1f} s CPU)",
+            ),
             (
                 "RAM while training from it (RssAnon growth)",
                 f"{read['anon_bytes'] / 1e6:.0f} MB ({read['anon_bytes'] / n:.0f} B/image)",
             ),
             (
                 "random-access reads, 1 thread, first pass over the views",
-                f"{read['first_pass_views_per_s']:,.0f} views/s",
+                f"{read['first_pass_views_per_s']:,.0f} views/s "
+                f"({read['first_pass_views_per_cpu_s']:,.0f} per CPU-second)",
             ),
             (
                 "random-access reads, 1 thread, later passes (shuffled views)",
-                f"{read['later_pass_views_per_s']:,.0f} views/s",
+                f"{read['later_pass_views_per_s']:,.0f} views/s "
+                f"({read['later_pass_views_per_cpu_s']:,.0f} per CPU-second)",
             ),
         ]
         for k, v in lines:

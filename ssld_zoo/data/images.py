@@ -194,8 +194,8 @@ def _split_list_lines(data: bytes) -> tuple[np.ndarray, bytes, np.ndarray] | Non
     ):
         return None
     mark = np.zeros(len(arr) + 1, dtype=np.int8)
-    np.add.at(mark, starts, 1)
-    np.add.at(mark, ends, -1)
+    mark[starts] = 1  # a line's path starts after the previous line's end: never the same byte
+    mark[ends] = -1
     names = arr[np.cumsum(mark[:-1], dtype=np.int8).astype(bool)].tobytes()
     return first == 47, names, np.cumsum(ends - starts)
 

@@ -18,6 +18,15 @@ import numpy as np
 __all__ = ["SampleTable"]
 
 
+def _spread(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """``[starts[0], ..., starts[0] + lens[0] - 1, starts[1], ...]``: the positions of runs."""
+    total = int(lens.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    run_start = np.cumsum(lens) - lens
+    return np.repeat(starts - run_start, lens) + np.arange(total)
+
+
 def _cut(path: str) -> int:
     """Where a path's folder prefix ends: after the last separator, or after the ``#`` of a
     tar member (its shard is the prefix)."""
@@ -168,6 +177,33 @@ class SampleTable(Sequence):
                 labels[i],
             )
             start = end
+
+    def path_lines(self, rows: int = 1 << 16) -> Iterator[bytes]:
+        """The paths as bytes (``os.fsencode``), each followed by a newline, ``rows`` paths a
+        block: what the teacher cache hashes to recognise its image list, built with numpy
+        (per-path Python costs 2-3 us, 40 s at 14M)."""
+        if not len(self):
+            return
+        ends = np.frombuffer(self._ends, dtype=np.int64)
+        prefix = np.frombuffer(self._prefix, dtype=np.int32)
+        names = np.frombuffer(self._names, dtype=np.uint8)
+        encoded = [p.encode("utf-8", "surrogateescape") for p in self._prefixes]
+        plens = np.array([len(p) for p in encoded], dtype=np.int64)
+        pstarts = np.cumsum(plens) - plens
+        pbytes = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
+        for a in range(0, len(ends), rows):
+            b = min(len(ends), a + rows)
+            first = int(ends[a - 1]) if a else 0
+            starts = np.concatenate([[first], ends[a : b - 1]])
+            lens = ends[a:b] - starts
+            plen = plens[prefix[a:b]]
+            width = plen + lens + 1
+            offs = np.cumsum(width) - width  # where each line starts in the block
+            out = np.empty(int(width.sum()), dtype=np.uint8)
+            out[_spread(offs + plen, lens)] = names[first : int(ends[b - 1])]
+            out[_spread(offs, plen)] = pbytes[_spread(pstarts[prefix[a:b]], plen)]
+            out[offs + width - 1] = 10
+            yield out.tobytes()
 
     @property
     def labels(self) -> np.ndarray:

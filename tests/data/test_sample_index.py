@@ -32,6 +32,11 @@ def test_sample_table_round_trips_and_is_compact():
     assert [table.location(i) for i in (0, 5, 6, 7)] == [None, (512, 700), (2048, 30), None]
     picked = table.select([6, 0])
     assert list(picked) == [want[6], want[0]] and picked.location(0) == (2048, 30)
+    from ssld_zoo.distill.cache.format import images_digest
+
+    assert images_digest(table) == images_digest(list(table))  # the numpy path, the same bytes
+    lines = b"".join(table.path_lines(rows=3))
+    assert lines == b"".join(os.fsencode(p) + b"\n" for p, _ in want)
     with pytest.raises(IndexError):
         table[len(want)]
     big = SampleTable(
