@@ -6,7 +6,7 @@
   files). Either kind may also be WebDataset-style tar shards (a ``.tar``, a brace pattern
   ``train-{000000..000099}.tar`` or a folder of ``.tar``; labels from ``key.cls``): see
   :mod:`ssld_zoo.data.shards`. SSLD's loss ignores labels; unlabeled samples carry label -1.
-* The samples are held in a :class:`~ssld_zoo.data.samples.SampleTable` (about 40 bytes a
+* The samples are held in a :class:`~ssld_zoo.data.samples.SampleTable` (50-70 bytes a
   sample, not a list of tuples), so an ImageNet-22k-sized index fits every worker.
 * Each sample's random augmentation (crop, flip, AutoAugment...) is drawn from a generator seeded by
   ``(seed, epoch, index)``, so the same crop can be recomputed later (e.g. to cache teacher outputs

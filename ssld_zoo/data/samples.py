@@ -4,7 +4,7 @@ A Python list of ``(path, label)`` tuples costs about 170-200 bytes a sample (th
 string object, the list slot): 2.7 GB at ImageNet-22k's 14M images, in every DataLoader worker
 that touches it (reference counts defeat copy-on-write). :class:`SampleTable` keeps each path as
 a folder prefix id (folders are shared by many images) and the rest of the name in one bytes
-buffer, with labels in an int32 array: about 30-45 bytes a sample, and no per-sample Python
+buffer, with labels in an int32 array: 40-70 bytes a sample, and no per-sample Python
 objects, so forked workers share its pages. ``benchmarks/data_scale.py`` measures it.
 """
 

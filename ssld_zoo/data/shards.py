@@ -2,9 +2,10 @@
 
 A shard source is a tar file (``shard-000000.tar``), a brace pattern of them
 (``train-{000000..000099}.tar``, also ``{a,b}`` lists) or a folder whose top level holds
-``.tar`` files. Inside a shard, members sharing a key (the name up to the first dot of its
-base name, as WebDataset groups them) form one sample: ``key.jpg`` (any image extension) and,
-for a labeled source, ``key.cls`` holding the class index as text.
+``.tar`` files (and no sub-folders or images). Inside a shard, members sharing a key (the
+name up to the first dot of its base name, as WebDataset groups them) form one sample:
+``key.jpg`` (any image extension) and, for a labeled source, ``key.cls`` holding the class
+index as text.
 
 Each sample is named ``<tar path>#<image member>`` (e.g. ``/d/train-000003.tar#n01440764_9.jpg``):
 a stable identity, so the teacher cache keys and fingerprints it as it does a file, and a
@@ -15,7 +16,7 @@ Why an index and not a stream: the training data is map-style (``dataset[(epoch,
 each sample's crop is seeded by ``(seed, epoch, i)`` and the teacher cache replays those crops;
 the sampler (:class:`~ssld_zoo.data.images.EpochIndexSampler`) splits the samples over DDP
 ranks and the DataLoader its batches over workers, exactly as for a folder. A shard's index
-(names, data offsets, sizes, labels: about 40 bytes a sample) is built once by walking the
+(names, data offsets, sizes, labels: about 50 bytes a sample) is built once by walking the
 tar headers and kept beside it as ``<tar>.idx.npz`` (or under ``$SSLD_ZOO_HOME/tar-index``
 when the folder is read-only), keyed by the tar's size and mtime, so a later start-up reads
 arrays instead of headers.
@@ -85,14 +86,24 @@ def expand_braces(pattern: str) -> list[str]:
 
 def is_shard_source(source: str | os.PathLike) -> bool:
     """Whether ``source`` names tar shards (a ``.tar``, a brace pattern, or a folder whose
-    top level holds ``.tar`` files) rather than an image folder or a list file."""
+    top level holds ``.tar`` files and neither sub-folders nor images: an ImageFolder root
+    with an archive lying beside its class folders stays an ImageFolder root) rather than an
+    image folder or a list file."""
     s = os.fspath(source)
     if s.endswith(".tar") or _BRACE.search(s):
         return True
-    if os.path.isdir(s):
-        with os.scandir(s) as it:
-            return any(e.name.endswith(".tar") and not e.name.startswith(".") for e in it)
-    return False
+    if not os.path.isdir(s):
+        return False
+    tars = False
+    with os.scandir(s) as it:
+        for e in it:
+            if e.name.startswith("."):
+                continue
+            if e.name.endswith(".tar") and e.is_file():
+                tars = True
+            elif e.is_dir() or is_image(e.name):
+                return False
+    return tars
 
 
 def shard_files(source: str | os.PathLike) -> list[str]:

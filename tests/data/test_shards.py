@@ -80,7 +80,7 @@ def shard_tree(tmp_path_factory) -> dict:
     }
 
 
-def test_brace_patterns_and_shard_folders():
+def test_brace_patterns_and_shard_folders(tmp_path):
     assert shards.expand_braces("a-{008..011}.tar") == [
         "a-008.tar",
         "a-009.tar",
@@ -92,6 +92,10 @@ def test_brace_patterns_and_shard_folders():
         shards.expand_braces("a-{3..1}.tar")
     assert shards.split_member("/d/a.tar#k.1.jpg") == ("/d/a.tar", "k.1.jpg")
     assert shards.split_member("/d/a#b.jpg") is None
+    (tmp_path / "a.tar").write_bytes(bytes(1024))
+    assert shards.is_shard_source(tmp_path) and shards.is_shard_source(tmp_path / "x-{1..2}.tar")
+    (tmp_path / "cat").mkdir()  # an ImageFolder root with an archive beside its classes
+    assert not shards.is_shard_source(tmp_path)
 
 
 def test_labeled_and_unlabeled_shards_in_one_stream(shard_tree):
