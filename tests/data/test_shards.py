@@ -242,3 +242,18 @@ def test_label_builds_a_cache_over_shards_and_training_reads_it(shard_tree, tmp_
     ds = CachedViewDataset(recipe["train_dataloader"]["dataset"], cache)
     views = ds[(1, 4)]
     assert len(views) == 1 and views[0][0].shape == (3, 32, 32) and views[0][1] == 1
+
+
+@pytest.mark.slow
+def test_distill_trains_from_shards(shard_tree, tmp_path):
+    """`ssld-zoo distill`'s runner over labeled + unlabeled shards, validating on a shard."""
+    from ssld_zoo.distill.runner import run_distill
+    from tests.distill.conftest import tiny_recipe
+
+    tree = {k: shard_tree[f"{k}_src"] for k in ("train", "val")}
+    tree["unlabeled"] = shard_tree["pool_src"]
+    recipe = tiny_recipe(tree, folder=tmp_path, **{"train_cfg.max_epochs": 1})
+    res = run_distill(recipe, tmp_path / "wd", log_level="WARNING", export=False)
+    assert [h["epoch"] for h in res.history] == [1]
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in res.history)
+    assert 0 <= res.metrics["top1"] <= 100
