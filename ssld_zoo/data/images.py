@@ -3,8 +3,11 @@
 * Labeled roots are ImageFolder trees (``root/<class>/<image>``); unlabeled roots are a folder of
   images (searched recursively) or a list file (one image path per line, tab-separated extra
   columns allowed; relative paths are relative to the list file; ``ssld-zoo mine`` writes such
-  files). SSLD's loss ignores
-  labels; unlabeled samples carry label -1.
+  files). Either kind may also be WebDataset-style tar shards (a ``.tar``, a brace pattern
+  ``train-{000000..000099}.tar`` or a folder of ``.tar``; labels from ``key.cls``): see
+  :mod:`ssld_zoo.data.shards`. SSLD's loss ignores labels; unlabeled samples carry label -1.
+* The samples are held in a :class:`~ssld_zoo.data.samples.SampleTable` (50-70 bytes a
+  sample, not a list of tuples), so an ImageNet-22k-sized index fits every worker.
 * Each sample's random augmentation (crop, flip, AutoAugment...) is drawn from a generator seeded by
   ``(seed, epoch, index)``, so the same crop can be recomputed later (e.g. to cache teacher outputs
   per crop) and a resumed run sees exactly the crops an uninterrupted one would. The sampler below
@@ -31,12 +34,15 @@ from mmengine.dataset import DefaultSampler
 from mmengine.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS, TRANSFORMS
 from torch.utils.data import Dataset
 
+from ssld_zoo.data import shards
+from ssld_zoo.data.samples import SampleTable
 from ssld_zoo.data.walk import IMG_EXTENSIONS, FolderWalk, walk_images
 
 __all__ = [
     "IMG_EXTENSIONS",
     "scan_image_folder",
     "scan_unlabeled",
+    "scan_labeled_shards",
     "ImageDataset",
     "TrainViewTransform",
     "ResizeCenterCrop",
@@ -97,29 +103,156 @@ def scan_image_folder(
 
 def scan_unlabeled(root: str | os.PathLike) -> list[str]:
     """Image paths of an unlabeled root: a folder (recursive, sorted, each real image once:
-    see :class:`~ssld_zoo.data.walk.FolderWalk`) or a list file."""
-    root = Path(root)
-    if root.is_file():
-        paths = []
-        # surrogateescape: a name that is not UTF-8 comes back as the bytes the OS gave
-        for line in root.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
+    see :class:`~ssld_zoo.data.walk.FolderWalk`), a list file, or tar shards (each image
+    named ``<tar>#<member>``, see :mod:`~ssld_zoo.data.shards`)."""
+    table = SampleTable()
+    _add_unlabeled(table, root)
+    return [p for p, _ in table]
+
+
+def _list_file_paths(root: Path) -> Iterator[str]:
+    """The paths a list file names, relative ones anchored at its folder (a generator: a
+    14M-line list never exists as a Python list)."""
+    parent = root.parent
+    # surrogateescape: a name that is not UTF-8 comes back as the bytes the OS gave
+    with open(root, encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            p = Path(line.split("\t")[0].strip())  # tab-separated columns; paths may hold spaces
-            paths.append(str(p if p.is_absolute() else root.parent / p))
-        if not paths:
+            p = line.split("\t", 1)[0].strip()  # tab-separated columns; paths may hold spaces
+            if "//" in p or "/." in p or p.startswith("./") or p.endswith("/"):
+                p = str(Path(p))  # Path's spelling ("./a" -> "a"), as the paths were always kept
+            if not os.path.isabs(p) and str(parent) != ".":
+                p = f"{parent}{os.sep}{p}"
+            yield p
+
+
+def _add_list_file(table: SampleTable, root: Path, chunk: int = 1 << 26) -> None:
+    """A list file's paths into ``table``, 64 MiB at a time with numpy (a 14M-line list in
+    seconds, never as Python strings); a file with a line that needs more than splitting
+    (a carriage return, spaces to strip, a path pathlib would respell) is read line by line
+    by :func:`_list_file_paths`, which defines the result."""
+    parent = "" if str(root.parent) == "." else f"{root.parent}{os.sep}"
+    before = len(table)
+    with open(root, "rb") as f:
+        rest = b""
+        while True:
+            block = f.read(chunk)
+            data = rest + block
+            if not block:
+                rest = b""
+            else:
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:cut], data[cut:]
+            if data:
+                parsed = _split_list_lines(data)
+                if parsed is None:
+                    table.truncate(before)
+                    table.extend((p, -1) for p in _list_file_paths(root))
+                    return
+                absolute, names, ends = parsed
+                table.extend_buffer(["", parent], (~absolute).astype(np.int32), names, ends)
+            if not block and not rest:
+                break
+
+
+def _split_list_lines(data: bytes) -> tuple[np.ndarray, bytes, np.ndarray] | None:
+    """``(absolute?, path bytes concatenated, ends)`` of the path column of each line of
+    ``data`` (blank lines and ``#`` comments dropped), or None when a line needs the line
+    reader (see :func:`_add_list_file`)."""
+    if b"\r" in data or b"\x0b" in data or b"\x0c" in data:
+        return None
+    arr = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    starts = np.concatenate([[0], nl + 1])
+    ends = np.concatenate([nl, [len(arr)]])
+    tabs = np.flatnonzero(arr == 9)
+    if len(tabs):
+        at = np.searchsorted(tabs, starts)
+        tab = np.where(at < len(tabs), tabs[np.minimum(at, len(tabs) - 1)], len(arr))
+        ends = np.minimum(ends, tab)
+    keep = (ends > starts) | (ends < np.concatenate([nl, [len(arr)]]))  # blank lines dropped
+    starts, ends = starts[keep], ends[keep]
+    first = arr[np.minimum(starts, len(arr) - 1)] if len(arr) else starts
+    keep = first != ord("#")
+    starts, ends, first = starts[keep], ends[keep], first[keep]
+    if not len(starts):
+        return np.zeros(0, bool), b"", np.zeros(0, np.int64)
+    last = arr[ends - 1]
+    plain = lambda b: (b > 32) & (b < 127)  # noqa: E731 - printable ASCII, no space
+    if not (np.all(ends > starts) and np.all(plain(first)) and np.all(plain(last))):
+        return None
+    # what pathlib would respell: "//", "/.", a leading "./", a trailing "/"
+    slash = np.flatnonzero((arr[:-1] == 47) & ((arr[1:] == 47) | (arr[1:] == 46)))
+    if len(slash):
+        row = np.searchsorted(starts, slash, side="right") - 1
+        inside = (row >= 0) & (slash + 1 < ends[np.maximum(row, 0)])
+        if inside.any():
+            return None
+    if np.any(last == 47) or np.any(
+        (first == 46) & (arr[np.minimum(starts + 1, len(arr) - 1)] == 47)
+    ):
+        return None
+    mark = np.zeros(len(arr) + 1, dtype=np.int8)
+    mark[starts] = 1  # a line's path starts after the previous line's end: never the same byte
+    mark[ends] = -1
+    names = arr[np.cumsum(mark[:-1], dtype=np.int8).astype(bool)].tobytes()
+    return first == 47, names, np.cumsum(ends - starts)
+
+
+def _add_unlabeled(table: SampleTable, root: str | os.PathLike) -> None:
+    """Append an unlabeled root's images to ``table`` with label -1."""
+    before = len(table)
+    if shards.is_shard_source(root):
+        for tar in shards.shard_files(root):
+            idx = shards.shard_index(tar)
+            labels = np.full(len(idx), -1, np.int32)
+            table.extend_shard(tar, idx.names, idx.ends, labels, idx.offsets, idx.sizes)
+        if len(table) == before:
+            raise FileNotFoundError(f"unlabeled tar shards {os.fspath(root)} hold no images")
+        return
+    root = Path(root)
+    if root.is_file():
+        _add_list_file(table, root)
+        if len(table) == before:
             raise ValueError(f"unlabeled list file {root} names no images")
-        return paths
+        return
     if not root.is_dir():
         raise FileNotFoundError(
-            f"unlabeled data root {root} does not exist (expected a folder "
-            f"of images or a list file with one image path per line)"
+            f"unlabeled data root {root} does not exist (expected a folder of images, a list "
+            f"file with one image path per line, or tar shards)"
         )
     paths = walk_images(root, "unlabeled data root")
     if not paths:
         raise FileNotFoundError(f"unlabeled data root {root} holds no images")
-    return paths
+    table.extend((p, -1) for p in paths)
+
+
+def scan_labeled_shards(
+    source: str | os.PathLike, classes: Sequence[str] | None = None
+) -> tuple[list[str] | None, list[shards.ShardIndex]]:
+    """``(class names or None, shard indices)`` of labeled tar shards: every image needs a
+    ``key.cls`` (its class index); names come from ``classes`` or the shards' ``classes.txt``."""
+    names = list(classes) if classes is not None else shards.read_class_names(source)
+    found = []
+    for tar in shards.shard_files(source):
+        idx = shards.shard_index(tar)
+        unlabeled = np.flatnonzero(idx.labels < 0)
+        if len(unlabeled):
+            raise ValueError(
+                f"labeled tar shard {tar}: {idx.name(int(unlabeled[0]))} has no .cls member "
+                f"(and {len(unlabeled) - 1} more): a labeled shard needs key.cls beside key.jpg"
+            )
+        if names is not None and len(idx) and int(idx.labels.max()) >= len(names):
+            raise ValueError(
+                f"labeled tar shard {tar}: class index {int(idx.labels.max())} in a .cls member, "
+                f"but there are {len(names)} class names"
+            )
+        found.append(idx)
+    if not any(len(i) for i in found):
+        raise FileNotFoundError(f"labeled tar shards {os.fspath(source)} hold no images")
+    return names, found
 
 
 def sample_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
@@ -278,28 +411,34 @@ def seeded(seed: int):
     return _ctx()
 
 
-def read_image(path: str):
+def read_image(path: str, where: tuple[int, int] | None = None):
     """An RGB PIL image, or None when the file cannot be decoded (logged, naming the file).
 
     Decoded by :func:`ssld_zoo.preprocess.decode_image`, as ``ssld-zoo predict`` does: 16-bit
-    files are scaled to 8 bits, and an image over Pillow's pixel limit is refused (skipped)."""
+    files are scaled to 8 bits, and an image over Pillow's pixel limit is refused (skipped).
+    A tar member ``<tar>#<member>`` is read at ``where`` (its offset and size) when given."""
     from ssld_zoo.preprocess import decode_image
 
     try:
-        return decode_image(path)
+        if shards.split_member(path) is None:
+            return decode_image(path)
+        return decode_image(path, data=shards.read_bytes(path, where))
     except Exception as e:  # any decoding failure: skip the sample, never crash the run
         log.warning("skipping unreadable image: %s", e)
         return None
 
 
-def read_pixels(path: str) -> torch.Tensor | None:
+def read_pixels(path: str, where: tuple[int, int] | None = None) -> torch.Tensor | None:
     """The training loaders' reader: an RGB uint8 (3, H, W) tensor, or None when the file
     cannot be decoded (logged, naming the file). JPEGs decode through torchvision
-    (:mod:`ssld_zoo.data.decode`: 1.3x PIL per core), the rest as :func:`read_image`."""
+    (:mod:`ssld_zoo.data.decode`: 1.3x PIL per core), the rest as :func:`read_image`. A tar
+    member ``<tar>#<member>`` is read at ``where`` (its offset and size) when given."""
     from ssld_zoo.data.decode import decode_tensor
 
     try:
-        return decode_tensor(path)
+        if shards.split_member(path) is None:
+            return decode_tensor(path)
+        return decode_tensor(path, data=shards.read_bytes(path, where))
     except Exception as e:  # any decoding failure: skip the sample, never crash the run
         log.warning("skipping unreadable image: %s", e)
         return None
@@ -338,24 +477,31 @@ class ImageDataset(Dataset):
         allow_empty_classes: bool = False,
         role: str = "labeled data root",
     ):
-        scanned = [scan_image_folder(r, role, allow_empty_classes) for r in labeled_roots]
-        names = sorted({c for cs, _ in scanned for c in cs})
-        self.classes = list(classes) if classes is not None else names
+        folders = [r for r in labeled_roots if not shards.is_shard_source(r)]
+        scanned = {r: scan_image_folder(r, role, allow_empty_classes) for r in folders}
+        tars = {r: scan_labeled_shards(r, classes) for r in labeled_roots if r not in scanned}
+        self.classes = _class_names(classes, scanned, tars)
         index = {c: i for i, c in enumerate(self.classes)}
-        self.samples: list[tuple[str, int]] = []
-        for root, (_, samples) in zip(labeled_roots, scanned):
-            for path, c in samples:
+        self.samples = SampleTable()
+        for root in labeled_roots:
+            if root in tars:
+                for idx in tars[root][1]:
+                    self.samples.extend_shard(
+                        idx.tar, idx.names, idx.ends, idx.labels, idx.offsets, idx.sizes
+                    )
+                continue
+            for path, c in scanned[root][1]:
                 if c not in index:
                     raise ValueError(
                         f"class folder {c!r} of {root} is not among the "
                         f"{len(self.classes)} classes of this run"
                     )
-                self.samples.append((path, index[c]))
+                self.samples.append(path, index[c])
         if max_per_class is not None:
             self.samples = _per_class(self.samples, int(max_per_class), int(seed))
         self.num_labeled = len(self.samples)
         for root in unlabeled_roots:
-            self.samples += [(p, -1) for p in scan_unlabeled(root)]
+            _add_unlabeled(self.samples, root)
         if not self.samples:
             raise ValueError("no images: give at least one labeled or unlabeled root")
         self.transform = TRANSFORMS.build(transform) if isinstance(transform, dict) else transform
@@ -372,7 +518,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, int] | None:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         path, label = self.samples[index]
-        img = read_pixels(path)
+        img = read_pixels(path, self.samples.location(index))
         if img is None:
             return None
         if self.transform is None:
@@ -382,18 +528,47 @@ class ImageDataset(Dataset):
         return x, label, index
 
 
-def _per_class(samples: list[tuple[str, int]], cap: int, seed: int) -> list[tuple[str, int]]:
+def _class_names(
+    classes: Sequence[str] | None,
+    folders: dict[Any, tuple[list[str], Any]],
+    tars: dict[Any, tuple[list[str] | None, Any]],
+) -> list[str]:
+    """The run's class order: ``classes`` if given, else the sorted union of the class
+    folders; labeled tar shards carry class indices, so they need names that agree."""
+    if classes is not None:
+        return list(classes)
+    names = sorted({c for cs, _ in folders.values() for c in cs})
+    for root, (shard_names, found) in tars.items():
+        if shard_names is None:
+            if folders:
+                raise ValueError(
+                    f"labeled tar shards {root}: their .cls indices need class names to be "
+                    f"used beside class folders: write classes.txt beside the shards or set "
+                    f"the dataset's classes"
+                )
+            top = max(int(i.labels.max()) for i in found if len(i))
+            shard_names = [str(i) for i in range(top + 1)]
+        if names and shard_names != names:
+            raise ValueError(
+                f"labeled tar shards {root}: their {len(shard_names)} classes differ from the "
+                f"{len(names)} of the other labeled roots"
+            )
+        names = shard_names
+    return names
+
+
+def _per_class(samples: SampleTable, cap: int, seed: int) -> SampleTable:
     """At most ``cap`` samples of each class, drawn with ``seed``, in their original order."""
     import random
 
     rng = random.Random(seed)
     by_class: dict[int, list[int]] = {}
-    for i, (_, y) in enumerate(samples):
+    for i, y in enumerate(samples.labels.tolist()):
         by_class.setdefault(y, []).append(i)
     keep = []
     for idx in by_class.values():
         keep += rng.sample(idx, min(cap, len(idx)))
-    return [samples[i] for i in sorted(keep)]
+    return samples.select(sorted(keep))
 
 
 @FUNCTIONS.register_module()
@@ -420,8 +595,20 @@ def collate_images(batch: list[Any]) -> dict[str, Any]:
 @DATA_SAMPLERS.register_module()
 class EpochIndexSampler(DefaultSampler):
     """mmengine's DefaultSampler (same shuffling and sharding across ranks) yielding
-    ``(epoch, index)`` keys, so that each sample's augmentation depends on both."""
+    ``(epoch, index)`` keys, so that each sample's augmentation depends on both.
+
+    The same indices as DefaultSampler (same permutation, padding and rank slice), kept in
+    an int64 array instead of its Python list: 8 bytes a sample per epoch, not about 36."""
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch = self.epoch
-        return ((epoch, int(i)) for i in super().__iter__())
+        epoch, n = self.epoch, len(self.dataset)
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(self.seed + epoch)
+            indices = torch.randperm(n, generator=g)
+        else:
+            indices = torch.arange(n)
+        if self.round_up:
+            indices = indices.repeat(self.total_size // n + 1)[: self.total_size]
+        mine = indices[self.rank : self.total_size : self.world_size].numpy()
+        return ((epoch, int(i)) for i in mine)

@@ -169,8 +169,8 @@ def cache_spec(
 class _Views(Dataset):
     """Image ``i`` of a shard -> its N views (decoded once), boxes, flips and seeds."""
 
-    def __init__(self, paths, rows, transform, seed: int, views: int):
-        self.paths, self.rows, self.transform = paths, rows, transform
+    def __init__(self, samples, rows, transform, seed: int, views: int):
+        self.samples, self.rows, self.transform = samples, rows, transform
         self.seed, self.views = seed, views
 
     def __len__(self) -> int:
@@ -178,7 +178,8 @@ class _Views(Dataset):
 
     def __getitem__(self, k: int):
         row = self.rows[k]
-        img, identity = read_identified(self.paths[row])
+        # a tar member's offset comes with it: no shard index to load in each worker
+        img, identity = read_identified(self.samples[row][0], self.samples.location(row))
         if img is None:
             return row, None
         out, boxes, flips, seeds = [], [], [], []
@@ -358,7 +359,7 @@ def build_teacher_cache(
         start, count = spec.shard_rows(s)
         rec = np.zeros(count, dtype=dtype)
         loader = DataLoader(
-            _Views(paths, range(start, start + count), transform, spec.seed, views),
+            _Views(images.samples, range(start, start + count), transform, spec.seed, views),
             batch_size=max(1, per_forward // views),
             num_workers=workers,
             collate_fn=_first,

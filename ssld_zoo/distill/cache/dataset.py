@@ -25,7 +25,12 @@ from ssld_zoo.data.images import (
     sample_seed,
     seeded,
 )
-from ssld_zoo.distill.cache.format import CacheMismatchError, ImageChangedError, TeacherCache
+from ssld_zoo.distill.cache.format import (
+    CacheMismatchError,
+    ImageChangedError,
+    TeacherCache,
+    images_digest,
+)
 from ssld_zoo.distill.cache.identity import read_identified
 
 __all__ = ["CachedViewDataset", "collate_cached", "view_index", "check_image"]
@@ -109,10 +114,15 @@ class CachedViewDataset(Dataset):
             raise CacheMismatchError(
                 f"{cache.root}: built with another train transform (" + "; ".join(diff) + ")"
             )
-        rows, missing = [], []
-        for path, _ in images.samples:
-            r = cache.index_of(path)
-            (missing if r is None else rows).append(path if r is None else r)
+        rows: Sequence[int]
+        missing: list[str] = []
+        if images_digest(images.samples) == spec.images_sha256:
+            rows = range(len(images))  # the cache's own image list: no path lookup, no dict
+        else:
+            rows = []
+            for path, _ in images.samples:
+                r = cache.index_of(path)
+                (missing if r is None else rows).append(path if r is None else r)
         if missing:
             raise CacheMismatchError(
                 f"{cache.root}: {len(missing)} of the recipe's {len(images)} images are not in "
@@ -139,7 +149,7 @@ class CachedViewDataset(Dataset):
         rec = self.cache.record(row)
         if not rec["ok"]:
             return None  # unreadable when the cache was built: no teacher output for it
-        img, identity = read_identified(path)
+        img, identity = read_identified(path, self.images.samples.location(index))
         check_image(self.cache.root, path, rec, identity)
         if img is None:
             return None

@@ -152,6 +152,10 @@ def record_dtype(views: int, topk: int, num_classes: int) -> np.dtype:
 def images_digest(samples: Sequence[tuple[str, int]]) -> str:
     """sha256 of the image list (paths in order; labels are the recipe's business)."""
     h = hashlib.sha256()
+    if hasattr(samples, "path_lines"):  # a SampleTable: the same bytes, built with numpy
+        for block in samples.path_lines():
+            h.update(block)
+        return h.hexdigest()
     for path, _ in samples:
         h.update(os.fsencode(path) + b"\n")
     return h.hexdigest()

@@ -92,18 +92,19 @@ def fingerprint(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
-def read_identified(path: str):
+def read_identified(path: str, where: tuple[int, int] | None = None):
     """``(RGB uint8 CHW tensor or None, (size, fingerprint) or None)``: the file read once,
     fingerprinted and decoded from the same bytes as the training loader decodes them
     (:func:`ssld_zoo.data.decode.decode_tensor`: cached and online views hold the same
-    pixels). An image that cannot be decoded gives
-    ``(None, identity)``, a file that cannot be read ``(None, None)`` (logged, naming it)."""
+    pixels). An image that cannot be decoded gives ``(None, identity)``, a file that cannot
+    be read ``(None, None)`` (logged, naming it). ``where``: a tar member's offset and size,
+    when the caller's sample table has them."""
     from ssld_zoo.data.decode import decode_tensor
     from ssld_zoo.data.images import log
+    from ssld_zoo.data.shards import read_bytes
 
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_bytes(path, where)  # a file, or a tar shard's member (<tar>#<member>)
     except OSError as e:
         log.warning("skipping unreadable image: %s: %s", path, e.strerror or e)
         return None, None

@@ -40,9 +40,10 @@ class CacheReport:
 
 
 def _identity(path: str) -> tuple[int, int] | None:
+    from ssld_zoo.data.shards import read_bytes
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_bytes(path)  # a file, or a tar shard's member (<tar>#<member>)
     except OSError:
         return None
     return len(data), fingerprint(data)
