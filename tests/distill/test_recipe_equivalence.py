@@ -17,6 +17,13 @@ from tests.distill.recipe_fields import as_before, normalisation
 REPO = Path(__file__).resolve().parents[2]
 BEFORE = json.loads((Path(__file__).parent / "data" / "recipes_before_issue21.json").read_text())
 NAMES = sorted(k for k in BEFORE if not k.startswith("__"))
+# Changed on purpose since: issue 22 keeps all of the teacher's classes in the CIFAR-10 cache
+# (the cache is built by `ssld-zoo label --topk`, so only the description says it).
+CHANGED = {
+    ("cifar10/ssld_cached", "description"): "CIFAR-10 reproduction (b) from a teacher cache "
+    "(32 views, all 10 classes): no teacher forward in training",
+}
+ADDED_SINCE = ("imagenette/",)  # recipe folders added after the rewrite: nothing to compare
 
 
 def _before(name: str) -> dict:
@@ -40,7 +47,7 @@ def test_recipe_describes_the_training_it_did_before(name):
     now, before = as_before(cfg), _before(name)
     assert set(now) == set(before)
     for key in before:
-        assert now[key] == before[key], key
+        assert now[key] == CHANGED.get((name, key), before[key]), key
     # each model normalises with the same statistics the former shared transform used
     if cfg.model.get("teacher") is not None:
         assert normalisation(cfg, "teacher") == (
@@ -52,7 +59,8 @@ def test_recipe_describes_the_training_it_did_before(name):
 def test_the_fixture_covers_every_shipped_recipe():
     from ssld_zoo.distill.recipes import list_recipes
 
-    assert sorted(n for n, _, _ in list_recipes()) == NAMES
+    listed = sorted(n for n, _, _ in list_recipes() if not n.startswith(ADDED_SINCE))
+    assert listed == NAMES
     assert len([n for n in NAMES if not n.startswith("cifar10/")]) == 16
 
 
