@@ -258,3 +258,52 @@ def run_cli(args: list[str], log: Path, what: str) -> float:
     seconds = time.perf_counter() - t0
     print(f"[{time.strftime('%H:%M:%S')}] {what} done in {seconds / 60:.1f} min", flush=True)
     return seconds
+
+
+def driver_parser(
+    doc: str, arms: list[Arm], data: Path, data_help: str, name: str
+) -> argparse.ArgumentParser:
+    """A reproduction driver's command line: --data, --work-dir (``work_dirs/<name>``),
+    --jobs, --threads, --arms, --force, --plot, --cfg-options; the driver adds its own."""
+    p = argparse.ArgumentParser(
+        description=doc.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=doc.split("\n", 1)[1],
+    )
+    p.add_argument("--data", type=Path, default=data, help=f"{data_help} (default: %(default)s)")
+    p.add_argument("--work-dir", type=Path, default=ROOT / "work_dirs" / name)
+    p.add_argument("--jobs", type=int, default=2, help="student arms run at once")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads of each student arm (default: cores // jobs)",
+    )
+    keys = ", ".join(a.key for a in arms)
+    p.add_argument("--arms", default=",".join(a.key for a in arms), help=f"subset of: {keys}")
+    p.add_argument("--force", action="store_true", help="re-run the arms asked for")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help=f"PNG to write (default: <work-dir>/reproduction_{name}.png)",
+    )
+    p.add_argument(
+        "--cfg-options",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to every arm's ssld-zoo distill (and to the cache's ssld-zoo label)",
+    )
+    return p
+
+
+def select_arms(arms: list[Arm], wanted: str) -> list[Arm]:
+    """The arms named in ``wanted`` (comma-separated keys), in ``arms``' order; an unknown key
+    fails naming it and the valid ones."""
+    keys = [k for k in wanted.split(",") if k]
+    by_key = {a.key: a for a in arms}
+    unknown = sorted(set(keys) - set(by_key))
+    if unknown:
+        raise SystemExit(f"unknown arm(s) {', '.join(unknown)}; valid: {', '.join(by_key)}")
+    return [a for a in arms if a.key in keys]

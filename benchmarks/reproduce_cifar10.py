@@ -35,7 +35,6 @@ prints the mean, standard deviation and range of each arm over the seeds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -50,7 +49,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _reproduce  # noqa: E402
-from _reproduce import card_of, collect, markdown, run_cli, save_figure  # noqa: E402
+from _reproduce import (  # noqa: E402
+    card_of,
+    collect,
+    driver_parser,
+    markdown,
+    run_cli,
+    save_figure,
+    select_arms,
+)
 
 # The cached arms' cache: N views of each image, the teacher's K most probable classes. All 10
 # classes: with format 3 the rebuilt targets then equal the online teacher's to fp16.
@@ -466,48 +473,13 @@ def plan(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n", 1)[1],
-    )
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=default_data(),
-        help="CIFAR-10 root with train/, val/, unlabeled/ (default: %(default)s)",
-    )
-    p.add_argument("--work-dir", type=Path, default=ROOT / "work_dirs" / "cifar10")
-    p.add_argument("--jobs", type=int, default=2, help="student arms run at once")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="intra-op threads of each student arm (default: cores // jobs)",
-    )
-    p.add_argument(
-        "--arms",
-        default=",".join(a.key for a in ARMS),
-        help="subset of: " + ", ".join(a.key for a in ARMS),
+    p = driver_parser(
+        __doc__, ARMS, default_data(), "CIFAR-10 root with train/, val/, unlabeled/", "cifar10"
     )
     p.add_argument(
         "--seeds",
         default=None,
         help="comma-separated seeds: run the student arms once per seed (see above)",
-    )
-    p.add_argument("--force", action="store_true", help="re-run arms even if exported")
-    p.add_argument(
-        "--plot",
-        type=Path,
-        default=None,
-        help="PNG to write (default: <work-dir>/reproduction_cifar10.png)",
-    )
-    p.add_argument(
-        "--cfg-options",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="passed to every arm's ssld-zoo distill",
     )
     args = p.parse_args(argv)
 
@@ -518,11 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"train/, val/ and unlabeled/ (see ../shared/data/README.md)"
             )
     by_key = {a.key: a for a in ARMS}
-    wanted = [k for k in args.arms.split(",") if k]
-    unknown = sorted(set(wanted) - set(by_key))
-    if unknown:
-        raise SystemExit(f"unknown arm(s) {', '.join(unknown)}; valid: {', '.join(by_key)}")
-    arms = [by_key[k] for k in by_key if k in wanted]
+    arms = select_arms(ARMS, args.arms)
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     extra = args.cfg_options  # appended to each arm's own --cfg-options (later keys win)

@@ -28,7 +28,6 @@ options, after the teacher, cache and list it learnt from, is read back, not re-
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -47,10 +46,12 @@ from _reproduce import (  # noqa: E402
     card_of,
     collect,
     distill_command,
+    driver_parser,
     markdown,
     run_arms,
     run_cli,
     save_figure,
+    select_arms,
     stale_sections,
 )
 
@@ -254,29 +255,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n", 1)[1],
-    )
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=default_data(),
-        help="folder with train/, pool/, val/ (default: %(default)s)",
-    )
-    p.add_argument("--work-dir", type=Path, default=ROOT / "work_dirs" / "imagenette")
-    p.add_argument("--jobs", type=int, default=2, help="student arms run at once")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="intra-op threads of each student arm (default: cores // jobs)",
-    )
-    p.add_argument(
-        "--arms",
-        default=",".join(a.key for a in ARMS),
-        help="subset of: " + ", ".join(a.key for a in ARMS),
+    p = driver_parser(
+        __doc__, ARMS, default_data(), "folder with train/, pool/, val/", "imagenette"
     )
     p.add_argument("--per-class", type=int, default=200, help="images mined per class (K)")
     p.add_argument(
@@ -284,20 +264,6 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=12,
         help="views per image in the teacher cache (>= the arms' epochs)",
-    )
-    p.add_argument("--force", action="store_true", help="re-run every arm asked for")
-    p.add_argument(
-        "--plot",
-        type=Path,
-        default=None,
-        help="PNG to write (default: <work-dir>/reproduction_imagenette.png)",
-    )
-    p.add_argument(
-        "--cfg-options",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="passed to every arm's ssld-zoo distill and to the cache's label",
     )
     args = p.parse_args(argv)
 
@@ -308,11 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"and val/<class>/ (see ../shared/data/README.md, imagenette)"
             )
     by_key = {a.key: a for a in ARMS}
-    wanted = [k for k in args.arms.split(",") if k]
-    unknown = sorted(set(wanted) - set(by_key))
-    if unknown:
-        raise SystemExit(f"unknown arm(s) {', '.join(unknown)}; valid: {', '.join(by_key)}")
-    arms = [by_key[k] for k in by_key if k in wanted]
+    arms = select_arms(ARMS, args.arms)
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     run = Run(args.data.resolve(), work, args.cfg_options)
