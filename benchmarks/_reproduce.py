@@ -307,3 +307,11 @@ def select_arms(arms: list[Arm], wanted: str) -> list[Arm]:
     if unknown:
         raise SystemExit(f"unknown arm(s) {', '.join(unknown)}; valid: {', '.join(by_key)}")
     return [a for a in arms if a.key in keys]
+
+
+def check_data(data: Path, splits: tuple[str, ...], layout: str) -> None:
+    """Fail naming the first of ``splits`` that is not a folder under ``data`` and the
+    ``layout`` --data must have."""
+    for split in splits:
+        if not (data / split).is_dir():
+            raise SystemExit(f"{data / split} is not a folder: --data must hold {layout}")

@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import _reproduce  # noqa: E402
 from _reproduce import (  # noqa: E402
     card_of,
+    check_data,
     collect,
     driver_parser,
     markdown,
@@ -483,12 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
-    for split in ("train", "val", "unlabeled"):
-        if not (args.data / split).is_dir():
-            raise SystemExit(
-                f"{args.data / split} is not a folder: --data must hold CIFAR-10's "
-                f"train/, val/ and unlabeled/ (see ../shared/data/README.md)"
-            )
+    layout = "CIFAR-10's train/, val/ and unlabeled/ (see ../shared/data/README.md)"
+    check_data(args.data, ("train", "val", "unlabeled"), layout)
     by_key = {a.key: a for a in ARMS}
     arms = select_arms(ARMS, args.arms)
     work = args.work_dir.resolve()

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _reproduce import (  # noqa: E402
     Arm,
     card_of,
+    check_data,
     collect,
     distill_command,
     driver_parser,
@@ -267,12 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
-    for split in ("train", "pool", "val"):
-        if not (args.data / split).is_dir():
-            raise SystemExit(
-                f"{args.data / split} is not a folder: --data must hold train/<class>/, pool/ "
-                f"and val/<class>/ (see ../shared/data/README.md, imagenette)"
-            )
+    layout = "train/<class>/, pool/ and val/<class>/ (see ../shared/data/README.md, imagenette)"
+    check_data(args.data, ("train", "pool", "val"), layout)
     by_key = {a.key: a for a in ARMS}
     arms = select_arms(ARMS, args.arms)
     work = args.work_dir.resolve()
